@@ -1,0 +1,32 @@
+//! The command line. Each subcommand is one small module; `main` only parses
+//! the arguments and dispatches, so exit codes are decided in one place:
+//! 0 success, 1 the input had errors, 2 usage or I/O trouble.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod dump;
+
+/// sipc: a SIP proxy whose routing logic is a compiled language.
+#[derive(Debug, Parser)]
+#[command(name = "sipc", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the internal structure of an input, for debugging.
+    #[command(subcommand)]
+    Dump(dump::DumpCommand),
+}
+
+/// Parses the process arguments and runs the chosen subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dump(cmd) => dump::run(cmd),
+    }
+}
