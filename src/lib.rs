@@ -1,8 +1,14 @@
 //! sipc: a SIP proxy whose routing logic is a checked, compiled language.
 //!
 //! The crate is laid out like the pipeline it implements (see docs/architecture.md):
-//! the SIP message layer in [`sip`], and the command line in [`cli`]. Later stages
-//! (syntax, sema, codegen, runtime, reload, proxy) sit beside them as they land.
+//! the SIP message layer in [`sip`], the route language front end in
+//! [`syntax`] (lexer, parser, AST), [`sema`] (builtin catalog, name
+//! resolution, type and route-kind checking) and [`diag`] (diagnostics), and
+//! the command line in [`cli`]. Later stages (codegen, runtime, reload, proxy)
+//! sit beside them as they land.
 
 pub mod cli;
+pub mod diag;
+pub mod sema;
 pub mod sip;
+pub mod syntax;
