@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
 mod dump;
 
 /// sipc: a SIP proxy whose routing logic is a compiled language.
@@ -18,6 +19,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check route files: syntax, names, types, route kinds, lints.
+    Check(check::CheckArgs),
     /// Print the internal structure of an input, for debugging.
     #[command(subcommand)]
     Dump(dump::DumpCommand),
@@ -27,6 +30,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check(args) => check::run(args),
         Command::Dump(cmd) => dump::run(cmd),
     }
 }

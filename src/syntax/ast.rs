@@ -63,15 +63,27 @@ pub enum ItemKind {
     /// `settings { children = 4; }`
     Settings(Vec<Setting>),
     /// `module tm { fr_timer = 5s; }`
-    Module { name: Ident, params: Vec<Setting> },
+    Module {
+        name: Ident,
+        params: Vec<Setting>,
+    },
     /// `include "other.route";`
     Include(StrLit),
     /// `const NAME = expr;`
-    Const { name: Ident, value: Expr },
+    Const {
+        name: Ident,
+        value: Expr,
+    },
     /// `define NAME;` or `define NAME = false;`: a feature switch.
-    Define { name: Ident, value: Option<Expr> },
+    Define {
+        name: Ident,
+        value: Option<Expr>,
+    },
     /// `flag NAME;` or `flag NAME = 3;`
-    Flag { name: Ident, value: Option<Expr> },
+    Flag {
+        name: Ident,
+        value: Option<Expr>,
+    },
     /// `table NAME { "key" => "value"; }`
     Table {
         name: Ident,
@@ -121,16 +133,28 @@ pub struct Stmt {
 pub enum StmtKind {
     /// A call used as a statement: `record_route();`, `route(RELAY);`.
     Expr(Expr),
-    Assign { target: Place, value: Expr },
-    Let { name: Ident, value: Expr },
+    Assign {
+        target: Place,
+        value: Expr,
+    },
+    Let {
+        name: Ident,
+        value: Expr,
+    },
     If {
         cond: Expr,
         then_block: Block,
         /// `else if` is an else block holding one `If` statement.
         else_block: Option<Block>,
     },
-    Switch { scrutinee: Expr, cases: Vec<Case> },
-    While { cond: Expr, body: Block },
+    Switch {
+        scrutinee: Expr,
+        cases: Vec<Case>,
+    },
+    While {
+        cond: Expr,
+        body: Block,
+    },
     Return(Option<Expr>),
     Exit,
     Drop,
@@ -267,10 +291,20 @@ pub enum ExprKind {
     Pv(Pv),
     /// A bare name: a `let` local, a constant, a flag, route or table argument.
     Name(Ident),
-    Call { name: Ident, args: Vec<Expr> },
+    Call {
+        name: Ident,
+        args: Vec<Expr>,
+    },
     /// `route(NAME)`.
     RouteCall(Ident),
-    Unary { op: UnOp, expr: Box<Expr> },
-    Binary { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Unary {
+        op: UnOp,
+        expr: Box<Expr>,
+    },
+    Binary {
+        op: BinOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     Error,
 }

@@ -50,7 +50,10 @@ pub fn lex(file: FileId, src: &str) -> (Vec<Spanned<'_>>, Vec<Diagnostic>) {
             Tok::BlockComment(false) => {
                 diags.push(
                     Diagnostic::new(Code::UnterminatedComment, "unterminated block comment")
-                        .at(Span::new(file, start, start + 2), "this comment is never closed")
+                        .at(
+                            Span::new(file, start, start + 2),
+                            "this comment is never closed",
+                        )
                         .with_help("add `*/` where the comment should end"),
                 );
                 continue;

@@ -84,7 +84,7 @@ fn pv_len(s: &[u8]) -> Option<usize> {
     }
     if i < s.len() && s[i] == b'(' {
         let close = s[i..].iter().position(|&c| c == b')')?;
-        if s[i..i + close].iter().any(|&c| c == b'(' || c == b'"') {
+        if s[i + 1..i + close].iter().any(|&c| c == b'(' || c == b'"') {
             return None;
         }
         i += close + 1;

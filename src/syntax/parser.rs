@@ -16,7 +16,12 @@ use super::token::Tok;
 use crate::diag::{Code, Diagnostic};
 
 lalrpop_util::lalrpop_mod!(
-    #[allow(clippy::all, clippy::pedantic, missing_debug_implementations, unused_qualifications)]
+    #[allow(
+        clippy::all,
+        clippy::pedantic,
+        missing_debug_implementations,
+        unused_qualifications
+    )]
     grammar,
     "/route.rs"
 );
@@ -32,21 +37,50 @@ pub fn parse(file: FileId, src: &str) -> (File, Vec<Diagnostic>) {
     let mut errors: Vec<ErrorRecovery<usize, Tok<'_>, Never>> = Vec::new();
     let stream = tokens.iter().copied().map(Ok::<Spanned<'_>, Never>);
     let result = grammar::FileParser::new().parse(file, &mut errors, stream);
+    let mut saw_eof = errors
+        .iter()
+        .any(|e| matches!(e.error, ParseError::UnrecognizedEof { .. }));
     let mut syntax = Vec::new();
     for e in errors {
         syntax.extend(convert(file, src, &tokens, e.error));
     }
-    let ast = match result {
-        Ok(ast) => ast,
+    let mut ast = match result {
+        Ok(ast) => Some(ast),
         Err(e) => {
+            saw_eof |= matches!(e, ParseError::UnrecognizedEof { .. });
             syntax.extend(convert(file, src, &tokens, e));
-            File { items: Vec::new() }
+            None
         }
     };
+    if saw_eof {
+        ast = reparse_closed(file, &tokens, src.len()).or(ast);
+    }
+    let ast = ast.unwrap_or(File { items: Vec::new() });
     // One error per position: recovery can fail more than once at one token.
     syntax.dedup_by_key(|d| d.span());
     diags.extend(syntax);
     (ast, diags)
+}
+
+/// After an error at end of file (usually a truncated file), parses again
+/// with the missing `}` supplied, so the part that was there is still
+/// checked. Errors of this second run were already reported by the first.
+fn reparse_closed(file: FileId, tokens: &[Spanned<'_>], end: usize) -> Option<File> {
+    let depth = tokens.iter().fold(0i64, |d, t| match t.1 {
+        Tok::LBrace => d + 1,
+        Tok::RBrace => d - 1,
+        _ => d,
+    });
+    if depth <= 0 {
+        return None;
+    }
+    let mut toks = tokens.to_vec();
+    toks.extend((0..depth).map(|_| (end, Tok::RBrace, end)));
+    let mut errors = Vec::new();
+    let stream = toks.into_iter().map(Ok::<Spanned<'_>, Never>);
+    grammar::FileParser::new()
+        .parse(file, &mut errors, stream)
+        .ok()
 }
 
 fn convert(
@@ -106,11 +140,8 @@ fn convert(
         ParseError::ExtraToken {
             token: (start, tok, end),
         } => Some(
-            Diagnostic::new(
-                Code::SyntaxError,
-                format!("unexpected {}", tok.describe()),
-            )
-            .at(Span::new(file, start, end), "not expected here"),
+            Diagnostic::new(Code::SyntaxError, format!("unexpected {}", tok.describe()))
+                .at(Span::new(file, start, end), "not expected here"),
         ),
         ParseError::InvalidToken { location } => Some(
             Diagnostic::new(Code::InvalidToken, "invalid token")
@@ -174,8 +205,16 @@ pub fn describe_expected(expected: &[String]) -> String {
         words.push("a statement".into());
         covered.extend(STMT_STARTS);
         covered.extend([
-            "IDENT", "PV", "\"switch\"", "\"while\"", "\"drop\"", "\"break\"", "\"{\"",
-            "\"route\"", "\"ifdef\"", "\"ifndef\"",
+            "IDENT",
+            "PV",
+            "\"switch\"",
+            "\"while\"",
+            "\"drop\"",
+            "\"break\"",
+            "\"{\"",
+            "\"route\"",
+            "\"ifdef\"",
+            "\"ifndef\"",
         ]);
     }
     if has_all(EXPR_STARTS) {
@@ -186,6 +225,10 @@ pub fn describe_expected(expected: &[String]) -> String {
     if OPERATORS.iter().filter(|t| has(t)).count() >= 3 {
         words.push("an operator".into());
         covered.extend(OPERATORS);
+    }
+    // After a statement, `}` is only accepted to report a missing `;`.
+    if has("\";\"") {
+        covered.push("\"}\"");
     }
     let mut rest: Vec<String> = expected
         .iter()

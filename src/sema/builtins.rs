@@ -1,0 +1,822 @@
+//! THE builtin catalog: every function, pseudo-variable and setting, once.
+//!
+//! The checker, the code generator (through `symbol`), the language server
+//! (hover and completion from `doc`) and `docs/builtins.md` all read these
+//! tables; nothing else lists builtins. An entry says what a builtin takes
+//! and returns, in which route kinds it may run, whether it ends the
+//! handling of a request (relays, replies) and which runtime function
+//! implements it. A test regenerates docs/builtins.md from here and fails
+//! when the committed copy drifts.
+
+use crate::syntax::ast::RouteKind;
+
+/// Value types of the language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ty {
+    Str,
+    Int,
+    Bool,
+    /// Milliseconds, written `500ms`, `30s`.
+    Duration,
+    /// An IP address, optionally with port or prefix.
+    Addr,
+    Void,
+    /// The type of an expression that already produced an error; it is
+    /// compatible with everything so one mistake is reported once.
+    Unknown,
+}
+
+impl Ty {
+    pub fn name(self) -> &'static str {
+        match self {
+            Ty::Str => "str",
+            Ty::Int => "int",
+            Ty::Bool => "bool",
+            Ty::Duration => "duration",
+            Ty::Addr => "addr",
+            Ty::Void => "nothing",
+            Ty::Unknown => "unknown",
+        }
+    }
+
+    /// Whether a value of type `self` is accepted where `want` is expected.
+    pub fn fits(self, want: Ty) -> bool {
+        self == want || self == Ty::Unknown || want == Ty::Unknown
+    }
+}
+
+/// A set of route kinds, as a bit set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Kinds(pub u8);
+
+impl Kinds {
+    pub const NONE: Kinds = Kinds(0);
+    pub const REQUEST: Kinds = Kinds(1);
+    pub const REPLY: Kinds = Kinds(2);
+    pub const ONREPLY: Kinds = Kinds(4);
+    pub const FAILURE: Kinds = Kinds(8);
+    pub const BRANCH: Kinds = Kinds(16);
+    pub const EVENT: Kinds = Kinds(32);
+    pub const ALL: Kinds = Kinds(63);
+    /// Routes that handle a request: request, failure and branch routes.
+    pub const REQ_SIDE: Kinds = Kinds(1 | 8 | 16);
+    /// Routes that handle a reply.
+    pub const REPLY_SIDE: Kinds = Kinds(2 | 4);
+
+    pub const fn or(self, other: Kinds) -> Kinds {
+        Kinds(self.0 | other.0)
+    }
+
+    pub fn contains(self, other: Kinds) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn minus(self, other: Kinds) -> Kinds {
+        Kinds(self.0 & !other.0)
+    }
+
+    /// The entry kind a route kind runs as (`Sub` runs as its callers).
+    pub fn of(kind: RouteKind) -> Kinds {
+        match kind {
+            RouteKind::Request => Kinds::REQUEST,
+            RouteKind::Reply => Kinds::REPLY,
+            RouteKind::OnReply => Kinds::ONREPLY,
+            RouteKind::Failure => Kinds::FAILURE,
+            RouteKind::Branch => Kinds::BRANCH,
+            RouteKind::Event => Kinds::EVENT,
+            RouteKind::Sub => Kinds::NONE,
+        }
+    }
+
+    /// The members, named by their route keyword.
+    pub fn names(self) -> Vec<&'static str> {
+        let all = [
+            (Kinds::REQUEST, "request_route"),
+            (Kinds::REPLY, "reply_route"),
+            (Kinds::ONREPLY, "onreply_route"),
+            (Kinds::FAILURE, "failure_route"),
+            (Kinds::BRANCH, "branch_route"),
+            (Kinds::EVENT, "event_route"),
+        ];
+        all.iter()
+            .filter(|(k, _)| self.contains(*k))
+            .map(|(_, n)| *n)
+            .collect()
+    }
+}
+
+/// What a function parameter accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    Str,
+    Int,
+    /// An int that, when constant, must lie in the inclusive range.
+    IntRange(i64, i64),
+    Bool,
+    Duration,
+    /// A constant string compiled as a regex at check time.
+    Regex,
+    /// The name of a declared flag.
+    Flag,
+    /// The name of a route of the given kind.
+    Route(RouteKind),
+    /// The name of a declared table.
+    Table,
+    /// A log level name: `err`, `warn`, `notice`, `info`, `debug`.
+    Level,
+}
+
+impl Param {
+    pub fn describe(self) -> String {
+        match self {
+            Param::Str => "str".into(),
+            Param::Int => "int".into(),
+            Param::IntRange(lo, hi) => format!("int {lo}..={hi}"),
+            Param::Bool => "bool".into(),
+            Param::Duration => "duration".into(),
+            Param::Regex => "regex (constant str)".into(),
+            Param::Flag => "flag name".into(),
+            Param::Route(k) => format!("{} name", k.keyword()),
+            Param::Table => "table name".into(),
+            Param::Level => "log level".into(),
+        }
+    }
+}
+
+pub const LOG_LEVELS: &[&str] = &["err", "warn", "notice", "info", "debug"];
+
+/// What calling a function does to the fate of the request, for the
+/// "request_route ends without relay, reply or drop" warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    None,
+    /// Relays, forwards or replies: the request has been handled.
+    Handles,
+}
+
+#[derive(Debug)]
+pub struct Func {
+    pub name: &'static str,
+    pub params: &'static [(&'static str, Param)],
+    /// Trailing parameters beyond this count may be omitted.
+    pub min_args: usize,
+    pub ret: Ty,
+    pub kinds: Kinds,
+    pub effect: Effect,
+    pub doc: &'static str,
+    /// The runtime function the code generator calls: `sipc_rt_<name>`.
+    pub symbol: &'static str,
+}
+
+macro_rules! func {
+    ($name:ident ( $($p:ident : $t:expr),* ) $(min $min:literal)? -> $ret:ident, $kinds:expr, $eff:ident, $doc:literal) => {
+        Func {
+            name: stringify!($name),
+            params: &[$((stringify!($p), $t)),*],
+            min_args: func!(@min [$($p)*] $($min)?),
+            ret: Ty::$ret,
+            kinds: $kinds,
+            effect: Effect::$eff,
+            doc: $doc,
+            symbol: concat!("sipc_rt_", stringify!($name)),
+        }
+    };
+    (@min [$($p:ident)*] $min:literal) => { $min };
+    (@min [$($p:ident)*]) => { 0 $(+ func!(@one $p))* };
+    (@one $p:ident) => { 1 };
+}
+
+use Param as P;
+const RQ: Kinds = Kinds::REQUEST;
+const RQF: Kinds = Kinds::REQUEST.or(Kinds::FAILURE);
+const RQFB: Kinds = Kinds::REQ_SIDE;
+const ANY: Kinds = Kinds::ALL;
+const TXN_REPLY: Kinds = Kinds::ONREPLY.or(Kinds::FAILURE);
+
+pub static FUNCTIONS: &[Func] = &[
+    // REQINIT
+    func!(maxfwd_ok(limit: P::IntRange(1, 255)) -> Bool, RQ, None,
+        "Decrements Max-Forwards (adding it with `limit` if absent) and returns false when it reached zero; reply 483 then. Kamailio: `mf_process_maxfwd_header`."),
+    func!(sanity_check() -> Bool, RQ, None,
+        "Checks the request for malformed headers, URIs and lengths; on failure it has already replied (or dropped) and the route should `exit`. Kamailio: `sanity_check`."),
+    func!(is_method(methods: P::Str) -> Bool, ANY, None,
+        "True when the method (of the request, or of the request a reply answers) is one of the `|`-separated names, e.g. `\"INVITE|SUBSCRIBE\"`."),
+    func!(is_myself(uri: P::Str) -> Bool, ANY, None,
+        "True when the URI's host and port are one of this proxy's listen addresses or `domain` names. Kamailio: `uri == myself`."),
+    // WITHINDLG
+    func!(has_to_tag() -> Bool, ANY, None,
+        "True when the To header carries a tag, i.e. the request is within a dialog. Kamailio: `has_totag`."),
+    func!(loose_route() -> Bool, RQ, None,
+        "Processes the Route header set of an in-dialog request (RFC 3261 loose routing), setting the next hop; true when routing was done."),
+    func!(record_route() -> Bool, RQFB, None,
+        "Adds a Record-Route header so that in-dialog requests come through this proxy."),
+    // CANCEL / transactions
+    func!(t_check_trans() -> Bool, RQ, None,
+        "True when the request belongs to an existing transaction; for CANCEL, the INVITE transaction it cancels. Retransmissions are absorbed here."),
+    func!(t_precheck_trans() -> Bool, RQ, None,
+        "True when another process is already handling a retransmission of this request."),
+    func!(t_is_canceled() -> Bool, Kinds::FAILURE, None,
+        "True in a failure route when the transaction was canceled by the caller."),
+    func!(t_check_status(pattern: P::Regex) -> Bool, TXN_REPLY, None,
+        "True when the reply status code matches the regex, e.g. `\"3[0-9][0-9]\"`."),
+    func!(t_branch_timeout() -> Bool, Kinds::FAILURE, None,
+        "True in a failure route when the branch failed because of a timeout."),
+    // RELAY
+    func!(relay(destination: P::Str) min 0 -> Bool, RQF, Handles,
+        "Relays the request statefully (creating a transaction) to `$du`, or the request URI, or the optional `destination` (`\"sip:host:port\"`). False when it could not be sent. Kamailio: `t_relay`."),
+    func!(forward(destination: P::Str) min 0 -> Bool, RQF, Handles,
+        "Forwards the request statelessly to `$du`, or the request URI, or the optional `destination`. Kamailio: `forward`."),
+    func!(reply(code: P::IntRange(100, 699), reason: P::Str) -> Bool, RQF, Handles,
+        "Sends a reply with the status code and reason phrase, statefully if a transaction exists. Only request-side routes can reply. Kamailio: `sl_send_reply`/`send_reply`."),
+    func!(reply_error() -> Bool, RQF, Handles,
+        "Sends the reply matching the last internal error (e.g. 500). Kamailio: `sl_reply_error`."),
+    func!(on_failure(route: P::Route(RouteKind::Failure)) -> Void, RQFB, None,
+        "Arms a failure_route for the transaction: it runs when all branches fail. Kamailio: `t_on_failure`."),
+    func!(on_reply(route: P::Route(RouteKind::OnReply)) -> Void, RQFB, None,
+        "Arms an onreply_route for replies of this transaction. Kamailio: `t_on_reply`."),
+    func!(on_branch(route: P::Route(RouteKind::Branch)) -> Void, RQF, None,
+        "Arms a branch_route that runs for each outgoing branch. Kamailio: `t_on_branch`."),
+    func!(append_branch(uri: P::Str) min 0 -> Bool, RQF, None,
+        "Adds a new branch to the request (with `uri`, or the current request URI) for parallel forking."),
+    // REGISTRAR / LOCATION
+    func!(save(table: P::Str) -> Bool, RQ, Handles,
+        "Stores the Contacts of a REGISTER in the location table `table` and replies to it. Kamailio: registrar `save`."),
+    func!(lookup(table: P::Str) -> Bool, RQF, None,
+        "Replaces the request URI with the contacts registered for it in `table`; false when the user is not registered."),
+    func!(registered(table: P::Str) -> Bool, RQF, None,
+        "True when the request URI has a registered contact in `table`."),
+    // AUTH
+    func!(auth_check(realm: P::Str, table: P::Str) -> Bool, RQ, None,
+        "Verifies the request's digest credentials for `realm` against the subscriber `table`, and that the authenticated user matches From (or To for REGISTER)."),
+    func!(auth_challenge(realm: P::Str) -> Bool, RQ, Handles,
+        "Replies 401 (REGISTER) or 407 (others) with a digest challenge for `realm`."),
+    func!(consume_credentials() -> Bool, RQ, None,
+        "Removes the credentials the request was authenticated with, so they are not forwarded."),
+    // Headers
+    func!(is_present_hf(name: P::Str) -> Bool, ANY, None,
+        "True when the message has at least one header called `name`."),
+    func!(append_hf(header: P::Str) -> Bool, ANY, None,
+        "Appends a header line, e.g. `\"X-Foo: bar\\r\\n\"`; `$pv`s in it are expanded."),
+    func!(remove_hf(name: P::Str) -> Int, ANY, None,
+        "Removes every header called `name`; returns how many were removed."),
+    func!(replace_hf(name: P::Str, value: P::Str) -> Bool, ANY, None,
+        "Replaces the value of every header called `name` (appending one when none exists)."),
+    // Strings
+    func!(str_len(s: P::Str) -> Int, ANY, None, "Length of `s` in bytes."),
+    func!(str_lower(s: P::Str) -> Str, ANY, None, "`s` in ASCII lower case."),
+    func!(str_upper(s: P::Str) -> Str, ANY, None, "`s` in ASCII upper case."),
+    func!(str_substr(s: P::Str, start: P::Int, len: P::Int) -> Str, ANY, None,
+        "`len` bytes of `s` from byte `start` (clamped to the string)."),
+    func!(str_contains(s: P::Str, needle: P::Str) -> Bool, ANY, None, "True when `needle` occurs in `s`."),
+    func!(str_starts_with(s: P::Str, prefix: P::Str) -> Bool, ANY, None, "True when `s` starts with `prefix`."),
+    func!(to_str(i: P::Int) -> Str, ANY, None, "The decimal text of `i`."),
+    func!(to_int(s: P::Str) -> Int, ANY, None, "`s` parsed as a decimal integer, 0 when it is not one."),
+    // Logging
+    func!(log(level: P::Level, message: P::Str) -> Void, ANY, None,
+        "Logs `message` at `level` (`err`, `warn`, `notice`, `info`, `debug`); `$pv`s in the message are expanded. Kamailio: `xlog`."),
+    // Flags
+    func!(setflag(flag: P::Flag) -> Void, ANY, None, "Sets a declared transaction flag."),
+    func!(resetflag(flag: P::Flag) -> Void, ANY, None, "Clears a declared transaction flag."),
+    func!(isflagset(flag: P::Flag) -> Bool, ANY, None, "True when the declared transaction flag is set."),
+    // Tables
+    func!(table_get(table: P::Table, key: P::Str) -> Str, ANY, None,
+        "The value stored under `key` in a declared table, or the empty string."),
+    func!(table_has(table: P::Table, key: P::Str) -> Bool, ANY, None,
+        "True when a declared table has an entry for `key`."),
+];
+
+/// How a pseudo-variable takes an argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PvArg {
+    None,
+    /// `$hdr(Name)`, `$var(x)`: a name.
+    Name,
+    /// `$match(1)`: a number.
+    Index,
+}
+
+/// Where a variable's value lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Read from (or written to) the SIP message.
+    Message,
+    /// `$var(x)`: a local of the current message, reset for every message.
+    MessageLocal,
+    /// `$avp(x)`: kept for the life of the transaction.
+    Transaction,
+}
+
+#[derive(Debug)]
+pub struct PseudoVar {
+    pub name: &'static str,
+    pub arg: PvArg,
+    /// `Unknown` for `$var`, whose type is fixed by its first assignment.
+    pub ty: Ty,
+    pub read: Kinds,
+    /// Route kinds where it may be assigned; empty when read-only.
+    pub write: Kinds,
+    pub scope: Scope,
+    pub doc: &'static str,
+    pub symbol: &'static str,
+}
+
+macro_rules! pv {
+    ($name:literal, $arg:ident, $ty:ident, $read:expr, $write:expr, $scope:ident, $doc:literal) => {
+        PseudoVar {
+            name: $name,
+            arg: PvArg::$arg,
+            ty: Ty::$ty,
+            read: $read,
+            write: $write,
+            scope: Scope::$scope,
+            doc: $doc,
+            symbol: concat!("sipc_rt_pv_", $name),
+        }
+    };
+}
+
+const RO: Kinds = Kinds::NONE;
+
+pub static PSEUDO_VARS: &[PseudoVar] = &[
+    pv!(
+        "ru",
+        None,
+        Str,
+        ANY,
+        RQFB,
+        Message,
+        "Request URI. Writing it changes where the request goes."
+    ),
+    pv!(
+        "rU",
+        None,
+        Str,
+        ANY,
+        RQFB,
+        Message,
+        "User part of the request URI."
+    ),
+    pv!(
+        "rd",
+        None,
+        Str,
+        ANY,
+        RQFB,
+        Message,
+        "Host (domain) part of the request URI."
+    ),
+    pv!(
+        "rp",
+        None,
+        Int,
+        ANY,
+        RQFB,
+        Message,
+        "Port of the request URI (5060 when absent)."
+    ),
+    pv!(
+        "du",
+        None,
+        Str,
+        ANY,
+        RQFB,
+        Message,
+        "Destination URI: the next hop, overriding the request URI for sending."
+    ),
+    pv!("fu", None, Str, ANY, RO, Message, "URI of the From header."),
+    pv!(
+        "fU",
+        None,
+        Str,
+        ANY,
+        RO,
+        Message,
+        "User part of the From URI."
+    ),
+    pv!(
+        "fd",
+        None,
+        Str,
+        ANY,
+        RO,
+        Message,
+        "Host part of the From URI."
+    ),
+    pv!("tu", None, Str, ANY, RO, Message, "URI of the To header."),
+    pv!(
+        "tU",
+        None,
+        Str,
+        ANY,
+        RO,
+        Message,
+        "User part of the To URI."
+    ),
+    pv!(
+        "td",
+        None,
+        Str,
+        ANY,
+        RO,
+        Message,
+        "Host part of the To URI."
+    ),
+    pv!(
+        "si",
+        None,
+        Str,
+        ANY,
+        RO,
+        Message,
+        "Source IP address of the message."
+    ),
+    pv!(
+        "sp",
+        None,
+        Int,
+        ANY,
+        RO,
+        Message,
+        "Source port of the message."
+    ),
+    pv!(
+        "rm",
+        None,
+        Str,
+        ANY,
+        RO,
+        Message,
+        "Method of the request (or of the request a reply answers)."
+    ),
+    pv!(
+        "rs",
+        None,
+        Int,
+        Kinds::REPLY_SIDE,
+        RO,
+        Message,
+        "Status code of the reply."
+    ),
+    pv!(
+        "rr",
+        None,
+        Str,
+        Kinds::REPLY_SIDE,
+        RO,
+        Message,
+        "Reason phrase of the reply."
+    ),
+    pv!("ci", None, Str, ANY, RO, Message, "Call-ID."),
+    pv!(
+        "ua",
+        None,
+        Str,
+        ANY,
+        RO,
+        Message,
+        "User-Agent header value."
+    ),
+    pv!("cs", None, Int, ANY, RO, Message, "CSeq number."),
+    pv!("ct", None, Str, ANY, RO, Message, "Contact header value."),
+    pv!(
+        "au",
+        None,
+        Str,
+        RQF,
+        RO,
+        Message,
+        "User name in the Authorization/Proxy-Authorization credentials."
+    ),
+    pv!(
+        "ar",
+        None,
+        Str,
+        RQF,
+        RO,
+        Message,
+        "Realm in the Authorization/Proxy-Authorization credentials."
+    ),
+    pv!(
+        "ml",
+        None,
+        Int,
+        ANY,
+        RO,
+        Message,
+        "Length of the message in bytes."
+    ),
+    pv!(
+        "proto",
+        None,
+        Str,
+        ANY,
+        RO,
+        Message,
+        "Transport the message arrived on: `udp`, `tcp`, `tls`, `ws`, `wss`."
+    ),
+    pv!(
+        "Ri",
+        None,
+        Str,
+        ANY,
+        RO,
+        Message,
+        "Local IP address the message arrived on."
+    ),
+    pv!(
+        "Rp",
+        None,
+        Int,
+        ANY,
+        RO,
+        Message,
+        "Local port the message arrived on."
+    ),
+    pv!(
+        "T_reply_code",
+        None,
+        Int,
+        TXN_REPLY,
+        RO,
+        Message,
+        "Status code of the reply that triggered this onreply or failure route (the winning reply in failure routes)."
+    ),
+    pv!(
+        "hdr",
+        Name,
+        Str,
+        ANY,
+        RO,
+        Message,
+        "Value of the first header called `Name`, empty when absent. Use `append_hf`/`replace_hf`/`remove_hf` to change headers."
+    ),
+    pv!(
+        "var",
+        Name,
+        Unknown,
+        ANY,
+        ANY,
+        MessageLocal,
+        "A message-scoped variable: reset to empty for every message, shared by the routes handling that message. Its type is fixed by its first assignment."
+    ),
+    pv!(
+        "avp",
+        Name,
+        Str,
+        ANY,
+        ANY,
+        Transaction,
+        "A transaction-scoped string: set while handling the request, still there in its onreply and failure routes."
+    ),
+    pv!(
+        "match",
+        Index,
+        Str,
+        ANY,
+        RO,
+        MessageLocal,
+        "Capture group `N` of the last successful `=~` match in this message (`$match(0)` is the whole match)."
+    ),
+];
+
+/// A global setting (`module` empty) or a module parameter.
+#[derive(Debug)]
+pub struct SettingDef {
+    pub module: &'static str,
+    pub name: &'static str,
+    pub ty: Ty,
+    pub doc: &'static str,
+}
+
+macro_rules! setting {
+    ($module:literal, $name:ident, $ty:ident, $doc:literal) => {
+        SettingDef {
+            module: $module,
+            name: stringify!($name),
+            ty: Ty::$ty,
+            doc: $doc,
+        }
+    };
+}
+
+pub static SETTINGS: &[SettingDef] = &[
+    setting!(
+        "",
+        children,
+        Int,
+        "Worker threads receiving UDP. Kamailio: `children`."
+    ),
+    setting!(
+        "",
+        debug,
+        Int,
+        "Log level: -1 errors only … 3 debug. Kamailio: `debug`."
+    ),
+    setting!("", log_stderror, Bool, "Log to stderr instead of syslog."),
+    setting!(
+        "",
+        maxbuffer,
+        Int,
+        "Upper bound when probing the UDP receive buffer size."
+    ),
+    setting!(
+        "",
+        dns,
+        Bool,
+        "Resolve the source IP to compare with Via hosts."
+    ),
+    setting!("", rev_dns, Bool, "Reverse-resolve source addresses."),
+    setting!(
+        "",
+        auto_aliases,
+        Bool,
+        "Add the listen addresses' names to the local domains."
+    ),
+    setting!(
+        "",
+        max_while_loops,
+        Int,
+        "Bound on iterations of every `while` loop (default 100)."
+    ),
+    setting!(
+        "",
+        user_agent,
+        Str,
+        "User-Agent header of requests this proxy generates."
+    ),
+    setting!(
+        "",
+        server,
+        Str,
+        "Server header of replies this proxy generates."
+    ),
+    setting!(
+        "tm",
+        fr_timer,
+        Duration,
+        "Time to wait for a final reply to a non-INVITE (and any reply to an INVITE)."
+    ),
+    setting!(
+        "tm",
+        fr_inv_timer,
+        Duration,
+        "Time to wait for a final reply to an INVITE after a provisional one."
+    ),
+    setting!(
+        "rr",
+        append_fromtag,
+        Bool,
+        "Put the From tag into Record-Route headers."
+    ),
+    setting!(
+        "rr",
+        enable_full_lr,
+        Bool,
+        "Write `lr=on` instead of `lr` in Record-Route."
+    ),
+    setting!(
+        "usrloc",
+        hash_size,
+        Int,
+        "Log2 of the number of slots of the location table."
+    ),
+    setting!(
+        "registrar",
+        max_expires,
+        Duration,
+        "Largest registration lifetime accepted."
+    ),
+    setting!(
+        "registrar",
+        min_expires,
+        Duration,
+        "Smallest registration lifetime accepted."
+    ),
+    setting!(
+        "registrar",
+        default_expires,
+        Duration,
+        "Lifetime of a registration that asks for none."
+    ),
+    setting!(
+        "auth",
+        nonce_expire,
+        Duration,
+        "How long a digest nonce stays valid."
+    ),
+    setting!("auth", realm, Str, "Default realm for challenges."),
+];
+
+pub fn function(name: &str) -> Option<(usize, &'static Func)> {
+    FUNCTIONS.iter().enumerate().find(|(_, f)| f.name == name)
+}
+
+pub fn pseudo_var(name: &str) -> Option<(usize, &'static PseudoVar)> {
+    PSEUDO_VARS.iter().enumerate().find(|(_, p)| p.name == name)
+}
+
+pub fn setting(module: &str, name: &str) -> Option<&'static SettingDef> {
+    SETTINGS
+        .iter()
+        .find(|s| s.module == module && s.name == name)
+}
+
+/// The catalog as Markdown: the content of `docs/builtins.md`.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# sipc builtins\n\n<!-- Generated from src/sema/builtins.rs; regenerate with `SIPC_BLESS=1 cargo test --test docs`. -->\n\n## Functions\n\n",
+    );
+    for f in FUNCTIONS {
+        let params: Vec<String> = f
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, (n, p))| {
+                let opt = if i >= f.min_args { "?" } else { "" };
+                format!("{n}{opt}: {}", p.describe())
+            })
+            .collect();
+        out.push_str(&format!(
+            "### `{}({})` → {}\n\n{}\n\n- allowed in: {}\n- runtime symbol: `{}`\n\n",
+            f.name,
+            params.join(", "),
+            f.ret.name(),
+            f.doc,
+            f.kinds.names().join(", "),
+            f.symbol
+        ));
+    }
+    out.push_str("## Pseudo-variables\n\n| name | type | readable in | writable in | scope | meaning |\n| --- | --- | --- | --- | --- | --- |\n");
+    for p in PSEUDO_VARS {
+        let name = match p.arg {
+            PvArg::None => format!("`${}`", p.name),
+            PvArg::Name => format!("`${}(name)`", p.name),
+            PvArg::Index => format!("`${}(N)`", p.name),
+        };
+        let kinds = |k: Kinds| {
+            if k == Kinds::ALL {
+                "all".to_string()
+            } else if k.is_empty() {
+                "read-only".to_string()
+            } else {
+                k.names().join(", ")
+            }
+        };
+        let ty = if p.ty == Ty::Unknown {
+            "first assignment"
+        } else {
+            p.ty.name()
+        };
+        out.push_str(&format!(
+            "| {name} | {ty} | {} | {} | {:?} | {} |\n",
+            kinds(p.read),
+            kinds(p.write),
+            p.scope,
+            p.doc
+        ));
+    }
+    out.push_str("\n## Settings\n\n| block | name | type | meaning |\n| --- | --- | --- | --- |\n");
+    for s in SETTINGS {
+        let block = if s.module.is_empty() {
+            "settings".to_string()
+        } else {
+            format!("module {}", s.module)
+        };
+        out.push_str(&format!(
+            "| {block} | `{}` | {} | {} |\n",
+            s.name,
+            s.ty.name(),
+            s.doc
+        ));
+    }
+    out
+}
+
+/// Kamailio function names and what this language calls them, for
+/// "did you mean" help when a Kamailio user types the name they know.
+pub static KAMAILIO_NAMES: &[(&str, &str)] = &[
+    ("t_relay", "relay"),
+    ("sl_send_reply", "reply"),
+    ("send_reply", "reply"),
+    ("t_reply", "reply"),
+    ("sl_reply_error", "reply_error"),
+    ("send_reply_error", "reply_error"),
+    ("xlog", "log"),
+    ("xinfo", "log"),
+    ("xerr", "log"),
+    ("mf_process_maxfwd_header", "maxfwd_ok"),
+    ("has_totag", "has_to_tag"),
+    ("t_on_failure", "on_failure"),
+    ("t_on_reply", "on_reply"),
+    ("t_on_branch", "on_branch"),
+    ("www_authorize", "auth_check"),
+    ("proxy_authorize", "auth_check"),
+    ("www_challenge", "auth_challenge"),
+    ("proxy_challenge", "auth_challenge"),
+    ("subst_hf", "replace_hf"),
+    ("is_uri_host_local", "is_myself"),
+];
