@@ -84,6 +84,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let mut summary = Summary::default();
     let mut json_out = Vec::new();
     let mut stderr = std::io::stderr().lock();
+    let mut unmatched: Option<Vec<String>> = None;
+    let mut define_names: Vec<String> = Vec::new();
     for file in &args.files {
         let name = file.to_string_lossy().into_owned();
         let out = match sema::check_path(file, &name, &opts) {
@@ -94,6 +96,14 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 continue;
             }
         };
+        unmatched = Some(match unmatched {
+            None => out.unmatched_defines.clone(),
+            Some(prev) => prev
+                .into_iter()
+                .filter(|n| out.unmatched_defines.contains(n))
+                .collect(),
+        });
+        define_names.extend(out.define_names.iter().cloned());
         summary.errors += out.errors();
         summary.warnings += out.warnings();
         match args.format {
@@ -107,6 +117,26 @@ pub fn run(args: CheckArgs) -> ExitCode {
                     .iter()
                     .map(|d| render::json(&out.sources, d)),
             ),
+        }
+    }
+    for name in unmatched.unwrap_or_default() {
+        let mut d = Diagnostic::new(
+            Code::BadDefineOption,
+            format!("`-D {name}` matches no `const` or `define` in any checked file"),
+        );
+        d = match crate::sema::resolve::suggest(&name, define_names.iter().map(String::as_str)) {
+            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+            None => d.with_help(format!(
+                "declare it with `define {name} = false;` or `const {name} = …;`"
+            )),
+        };
+        summary.errors += 1;
+        match args.format {
+            Format::Human => {
+                let map = crate::syntax::span::SourceMap::new();
+                let _ = write!(stderr, "{}", render::human(&map, &d, style));
+            }
+            Format::Json => json_out.push(render::json(&crate::syntax::span::SourceMap::new(), &d)),
         }
     }
     match args.format {
@@ -147,9 +177,4 @@ pub fn render_plain(out: &sema::Output) -> String {
         s.push_str(&render::human(&out.sources, d, Style::plain()));
     }
     s
-}
-
-/// For callers that only want to know whether a code is registered.
-pub fn known_code(d: &Diagnostic) -> bool {
-    Code::from_id(d.code.id()).is_some()
 }

@@ -41,6 +41,10 @@ pub struct Output {
     pub sources: SourceMap,
     pub program: CheckedProgram,
     pub diagnostics: Vec<Diagnostic>,
+    /// `-D` names that match no `const` or `define` of this configuration.
+    pub unmatched_defines: Vec<String>,
+    /// Names a `-D` option can set: constants and declared feature switches.
+    pub define_names: Vec<String>,
 }
 
 impl Output {
@@ -124,33 +128,26 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
             },
         );
     }
-    for (name, opt) in &opts.defines {
-        let declared = c.consts.contains_key(name)
-            || collected
-                .features
-                .get(name)
-                .is_some_and(|f| f.span.is_some());
-        if !declared {
-            let mut d = Diagnostic::new(
-                Code::BadDefineOption,
-                format!("`-D {name}` matches no `const` or `define`"),
-            );
-            let all = c.consts.keys().map(String::as_str).chain(
-                collected
-                    .features
-                    .iter()
-                    .filter(|(_, f)| f.span.is_some())
-                    .map(|(k, _)| k.as_str()),
-            );
-            if let Some(s) = suggest(name, all) {
-                d = d.with_help(format!("did you mean `{s}`?"));
-            }
-            if opt.is_none() {
-                d = d.with_note("declare a feature switch with `define NAME = false;`");
-            }
-            c.error(d);
-        }
-    }
+    // `-D` options that match nothing here; the caller decides whether that
+    // is an error (`sipc check` does when no file of the run matches).
+    let unmatched_defines: Vec<String> = opts
+        .defines
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| {
+            !c.consts.contains_key(*n)
+                && !collected.features.get(*n).is_some_and(|f| f.span.is_some())
+        })
+        .cloned()
+        .collect();
+    let mut define_names: Vec<String> = c.consts.keys().cloned().collect();
+    define_names.extend(
+        collected
+            .features
+            .iter()
+            .filter(|(_, f)| f.span.is_some())
+            .map(|(k, _)| k.clone()),
+    );
 
     declare_flags(&mut c, &collected.flags, &mut program);
     for (name, entries) in &collected.tables {
@@ -274,6 +271,8 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
         sources: sources.map,
         program,
         diagnostics: diags,
+        unmatched_defines,
+        define_names,
     }
 }
 
