@@ -390,7 +390,8 @@ impl<'a> Checker<'a> {
                         value: v,
                     });
                 }
-                if self.consts.contains_key(&id.name) {
+                if let Some(c) = self.consts.get_mut(&id.name) {
+                    c.used = true;
                     self.error(
                         Diagnostic::new(
                             Code::ReadOnly,

@@ -264,6 +264,14 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
     program.regexes = std::mem::take(&mut c.regexes);
     diags.append(&mut c.diags);
     diags.append(&mut pass_diags);
+    // A tree rebuilt by error recovery is only an approximation of what was
+    // meant: report its errors, but not warnings about its shape.
+    if diags
+        .iter()
+        .any(|d| d.is_error() && d.code.id().starts_with("E01"))
+    {
+        diags.retain(Diagnostic::is_error);
+    }
     diag::sort(&mut diags);
     diags.dedup();
     drop(c);

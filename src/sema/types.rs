@@ -40,6 +40,9 @@ pub fn fold(e: &ir::Expr) -> Option<Value> {
             (BinOp::Div, Value::Int(a), Value::Int(b)) => Some(Value::Int(a.checked_div(b)?)),
             (BinOp::Rem, Value::Int(a), Value::Int(b)) => Some(Value::Int(a.checked_rem(b)?)),
             (BinOp::Add, Value::Str(a), Value::Str(b)) => Some(Value::Str(a + &b)),
+            (BinOp::Add, Value::Duration(a), Value::Duration(b)) => {
+                Some(Value::Duration(a.checked_add(b)?))
+            }
             _ => None,
         },
         _ => None,
@@ -415,7 +418,11 @@ impl Checker<'_> {
                     format!(
                         "`{}` takes {count} argument{}, but {} {} given",
                         f.name,
-                        if f.params.len() == 1 { "" } else { "s" },
+                        if f.params.len() == 1 && f.min_args == 1 {
+                            ""
+                        } else {
+                            "s"
+                        },
                         args.len(),
                         if args.len() == 1 { "was" } else { "were" }
                     ),

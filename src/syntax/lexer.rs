@@ -30,6 +30,40 @@ pub fn lex(file: FileId, src: &str) -> (Vec<Spanned<'_>>, Vec<Diagnostic>) {
         let tok = match res {
             Ok(t) => t,
             Err(()) => {
+                let text = &src[start..end];
+                // A lone `&` or `|` is read as `&&` or `||` after reporting it,
+                // so the condition around it still parses.
+                if text == "&" || text == "|" {
+                    if let Some((s, e)) = bad.take() {
+                        flush_bad(file, src, s, e, &mut toks, &mut diags);
+                    }
+                    let (tok, want) = if text == "&" {
+                        (Tok::AndAnd, "&&")
+                    } else {
+                        (Tok::OrOr, "||")
+                    };
+                    diags.push(
+                        Diagnostic::new(
+                            Code::InvalidToken,
+                            format!("unexpected character `{text}`"),
+                        )
+                        .at(Span::new(file, start, end), "not an operator")
+                        .with_help(format!(
+                            "logical operators are `&&` and `||`: write `{want}`"
+                        )),
+                    );
+                    toks.push((start, tok, end));
+                    continue;
+                }
+                // Swallow the name glued to the bad character (`@proxy`), so it is
+                // reported as one token instead of leaving a stray name behind.
+                let glued = lexer
+                    .remainder()
+                    .bytes()
+                    .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                    .count();
+                lexer.bump(glued);
+                let end = end + glued;
                 bad = match bad {
                     Some((s, e)) if e == start => Some((s, end)),
                     Some((s, e)) => {
@@ -117,8 +151,6 @@ fn flush_bad<'a>(
         .at(Span::new(file, start, end), "not part of any token");
     if text.starts_with('$') {
         d = d.with_help("a pseudo-variable is `$name` or `$name(arg)`");
-    } else if text.starts_with('&') || text.starts_with('|') {
-        d = d.with_help("logical operators are `&&` and `||`");
     }
     diags.push(d);
     toks.push((start, Tok::Error, end));

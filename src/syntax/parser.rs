@@ -120,7 +120,13 @@ fn convert(
                 }
                 _ => d = d.at(span, format!("unexpected {found}")),
             }
-            if matches!(tok, Tok::Ident("elif" | "elsif" | "elseif")) {
+            if matches!(
+                tok,
+                Tok::EqEq | Tok::NotEq | Tok::Match | Tok::Lt | Tok::Gt | Tok::Le | Tok::Ge
+            ) {
+                d = d.with_help("comparisons do not chain: combine them with `&&` or `||`");
+            }
+            if tok == Tok::Elif {
                 d = d.with_help("write `else if`");
             }
             Some(d)

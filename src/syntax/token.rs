@@ -37,6 +37,11 @@ pub enum Tok<'a> {
     If,
     #[token("else")]
     Else,
+    /// Not part of the language: lexed only to suggest `else if`.
+    #[token("elif")]
+    #[token("elsif")]
+    #[token("elseif")]
+    Elif,
     #[token("switch")]
     Switch,
     #[token("case")]
@@ -193,6 +198,7 @@ impl Tok<'_> {
             Tok::Route => "route",
             Tok::If => "if",
             Tok::Else => "else",
+            Tok::Elif => "elif",
             Tok::Switch => "switch",
             Tok::Case => "case",
             Tok::Default => "default",
