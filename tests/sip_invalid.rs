@@ -52,6 +52,8 @@ fn invalid_messages_are_refused_with_the_right_error() {
             BadRequestLine,
         ),
         ("method with bad char", replace("OPTIONS sip", "OPT(IONS sip"), BadRequestLine),
+        // Found by the fuzzer: slicing a str at byte 4 inside a multi-byte character.
+        ("multi-byte version", replace("SIP/2.0\r\nVia", "SIPơ.0\r\nVia"), BadRequestLine),
         ("version 3.0", replace("SIP/2.0\r\nVia", "SIP/3.0\r\nVia"), UnsupportedVersion),
         ("status code too long", "SIP/2.0 4294967301 Huge\r\n\r\n".into(), BadStatusLine),
         ("status code 99", "SIP/2.0 099 Low\r\n\r\n".into(), BadStatusLine),

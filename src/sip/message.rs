@@ -397,7 +397,7 @@ fn parse_start_line(text: &str, eol: usize) -> Result<StartLine, ParseError> {
     }
     if !version.eq_ignore_ascii_case("SIP/2.0") {
         let kind = if version.len() > 4
-            && version[..4].eq_ignore_ascii_case("SIP/")
+            && version.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/")
             && !version.contains(' ')
         {
             ErrorKind::UnsupportedVersion
