@@ -1,0 +1,232 @@
+//! Editing a received message and writing it out again.
+//!
+//! Edits are recorded, not applied: the received bytes stay untouched and
+//! [`EditedMessage::serialize`] writes the result in one pass, copying every
+//! unchanged header line verbatim (folds, case and compact names kept). This
+//! is Kamailio's "lumps" idea: routing logic can change the Request-URI, add a
+//! Via and a Record-Route, drop a Route and rewrite the body at the cost of a
+//! few small records, and a message with no edits serializes to exactly the
+//! bytes that arrived. Content-Length is recomputed whenever anything changed.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::HeaderName;
+use super::message::{Message, StartLine};
+use super::scan::CommaValues;
+
+/// A message plus the edits to apply when it is written out.
+#[derive(Debug, Clone)]
+pub struct EditedMessage {
+    msg: Message,
+    request_uri: Option<String>,
+    /// Per header index: `None` removed, `Some(v)` value replaced.
+    changed: Vec<(usize, Option<String>)>,
+    /// `(position, "Name: value")`: written before header `position`
+    /// (`headers().len()` means at the end), in the order added.
+    inserted: Vec<(usize, String)>,
+    body: Option<Bytes>,
+}
+
+impl EditedMessage {
+    pub fn new(msg: Message) -> Self {
+        Self { msg, request_uri: None, changed: Vec::new(), inserted: Vec::new(), body: None }
+    }
+
+    /// The message as received.
+    pub fn original(&self) -> &Message {
+        &self.msg
+    }
+
+    /// Has anything been changed?
+    pub fn is_unchanged(&self) -> bool {
+        self.request_uri.is_none()
+            && self.changed.is_empty()
+            && self.inserted.is_empty()
+            && self.body.is_none()
+    }
+
+    /// Replaces the Request-URI (requests only; ignored for responses).
+    pub fn set_request_uri(&mut self, uri: impl Into<String>) {
+        self.request_uri = Some(uri.into());
+    }
+
+    /// The Request-URI as it will be written.
+    pub fn request_uri(&self) -> Option<&str> {
+        self.request_uri.as_deref().or(self.msg.request_uri_str())
+    }
+
+    /// Adds a header above the first existing header of the same name, or at
+    /// the top of the header section when there is none. This is how a proxy
+    /// adds its Via (RFC 3261 §16.6 step 8) and Record-Route (step 4).
+    pub fn insert_first(&mut self, name: &str, value: &str) {
+        let pos = self.msg.indices_named(name).next().unwrap_or(0);
+        self.inserted.push((pos, format!("{name}: {value}")));
+    }
+
+    /// Adds a header after all the others.
+    pub fn append(&mut self, name: &str, value: &str) {
+        self.inserted.push((self.msg.headers().len(), format!("{name}: {value}")));
+    }
+
+    /// Removes every header line with this name (compact forms included).
+    /// Returns how many lines were removed.
+    pub fn remove_all(&mut self, name: &str) -> usize {
+        let idx: Vec<usize> = self.msg.indices_named(name).collect();
+        let n = idx.iter().filter(|&&i| self.current(i).is_some()).count();
+        for i in idx {
+            self.set_line(i, None);
+        }
+        self.inserted.retain(|(_, line)| !line_has_name(line, name));
+        n
+    }
+
+    /// Sets a header to a single value: the first line is replaced, any
+    /// others removed; appended when absent.
+    pub fn set_header(&mut self, name: &str, value: &str) {
+        let idx: Vec<usize> = self.msg.indices_named(name).collect();
+        match idx.split_first() {
+            None => self.append(name, value),
+            Some((&first, rest)) => {
+                self.set_line(first, Some(value.to_owned()));
+                for &i in rest {
+                    self.set_line(i, None);
+                }
+            }
+        }
+    }
+
+    /// Removes the topmost value of a list header (the proxy's own Via on a
+    /// response, a Route naming this proxy), even when it shares a line with
+    /// others. Returns the removed value.
+    pub fn remove_first_value(&mut self, name: &str) -> Option<String> {
+        let idx: Vec<usize> = self.msg.indices_named(name).collect();
+        for i in idx {
+            let Some(current) = self.current(i) else { continue };
+            let current = current.to_owned();
+            let mut values = CommaValues::new(&current);
+            let Some(Ok(first)) = values.next() else { continue };
+            let first = first.to_owned();
+            let rest: Vec<&str> = values.filter_map(Result::ok).filter(|v| !v.is_empty()).collect();
+            if rest.is_empty() {
+                self.set_line(i, None);
+            } else {
+                self.set_line(i, Some(rest.join(", ")));
+            }
+            return Some(first);
+        }
+        None
+    }
+
+    /// Replaces the body; `content_type` sets Content-Type (removed when the
+    /// new body is empty and no type is given).
+    pub fn set_body(&mut self, body: Bytes, content_type: Option<&str>) {
+        match content_type {
+            Some(ct) => self.set_header("Content-Type", ct),
+            None if body.is_empty() => {
+                self.remove_all("Content-Type");
+            }
+            None => {}
+        }
+        self.body = Some(body);
+    }
+
+    /// The body as it will be written.
+    pub fn body(&self) -> Bytes {
+        self.body.clone().unwrap_or_else(|| self.msg.body())
+    }
+
+    /// The value of header `i` with edits applied (`None` when removed).
+    fn current(&self, i: usize) -> Option<&str> {
+        match self.changed.iter().rev().find(|(j, _)| *j == i) {
+            Some((_, v)) => v.as_deref(),
+            None => Some(self.msg.value_of(&self.msg.headers()[i])),
+        }
+    }
+
+    fn set_line(&mut self, i: usize, v: Option<String>) {
+        match self.changed.iter_mut().find(|(j, _)| *j == i) {
+            Some(slot) => slot.1 = v,
+            None => self.changed.push((i, v)),
+        }
+    }
+
+    /// Writes the message with every edit applied. With no edits this is the
+    /// received bytes themselves (no copy).
+    pub fn serialize(&self) -> Bytes {
+        if self.is_unchanged() {
+            return self.msg.as_bytes().clone();
+        }
+        let msg = &self.msg;
+        let head = msg.head();
+        let body = self.body();
+        let mut out = BytesMut::with_capacity(msg.as_bytes().len() + 256 + body.len());
+
+        let first_eol = head.find('\n').map_or(head.len(), |i| i + 1);
+        match (msg.start_line(), &self.request_uri) {
+            (StartLine::Request { .. }, Some(uri)) => {
+                out.put_slice(msg.method_str().unwrap_or_default().as_bytes());
+                out.put_u8(b' ');
+                out.put_slice(uri.as_bytes());
+                out.put_slice(b" SIP/2.0\r\n");
+            }
+            _ => out.put_slice(&head.as_bytes()[..first_eol]),
+        }
+
+        // Content-Length: rewrite the first live one, drop the rest, or add one.
+        let body_len = body.len().to_string();
+        let mut cl_written = false;
+        let mut inserted: Vec<&(usize, String)> = self.inserted.iter().collect();
+        inserted.sort_by_key(|(pos, _)| *pos);
+        let mut ins = inserted.into_iter().peekable();
+        for (i, h) in msg.headers().iter().enumerate() {
+            while let Some((_, line)) = ins.next_if(|(pos, _)| *pos <= i) {
+                write_line(&mut out, line);
+            }
+            let Some(value) = self.current(i) else { continue };
+            if h.name == HeaderName::ContentLength {
+                if cl_written {
+                    continue;
+                }
+                cl_written = true;
+                if value != body_len {
+                    write_header(&mut out, msg.name_of(h), &body_len);
+                    continue;
+                }
+            }
+            match self.changed.iter().any(|(j, _)| *j == i) {
+                true => write_header(&mut out, msg.name_of(h), value),
+                false => {
+                    out.put_slice(&head.as_bytes()[h.line.start as usize..h.line.end as usize])
+                }
+            }
+        }
+        for (_, line) in ins {
+            write_line(&mut out, line);
+        }
+        if !cl_written {
+            write_header(&mut out, "Content-Length", &body_len);
+        }
+        out.put_slice(b"\r\n");
+        out.put_slice(&body);
+        out.freeze()
+    }
+}
+
+fn line_has_name(line: &str, name: &str) -> bool {
+    line.split_once(':').is_some_and(|(n, _)| {
+        let (a, b) = (HeaderName::classify(n), HeaderName::classify(name));
+        a == b && (a != HeaderName::Other || n.eq_ignore_ascii_case(name))
+    })
+}
+
+fn write_line(out: &mut BytesMut, line: &str) {
+    out.put_slice(line.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn write_header(out: &mut BytesMut, name: &str, value: &str) {
+    out.put_slice(name.as_bytes());
+    out.put_slice(b": ");
+    out.put_slice(value.as_bytes());
+    out.put_slice(b"\r\n");
+}

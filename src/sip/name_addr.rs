@@ -1,0 +1,129 @@
+//! `name-addr` and `addr-spec` (RFC 3261 §20.10, §25.1): the value shape of
+//! From, To, Contact, Route, Record-Route, Path, Refer-To.
+//!
+//! In the `<…>` form URI parameters stay with the URI and the ones after `>`
+//! are header parameters; in the bare addr-spec form everything after the first
+//! `;` is a header parameter (RFC 4475 §3.3.12 vs §3.3.13).
+
+use super::error::Malformed;
+use super::params::Params;
+use super::scan::{is_token_byte, quoted_end, trim_lws};
+use super::uri::Uri;
+
+/// A parsed `[display-name] <uri> ;params` or `uri ;params`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameAddr<'a> {
+    /// The display name as written (quotes and escapes kept), if any.
+    pub display: Option<&'a str>,
+    pub uri: Uri<'a>,
+    /// Header parameters (`tag`, `expires`, `q` …).
+    pub params: Params<'a>,
+    /// Whether the URI was written inside `<…>`.
+    pub bracketed: bool,
+}
+
+impl<'a> NameAddr<'a> {
+    /// Parses one value (already split from its comma-separated neighbours).
+    pub fn parse(s: &'a str) -> Result<NameAddr<'a>, Malformed> {
+        let s = trim_lws(s);
+        let b = s.as_bytes();
+        let (display, after_display) = if b.first() == Some(&b'"') {
+            let end = quoted_end(b).ok_or(Malformed)?;
+            (Some(&s[..end]), &s[end..])
+        } else {
+            match s.find('<') {
+                Some(lt) => {
+                    let d = trim_lws(&s[..lt]);
+                    if !d.bytes().all(|c| is_token_byte(c) || super::scan::is_lws(c)) {
+                        return Err(Malformed);
+                    }
+                    ((!d.is_empty()).then_some(d), &s[lt..])
+                }
+                None => (None, s),
+            }
+        };
+        let rest = trim_lws(after_display);
+        if let Some(inner) = rest.strip_prefix('<') {
+            let gt = inner.find('>').ok_or(Malformed)?;
+            let uri = Uri::parse(trim_lws(&inner[..gt]))?;
+            let (params, tail) = Params::parse(&inner[gt + 1..], None)?;
+            if !trim_lws(tail).is_empty() {
+                return Err(Malformed);
+            }
+            Ok(NameAddr { display, uri, params, bracketed: true })
+        } else {
+            if display.is_some() {
+                return Err(Malformed);
+            }
+            let end = rest.find(';').unwrap_or(rest.len());
+            let uri_text = trim_lws(&rest[..end]);
+            if uri_text.contains(['?', ',']) {
+                // RFC 3261 §20: a URI with headers or commas must be in <>.
+                return Err(Malformed);
+            }
+            let uri = Uri::parse(uri_text)?;
+            let (params, tail) = Params::parse(&rest[end..], None)?;
+            if !trim_lws(tail).is_empty() {
+                return Err(Malformed);
+            }
+            Ok(NameAddr { display: None, uri, params, bracketed: false })
+        }
+    }
+
+    /// The `tag` parameter (From/To).
+    pub fn tag(&self) -> Option<&'a str> {
+        self.params.get("tag").flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_display_with_escapes() {
+        let n = NameAddr::parse(
+            r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#,
+        )
+        .unwrap();
+        assert_eq!(n.display, Some(r#""J Rosenberg \\\"""#));
+        assert_eq!(n.uri.user, Some("jdrosen"));
+        assert_eq!(n.tag(), Some("98asjd8"));
+        assert!(n.bracketed);
+    }
+
+    #[test]
+    fn token_display_and_no_lws_before_angle() {
+        let n = NameAddr::parse("caller<sip:caller@example.com>;tag=323").unwrap();
+        assert_eq!(n.display, Some("caller"));
+        assert_eq!(n.tag(), Some("323"));
+        let n = NameAddr::parse("Bob Smith <sip:bob@example.com>").unwrap();
+        assert_eq!(n.display, Some("Bob Smith"));
+    }
+
+    #[test]
+    fn addr_spec_params_belong_to_the_header() {
+        let n = NameAddr::parse("sip:user@host.example.com;expires=3600").unwrap();
+        assert!(!n.bracketed);
+        assert!(n.uri.params.is_empty());
+        assert_eq!(n.params.get("expires"), Some(Some("3600")));
+        let n = NameAddr::parse("<sip:user@host.example.com;expires=3600>").unwrap();
+        assert_eq!(n.uri.params.get("expires"), Some(Some("3600")));
+        assert!(n.params.is_empty());
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            r#""unterminated <sip:a@b>"#,
+            "<sip:a@b",
+            "Bob, Jr <sip:a@b>",
+            "sip:a@b?Route=x",
+            "<sip:a@b> junk",
+            "",
+            "\"x\" sip:a@b",
+        ] {
+            assert!(NameAddr::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! `;name=value` parameter lists, as they follow URIs, name-addrs and Via.
+//!
+//! A [`Params`] is a validated slice of the original text; lookups walk it
+//! (parameter lists are short, so a walk beats building a map per message).
+//! Names compare case-insensitively; values are returned as written, with
+//! quotes, for the caller to interpret.
+
+use super::error::Malformed;
+use super::scan::{is_lws, quoted_end, trim_lws};
+
+/// A validated parameter list: empty, or text starting with `;`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Params<'a>(&'a str);
+
+impl<'a> Params<'a> {
+    /// Validates `s` (empty, or `;`-led) as a parameter list: every name is a
+    /// non-empty token, every value a token, host-ish text or a quoted string.
+    /// `stop` ends the list early at an unquoted byte (`?` for URI headers).
+    /// Returns the list and the unconsumed rest.
+    pub fn parse(s: &'a str, stop: Option<u8>) -> Result<(Params<'a>, &'a str), Malformed> {
+        let b = s.as_bytes();
+        let mut i = 0;
+        loop {
+            while i < b.len() && is_lws(b[i]) {
+                i += 1;
+            }
+            if i == b.len() || Some(b[i]) == stop || b[i] != b';' {
+                break;
+            }
+            i += 1;
+            let seg_start = i;
+            let mut saw_name = false;
+            while i < b.len() {
+                match b[i] {
+                    b'"' => i += quoted_end(&b[i..]).ok_or(Malformed)?,
+                    b';' => break,
+                    c if Some(c) == stop => break,
+                    b',' | b'<' | b'>' => return Err(Malformed),
+                    _ => i += 1,
+                }
+            }
+            let seg = trim_lws(&s[seg_start..i]);
+            let name = seg.split('=').next().map(trim_lws).unwrap_or("");
+            if !name.is_empty() && name.bytes().all(super::scan::is_token_byte) {
+                saw_name = true;
+            }
+            if !saw_name {
+                return Err(Malformed);
+            }
+        }
+        Ok((Params(&s[..i]), &s[i..]))
+    }
+
+    /// The list as written, leading `;` included.
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Iterates `(name, value)` pairs; `value` is `None` for a bare flag.
+    pub fn iter(&self) -> ParamIter<'a> {
+        ParamIter { rest: self.0 }
+    }
+
+    /// The value of the first parameter named `name` (case-insensitive):
+    /// `None` when absent, `Some(None)` for a flag without a value.
+    pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
+        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    /// Is a parameter named `name` present (with or without a value)?
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// Iterator over a [`Params`] list.
+#[derive(Debug, Clone)]
+pub struct ParamIter<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = (&'a str, Option<&'a str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let s = super::scan::trim_lws_start(self.rest);
+        let s = s.strip_prefix(';')?;
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() && b[i] != b';' {
+            if b[i] == b'"' {
+                i += quoted_end(&b[i..]).unwrap_or(b.len() - i);
+            } else {
+                i += 1;
+            }
+        }
+        self.rest = &s[i..];
+        let seg = &s[..i];
+        Some(match seg.split_once('=') {
+            Some((n, v)) => (trim_lws(n), Some(trim_lws(v))),
+            None => (trim_lws(seg), None),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_flags_values_and_lws() {
+        let (p, rest) =
+            Params::parse(";lr;transport=tcp ; tag   = 1918 ;\r\n q=0.33", None).unwrap();
+        assert_eq!(rest, "");
+        assert_eq!(p.get("lr"), Some(None));
+        assert_eq!(p.get("TRANSPORT"), Some(Some("tcp")));
+        assert_eq!(p.get("tag"), Some(Some("1918")));
+        assert_eq!(p.get("q"), Some(Some("0.33")));
+        assert_eq!(p.get("maddr"), None);
+    }
+
+    #[test]
+    fn empty_parameters_are_rejected() {
+        assert!(Params::parse(";;a", None).is_err());
+        assert!(Params::parse(";a;", None).is_err());
+        assert!(Params::parse("; =1", None).is_err());
+    }
+
+    #[test]
+    fn stops_at_uri_headers_and_keeps_quoted_semicolons() {
+        let (p, rest) = Params::parse(";a=\"x;y\";b?h=1", Some(b'?')).unwrap();
+        assert_eq!(rest, "?h=1");
+        assert_eq!(p.get("a"), Some(Some("\"x;y\"")));
+        assert_eq!(p.get("b"), Some(None));
+    }
+}

@@ -1,0 +1,283 @@
+//! Typed access to the headers a proxy reads on every message.
+//!
+//! Each accessor finds its header through the message's per-name index and
+//! parses only that value, borrowing from the message; a malformed value is a
+//! [`ParseError`] naming the header and its offset, so the proxy can answer
+//! 400 with a precise reason.
+
+use super::error::Malformed;
+use super::error::{ErrorKind, ParseError};
+use super::message::{Header, Message};
+use super::name_addr::NameAddr;
+use super::scan::{CommaValues, parse_decimal, trim_lws};
+use super::uri::Uri;
+use super::via::Via;
+use super::{HeaderName, Method};
+
+/// The CSeq header: sequence number and method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CSeq<'a> {
+    pub seq: u32,
+    /// The method as written.
+    pub method: &'a str,
+}
+
+impl<'a> CSeq<'a> {
+    /// Parses `1*DIGIT LWS Method`; the number must be below 2^31 (RFC 3261 §8.1.1.5).
+    pub fn parse(s: &'a str) -> Result<CSeq<'a>, Malformed> {
+        let s = trim_lws(s);
+        let split = s.find(|c: char| c.is_ascii_whitespace()).ok_or(Malformed)?;
+        let seq = parse_decimal(&s[..split], (1 << 31) - 1).ok_or(Malformed)? as u32;
+        let method = trim_lws(&s[split..]);
+        if !super::scan::is_token(method) {
+            return Err(Malformed);
+        }
+        Ok(CSeq { seq, method })
+    }
+
+    /// The method, classified.
+    pub fn method_kind(&self) -> Method {
+        Method::from_token(self.method)
+    }
+}
+
+/// One Contact value: `*` or an address with its `expires` and `q`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contact<'a> {
+    Star,
+    Addr(NameAddr<'a>),
+}
+
+impl<'a> Contact<'a> {
+    pub fn parse(s: &'a str) -> Result<Contact<'a>, Malformed> {
+        if trim_lws(s) == "*" {
+            return Ok(Contact::Star);
+        }
+        let na = NameAddr::parse(s)?;
+        let c = Contact::Addr(na);
+        // Validate the typed parameters up front so callers can trust them.
+        if na.params.contains("expires") {
+            c.expires().ok_or(Malformed)?;
+        }
+        if na.params.contains("q") {
+            c.q().ok_or(Malformed)?;
+        }
+        Ok(c)
+    }
+
+    /// The `expires` parameter in seconds (at most 2^32-1).
+    pub fn expires(&self) -> Option<u32> {
+        match self {
+            Contact::Addr(na) => na
+                .params
+                .get("expires")
+                .flatten()
+                .and_then(|v| parse_decimal(v, u64::from(u32::MAX)))
+                .map(|v| v as u32),
+            Contact::Star => None,
+        }
+    }
+
+    /// The `q` parameter in thousandths (`q=0.5` is 500), 0..=1000.
+    pub fn q(&self) -> Option<u16> {
+        let Contact::Addr(na) = self else { return None };
+        parse_qvalue(na.params.get("q").flatten()?)
+    }
+}
+
+/// Parses a `qvalue` (RFC 3261 §20.10) into thousandths.
+pub fn parse_qvalue(s: &str) -> Option<u16> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut v = match int {
+        "0" => 0u16,
+        "1" => 1000,
+        _ => return None,
+    };
+    let mut scale = 100;
+    for b in frac.bytes() {
+        v += u16::from(b - b'0') * scale;
+        scale /= 10;
+    }
+    (v <= 1000).then_some(v)
+}
+
+impl Message {
+    fn bad(&self, name: HeaderName, h: &Header) -> ParseError {
+        ParseError::new(ErrorKind::BadHeader(name), h.value.start as usize)
+    }
+
+    fn single(&self, name: HeaderName) -> Result<Option<(&Header, &str)>, ParseError> {
+        match self.header(name) {
+            None => Ok(None),
+            Some(h) => Ok(Some((h, self.value_of(h)))),
+        }
+    }
+
+    /// The Request-URI, parsed.
+    pub fn request_uri(&self) -> Result<Option<Uri<'_>>, ParseError> {
+        match self.request_uri_str() {
+            None => Ok(None),
+            Some(s) => Uri::parse(s).map(Some).map_err(|_| ParseError::new(ErrorKind::BadUri, 0)),
+        }
+    }
+
+    /// The topmost Via value.
+    pub fn via(&self) -> Result<Option<Via<'_>>, ParseError> {
+        match self.vias().next() {
+            None => Ok(None),
+            Some(v) => v.map(Some),
+        }
+    }
+
+    /// Every Via value, top first, across all Via lines.
+    pub fn vias(&self) -> impl Iterator<Item = Result<Via<'_>, ParseError>> + '_ {
+        self.list_of(HeaderName::Via, Via::parse)
+    }
+
+    /// Every Route value, top first.
+    pub fn routes(&self) -> impl Iterator<Item = Result<NameAddr<'_>, ParseError>> + '_ {
+        self.list_of(HeaderName::Route, NameAddr::parse)
+    }
+
+    /// Every Record-Route value, top first.
+    pub fn record_routes(&self) -> impl Iterator<Item = Result<NameAddr<'_>, ParseError>> + '_ {
+        self.list_of(HeaderName::RecordRoute, NameAddr::parse)
+    }
+
+    /// Every Path value (RFC 3327), top first.
+    pub fn paths(&self) -> impl Iterator<Item = Result<NameAddr<'_>, ParseError>> + '_ {
+        self.list_of(HeaderName::Path, NameAddr::parse)
+    }
+
+    /// Every Contact value, in order.
+    pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'_>, ParseError>> + '_ {
+        self.list_of(HeaderName::Contact, Contact::parse)
+    }
+
+    fn list_of<'m, T: 'm>(
+        &'m self,
+        name: HeaderName,
+        parse: fn(&'m str) -> Result<T, Malformed>,
+    ) -> impl Iterator<Item = Result<T, ParseError>> + 'm {
+        let from = self.header_index(name).unwrap_or(self.headers().len());
+        self.headers()[from..].iter().filter(move |h| h.name == name).flat_map(move |h| {
+            CommaValues::new(self.value_of(h)).map(move |v| {
+                let err = self.bad(name, h);
+                match v {
+                    Ok(v) if !v.is_empty() => parse(v).map_err(|_| err),
+                    Ok(_) => Err(err),
+                    Err(Malformed) => {
+                        Err(ParseError::new(ErrorKind::UnterminatedQuote, h.value.start as usize))
+                    }
+                }
+            })
+        })
+    }
+
+    fn name_addr(&self, name: HeaderName) -> Result<Option<NameAddr<'_>>, ParseError> {
+        match self.single(name)? {
+            None => Ok(None),
+            Some((h, v)) => NameAddr::parse(v).map(Some).map_err(|_| {
+                if v.contains('"') && super::scan::find_unquoted(v, b'>').is_err() {
+                    ParseError::new(ErrorKind::UnterminatedQuote, h.value.start as usize)
+                } else {
+                    self.bad(name, h)
+                }
+            }),
+        }
+    }
+
+    /// The From header.
+    pub fn from(&self) -> Result<Option<NameAddr<'_>>, ParseError> {
+        self.name_addr(HeaderName::From)
+    }
+
+    /// The To header.
+    pub fn to(&self) -> Result<Option<NameAddr<'_>>, ParseError> {
+        self.name_addr(HeaderName::To)
+    }
+
+    /// The Call-ID (`word [@ word]`, no white space).
+    pub fn call_id(&self) -> Result<Option<&str>, ParseError> {
+        match self.single(HeaderName::CallId)? {
+            None => Ok(None),
+            Some((h, v)) if v.is_empty() || v.bytes().any(|b| b <= b' ') => {
+                Err(self.bad(HeaderName::CallId, h))
+            }
+            Some((_, v)) => Ok(Some(v)),
+        }
+    }
+
+    /// The CSeq header.
+    pub fn cseq(&self) -> Result<Option<CSeq<'_>>, ParseError> {
+        match self.single(HeaderName::CSeq)? {
+            None => Ok(None),
+            Some((h, v)) => CSeq::parse(v).map(Some).map_err(|_| self.bad(HeaderName::CSeq, h)),
+        }
+    }
+
+    /// Max-Forwards, 0..=255 (RFC 3261 §20.22).
+    pub fn max_forwards(&self) -> Result<Option<u8>, ParseError> {
+        self.number(HeaderName::MaxForwards, 255).map(|v| v.map(|v| v as u8))
+    }
+
+    /// The Expires header in seconds (at most 2^32-1).
+    pub fn expires(&self) -> Result<Option<u32>, ParseError> {
+        self.number(HeaderName::Expires, u64::from(u32::MAX)).map(|v| v.map(|v| v as u32))
+    }
+
+    /// The Content-Length header (already checked against the body by the parser).
+    pub fn content_length(&self) -> Option<u32> {
+        self.number(HeaderName::ContentLength, u64::from(u32::MAX)).ok().flatten().map(|v| v as u32)
+    }
+
+    /// The media type of Content-Type, without parameters (`application/sdp`).
+    pub fn content_type(&self) -> Option<&str> {
+        let v = self.header_value(HeaderName::ContentType)?;
+        Some(trim_lws(v.split(';').next().unwrap_or(v)))
+    }
+
+    fn number(&self, name: HeaderName, max: u64) -> Result<Option<u64>, ParseError> {
+        match self.single(name)? {
+            None => Ok(None),
+            Some((h, v)) => parse_decimal(v, max).map(Some).ok_or_else(|| self.bad(name, h)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cseq_forms() {
+        assert_eq!(CSeq::parse("0009\r\n  INVITE").unwrap(), CSeq { seq: 9, method: "INVITE" });
+        assert!(CSeq::parse("36893488147419103232 OPTIONS").is_err());
+        assert!(CSeq::parse("2147483648 OPTIONS").is_err());
+        assert!(CSeq::parse("1").is_err());
+        assert!(CSeq::parse("x INVITE").is_err());
+    }
+
+    #[test]
+    fn qvalues() {
+        assert_eq!(parse_qvalue("0.33"), Some(330));
+        assert_eq!(parse_qvalue("1"), Some(1000));
+        assert_eq!(parse_qvalue("1.000"), Some(1000));
+        assert_eq!(parse_qvalue("1.5"), None);
+        assert_eq!(parse_qvalue("0.1234"), None);
+        assert_eq!(parse_qvalue("2"), None);
+    }
+
+    #[test]
+    fn contacts() {
+        assert_eq!(Contact::parse(" * ").unwrap(), Contact::Star);
+        let c = Contact::parse("<sip:a@b>;expires=60;q=0.7").unwrap();
+        assert_eq!(c.expires(), Some(60));
+        assert_eq!(c.q(), Some(700));
+        assert!(Contact::parse("<sip:a@b>;expires=280297596632815").is_err());
+        assert!(Contact::parse("<sip:a@b>;q=7").is_err());
+    }
+}

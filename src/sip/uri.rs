@@ -1,0 +1,300 @@
+//! URIs: `sip:`, `sips:` and `tel:` parsed into parts; any other scheme is
+//! kept whole so a proxy can still forward it or answer 416.
+//!
+//! A [`Uri`] borrows every part from the text it was parsed from. %-escapes
+//! are left in place (comparisons per RFC 3261 §19.1.4 decode them; see
+//! [`percent_decode`](super::scan::percent_decode)).
+
+use super::error::Malformed;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::params::Params;
+
+/// The URI scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Sip,
+    Sips,
+    Tel,
+    /// Some other scheme (`mailto:`, `urn:` …): only [`Uri::raw`] is meaningful.
+    Other,
+}
+
+/// The host part of a SIP URI or Via sent-by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host<'a> {
+    Name(&'a str),
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+impl<'a> Host<'a> {
+    /// Parses `hostname`, `IPv4address` or `[IPv6reference]`.
+    pub fn parse(s: &'a str) -> Result<Host<'a>, Malformed> {
+        if let Some(inner) = s.strip_prefix('[') {
+            let inner = inner.strip_suffix(']').ok_or(Malformed)?;
+            return inner.parse().map(Host::V6).map_err(|_| Malformed);
+        }
+        if s.is_empty() || s.len() > 255 {
+            return Err(Malformed);
+        }
+        let b = s.as_bytes();
+        if b[0].is_ascii_digit() && b[b.len() - 1].is_ascii_digit() {
+            if let Ok(v4) = s.parse() {
+                return Ok(Host::V4(v4));
+            }
+        }
+        let ok = b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+            && b[0] != b'.'
+            && b[0] != b'-';
+        if ok { Ok(Host::Name(s)) } else { Err(Malformed) }
+    }
+
+    /// The IP address, when the host is one.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        match *self {
+            Host::V4(a) => Some(a.into()),
+            Host::V6(a) => Some(a.into()),
+            Host::Name(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Host<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(n) => f.write_str(n),
+            Host::V4(a) => write!(f, "{a}"),
+            Host::V6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// Splits `host[:port]`, with `[v6]:port` handled. The port must fit in u16.
+pub fn split_host_port(s: &str) -> Result<(Host<'_>, Option<u16>), Malformed> {
+    let (host, port) = if s.starts_with('[') {
+        let close = s.find(']').ok_or(Malformed)?;
+        match &s[close + 1..] {
+            "" => (&s[..=close], None),
+            p => (&s[..=close], Some(p.strip_prefix(':').ok_or(Malformed)?)),
+        }
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) => Some(super::scan::parse_decimal(p, 65_535).ok_or(Malformed)? as u16),
+    };
+    Ok((Host::parse(host)?, port))
+}
+
+/// A parsed URI view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uri<'a> {
+    raw: &'a str,
+    pub scheme: Scheme,
+    /// User part (sip/sips), or the subscriber number (tel).
+    pub user: Option<&'a str>,
+    pub password: Option<&'a str>,
+    /// Host (sip/sips only; `tel:` and other schemes have none).
+    pub host: Option<Host<'a>>,
+    /// The host text as written (sip/sips), e.g. `[::1]` or `example.com`.
+    pub host_str: &'a str,
+    pub port: Option<u16>,
+    pub params: Params<'a>,
+    /// The `?h=v&…` part without the `?`.
+    pub headers: Option<&'a str>,
+}
+
+impl<'a> Uri<'a> {
+    /// Parses an absolute URI. Embedded white space is an error (RFC 4475
+    /// §3.1.2.8); an unknown scheme is not.
+    pub fn parse(s: &'a str) -> Result<Uri<'a>, Malformed> {
+        let colon = s.find(':').ok_or(Malformed)?;
+        let scheme_text = &s[..colon];
+        let sb = scheme_text.as_bytes();
+        if sb.is_empty()
+            || !sb[0].is_ascii_alphabetic()
+            || !sb.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        {
+            return Err(Malformed);
+        }
+        if s.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(Malformed);
+        }
+        let rest = &s[colon + 1..];
+        let scheme = if scheme_text.eq_ignore_ascii_case("sip") {
+            Scheme::Sip
+        } else if scheme_text.eq_ignore_ascii_case("sips") {
+            Scheme::Sips
+        } else if scheme_text.eq_ignore_ascii_case("tel") {
+            Scheme::Tel
+        } else {
+            Scheme::Other
+        };
+        let mut uri = Uri {
+            raw: s,
+            scheme,
+            user: None,
+            password: None,
+            host: None,
+            host_str: "",
+            port: None,
+            params: Params::default(),
+            headers: None,
+        };
+        match scheme {
+            Scheme::Other => {
+                if rest.is_empty() {
+                    return Err(Malformed);
+                }
+            }
+            Scheme::Tel => {
+                let end = rest.find(';').unwrap_or(rest.len());
+                if end == 0 {
+                    return Err(Malformed);
+                }
+                uri.user = Some(&rest[..end]);
+                let (params, tail) = Params::parse(&rest[end..], None)?;
+                if !tail.is_empty() {
+                    return Err(Malformed);
+                }
+                uri.params = params;
+            }
+            Scheme::Sip | Scheme::Sips => {
+                // '@' is allowed unescaped only as the userinfo separator (the
+                // user part may hold '?', ';' and ',': RFC 4475 §3.1.1.2).
+                let hostpart = match memchr::memchr(b'@', rest.as_bytes()) {
+                    Some(at) => {
+                        let userinfo = &rest[..at];
+                        let (user, password) = match userinfo.split_once(':') {
+                            Some((u, p)) => (u, Some(p)),
+                            None => (userinfo, None),
+                        };
+                        if user.is_empty() {
+                            return Err(Malformed);
+                        }
+                        uri.user = Some(user);
+                        uri.password = password;
+                        &rest[at + 1..]
+                    }
+                    None => rest,
+                };
+                let hp_end = hostpart.find([';', '?']).unwrap_or(hostpart.len());
+                let (host, port) = split_host_port(&hostpart[..hp_end])?;
+                uri.host = Some(host);
+                uri.host_str = match hostpart[..hp_end].rfind(':') {
+                    Some(i) if !hostpart[..hp_end].ends_with(']') => &hostpart[..i],
+                    _ => &hostpart[..hp_end],
+                };
+                uri.port = port;
+                let (params, tail) = Params::parse(&hostpart[hp_end..], Some(b'?'))?;
+                uri.params = params;
+                match tail.strip_prefix('?') {
+                    Some(h) => uri.headers = Some(h),
+                    None if tail.is_empty() => {}
+                    None => return Err(Malformed),
+                }
+            }
+        }
+        Ok(uri)
+    }
+
+    /// The URI as written.
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
+    /// The `transport` parameter, if any.
+    pub fn transport(&self) -> Option<&'a str> {
+        self.params.get("transport").flatten()
+    }
+
+    /// Has the `lr` (loose routing) parameter (RFC 3261 §19.1.1)?
+    pub fn is_loose_router(&self) -> bool {
+        self.params.contains("lr")
+    }
+
+    /// The `maddr` parameter, if any.
+    pub fn maddr(&self) -> Option<&'a str> {
+        self.params.get("maddr").flatten()
+    }
+}
+
+impl fmt::Display for Uri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_sip_uri() {
+        let u = Uri::parse("sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr?Subject=hi&X=1")
+            .unwrap();
+        assert_eq!(u.scheme, Scheme::Sips);
+        assert_eq!(u.user, Some("alice"));
+        assert_eq!(u.password, Some("secret"));
+        assert_eq!(u.host, Some(Host::V6("2001:db8::1".parse().unwrap())));
+        assert_eq!(u.host_str, "[2001:db8::1]");
+        assert_eq!(u.port, Some(5061));
+        assert_eq!(u.transport(), Some("tcp"));
+        assert!(u.is_loose_router());
+        assert_eq!(u.headers, Some("Subject=hi&X=1"));
+    }
+
+    #[test]
+    fn user_with_semicolons_and_escapes() {
+        let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
+        assert_eq!(u.user, Some("user;par=u%40example.net"));
+        assert_eq!(u.host, Some(Host::Name("example.com")));
+        assert!(u.params.is_empty());
+    }
+
+    #[test]
+    fn ipv4_host_and_port() {
+        let u = Uri::parse("sip:10.0.0.1:5080").unwrap();
+        assert_eq!(u.user, None);
+        assert_eq!(u.host, Some(Host::V4(Ipv4Addr::new(10, 0, 0, 1))));
+        assert_eq!(u.host_str, "10.0.0.1");
+        assert_eq!(u.port, Some(5080));
+    }
+
+    #[test]
+    fn tel_and_other_schemes() {
+        let t = Uri::parse("tel:+1-201-555-0123;phone-context=example.com").unwrap();
+        assert_eq!(t.scheme, Scheme::Tel);
+        assert_eq!(t.user, Some("+1-201-555-0123"));
+        assert_eq!(t.params.get("phone-context"), Some(Some("example.com")));
+        let o = Uri::parse("soap.beep://192.0.2.103:3002").unwrap();
+        assert_eq!(o.scheme, Scheme::Other);
+        assert_eq!(o.raw(), "soap.beep://192.0.2.103:3002");
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "",
+            "sip:",
+            "nocolon",
+            "sip:user@",
+            "sip:a b@c",
+            "sip:host:99999",
+            "sip:host:5x",
+            "sip:[::1",
+            "sip:@host",
+            "sip:host;;lr",
+            "1sip:host",
+            "sip:ho_st",
+        ] {
+            assert!(Uri::parse(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The checks a proxy applies before it routes a message (RFC 3261 §8.2,
+//! §16.3; RFC 4475 §3.1.2, §3.3): mandatory headers present and single,
+//! every typed proxy header parseable, CSeq method matching the request.
+//!
+//! Parsing ([`Message::parse`]) only locates; this is the step that types the
+//! proxy headers, so a message that passes can be routed without any accessor
+//! failing later.
+
+use super::error::{ErrorKind, ParseError};
+use super::message::Message;
+use super::{HeaderName, Method};
+
+/// Headers that may appear at most once (RFC 3261 §7.3.1: not list-valued).
+const SINGLE: [HeaderName; 6] = [
+    HeaderName::From,
+    HeaderName::To,
+    HeaderName::CallId,
+    HeaderName::CSeq,
+    HeaderName::MaxForwards,
+    HeaderName::ContentType,
+];
+
+/// Headers every request and response must carry (RFC 3261 §8.1.1; Via
+/// included since a proxy cannot route a response or request without one).
+const REQUIRED: [HeaderName; 5] =
+    [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq];
+
+impl Message {
+    /// Checks the message as a proxy needs it; see the module docs.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        for name in REQUIRED {
+            if self.header(name).is_none() {
+                return Err(ParseError::new(ErrorKind::MissingHeader(name), self.head().len()));
+            }
+        }
+        for name in SINGLE {
+            if self.header_count(name) > 1 {
+                let h =
+                    self.headers_named(name.as_str()).nth(1).map_or(0, |h| h.line.start as usize);
+                return Err(ParseError::new(ErrorKind::DuplicateHeader(name), h));
+            }
+        }
+        for v in self.vias() {
+            v?;
+        }
+        self.from()?;
+        self.to()?;
+        self.call_id()?;
+        let cseq =
+            self.cseq()?.ok_or(ParseError::new(ErrorKind::MissingHeader(HeaderName::CSeq), 0))?;
+        if let Some(method) = self.method_str() {
+            if cseq.method != method {
+                let at = self.header(HeaderName::CSeq).map_or(0, |h| h.value.start as usize);
+                return Err(ParseError::new(ErrorKind::CSeqMethodMismatch, at));
+            }
+            // RFC 3261 §19.1.5: a Request-URI carries no headers (RFC 4475 §3.1.2.11).
+            if self.request_uri()?.is_some_and(|u| u.headers.is_some()) {
+                return Err(ParseError::new(ErrorKind::BadUri, 0));
+            }
+            self.max_forwards()?;
+            self.expires()?;
+            for r in self.routes() {
+                r?;
+            }
+            if self.method() == Some(Method::Register) {
+                for c in self.contacts() {
+                    c?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

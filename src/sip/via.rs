@@ -1,0 +1,153 @@
+//! The Via header (RFC 3261 §20.42, §18.2.2; RFC 3581 rport).
+//!
+//! `SIP / 2.0 / UDP host:port ;params`, with LWS allowed around the slashes.
+//! The proxy reads the top Via of every request (sent-by, branch, rport) and
+//! strips its own from every response, so this view is on the hot path.
+
+use super::error::Malformed;
+use super::params::Params;
+use super::scan::{is_token, trim_lws};
+use super::uri::{Host, split_host_port};
+
+/// One Via value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via<'a> {
+    /// The transport token as written (`UDP`, `TCP`, `TLS`, `WS`, `WSS`, `SCTP`, …).
+    pub transport: &'a str,
+    pub host: Host<'a>,
+    pub port: Option<u16>,
+    pub params: Params<'a>,
+}
+
+/// The default port for a Via transport (RFC 3261 §18.2.2, RFC 7118).
+pub fn default_port(transport: &str) -> u16 {
+    if transport.eq_ignore_ascii_case("TLS") || transport.eq_ignore_ascii_case("WSS") {
+        5061
+    } else if transport.eq_ignore_ascii_case("WS") {
+        80
+    } else {
+        5060
+    }
+}
+
+impl<'a> Via<'a> {
+    /// Parses one Via value (already split from its neighbours).
+    pub fn parse(s: &'a str) -> Result<Via<'a>, Malformed> {
+        let mut parts = s.splitn(3, '/');
+        let name = trim_lws(parts.next().ok_or(Malformed)?);
+        let version = trim_lws(parts.next().ok_or(Malformed)?);
+        let rest = trim_lws(parts.next().ok_or(Malformed)?);
+        if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
+            return Err(Malformed);
+        }
+        let t_end = rest.find(|c: char| c.is_ascii_whitespace()).ok_or(Malformed)?;
+        let transport = &rest[..t_end];
+        if !is_token(transport) {
+            return Err(Malformed);
+        }
+        let sent_by = trim_lws(&rest[t_end..]);
+        let hp_end = sent_by.find([';', ' ', '\t', '\r', '\n']).unwrap_or(sent_by.len());
+        let (host, port) = split_host_port(&sent_by[..hp_end])?;
+        let (params, tail) = Params::parse(&sent_by[hp_end..], None)?;
+        if !trim_lws(tail).is_empty() {
+            return Err(Malformed);
+        }
+        Ok(Via { transport, host, port, params })
+    }
+
+    /// The `branch` parameter.
+    pub fn branch(&self) -> Option<&'a str> {
+        self.params.get("branch").flatten()
+    }
+
+    /// Does the branch start with the RFC 3261 magic cookie `z9hG4bK`?
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch().is_some_and(|b| b.len() > 7 && b.starts_with("z9hG4bK"))
+    }
+
+    /// The `received` parameter.
+    pub fn received(&self) -> Option<&'a str> {
+        self.params.get("received").flatten()
+    }
+
+    /// The `rport` parameter: `None` absent, `Some(None)` requested
+    /// (RFC 3581 §3), `Some(Some(p))` filled in.
+    pub fn rport(&self) -> Option<Option<u16>> {
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| super::scan::parse_decimal(p, 65_535)).map(|p| p as u16))
+    }
+
+    /// The `maddr` parameter.
+    pub fn maddr(&self) -> Option<&'a str> {
+        self.params.get("maddr").flatten()
+    }
+
+    /// The `ttl` parameter.
+    pub fn ttl(&self) -> Option<u8> {
+        self.params
+            .get("ttl")
+            .flatten()
+            .and_then(|t| super::scan::parse_decimal(t, 255))
+            .map(|t| t as u8)
+    }
+
+    /// The port to use: the explicit one or the transport's default.
+    pub fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or_else(|| default_port(self.transport))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn plain_via() {
+        let v = Via::parse("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport").unwrap();
+        assert_eq!(v.transport, "UDP");
+        assert_eq!(v.host, Host::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(v.port, Some(5060));
+        assert_eq!(v.branch(), Some("z9hG4bK776asdhds"));
+        assert!(v.has_rfc3261_branch());
+        assert_eq!(v.rport(), Some(None));
+    }
+
+    #[test]
+    fn folded_via_with_lws_everywhere() {
+        let v = Via::parse(
+            "SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8",
+        )
+        .unwrap();
+        assert_eq!(v.transport, "TCP");
+        assert_eq!(v.host, Host::Name("spindle.example.com"));
+        assert_eq!(v.port_or_default(), 5060);
+        assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
+    }
+
+    #[test]
+    fn ipv6_received_rport_ttl_maddr() {
+        let v = Via::parse("SIP/2.0/TLS [2001:db8::9]:5061;received=2001:db8::1;rport=4050;ttl=16;maddr=224.2.0.1;branch=z9hG4bKx").unwrap();
+        assert_eq!(v.host, Host::V6("2001:db8::9".parse().unwrap()));
+        assert_eq!(v.received(), Some("2001:db8::1"));
+        assert_eq!(v.rport(), Some(Some(4050)));
+        assert_eq!(v.ttl(), Some(16));
+        assert_eq!(v.maddr(), Some("224.2.0.1"));
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "SIP/2.0/UDP 192.0.2.15;;",
+            "SIP/2.0/UDP",
+            "SIP/3.0/UDP host",
+            "SIP/2.0 UDP host",
+            "SIP/2.0/UDP host:port",
+            "SIP/2.0/UDP host junk",
+            "",
+        ] {
+            assert!(Via::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
