@@ -55,12 +55,8 @@ fn warnings_fail_only_with_deny_warnings() {
 
 #[test]
 fn json_format() {
-    let (code, out, _) = sipc(&[
-        "check",
-        "--format",
-        "json",
-        "tests/ui/names/e0203_undefined_route.route",
-    ]);
+    let (code, out, _) =
+        sipc(&["check", "--format", "json", "tests/ui/names/e0203_undefined_route.route"]);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
     assert_eq!(v["errors"], 1);
@@ -72,10 +68,7 @@ fn json_format() {
 #[test]
 fn usage_and_io_errors_exit_2() {
     assert_eq!(sipc(&["check", "no/such/file.route"]).0, 2);
-    assert_eq!(
-        sipc(&["check", "-D", "1BAD", "examples/default.route"]).0,
-        2
-    );
+    assert_eq!(sipc(&["check", "-D", "1BAD", "examples/default.route"]).0, 2);
     assert_eq!(sipc(&["check"]).0, 2);
 }
 

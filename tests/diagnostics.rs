@@ -14,10 +14,7 @@ fn check_with(src: &str, opts: Options) -> Vec<(Code, String)> {
     out.diagnostics
         .iter()
         .map(|d| {
-            let text = d
-                .span()
-                .map(|s| out.sources.snippet(s).to_string())
-                .unwrap_or_default();
+            let text = d.span().map(|s| out.sources.snippet(s).to_string()).unwrap_or_default();
             (d.code, text)
         })
         .collect()
@@ -66,11 +63,7 @@ fn bad_regex_points_inside_the_string() {
 fn bad_regex_after_escape_points_at_the_right_character() {
     // The `\\+` escape is two source bytes for one pattern byte... and `\.` is kept.
     let d = check("request_route { if $rU =~ \"^\\\\+\\.x{2,a}\" { exit; } exit; }");
-    assert!(
-        d.iter()
-            .any(|(c, t)| *c == Code::InvalidRegex && t.starts_with('a')),
-        "{d:?}"
-    );
+    assert!(d.iter().any(|(c, t)| *c == Code::InvalidRegex && t.starts_with('a')), "{d:?}");
 }
 
 #[test]
@@ -90,17 +83,10 @@ fn wrong_argument_count_spans_the_call() {
 fn reply_reachable_from_reply_route_through_subroute() {
     let src = "request_route { exit; } reply_route { route(A); } route A { route(B); } route B { reply(500, \"x\"); }";
     let out = sema::check_source("t.route", src, &Options::default());
-    let d = out
-        .diagnostics
-        .iter()
-        .find(|d| d.code == Code::NotAllowedInRoute)
-        .expect("E0401 reported");
+    let d =
+        out.diagnostics.iter().find(|d| d.code == Code::NotAllowedInRoute).expect("E0401 reported");
     assert_eq!(out.sources.snippet(d.span().unwrap()), "reply(500, \"x\")");
-    let chain: Vec<&str> = d
-        .secondary
-        .iter()
-        .map(|l| out.sources.snippet(l.span))
-        .collect();
+    let chain: Vec<&str> = d.secondary.iter().map(|l| out.sources.snippet(l.span)).collect();
     assert_eq!(chain, vec!["route(B)", "route(A)"]);
 }
 
@@ -137,11 +123,7 @@ fn truncated_config_reports_end_of_file() {
         "request_route {\n  if is_method(\"INVITE\") {\n    relay();\n",
         &Options::default(),
     );
-    let d = out
-        .diagnostics
-        .iter()
-        .find(|d| d.code == Code::UnexpectedEof)
-        .expect("E0102");
+    let d = out.diagnostics.iter().find(|d| d.code == Code::UnexpectedEof).expect("E0102");
     let span = d.span().unwrap();
     assert_eq!(out.sources.get(span.file).line_col(span.start).0, 3);
 }
@@ -184,9 +166,7 @@ fn request_route_without_final_action() {
 fn feature_switches_select_code() {
     let src = "define WITH_X = false; request_route { ifdef WITH_X { nope(); } exit; }";
     assert!(check(src).is_empty());
-    let opts = Options {
-        defines: vec![("WITH_X".into(), None)],
-    };
+    let opts = Options { defines: vec![("WITH_X".into(), None)] };
     let d = check_with(src, opts);
     assert!(has(&d, Code::UnknownFunction, "nope"), "{d:?}");
 }
@@ -194,9 +174,7 @@ fn feature_switches_select_code() {
 #[test]
 fn define_overrides_constant() {
     let src = "const CODE = 404; request_route { reply(CODE, \"x\"); exit; }";
-    let opts = Options {
-        defines: vec![("CODE".into(), Some("999".into()))],
-    };
+    let opts = Options { defines: vec![("CODE".into(), Some("999".into()))] };
     let d = check_with(src, opts);
     assert!(has(&d, Code::OutOfRange, "CODE"), "{d:?}");
 }

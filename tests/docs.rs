@@ -43,22 +43,12 @@ fn catalog_is_consistent() {
     }
     let mut pvs = std::collections::HashSet::new();
     for p in builtins::PSEUDO_VARS {
-        assert!(
-            pvs.insert(p.name),
-            "pseudo-variable `${}` listed twice",
-            p.name
-        );
+        assert!(pvs.insert(p.name), "pseudo-variable `${}` listed twice", p.name);
         assert_eq!(p.symbol, format!("sipc_rt_pv_{}", p.name));
     }
     for (kam, ours) in builtins::KAMAILIO_NAMES {
-        assert!(
-            builtins::function(ours).is_some(),
-            "{kam} maps to unknown {ours}"
-        );
-        assert!(
-            builtins::function(kam).is_none(),
-            "{kam} is itself a builtin"
-        );
+        assert!(builtins::function(ours).is_some(), "{kam} maps to unknown {ours}");
+        assert!(builtins::function(kam).is_none(), "{kam} is itself a builtin");
     }
 }
 

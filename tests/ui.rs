@@ -38,11 +38,7 @@ fn is_include(p: &Path) -> bool {
 
 fn options(text: &str) -> Options {
     let mut opts = Options::default();
-    if let Some(flags) = text
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("# sipc-flags:"))
-    {
+    if let Some(flags) = text.lines().next().and_then(|l| l.strip_prefix("# sipc-flags:")) {
         let mut words = flags.split_whitespace();
         while let Some(w) = words.next() {
             if w == "-D" {
@@ -59,11 +55,7 @@ fn ui() {
     let bless = std::env::var_os("SIPC_BLESS").is_some();
     let mut files = Vec::new();
     collect(Path::new("tests/ui"), &mut files);
-    assert!(
-        files.len() >= 50,
-        "expected at least 50 UI tests, found {}",
-        files.len()
-    );
+    assert!(files.len() >= 50, "expected at least 50 UI tests, found {}", files.len());
     let mut failures = Vec::new();
     let mut seen_codes = BTreeSet::new();
     for path in &files {
@@ -85,9 +77,8 @@ fn ui() {
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if actual != expected {
-            failures.push(format!(
-                "--- {name}: expected ---\n{expected}\n--- actual ---\n{actual}"
-            ));
+            failures
+                .push(format!("--- {name}: expected ---\n{expected}\n--- actual ---\n{actual}"));
         }
     }
     assert!(
@@ -96,10 +87,7 @@ fn ui() {
         failures.len(),
         failures.join("\n")
     );
-    let missing: Vec<&str> = codes::ALL
-        .iter()
-        .map(|c| c.id())
-        .filter(|c| !seen_codes.contains(c))
-        .collect();
+    let missing: Vec<&str> =
+        codes::ALL.iter().map(|c| c.id()).filter(|c| !seen_codes.contains(c)).collect();
     assert!(missing.is_empty(), "codes without a UI test: {missing:?}");
 }

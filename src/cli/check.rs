@@ -43,10 +43,7 @@ pub fn parse_define(s: &str) -> Result<(String, Option<String>), String> {
         Some((n, v)) => (n, Some(v.to_string())),
         None => (s, None),
     };
-    let ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok((name.to_string(), value))
@@ -76,11 +73,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     }
     let opts = Options { defines };
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let style = Style {
-        color,
-        unicode: true,
-        width: 100,
-    };
+    let style = Style { color, unicode: true, width: 100 };
     let mut summary = Summary::default();
     let mut json_out = Vec::new();
     let mut stderr = std::io::stderr().lock();
@@ -98,10 +91,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         };
         unmatched = Some(match unmatched {
             None => out.unmatched_defines.clone(),
-            Some(prev) => prev
-                .into_iter()
-                .filter(|n| out.unmatched_defines.contains(n))
-                .collect(),
+            Some(prev) => prev.into_iter().filter(|n| out.unmatched_defines.contains(n)).collect(),
         });
         define_names.extend(out.define_names.iter().cloned());
         summary.errors += out.errors();
@@ -112,11 +102,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
                     let _ = write!(stderr, "{}", render::human(&out.sources, d, style));
                 }
             }
-            Format::Json => json_out.extend(
-                out.diagnostics
-                    .iter()
-                    .map(|d| render::json(&out.sources, d)),
-            ),
+            Format::Json => {
+                json_out.extend(out.diagnostics.iter().map(|d| render::json(&out.sources, d)))
+            }
         }
     }
     for name in unmatched.unwrap_or_default() {

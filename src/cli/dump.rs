@@ -43,9 +43,5 @@ fn dump_ast(file: &std::path::Path) -> ExitCode {
     for d in &diags {
         eprint!("{}", render::human(&map, d, Style::plain()));
     }
-    if diags.iter().any(|d| d.is_error()) {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    if diags.iter().any(|d| d.is_error()) { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }

@@ -118,11 +118,7 @@ impl Code {
     }
 
     pub fn severity(self) -> Severity {
-        if self.id().starts_with('W') {
-            Severity::Warning
-        } else {
-            Severity::Error
-        }
+        if self.id().starts_with('W') { Severity::Warning } else { Severity::Error }
     }
 
     /// Looks a code up by its identifier (`E0203` or `sipc::E0203`).
@@ -138,10 +134,9 @@ impl Code {
             Code::InvalidToken => ("E0103", "a character that starts no token"),
             Code::UnterminatedString => ("E0104", "a string literal without its closing quote"),
             Code::UnterminatedComment => ("E0105", "a `/*` comment without its closing `*/`"),
-            Code::InvalidNumber => (
-                "E0106",
-                "an integer or duration literal that does not fit in 64 bits",
-            ),
+            Code::InvalidNumber => {
+                ("E0106", "an integer or duration literal that does not fit in 64 bits")
+            }
             Code::InvalidInterpolation => (
                 "E0107",
                 "a `$` in a string that starts no pseudo-variable (write `\\$` for a dollar)",
@@ -149,37 +144,31 @@ impl Code {
             Code::InvalidAddress => ("E0108", "an IP address, port or CIDR prefix out of range"),
             Code::IncludeNotFound => ("E0201", "an `include` names a file that cannot be read"),
             Code::IncludeCycle => ("E0202", "files include each other in a cycle"),
-            Code::UnknownRoute => (
-                "E0203",
-                "`route(NAME)` or `on_failure(NAME)` names a route that is not defined",
-            ),
-            Code::DuplicateDefinition => (
-                "E0204",
-                "a route, constant, flag, table or switch is defined twice",
-            ),
-            Code::UnknownFunction => (
-                "E0205",
-                "a call to a function that is not in the builtin catalog",
-            ),
+            Code::UnknownRoute => {
+                ("E0203", "`route(NAME)` or `on_failure(NAME)` names a route that is not defined")
+            }
+            Code::DuplicateDefinition => {
+                ("E0204", "a route, constant, flag, table or switch is defined twice")
+            }
+            Code::UnknownFunction => {
+                ("E0205", "a call to a function that is not in the builtin catalog")
+            }
             Code::UnknownPseudoVar => ("E0206", "a `$name` that is not a known pseudo-variable"),
-            Code::UnknownName => (
-                "E0207",
-                "a bare name that is not a local, constant or feature switch",
-            ),
+            Code::UnknownName => {
+                ("E0207", "a bare name that is not a local, constant or feature switch")
+            }
             Code::UnknownFlag => ("E0208", "a flag function names an undeclared flag"),
             Code::UnknownTable => ("E0209", "a table function names an undeclared table"),
-            Code::UnknownFeature => (
-                "E0210",
-                "`ifdef`/`ifndef` names a switch that no `define` declared",
-            ),
+            Code::UnknownFeature => {
+                ("E0210", "`ifdef`/`ifndef` names a switch that no `define` declared")
+            }
             Code::WrongRouteKind => (
                 "E0211",
                 "a route of the wrong kind is named (e.g. `on_failure` of a plain `route`)",
             ),
-            Code::UnknownSetting => (
-                "E0212",
-                "a setting, module or module parameter that does not exist",
-            ),
+            Code::UnknownSetting => {
+                ("E0212", "a setting, module or module parameter that does not exist")
+            }
             Code::BadDefineOption => (
                 "E0213",
                 "a `-D NAME=VALUE` option that matches no `const` or `define`, or has the wrong type",
@@ -190,21 +179,16 @@ impl Code {
                 "E0303",
                 "a constant outside the range the parameter accepts (e.g. reply codes 100..=699)",
             ),
-            Code::ReadOnly => (
-                "E0304",
-                "assignment to a read-only pseudo-variable or constant",
-            ),
+            Code::ReadOnly => ("E0304", "assignment to a read-only pseudo-variable or constant"),
             Code::InvalidRegex => ("E0305", "a regular expression that does not compile"),
-            Code::BadOperands => (
-                "E0306",
-                "an operator applied to operand types it does not accept",
-            ),
+            Code::BadOperands => {
+                ("E0306", "an operator applied to operand types it does not accept")
+            }
             Code::ReturnZero => ("E0307", "`return 0`, which Kamailio treats as `exit`"),
             Code::BreakOutsideLoop => ("E0308", "`break` outside `while` or `switch`"),
-            Code::NotConstant => (
-                "E0309",
-                "a value that must be known at check time is not a constant",
-            ),
+            Code::NotConstant => {
+                ("E0309", "a value that must be known at check time is not a constant")
+            }
             Code::DuplicateCase => ("E0310", "two `case` labels of one `switch` are equal"),
             Code::MissingRequestRoute => ("E0311", "the configuration has no `request_route`"),
             Code::NotAllowedInRoute => (
@@ -212,10 +196,9 @@ impl Code {
                 "a function or variable used in a route kind where it is not allowed, possibly through sub-routes",
             ),
             Code::Recursion => ("E0402", "routes call each other recursively"),
-            Code::Unreachable => (
-                "W0501",
-                "statements after `exit`, `drop`, `return` or `break` never run",
-            ),
+            Code::Unreachable => {
+                ("W0501", "statements after `exit`, `drop`, `return` or `break` never run")
+            }
             Code::UnusedRoute => ("W0502", "a route that is never called or armed"),
             Code::UnusedConst => ("W0503", "a constant that is never used"),
             Code::UnusedFlag => ("W0504", "a flag that is never set or tested"),
@@ -224,10 +207,9 @@ impl Code {
                 "W0506",
                 "a message-scoped variable read where it was never written for this message",
             ),
-            Code::NoFinalAction => (
-                "W0507",
-                "a `request_route` path that ends without relaying, replying or dropping",
-            ),
+            Code::NoFinalAction => {
+                ("W0507", "a `request_route` path that ends without relaying, replying or dropping")
+            }
         }
     }
 }

@@ -56,18 +56,12 @@ impl Diagnostic {
     }
 
     pub fn at(mut self, span: Span, label: impl Into<String>) -> Diagnostic {
-        self.primary = Some(Label {
-            span,
-            message: label.into(),
-        });
+        self.primary = Some(Label { span, message: label.into() });
         self
     }
 
     pub fn with_label(mut self, span: Span, label: impl Into<String>) -> Diagnostic {
-        self.secondary.push(Label {
-            span,
-            message: label.into(),
-        });
+        self.secondary.push(Label { span, message: label.into() });
         self
     }
 

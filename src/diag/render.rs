@@ -22,11 +22,7 @@ pub struct Style {
 impl Style {
     /// Stable output for snapshot tests: no colour, unicode box drawing, 100 columns.
     pub fn plain() -> Style {
-        Style {
-            color: false,
-            unicode: true,
-            width: 100,
-        }
+        Style { color: false, unicode: true, width: 100 }
     }
 }
 
@@ -64,9 +60,7 @@ impl miette::Diagnostic for Report<'_> {
     }
 
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display + 'b>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display + 'b>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -74,11 +68,7 @@ impl miette::Diagnostic for Report<'_> {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        if self.labels.is_empty() {
-            None
-        } else {
-            Some(Box::new(self.labels.iter().cloned()))
-        }
+        if self.labels.is_empty() { None } else { Some(Box::new(self.labels.iter().cloned())) }
     }
 }
 
@@ -107,10 +97,8 @@ pub fn human(map: &SourceMap, diag: &Diagnostic, style: Style) -> String {
         ));
         for l in &diag.secondary {
             if l.span.file == primary.span.file {
-                labels.push(LabeledSpan::new_with_span(
-                    Some(l.message.clone()),
-                    source_span(l.span),
-                ));
+                labels
+                    .push(LabeledSpan::new_with_span(Some(l.message.clone()), source_span(l.span)));
             } else {
                 notes.push(format!("{}: {}", location(map, l.span), l.message));
             }
@@ -123,30 +111,20 @@ pub fn human(map: &SourceMap, diag: &Diagnostic, style: Style) -> String {
     notes.extend(diag.notes.iter().cloned());
     let mut help = diag.help.clone();
     if !notes.is_empty() {
-        let joined = notes
-            .iter()
-            .map(|n| format!("note: {n}"))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let joined = notes.iter().map(|n| format!("note: {n}")).collect::<Vec<_>>().join("\n");
         help = Some(match help {
             Some(h) => format!("{h}\n{joined}"),
             None => joined,
         });
     }
-    let report = Report {
-        diag,
-        source,
-        labels,
-        help,
-    };
+    let report = Report { diag, source, labels, help };
     let theme = match (style.unicode, style.color) {
         (true, true) => GraphicalTheme::unicode(),
         (true, false) => GraphicalTheme::unicode_nocolor(),
         (false, _) => GraphicalTheme::ascii(),
     };
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_width(style.width)
-        .with_links(false);
+    let handler =
+        GraphicalReportHandler::new_themed(theme).with_width(style.width).with_links(false);
     let mut out = String::new();
     if handler.render_report(&mut out, &report).is_err() {
         out = format!("{}: {}\n", diag.code.full(), diag.message);
@@ -194,15 +172,8 @@ pub fn json(map: &SourceMap, diag: &Diagnostic) -> serde_json::Value {
         code: diag.code.full(),
         severity: diag.severity,
         message: diag.message.clone(),
-        primary: diag
-            .primary
-            .as_ref()
-            .map(|l| json_label(map, l.span, &l.message)),
-        secondary: diag
-            .secondary
-            .iter()
-            .map(|l| json_label(map, l.span, &l.message))
-            .collect(),
+        primary: diag.primary.as_ref().map(|l| json_label(map, l.span, &l.message)),
+        secondary: diag.secondary.iter().map(|l| json_label(map, l.span, &l.message)).collect(),
         notes: diag.notes.clone(),
         help: diag.help.clone(),
     };

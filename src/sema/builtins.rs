@@ -102,10 +102,7 @@ impl Kinds {
             (Kinds::BRANCH, "branch_route"),
             (Kinds::EVENT, "event_route"),
         ];
-        all.iter()
-            .filter(|(k, _)| self.contains(*k))
-            .map(|(_, n)| *n)
-            .collect()
+        all.iter().filter(|(k, _)| self.contains(*k)).map(|(_, n)| *n).collect()
     }
 }
 
@@ -351,33 +348,9 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
         Message,
         "Request URI. Writing it changes where the request goes."
     ),
-    pv!(
-        "rU",
-        None,
-        Str,
-        ANY,
-        RQFB,
-        Message,
-        "User part of the request URI."
-    ),
-    pv!(
-        "rd",
-        None,
-        Str,
-        ANY,
-        RQFB,
-        Message,
-        "Host (domain) part of the request URI."
-    ),
-    pv!(
-        "rp",
-        None,
-        Int,
-        ANY,
-        RQFB,
-        Message,
-        "Port of the request URI (5060 when absent)."
-    ),
+    pv!("rU", None, Str, ANY, RQFB, Message, "User part of the request URI."),
+    pv!("rd", None, Str, ANY, RQFB, Message, "Host (domain) part of the request URI."),
+    pv!("rp", None, Int, ANY, RQFB, Message, "Port of the request URI (5060 when absent)."),
     pv!(
         "du",
         None,
@@ -388,61 +361,13 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
         "Destination URI: the next hop, overriding the request URI for sending."
     ),
     pv!("fu", None, Str, ANY, RO, Message, "URI of the From header."),
-    pv!(
-        "fU",
-        None,
-        Str,
-        ANY,
-        RO,
-        Message,
-        "User part of the From URI."
-    ),
-    pv!(
-        "fd",
-        None,
-        Str,
-        ANY,
-        RO,
-        Message,
-        "Host part of the From URI."
-    ),
+    pv!("fU", None, Str, ANY, RO, Message, "User part of the From URI."),
+    pv!("fd", None, Str, ANY, RO, Message, "Host part of the From URI."),
     pv!("tu", None, Str, ANY, RO, Message, "URI of the To header."),
-    pv!(
-        "tU",
-        None,
-        Str,
-        ANY,
-        RO,
-        Message,
-        "User part of the To URI."
-    ),
-    pv!(
-        "td",
-        None,
-        Str,
-        ANY,
-        RO,
-        Message,
-        "Host part of the To URI."
-    ),
-    pv!(
-        "si",
-        None,
-        Str,
-        ANY,
-        RO,
-        Message,
-        "Source IP address of the message."
-    ),
-    pv!(
-        "sp",
-        None,
-        Int,
-        ANY,
-        RO,
-        Message,
-        "Source port of the message."
-    ),
+    pv!("tU", None, Str, ANY, RO, Message, "User part of the To URI."),
+    pv!("td", None, Str, ANY, RO, Message, "Host part of the To URI."),
+    pv!("si", None, Str, ANY, RO, Message, "Source IP address of the message."),
+    pv!("sp", None, Int, ANY, RO, Message, "Source port of the message."),
     pv!(
         "rm",
         None,
@@ -452,34 +377,10 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
         Message,
         "Method of the request (or of the request a reply answers)."
     ),
-    pv!(
-        "rs",
-        None,
-        Int,
-        Kinds::REPLY_SIDE,
-        RO,
-        Message,
-        "Status code of the reply."
-    ),
-    pv!(
-        "rr",
-        None,
-        Str,
-        Kinds::REPLY_SIDE,
-        RO,
-        Message,
-        "Reason phrase of the reply."
-    ),
+    pv!("rs", None, Int, Kinds::REPLY_SIDE, RO, Message, "Status code of the reply."),
+    pv!("rr", None, Str, Kinds::REPLY_SIDE, RO, Message, "Reason phrase of the reply."),
     pv!("ci", None, Str, ANY, RO, Message, "Call-ID."),
-    pv!(
-        "ua",
-        None,
-        Str,
-        ANY,
-        RO,
-        Message,
-        "User-Agent header value."
-    ),
+    pv!("ua", None, Str, ANY, RO, Message, "User-Agent header value."),
     pv!("cs", None, Int, ANY, RO, Message, "CSeq number."),
     pv!("ct", None, Str, ANY, RO, Message, "Contact header value."),
     pv!(
@@ -500,15 +401,7 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
         Message,
         "Realm in the Authorization/Proxy-Authorization credentials."
     ),
-    pv!(
-        "ml",
-        None,
-        Int,
-        ANY,
-        RO,
-        Message,
-        "Length of the message in bytes."
-    ),
+    pv!("ml", None, Int, ANY, RO, Message, "Length of the message in bytes."),
     pv!(
         "proto",
         None,
@@ -518,24 +411,8 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
         Message,
         "Transport the message arrived on: `udp`, `tcp`, `tls`, `ws`, `wss`."
     ),
-    pv!(
-        "Ri",
-        None,
-        Str,
-        ANY,
-        RO,
-        Message,
-        "Local IP address the message arrived on."
-    ),
-    pv!(
-        "Rp",
-        None,
-        Int,
-        ANY,
-        RO,
-        Message,
-        "Local port the message arrived on."
-    ),
+    pv!("Ri", None, Str, ANY, RO, Message, "Local IP address the message arrived on."),
+    pv!("Rp", None, Int, ANY, RO, Message, "Local port the message arrived on."),
     pv!(
         "T_reply_code",
         None,
@@ -594,66 +471,21 @@ pub struct SettingDef {
 
 macro_rules! setting {
     ($module:literal, $name:ident, $ty:ident, $doc:literal) => {
-        SettingDef {
-            module: $module,
-            name: stringify!($name),
-            ty: Ty::$ty,
-            doc: $doc,
-        }
+        SettingDef { module: $module, name: stringify!($name), ty: Ty::$ty, doc: $doc }
     };
 }
 
 pub static SETTINGS: &[SettingDef] = &[
-    setting!(
-        "",
-        children,
-        Int,
-        "Worker threads receiving UDP. Kamailio: `children`."
-    ),
-    setting!(
-        "",
-        debug,
-        Int,
-        "Log level: -1 errors only … 3 debug. Kamailio: `debug`."
-    ),
+    setting!("", children, Int, "Worker threads receiving UDP. Kamailio: `children`."),
+    setting!("", debug, Int, "Log level: -1 errors only … 3 debug. Kamailio: `debug`."),
     setting!("", log_stderror, Bool, "Log to stderr instead of syslog."),
-    setting!(
-        "",
-        maxbuffer,
-        Int,
-        "Upper bound when probing the UDP receive buffer size."
-    ),
-    setting!(
-        "",
-        dns,
-        Bool,
-        "Resolve the source IP to compare with Via hosts."
-    ),
+    setting!("", maxbuffer, Int, "Upper bound when probing the UDP receive buffer size."),
+    setting!("", dns, Bool, "Resolve the source IP to compare with Via hosts."),
     setting!("", rev_dns, Bool, "Reverse-resolve source addresses."),
-    setting!(
-        "",
-        auto_aliases,
-        Bool,
-        "Add the listen addresses' names to the local domains."
-    ),
-    setting!(
-        "",
-        max_while_loops,
-        Int,
-        "Bound on iterations of every `while` loop (default 100)."
-    ),
-    setting!(
-        "",
-        user_agent,
-        Str,
-        "User-Agent header of requests this proxy generates."
-    ),
-    setting!(
-        "",
-        server,
-        Str,
-        "Server header of replies this proxy generates."
-    ),
+    setting!("", auto_aliases, Bool, "Add the listen addresses' names to the local domains."),
+    setting!("", max_while_loops, Int, "Bound on iterations of every `while` loop (default 100)."),
+    setting!("", user_agent, Str, "User-Agent header of requests this proxy generates."),
+    setting!("", server, Str, "Server header of replies this proxy generates."),
     setting!(
         "tm",
         fr_timer,
@@ -666,48 +498,18 @@ pub static SETTINGS: &[SettingDef] = &[
         Duration,
         "Time to wait for a final reply to an INVITE after a provisional one."
     ),
-    setting!(
-        "rr",
-        append_fromtag,
-        Bool,
-        "Put the From tag into Record-Route headers."
-    ),
-    setting!(
-        "rr",
-        enable_full_lr,
-        Bool,
-        "Write `lr=on` instead of `lr` in Record-Route."
-    ),
-    setting!(
-        "usrloc",
-        hash_size,
-        Int,
-        "Log2 of the number of slots of the location table."
-    ),
-    setting!(
-        "registrar",
-        max_expires,
-        Duration,
-        "Largest registration lifetime accepted."
-    ),
-    setting!(
-        "registrar",
-        min_expires,
-        Duration,
-        "Smallest registration lifetime accepted."
-    ),
+    setting!("rr", append_fromtag, Bool, "Put the From tag into Record-Route headers."),
+    setting!("rr", enable_full_lr, Bool, "Write `lr=on` instead of `lr` in Record-Route."),
+    setting!("usrloc", hash_size, Int, "Log2 of the number of slots of the location table."),
+    setting!("registrar", max_expires, Duration, "Largest registration lifetime accepted."),
+    setting!("registrar", min_expires, Duration, "Smallest registration lifetime accepted."),
     setting!(
         "registrar",
         default_expires,
         Duration,
         "Lifetime of a registration that asks for none."
     ),
-    setting!(
-        "auth",
-        nonce_expire,
-        Duration,
-        "How long a digest nonce stays valid."
-    ),
+    setting!("auth", nonce_expire, Duration, "How long a digest nonce stays valid."),
     setting!("auth", realm, Str, "Default realm for challenges."),
 ];
 
@@ -720,9 +522,7 @@ pub fn pseudo_var(name: &str) -> Option<(usize, &'static PseudoVar)> {
 }
 
 pub fn setting(module: &str, name: &str) -> Option<&'static SettingDef> {
-    SETTINGS
-        .iter()
-        .find(|s| s.module == module && s.name == name)
+    SETTINGS.iter().find(|s| s.module == module && s.name == name)
 }
 
 /// The catalog as Markdown: the content of `docs/builtins.md`.
@@ -766,11 +566,7 @@ pub fn markdown() -> String {
                 k.names().join(", ")
             }
         };
-        let ty = if p.ty == Ty::Unknown {
-            "first assignment"
-        } else {
-            p.ty.name()
-        };
+        let ty = if p.ty == Ty::Unknown { "first assignment" } else { p.ty.name() };
         out.push_str(&format!(
             "| {name} | {ty} | {} | {} | {:?} | {} |\n",
             kinds(p.read),
@@ -786,12 +582,7 @@ pub fn markdown() -> String {
         } else {
             format!("module {}", s.module)
         };
-        out.push_str(&format!(
-            "| {block} | `{}` | {} | {} |\n",
-            s.name,
-            s.ty.name(),
-            s.doc
-        ));
+        out.push_str(&format!("| {block} | `{}` | {} | {} |\n", s.name, s.ty.name(), s.doc));
     }
     out
 }

@@ -18,14 +18,8 @@ use crate::diag::{Code, Diagnostic};
 use crate::syntax::ast::RouteKind;
 use crate::syntax::span::Span;
 
-const KIND_BITS: [Kinds; 6] = [
-    Kinds::REQUEST,
-    Kinds::REPLY,
-    Kinds::ONREPLY,
-    Kinds::FAILURE,
-    Kinds::BRANCH,
-    Kinds::EVENT,
-];
+const KIND_BITS: [Kinds; 6] =
+    [Kinds::REQUEST, Kinds::REPLY, Kinds::ONREPLY, Kinds::FAILURE, Kinds::BRANCH, Kinds::EVENT];
 
 /// Which entry kinds reach each route, and how.
 #[derive(Debug)]
@@ -51,10 +45,7 @@ pub fn analyse(routes: &[ir::Route], facts: &Facts, diags: &mut Vec<Diagnostic>)
     let edges = callees(facts, n);
     recursion(routes, &edges, diags);
 
-    let mut reach = Reach {
-        kinds: vec![Kinds::NONE; n],
-        parent: vec![[None; 6]; n],
-    };
+    let mut reach = Reach { kinds: vec![Kinds::NONE; n], parent: vec![[None; 6]; n] };
     for (bit, kind) in KIND_BITS.iter().enumerate() {
         let mut queue = VecDeque::new();
         for (i, r) in routes.iter().enumerate() {
@@ -90,18 +81,12 @@ pub fn analyse(routes: &[ir::Route], facts: &Facts, diags: &mut Vec<Diagnostic>)
             Code::NotAllowedInRoute,
             format!("{} is not allowed in {kind_name}", u.what),
         );
-        let allowed = if u.allowed.is_empty() {
-            "nowhere".to_string()
-        } else {
-            u.allowed.names().join(", ")
-        };
+        let allowed =
+            if u.allowed.is_empty() { "nowhere".to_string() } else { u.allowed.names().join(", ") };
         if routes[r].kind == RouteKind::Sub {
             d = d.at(
                 u.span,
-                format!(
-                    "used in route `{}`, which {kind_name} reaches",
-                    routes[r].name
-                ),
+                format!("used in route `{}`, which {kind_name} reaches", routes[r].name),
             );
             let mut cur = r;
             let mut guard = 0;
@@ -111,10 +96,7 @@ pub fn analyse(routes: &[ir::Route], facts: &Facts, diags: &mut Vec<Diagnostic>)
                 } else {
                     kind_name.clone()
                 };
-                d = d.with_label(
-                    span,
-                    format!("{who} calls route `{}` here", routes[cur].name),
-                );
+                d = d.with_label(span, format!("{who} calls route `{}` here", routes[cur].name));
                 cur = caller as usize;
                 guard += 1;
                 if guard > n {

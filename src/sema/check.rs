@@ -66,6 +66,8 @@ pub struct Checker<'a> {
     pub msg_var_typed_at: Vec<Option<Span>>,
     pub avps: Vec<String>,
     pub regexes: Vec<String>,
+    /// Each distinct pattern is validated once.
+    pub regex_ids: HashMap<String, u32>,
     pub facts: Facts,
     /// Per-route state.
     pub route: RouteId,
@@ -76,9 +78,7 @@ pub struct Checker<'a> {
 
 impl std::fmt::Debug for Checker<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checker")
-            .field("route", &self.route)
-            .finish()
+        f.debug_struct("Checker").field("route", &self.route).finish()
     }
 }
 
@@ -98,6 +98,7 @@ impl<'a> Checker<'a> {
             msg_var_typed_at: Vec::new(),
             avps: Vec::new(),
             regexes: Vec::new(),
+            regex_ids: HashMap::new(),
             facts: Facts::default(),
             route: 0,
             locals: Vec::new(),
@@ -119,11 +120,7 @@ impl<'a> Checker<'a> {
         let body = self.block(&def.body.stmts);
         ir::Route {
             kind: def.kind,
-            name: def
-                .name
-                .as_ref()
-                .map(|n| n.name.clone())
-                .unwrap_or_default(),
+            name: def.name.as_ref().map(|n| n.name.clone()).unwrap_or_default(),
             span: def.head,
             locals: std::mem::take(&mut self.locals),
             body,
@@ -179,34 +176,18 @@ impl<'a> Checker<'a> {
                     v.ty
                 };
                 let slot = self.locals.len() as u32;
-                self.locals.push(ir::Var {
-                    name: name.name.clone(),
-                    ty,
-                });
+                self.locals.push(ir::Var { name: name.name.clone(), ty });
                 if let Some(scope) = self.scopes.last_mut() {
                     scope.push((name.name.clone(), slot));
                 }
-                out.push(Stmt::Assign {
-                    target: Place::Local(slot),
-                    value: v,
-                });
+                out.push(Stmt::Assign { target: Place::Local(slot), value: v });
             }
-            StmtKind::If {
-                cond,
-                then_block,
-                else_block,
-            } => {
+            StmtKind::If { cond, then_block, else_block } => {
                 let cond = self.condition(cond);
                 let then_body = self.block(&then_block.stmts);
-                let else_body = else_block
-                    .as_ref()
-                    .map(|b| self.block(&b.stmts))
-                    .unwrap_or_default();
-                out.push(Stmt::If {
-                    cond,
-                    then_body,
-                    else_body,
-                });
+                let else_body =
+                    else_block.as_ref().map(|b| self.block(&b.stmts)).unwrap_or_default();
+                out.push(Stmt::If { cond, then_body, else_body });
             }
             StmtKind::Switch { scrutinee, cases } => out.push(self.switch(scrutinee, cases)),
             StmtKind::While { cond, body } => {
@@ -261,18 +242,9 @@ impl<'a> Checker<'a> {
                 let body = self.block(&b.stmts);
                 out.extend(body);
             }
-            StmtKind::Ifdef {
-                negate,
-                name,
-                then_block,
-                else_block,
-            } => {
+            StmtKind::Ifdef { negate, name, then_block, else_block } => {
                 let on = resolve::feature_on(self.features, name, &mut self.diags) != *negate;
-                let chosen = if on {
-                    Some(then_block)
-                } else {
-                    else_block.as_ref()
-                };
+                let chosen = if on { Some(then_block) } else { else_block.as_ref() };
                 if let Some(b) = chosen {
                     let body = self.block(&b.stmts);
                     out.extend(body);
@@ -319,11 +291,7 @@ impl<'a> Checker<'a> {
             let (key, span, test) = match &case.label {
                 CaseLabel::Str(l) => {
                     self.case_type(Ty::Str, scrut.ty, l.span);
-                    (
-                        format!("s:{}", l.value),
-                        l.span,
-                        Some(CaseTest::Str(l.value.clone())),
-                    )
+                    (format!("s:{}", l.value), l.span, Some(CaseTest::Str(l.value.clone())))
                 }
                 CaseLabel::Int(v, sp) => {
                     self.case_type(Ty::Int, scrut.ty, *sp);
@@ -355,11 +323,7 @@ impl<'a> Checker<'a> {
             }
         }
         self.breakable -= 1;
-        Stmt::Switch {
-            scrutinee: scrut,
-            cases: out_cases,
-            default,
-        }
+        Stmt::Switch { scrutinee: scrut, cases: out_cases, default }
     }
 
     fn case_type(&mut self, label: Ty, scrut: Ty, span: Span) {
@@ -385,10 +349,7 @@ impl<'a> Checker<'a> {
                 if let Some(slot) = self.lookup_local(&id.name) {
                     let want = self.locals[slot as usize].ty;
                     self.expect_ty(&v, want, None);
-                    return Some(Stmt::Assign {
-                        target: Place::Local(slot),
-                        value: v,
-                    });
+                    return Some(Stmt::Assign { target: Place::Local(slot), value: v });
                 }
                 if let Some(c) = self.consts.get_mut(&id.name) {
                     c.used = true;
@@ -432,18 +393,12 @@ impl<'a> Checker<'a> {
                             self.expect_ty(&v, ty, at);
                         }
                         self.facts.var_writes.push((self.route, slot, pv.span));
-                        Some(Stmt::Assign {
-                            target: Place::MsgVar(slot),
-                            value: v,
-                        })
+                        Some(Stmt::Assign { target: Place::MsgVar(slot), value: v })
                     }
                     Scope::Transaction => {
                         self.expect_ty(&v, Ty::Str, None);
                         let slot = self.avp_slot(pv.arg.as_deref().unwrap_or(""));
-                        Some(Stmt::Assign {
-                            target: Place::Avp(slot),
-                            value: v,
-                        })
+                        Some(Stmt::Assign { target: Place::Avp(slot), value: v })
                     }
                     _ if def.write.is_empty() => {
                         self.error(
@@ -464,10 +419,7 @@ impl<'a> Checker<'a> {
                             what: format!("assigning `${}`", def.name),
                             span: pv.span,
                         });
-                        Some(Stmt::Assign {
-                            target: Place::Pv(idx),
-                            value: v,
-                        })
+                        Some(Stmt::Assign { target: Place::Pv(idx), value: v })
                     }
                 }
             }
@@ -488,10 +440,7 @@ impl<'a> Checker<'a> {
             return s;
         }
         let s = self.msg_vars.len() as u32;
-        self.msg_vars.push(ir::Var {
-            name: name.to_string(),
-            ty: Ty::Unknown,
-        });
+        self.msg_vars.push(ir::Var { name: name.to_string(), ty: Ty::Unknown });
         self.msg_var_typed_at.push(None);
         self.msg_var_slots.insert(name.to_string(), s);
         s
@@ -538,11 +487,9 @@ impl<'a> Checker<'a> {
 pub fn diverges(s: &Stmt) -> bool {
     match s {
         Stmt::Exit | Stmt::Drop | Stmt::Return(_) | Stmt::Break => true,
-        Stmt::If {
-            then_body,
-            else_body,
-            ..
-        } => then_body.iter().any(diverges) && else_body.iter().any(diverges),
+        Stmt::If { then_body, else_body, .. } => {
+            then_body.iter().any(diverges) && else_body.iter().any(diverges)
+        }
         _ => false,
     }
 }

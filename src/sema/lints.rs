@@ -41,11 +41,8 @@ fn unused(c: &Checker<'_>, routes: &[ir::Route], diags: &mut Vec<Diagnostic>) {
             _ => continue,
         };
         diags.push(
-            Diagnostic::new(
-                Code::UnusedRoute,
-                format!("unused {} `{}`", r.kind.keyword(), r.name),
-            )
-            .at(r.span, how),
+            Diagnostic::new(Code::UnusedRoute, format!("unused {} `{}`", r.kind.keyword(), r.name))
+                .at(r.span, how),
         );
     }
     let mut consts: Vec<_> = c.consts.iter().filter(|(_, v)| !v.used).collect();
@@ -56,10 +53,9 @@ fn unused(c: &Checker<'_>, routes: &[ir::Route], diags: &mut Vec<Diagnostic>) {
                 .at(v.span, "never used"),
         );
     }
-    for (code, what, map) in [
-        (Code::UnusedFlag, "flag", &c.flags),
-        (Code::UnusedTable, "table", &c.tables),
-    ] {
+    for (code, what, map) in
+        [(Code::UnusedFlag, "flag", &c.flags), (Code::UnusedTable, "table", &c.tables)]
+    {
         let mut list: Vec<_> = map.iter().filter(|(_, v)| !v.used).collect();
         list.sort_by_key(|(_, v)| (v.span.file, v.span.start));
         for (name, v) in list {
@@ -211,10 +207,7 @@ impl Summaries<'_> {
     }
 
     fn block(&mut self, stmts: &[Stmt], h: bool) -> Flow {
-        let mut out = Flow {
-            fall: Some(h),
-            ..Flow::default()
-        };
+        let mut out = Flow { fall: Some(h), ..Flow::default() };
         for s in stmts {
             let Some(h) = out.fall else { break };
             let f = self.stmt(s, h);
@@ -233,11 +226,7 @@ impl Summaries<'_> {
         match s {
             Stmt::Expr(e) => simple(self.expr(e)),
             Stmt::Assign { value, .. } => simple(self.expr(value)),
-            Stmt::If {
-                cond,
-                then_body,
-                else_body,
-            } => {
+            Stmt::If { cond, then_body, else_body } => {
                 let hc = h || self.expr(cond).0;
                 let t = self.block(then_body, hc);
                 let e = self.block(else_body, hc);
@@ -247,11 +236,7 @@ impl Summaries<'_> {
                     brk: merge(t.brk, e.brk),
                 }
             }
-            Stmt::Switch {
-                scrutinee,
-                cases,
-                default,
-            } => {
+            Stmt::Switch { scrutinee, cases, default } => {
                 let hc = h || self.expr(scrutinee).0;
                 let mut out = Flow {
                     fall: if default.is_some() { None } else { Some(hc) },
@@ -267,34 +252,20 @@ impl Summaries<'_> {
             Stmt::While { cond, body } => {
                 let hc = h || self.expr(cond).0;
                 let f = self.block(body, hc);
-                Flow {
-                    fall: merge(Some(hc), merge(f.fall, f.brk)),
-                    ret: f.ret,
-                    brk: None,
-                }
+                Flow { fall: merge(Some(hc), merge(f.fall, f.brk)), ret: f.ret, brk: None }
             }
             Stmt::Return(v) => {
                 let eh = v.as_ref().is_some_and(|v| self.expr(v).0);
-                Flow {
-                    ret: Some(h || eh),
-                    ..Flow::default()
-                }
+                Flow { ret: Some(h || eh), ..Flow::default() }
             }
             Stmt::Exit | Stmt::Drop => Flow::default(),
-            Stmt::Break => Flow {
-                brk: Some(h),
-                ..Flow::default()
-            },
+            Stmt::Break => Flow { brk: Some(h), ..Flow::default() },
         }
     }
 }
 
 fn final_action(routes: &[ir::Route], diags: &mut Vec<Diagnostic>) {
-    let mut s = Summaries {
-        routes,
-        done: HashMap::new(),
-        active: HashSet::new(),
-    };
+    let mut s = Summaries { routes, done: HashMap::new(), active: HashSet::new() };
     for r in routes.iter().filter(|r| r.kind == RouteKind::Request) {
         let f = s.block(&r.body, false);
         if f.fall == Some(false) {

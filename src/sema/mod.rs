@@ -119,14 +119,7 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
             c.error(duplicate("constant", name, prev));
             continue;
         }
-        c.consts.insert(
-            name.name.clone(),
-            ConstInfo {
-                value: v,
-                span: name.span,
-                used: false,
-            },
-        );
+        c.consts.insert(name.name.clone(), ConstInfo { value: v, span: name.span, used: false });
     }
     // `-D` options that match nothing here; the caller decides whether that
     // is an error (`sipc check` does when no file of the run matches).
@@ -136,17 +129,13 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
         .map(|(n, _)| n)
         .filter(|n| {
             !c.consts.contains_key(*n)
-                && !collected.features.get(*n).is_some_and(|f| f.span.is_some())
+                && collected.features.get(*n).is_none_or(|f| f.span.is_none())
         })
         .cloned()
         .collect();
     let mut define_names: Vec<String> = c.consts.keys().cloned().collect();
     define_names.extend(
-        collected
-            .features
-            .iter()
-            .filter(|(_, f)| f.span.is_some())
-            .map(|(k, _)| k.clone()),
+        collected.features.iter().filter(|(_, f)| f.span.is_some()).map(|(k, _)| k.clone()),
     );
 
     declare_flags(&mut c, &collected.flags, &mut program);
@@ -156,10 +145,7 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
             c.error(duplicate("table", name, prev));
             continue;
         }
-        let mut table = ir::Table {
-            name: name.name.clone(),
-            entries: Vec::new(),
-        };
+        let mut table = ir::Table { name: name.name.clone(), entries: Vec::new() };
         for (k, v) in entries.iter() {
             let (ke, ve) = (c.expr(k), c.expr(v));
             match (types::fold(&ke), types::fold(&ve)) {
@@ -172,11 +158,7 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
         }
         c.tables.insert(
             name.name.clone(),
-            Named {
-                index: program.tables.len() as u32,
-                span: name.span,
-                used: false,
-            },
+            Named { index: program.tables.len() as u32, span: name.span, used: false },
         );
         program.tables.push(table);
     }
@@ -201,13 +183,7 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
     // Routes: declare names first so calls can refer forward.
     for def in &collected.routes {
         let id = c.route_defs.len() as u32;
-        let key = (
-            def.kind,
-            def.name
-                .as_ref()
-                .map(|n| n.name.clone())
-                .unwrap_or_default(),
-        );
+        let key = (def.kind, def.name.as_ref().map(|n| n.name.clone()).unwrap_or_default());
         let singleton = matches!(def.kind, RouteKind::Request | RouteKind::Reply);
         if let Some(&prev) = c.route_names.get(&key) {
             let prev_span = c.route_defs[prev as usize].head;
@@ -266,31 +242,19 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
     diags.append(&mut pass_diags);
     // A tree rebuilt by error recovery is only an approximation of what was
     // meant: report its errors, but not warnings about its shape.
-    if diags
-        .iter()
-        .any(|d| d.is_error() && d.code.id().starts_with("E01"))
-    {
+    if diags.iter().any(|d| d.is_error() && d.code.id().starts_with("E01")) {
         diags.retain(Diagnostic::is_error);
     }
     diag::sort(&mut diags);
     diags.dedup();
     drop(c);
-    Output {
-        sources: sources.map,
-        program,
-        diagnostics: diags,
-        unmatched_defines,
-        define_names,
-    }
+    Output { sources: sources.map, program, diagnostics: diags, unmatched_defines, define_names }
 }
 
 fn duplicate(what: &str, name: &ast::Ident, prev: Span) -> Diagnostic {
-    Diagnostic::new(
-        Code::DuplicateDefinition,
-        format!("{what} `{}` is defined twice", name.name),
-    )
-    .at(name.span, "defined again here")
-    .with_label(prev, "first defined here")
+    Diagnostic::new(Code::DuplicateDefinition, format!("{what} `{}` is defined twice", name.name))
+        .at(name.span, "defined again here")
+        .with_label(prev, "first defined here")
 }
 
 /// Parses a `-D NAME=VALUE` override as the constant's declared type.
@@ -304,9 +268,9 @@ fn parse_override(text: &str, ty: Ty) -> Option<Value> {
         },
         Ty::Str => Some(Value::Str(text.to_string())),
         Ty::Duration => crate::syntax::literal::duration_ms(text).map(Value::Duration),
-        Ty::Addr => crate::syntax::literal::check_address(text)
-            .ok()
-            .map(|_| Value::Addr(text.to_string())),
+        Ty::Addr => {
+            crate::syntax::literal::check_address(text).ok().map(|_| Value::Addr(text.to_string()))
+        }
         Ty::Void | Ty::Unknown => None,
     }
 }
@@ -348,17 +312,10 @@ fn declare_flags(
         }
         c.flags.insert(
             name.name.clone(),
-            Named {
-                index: program.flags.len() as u32,
-                span: name.span,
-                used: false,
-            },
+            Named { index: program.flags.len() as u32, span: name.span, used: false },
         );
         pending.push(bit);
-        program.flags.push(ir::Flag {
-            name: name.name.clone(),
-            bit: 0,
-        });
+        program.flags.push(ir::Flag { name: name.name.clone(), bit: 0 });
     }
     let mut next = 0u32;
     for (flag, bit) in program.flags.iter_mut().zip(pending) {
@@ -384,11 +341,8 @@ fn settings(
     let module_name = module.map(|m| m.name.as_str()).unwrap_or("");
     if let Some(m) = module {
         if !builtins::SETTINGS.iter().any(|d| d.module == m.name) {
-            let mods: Vec<&str> = builtins::SETTINGS
-                .iter()
-                .map(|d| d.module)
-                .filter(|m| !m.is_empty())
-                .collect();
+            let mods: Vec<&str> =
+                builtins::SETTINGS.iter().map(|d| d.module).filter(|m| !m.is_empty()).collect();
             let mut d =
                 Diagnostic::new(Code::UnknownSetting, format!("unknown module `{}`", m.name))
                     .at(m.span, "no parameters known for this module");
@@ -400,17 +354,11 @@ fn settings(
         }
     }
     let Some(def) = builtins::setting(module_name, &s.name.name) else {
-        let names = builtins::SETTINGS
-            .iter()
-            .filter(|d| d.module == module_name)
-            .map(|d| d.name);
+        let names = builtins::SETTINGS.iter().filter(|d| d.module == module_name).map(|d| d.name);
         let what = if module_name.is_empty() {
             format!("unknown setting `{}`", s.name.name)
         } else {
-            format!(
-                "unknown parameter `{}` of module `{module_name}`",
-                s.name.name
-            )
+            format!("unknown parameter `{}` of module `{module_name}`", s.name.name)
         };
         let mut d =
             Diagnostic::new(Code::UnknownSetting, what).at(s.name.span, "not in the catalog");
@@ -441,21 +389,14 @@ fn settings(
 const TRANSPORTS: &[&str] = &["udp", "tcp", "tls", "ws", "wss", "sctp"];
 
 fn listen(c: &mut Checker<'_>, item: &ast::Item, program: &mut CheckedProgram) {
-    let ItemKind::Listen {
-        proto,
-        addr,
-        advertise,
-    } = &item.kind
-    else {
+    let ItemKind::Listen { proto, addr, advertise } = &item.kind else {
         return;
     };
     if !TRANSPORTS.contains(&proto.name.as_str()) {
-        let mut d = Diagnostic::new(
-            Code::UnknownSetting,
-            format!("unknown transport `{}`", proto.name),
-        )
-        .at(proto.span, "not a transport")
-        .with_help(format!("transports: {}", TRANSPORTS.join(", ")));
+        let mut d =
+            Diagnostic::new(Code::UnknownSetting, format!("unknown transport `{}`", proto.name))
+                .at(proto.span, "not a transport")
+                .with_help(format!("transports: {}", TRANSPORTS.join(", ")));
         if let Some(s) = suggest(&proto.name, TRANSPORTS.iter().copied()) {
             d = d.with_help(format!("did you mean `{s}`?"));
         }

@@ -37,10 +37,7 @@ pub struct NoFiles;
 
 impl Loader for NoFiles {
     fn load(&self, _: &Path) -> std::io::Result<String> {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "includes are disabled",
-        ))
+        Err(std::io::Error::new(std::io::ErrorKind::NotFound, "includes are disabled"))
     }
 }
 
@@ -94,11 +91,7 @@ fn collect_includes(items: &[Item], out: &mut Vec<(Span, String)>) {
     for item in items {
         match &item.kind {
             ItemKind::Include(lit) => out.push((item.span, lit.value.clone())),
-            ItemKind::Ifdef {
-                then_items,
-                else_items,
-                ..
-            } => {
+            ItemKind::Ifdef { then_items, else_items, .. } => {
                 collect_includes(then_items, out);
                 collect_includes(else_items, out);
             }
@@ -116,14 +109,9 @@ fn load_includes(
 ) {
     let mut incs = Vec::new();
     collect_includes(&s.asts[file.0 as usize].items, &mut incs);
-    let dir = s.paths[file.0 as usize]
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let display_dir = Path::new(&s.map.get(file).name)
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let dir = s.paths[file.0 as usize].parent().map(Path::to_path_buf).unwrap_or_default();
+    let display_dir =
+        Path::new(&s.map.get(file).name).parent().map(Path::to_path_buf).unwrap_or_default();
     for (span, rel) in incs {
         let path = normalize(&dir.join(&rel));
         if stack.contains(&path) {
@@ -133,8 +121,7 @@ fn load_includes(
             continue;
         }
         if let Some(i) = s.paths.iter().position(|p| *p == path) {
-            s.includes
-                .insert(span, IncludeResult::Loaded(FileId(i as u32)));
+            s.includes.insert(span, IncludeResult::Loaded(FileId(i as u32)));
             continue;
         }
         match loader.load(&path) {
@@ -147,8 +134,7 @@ fn load_includes(
                 stack.pop();
             }
             Err(e) => {
-                s.includes
-                    .insert(span, IncludeResult::Failed(e.to_string()));
+                s.includes.insert(span, IncludeResult::Failed(e.to_string()));
             }
         }
     }
@@ -200,13 +186,7 @@ pub fn expand<'a>(
 ) -> Collected<'a> {
     let mut c = Collected::default();
     for name in cli_defines.keys() {
-        c.features.insert(
-            name.clone(),
-            Feature {
-                on: true,
-                span: None,
-            },
-        );
+        c.features.insert(name.clone(), Feature { on: true, span: None });
     }
     if let Some(root) = s.asts.first() {
         expand_items(s, &root.items, cli_defines, &mut c, diags);
@@ -263,20 +243,9 @@ fn expand_items<'a>(
                         }
                     },
                 };
-                c.features.insert(
-                    name.name.clone(),
-                    Feature {
-                        on,
-                        span: Some(name.span),
-                    },
-                );
+                c.features.insert(name.name.clone(), Feature { on, span: Some(name.span) });
             }
-            ItemKind::Ifdef {
-                negate,
-                name,
-                then_items,
-                else_items,
-            } => {
+            ItemKind::Ifdef { negate, name, then_items, else_items } => {
                 let on = feature_on(&c.features, name, diags) != *negate;
                 let chosen = if on { then_items } else { else_items };
                 expand_items(s, chosen, cli, c, diags);

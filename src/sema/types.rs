@@ -85,14 +85,7 @@ impl Checker<'_> {
                     );
                     return err(span);
                 }
-                mk(
-                    K::Unary {
-                        op: *op,
-                        expr: Box::new(x),
-                    },
-                    want,
-                    span,
-                )
+                mk(K::Unary { op: *op, expr: Box::new(x) }, want, span)
             }
             ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, span),
             ExprKind::Error => err(span),
@@ -129,19 +122,12 @@ impl Checker<'_> {
         let mut d = Diagnostic::new(Code::UnknownName, format!("cannot find `{}`", id.name))
             .at(id.span, "not a local or constant");
         if self.flags.contains_key(&id.name) {
-            d = d.with_help(format!(
-                "`{0}` is a flag: test it with `isflagset({0})`",
-                id.name
-            ));
+            d = d.with_help(format!("`{0}` is a flag: test it with `isflagset({0})`", id.name));
         } else if id.name == "myself" {
             d = d.with_help("Kamailio's `uri == myself` is `is_myself($ru)` here");
         } else {
-            let mut names: Vec<String> = self
-                .scopes
-                .iter()
-                .flatten()
-                .map(|(n, _)| n.clone())
-                .collect();
+            let mut names: Vec<String> =
+                self.scopes.iter().flatten().map(|(n, _)| n.clone()).collect();
             names.extend(self.consts.keys().cloned());
             if let Some(s) = suggest(&id.name, names.iter().map(String::as_str)) {
                 d = d.with_help(format!("a similar name exists: `{s}`"));
@@ -211,14 +197,7 @@ impl Checker<'_> {
                     what: format!("`${}`", def.name),
                     span: pv.span,
                 });
-                mk(
-                    K::Pv {
-                        pv: idx,
-                        arg: pv.arg.clone(),
-                    },
-                    def.ty,
-                    pv.span,
-                )
+                mk(K::Pv { pv: idx, arg: pv.arg.clone() }, def.ty, pv.span)
             }
         }
     }
@@ -244,14 +223,7 @@ impl Checker<'_> {
                 }
             };
             return match regex {
-                Some(r) => mk(
-                    K::Matches {
-                        lhs: Box::new(l),
-                        regex: r,
-                    },
-                    Ty::Bool,
-                    span,
-                ),
+                Some(r) => mk(K::Matches { lhs: Box::new(l), regex: r }, Ty::Bool, span),
                 None => err(span),
             };
         }
@@ -282,15 +254,7 @@ impl Checker<'_> {
             BinOp::Match => unreachable!("handled above"),
         };
         match ty {
-            Some(ty) => mk(
-                K::Binary {
-                    op,
-                    lhs: Box::new(l),
-                    rhs: Box::new(r),
-                },
-                ty,
-                span,
-            ),
+            Some(ty) => mk(K::Binary { op, lhs: Box::new(l), rhs: Box::new(r) }, ty, span),
             None => {
                 self.bad_operands(op, &l, Some(&r));
                 err(span)
@@ -309,19 +273,11 @@ impl Checker<'_> {
                 ),
             ),
             (BinOp::Or | BinOp::And, Some(r)) => (
-                format!(
-                    "`{sym}` needs two bools, found {} and {}",
-                    l.ty.name(),
-                    r.ty.name()
-                ),
+                format!("`{sym}` needs two bools, found {} and {}", l.ty.name(), r.ty.name()),
                 None,
             ),
             (_, Some(r)) => (
-                format!(
-                    "`{sym}` cannot compare or combine {} and {}",
-                    l.ty.name(),
-                    r.ty.name()
-                ),
+                format!("`{sym}` cannot compare or combine {} and {}", l.ty.name(), r.ty.name()),
                 None,
             ),
             (_, None) => (format!("`{sym}` cannot apply to {}", l.ty.name()), None),
@@ -340,31 +296,31 @@ impl Checker<'_> {
     /// Compiles a string literal as a regex; errors point inside the literal.
     pub fn regex_literal(&mut self, lit: &ast::StrLit) -> Option<u32> {
         let pattern = &lit.value;
-        let parsed = regex_syntax::ast::parse::Parser::new().parse(pattern);
-        let problem = match parsed {
-            Err(e) => {
-                let s = e.span();
-                Some((
-                    e.kind().to_string(),
-                    s.start.offset,
-                    s.end.offset.max(s.start.offset + 1),
-                ))
-            }
-            Ok(_) => match regex::Regex::new(pattern) {
-                Err(e) => Some((e.to_string(), 0, pattern.len())),
-                Ok(_) => None,
-            },
-        };
+        if let Some(&r) = self.regex_ids.get(pattern) {
+            return Some(r);
+        }
+        // Parsing and translating to HIR finds every syntax error with its
+        // position; building the automaton is left to run time.
+        let problem = match regex_syntax::Parser::new().parse(pattern) {
+            Err(regex_syntax::Error::Parse(e)) => Some((e.kind().to_string(), *e.span())),
+            Err(regex_syntax::Error::Translate(e)) => Some((e.kind().to_string(), *e.span())),
+            Err(e) => Some((
+                e.to_string(),
+                regex_syntax::ast::Span::new(
+                    regex_syntax::ast::Position::new(0, 1, 1),
+                    regex_syntax::ast::Position::new(pattern.len(), 1, 1),
+                ),
+            )),
+            Ok(_) => None,
+        }
+        .map(|(msg, s)| (msg, s.start.offset, s.end.offset.max(s.start.offset + 1)));
         if let Some((msg, start, end)) = problem {
             let token = self.map.snippet(lit.span);
             let a = literal::source_offset(token, lit.span.start, start);
             let b = literal::source_offset(token, lit.span.start, end.min(pattern.len()));
             let b = b.max(a + 1).min(lit.span.end);
-            let span = Span {
-                file: lit.span.file,
-                start: a.min(lit.span.end.saturating_sub(1)),
-                end: b,
-            };
+            let span =
+                Span { file: lit.span.file, start: a.min(lit.span.end.saturating_sub(1)), end: b };
             self.error(
                 Diagnostic::new(Code::InvalidRegex, "invalid regular expression")
                     .at(span, msg)
@@ -374,8 +330,10 @@ impl Checker<'_> {
             );
             return None;
         }
+        let id = self.regexes.len() as u32;
         self.regexes.push(pattern.clone());
-        Some(self.regexes.len() as u32 - 1)
+        self.regex_ids.insert(pattern.clone(), id);
+        Some(id)
     }
 
     fn call(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span) -> ir::Expr {
@@ -386,17 +344,11 @@ impl Checker<'_> {
             )
             .at(name.span, "not a builtin function");
             if let Some((_, ours)) = KAMAILIO_NAMES.iter().find(|(k, _)| *k == name.name) {
-                d = d.with_help(format!(
-                    "Kamailio's `{}` is called `{ours}` here",
-                    name.name
-                ));
+                d = d.with_help(format!("Kamailio's `{}` is called `{ours}` here", name.name));
             } else if let Some(s) = suggest(&name.name, builtins::FUNCTIONS.iter().map(|f| f.name))
             {
                 d = d.with_help(format!("did you mean `{s}`?"));
-            } else if self
-                .route_names
-                .contains_key(&(RouteKind::Sub, name.name.clone()))
-            {
+            } else if self.route_names.contains_key(&(RouteKind::Sub, name.name.clone())) {
                 d = d.with_help(format!("to run the route, write `route({})`", name.name));
             }
             self.error(d);
@@ -418,11 +370,7 @@ impl Checker<'_> {
                     format!(
                         "`{}` takes {count} argument{}, but {} {} given",
                         f.name,
-                        if f.params.len() == 1 && f.min_args == 1 {
-                            ""
-                        } else {
-                            "s"
-                        },
+                        if f.params.len() == 1 && f.min_args == 1 { "" } else { "s" },
                         args.len(),
                         if args.len() == 1 { "was" } else { "were" }
                     ),
@@ -441,19 +389,8 @@ impl Checker<'_> {
             what: format!("`{}()`", f.name),
             span,
         });
-        let lowered = args
-            .iter()
-            .zip(f.params)
-            .map(|(a, (_, p))| self.arg(a, *p, f))
-            .collect();
-        mk(
-            K::Call {
-                func: idx,
-                args: lowered,
-            },
-            f.ret,
-            span,
-        )
+        let lowered = args.iter().zip(f.params).map(|(a, (_, p))| self.arg(a, *p, f)).collect();
+        mk(K::Call { func: idx, args: lowered }, f.ret, span)
     }
 
     fn arg(&mut self, a: &ast::Expr, p: Param, f: &Func) -> ir::Expr {
@@ -562,10 +499,7 @@ impl Checker<'_> {
                     _ => None,
                 };
                 let lvl = text.map(|t| t.trim_start_matches("L_").to_ascii_lowercase());
-                match lvl
-                    .as_deref()
-                    .and_then(|t| LOG_LEVELS.iter().position(|l| *l == t))
-                {
+                match lvl.as_deref().and_then(|t| LOG_LEVELS.iter().position(|l| *l == t)) {
                     Some(i) => mk(K::Level(i as u8), Ty::Void, span),
                     None => {
                         self.error(
@@ -598,15 +532,9 @@ impl Checker<'_> {
             return mk(k, Ty::Void, a.span);
         }
         let (code, names): (Code, Vec<&str>) = if what == "flag" {
-            (
-                Code::UnknownFlag,
-                self.flags.keys().map(String::as_str).collect(),
-            )
+            (Code::UnknownFlag, self.flags.keys().map(String::as_str).collect())
         } else {
-            (
-                Code::UnknownTable,
-                self.tables.keys().map(String::as_str).collect(),
-            )
+            (Code::UnknownTable, self.tables.keys().map(String::as_str).collect())
         };
         let mut d = Diagnostic::new(code, format!("cannot find {what} `{}`", id.name))
             .at(id.span, format!("no `{what}` declares this"));
@@ -624,49 +552,32 @@ impl Checker<'_> {
         if let Some(&r) = self.route_names.get(&(kind, id.name.clone())) {
             return Some(r);
         }
-        let other = self
-            .route_names
-            .iter()
-            .find(|((_, n), _)| *n == id.name)
-            .map(|((k, _), r)| (*k, *r));
+        let other =
+            self.route_names.iter().find(|((_, n), _)| *n == id.name).map(|((k, _), r)| (*k, *r));
         if let Some((k, r)) = other {
             let def_span = self.route_defs[r as usize].head;
             self.error(
                 Diagnostic::new(
                     Code::WrongRouteKind,
-                    format!(
-                        "`{}` is a {}, not a {}",
-                        id.name,
-                        k.keyword(),
-                        kind.keyword()
-                    ),
+                    format!("`{}` is a {}, not a {}", id.name, k.keyword(), kind.keyword()),
                 )
                 .at(id.span, format!("expected a {}", kind.keyword()))
                 .with_label(def_span, format!("defined as a {} here", k.keyword())),
             );
             return None;
         }
-        let names: Vec<&str> = self
-            .route_names
-            .keys()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, n)| n.as_str())
-            .collect();
+        let names: Vec<&str> =
+            self.route_names.keys().filter(|(k, _)| *k == kind).map(|(_, n)| n.as_str()).collect();
         let mut d = Diagnostic::new(
             Code::UnknownRoute,
             format!("cannot find {} `{}`", kind.keyword(), id.name),
         )
         .at(id.span, "no route with this name");
         d = match suggest(&id.name, names.into_iter()) {
-            Some(s) => d.with_help(format!(
-                "a {} with a similar name exists: `{s}`",
-                kind.keyword()
-            )),
-            None => d.with_help(format!(
-                "define it with `{} {} {{ … }}`",
-                kind.keyword(),
-                id.name
-            )),
+            Some(s) => {
+                d.with_help(format!("a {} with a similar name exists: `{s}`", kind.keyword()))
+            }
+            None => d.with_help(format!("define it with `{} {} {{ … }}`", kind.keyword(), id.name)),
         };
         self.error(d);
         None

@@ -37,20 +37,15 @@ pub fn lex(file: FileId, src: &str) -> (Vec<Spanned<'_>>, Vec<Diagnostic>) {
                     if let Some((s, e)) = bad.take() {
                         flush_bad(file, src, s, e, &mut toks, &mut diags);
                     }
-                    let (tok, want) = if text == "&" {
-                        (Tok::AndAnd, "&&")
-                    } else {
-                        (Tok::OrOr, "||")
-                    };
+                    let (tok, want) =
+                        if text == "&" { (Tok::AndAnd, "&&") } else { (Tok::OrOr, "||") };
                     diags.push(
                         Diagnostic::new(
                             Code::InvalidToken,
                             format!("unexpected character `{text}`"),
                         )
                         .at(Span::new(file, start, end), "not an operator")
-                        .with_help(format!(
-                            "logical operators are `&&` and `||`: write `{want}`"
-                        )),
+                        .with_help(format!("logical operators are `&&` and `||`: write `{want}`")),
                     );
                     toks.push((start, tok, end));
                     continue;
@@ -84,10 +79,7 @@ pub fn lex(file: FileId, src: &str) -> (Vec<Spanned<'_>>, Vec<Diagnostic>) {
             Tok::BlockComment(false) => {
                 diags.push(
                     Diagnostic::new(Code::UnterminatedComment, "unterminated block comment")
-                        .at(
-                            Span::new(file, start, start + 2),
-                            "this comment is never closed",
-                        )
+                        .at(Span::new(file, start, start + 2), "this comment is never closed")
                         .with_help("add `*/` where the comment should end"),
                 );
                 continue;
@@ -101,21 +93,17 @@ pub fn lex(file: FileId, src: &str) -> (Vec<Spanned<'_>>, Vec<Diagnostic>) {
                 toks.push((start, Tok::Error, end));
                 continue;
             }
-            Tok::Int(text) => {
-                if text.parse::<i64>().is_err() {
-                    diags.push(
-                        Diagnostic::new(Code::InvalidNumber, "integer literal is too large")
-                            .at(span, "does not fit in a 64-bit signed integer"),
-                    );
-                }
+            Tok::Int(text) if text.parse::<i64>().is_err() => {
+                diags.push(
+                    Diagnostic::new(Code::InvalidNumber, "integer literal is too large")
+                        .at(span, "does not fit in a 64-bit signed integer"),
+                );
             }
-            Tok::Duration(text) => {
-                if literal::duration_ms(text).is_none() {
-                    diags.push(
-                        Diagnostic::new(Code::InvalidNumber, "duration literal is too large")
-                            .at(span, "does not fit in 64 bits of milliseconds"),
-                    );
-                }
+            Tok::Duration(text) if literal::duration_ms(text).is_none() => {
+                diags.push(
+                    Diagnostic::new(Code::InvalidNumber, "duration literal is too large")
+                        .at(span, "does not fit in 64 bits of milliseconds"),
+                );
             }
             Tok::Ip(text) => {
                 if let Err(why) = literal::check_address(text) {

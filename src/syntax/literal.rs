@@ -58,11 +58,7 @@ pub fn split_pv(text: &str) -> (&str, Option<&str>) {
 
 pub fn make_pv(text: &str, span: Span) -> Pv {
     let (name, arg) = split_pv(text);
-    Pv {
-        name: name.to_string(),
-        arg: arg.map(|a| a.trim().to_string()),
-        span,
-    }
+    Pv { name: name.to_string(), arg: arg.map(|a| a.trim().to_string()), span }
 }
 
 fn is_ident_start(c: u8) -> bool {
@@ -185,11 +181,7 @@ pub fn check_string(file: FileId, start: usize, text: &str, diags: &mut Vec<Diag
 /// Grammar-side conversion of a string token.
 pub fn make_str(file: FileId, start: usize, end: usize, text: &str) -> StrLit {
     let (value, parts, _) = scan(file, start, text);
-    StrLit {
-        value,
-        parts,
-        span: Span::new(file, start, end),
-    }
+    StrLit { value, parts, span: Span::new(file, start, end) }
 }
 
 /// Maps an offset into a string's cooked (escape-processed) value back to a

@@ -16,12 +16,7 @@ use super::token::Tok;
 use crate::diag::{Code, Diagnostic};
 
 lalrpop_util::lalrpop_mod!(
-    #[allow(
-        clippy::all,
-        clippy::pedantic,
-        missing_debug_implementations,
-        unused_qualifications
-    )]
+    #[allow(clippy::all, clippy::pedantic, missing_debug_implementations, unused_qualifications)]
     grammar,
     "/route.rs"
 );
@@ -37,9 +32,7 @@ pub fn parse(file: FileId, src: &str) -> (File, Vec<Diagnostic>) {
     let mut errors: Vec<ErrorRecovery<usize, Tok<'_>, Never>> = Vec::new();
     let stream = tokens.iter().copied().map(Ok::<Spanned<'_>, Never>);
     let result = grammar::FileParser::new().parse(file, &mut errors, stream);
-    let mut saw_eof = errors
-        .iter()
-        .any(|e| matches!(e.error, ParseError::UnrecognizedEof { .. }));
+    let mut saw_eof = errors.iter().any(|e| matches!(e.error, ParseError::UnrecognizedEof { .. }));
     let mut syntax = Vec::new();
     for e in errors {
         syntax.extend(convert(file, src, &tokens, e.error));
@@ -78,9 +71,7 @@ fn reparse_closed(file: FileId, tokens: &[Spanned<'_>], end: usize) -> Option<Fi
     toks.extend((0..depth).map(|_| (end, Tok::RBrace, end)));
     let mut errors = Vec::new();
     let stream = toks.into_iter().map(Ok::<Spanned<'_>, Never>);
-    grammar::FileParser::new()
-        .parse(file, &mut errors, stream)
-        .ok()
+    grammar::FileParser::new().parse(file, &mut errors, stream).ok()
 }
 
 fn convert(
@@ -90,10 +81,7 @@ fn convert(
     err: ParseError<usize, Tok<'_>, Never>,
 ) -> Option<Diagnostic> {
     match err {
-        ParseError::UnrecognizedToken {
-            token: (start, tok, end),
-            expected,
-        } => {
+        ParseError::UnrecognizedToken { token: (start, tok, end), expected } => {
             if tok == Tok::Error {
                 // Already reported by the lexer.
                 return None;
@@ -101,16 +89,10 @@ fn convert(
             let found = tok.describe();
             let words = describe_expected(&expected);
             let span = Span::new(file, start, end);
-            let mut d = Diagnostic::new(
-                Code::SyntaxError,
-                format!("expected {words}, found {found}"),
-            );
+            let mut d =
+                Diagnostic::new(Code::SyntaxError, format!("expected {words}, found {found}"));
             let wants_semi = expected.iter().any(|e| e == "\";\"");
-            let prev_end = tokens
-                .iter()
-                .take_while(|t| t.0 < start)
-                .last()
-                .map(|t| t.2);
+            let prev_end = tokens.iter().take_while(|t| t.0 < start).last().map(|t| t.2);
             match prev_end {
                 Some(p) if wants_semi && line_of(src, p) < line_of(src, start) => {
                     d = d
@@ -143,9 +125,7 @@ fn convert(
                 .with_help("the file may be truncated, or a `}` may be missing"),
             )
         }
-        ParseError::ExtraToken {
-            token: (start, tok, end),
-        } => Some(
+        ParseError::ExtraToken { token: (start, tok, end) } => Some(
             Diagnostic::new(Code::SyntaxError, format!("unexpected {}", tok.describe()))
                 .at(Span::new(file, start, end), "not expected here"),
         ),
@@ -158,10 +138,7 @@ fn convert(
 }
 
 fn line_of(src: &str, offset: usize) -> usize {
-    src.as_bytes()[..offset.min(src.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
+    src.as_bytes()[..offset.min(src.len())].iter().filter(|&&b| b == b'\n').count()
 }
 
 const EXPR_STARTS: &[&str] = &["INT", "STR", "PV", "\"(\"", "\"!\"", "DURATION", "ADDR"];

@@ -11,8 +11,7 @@ use logos::Logos;
 /// the lexer has already reported it, and the parser stays silent about it.
 #[derive(Logos, Debug, Clone, Copy, PartialEq, Eq)]
 #[logos(skip r"[ \t\r\n\f]+")]
-#[logos(skip(r"#[^\n]*", allow_greedy = true))]
-#[logos(skip(r"//[^\n]*", allow_greedy = true))]
+#[logos(skip(r"(#|//)[^\n]*", allow_greedy = true))]
 pub enum Tok<'a> {
     // Block comments are lexed by a callback so an unterminated one can be
     // reported instead of silently eating the file; the wrapper drops them.
