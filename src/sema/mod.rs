@@ -12,6 +12,7 @@ pub mod callgraph;
 pub mod check;
 pub mod ir;
 pub mod lints;
+pub mod regexes;
 pub mod resolve;
 pub mod types;
 
