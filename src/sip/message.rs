@@ -14,7 +14,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use super::error::{ErrorKind, ParseError};
-use super::scan::{CommaValues, is_token, parse_decimal};
+use super::scan::{CommaValues, is_token, is_token_byte, parse_decimal};
 use super::{HeaderName, Method};
 
 /// Hard limits applied while parsing; the proxy exposes them as settings.
@@ -129,15 +129,19 @@ impl Message {
                 if line_end - pos > limits.max_header_len {
                     return Err(err(ErrorKind::HeaderTooLong, pos));
                 }
-                let colon = memchr::memchr(b':', &data[pos..line_end])
-                    .map(|i| pos + i)
-                    .ok_or(err(ErrorKind::BadHeaderLine, pos))?;
-                let mut name_end = colon;
-                while name_end > pos && matches!(data[name_end - 1], b' ' | b'\t') {
-                    name_end -= 1;
+                // The name: token bytes, optional white space, then ':'.
+                let line = &data[pos..line_end];
+                let name_end =
+                    pos + line.iter().position(|&b| !is_token_byte(b)).unwrap_or(line.len());
+                let mut colon = name_end;
+                while colon < line_end && matches!(data[colon], b' ' | b'\t') {
+                    colon += 1;
+                }
+                if name_end == pos || colon == line_end || data[colon] != b':' {
+                    return Err(err(ErrorKind::BadHeaderLine, pos));
                 }
                 headers.push(Header {
-                    name: HeaderName::Other,
+                    name: HeaderName::classify_bytes(&data[pos..name_end]),
                     name_span: Span::new(pos, name_end),
                     value: Span::new(colon + 1, line_end),
                     line: Span::new(pos, eol + 1),
@@ -154,11 +158,6 @@ impl Message {
         let mut first = [NONE; HeaderName::COUNT];
         let mut count = [0u8; HeaderName::COUNT];
         for (i, h) in headers.iter_mut().enumerate() {
-            let name = &text[h.name_span.range()];
-            if !is_token(name) {
-                return Err(err(ErrorKind::BadHeaderLine, h.name_span.start as usize));
-            }
-            h.name = HeaderName::classify(name);
             h.value = trim_span(text, h.value);
             let k = h.name as usize;
             if first[k] == NONE {
