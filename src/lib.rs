@@ -5,4 +5,5 @@
 //! (syntax, sema, codegen, runtime, reload, proxy) sit beside them as they land.
 
 pub mod cli;
+pub mod proxy;
 pub mod sip;
