@@ -1,14 +1,22 @@
-//! The proxy core's protocol logic (RFC 3261 §16, RFC 3581), sans-I/O.
+//! The proxy: RFC 3261 §16 protocol logic (sans-I/O: [`request`],
+//! [`response`], [`branch`], [`local`]), the stateless [`core`] that applies
+//! it to each message with the [`router`]'s decision, and the I/O around it
+//! ([`transport`], [`server`]).
 //!
-//! Each function here takes a parsed message (and the proxy's identity) and
-//! returns a decision or records edits; sockets, timers and the route
-//! program live elsewhere. That is what lets the §16 rules be unit-tested
-//! message by message, and reused by the stateless and stateful paths alike.
+//! The protocol modules take parsed messages and return decisions or record
+//! edits, so the §16 rules are unit-tested message by message; sockets live
+//! only in `transport` and `server`.
 
 pub mod branch;
+pub mod core;
 pub mod local;
 pub mod request;
 pub mod response;
+pub mod router;
+pub mod server;
+pub mod transport;
 
 pub use local::LocalIdentity;
-pub use request::{NextHop, Reject};
+pub use request::{Forward, HopHeaders, NextHop, Reject};
+pub use router::{Decision, RequestContext, Router};
+pub use transport::{Inbound, Transport};

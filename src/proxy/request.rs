@@ -189,24 +189,30 @@ fn set_route_set(edit: &mut EditedMessage, routes: &[String]) {
 pub struct Forward<'a> {
     /// `$du`: send here instead of following the Route set or the R-URI.
     pub destination: Option<&'a str>,
-    /// A Record-Route value to add (`<sip:…;lr>`), when the route asked for one.
-    pub record_route: Option<&'a str>,
+    /// `record_route()` was called: add the Record-Route values of [`HopHeaders`].
+    pub record_route: bool,
 }
 
-/// §16.6 steps 3–8 on the copy being forwarded: Max-Forwards, Record-Route,
-/// strict-route postprocessing, next hop, and this proxy's Via with a branch
-/// from [`stateless_branch`]. `via_sent_by` is `SIP/2.0/UDP host:port` of the
-/// socket the request leaves from. Returns where to send it.
+/// What the proxy adds to a request it forwards over a given next hop: its
+/// Via sent-by (`SIP/2.0/UDP host:port`) and the Record-Route values (two
+/// when the request changes transport or interface, RFC 5658).
+#[derive(Debug, Clone, Default)]
+pub struct HopHeaders {
+    pub via_sent_by: String,
+    pub record_routes: Vec<String>,
+}
+
+/// §16.6 steps 3–8 on the copy being forwarded: Max-Forwards, strict-route
+/// postprocessing, next hop, then (from `headers`, which sees the hop)
+/// Record-Route and this proxy's Via with a branch from [`stateless_branch`].
+/// Returns where to send it.
 pub fn prepare_forward(
     edit: &mut EditedMessage,
-    via_sent_by: &str,
     fwd: &Forward<'_>,
+    headers: impl FnOnce(&NextHop) -> Result<HopHeaders, Reject>,
 ) -> Result<NextHop, Reject> {
     let mf = edit.original().max_forwards().ok().flatten();
     edit.set_header("Max-Forwards", &mf.map_or(70, |m| m.saturating_sub(1)).to_string());
-    if let Some(rr) = fwd.record_route {
-        edit.insert_first("Record-Route", rr);
-    }
     // Step 6: a strict router next (first Route without `lr`) gets the R-URI
     // as its Request-URI, and the original R-URI goes to the end of the set.
     let routes: Vec<String> = edit.current_values("Route").flat_map(split_values).collect();
@@ -230,9 +236,15 @@ pub fn prepare_forward(
         .unwrap_or_else(|| edit.request_uri().unwrap_or_default().to_owned());
     let uri = Uri::parse(&target).map_err(|_| Reject::new(400, "Bad Destination"))?;
     let hop = NextHop::from_uri(&uri).ok_or(Reject::new(416, "Unsupported URI Scheme"))?;
+    let added = headers(&hop)?;
+    if fwd.record_route {
+        for rr in &added.record_routes {
+            edit.insert_first("Record-Route", rr);
+        }
+    }
     let outgoing = edit.request_uri().unwrap_or_default().to_owned();
     let branch = stateless_branch(edit.original(), &outgoing);
-    edit.insert_first("Via", &format!("{via_sent_by};branch={branch}"));
+    edit.insert_first("Via", &format!("{};branch={branch}", added.via_sent_by));
     Ok(hop)
 }
 
@@ -255,6 +267,10 @@ mod tests {
         let m = Message::parse(e.serialize()).unwrap();
         m.validate().unwrap();
         m
+    }
+
+    fn udp(_: &NextHop) -> Result<HopHeaders, Reject> {
+        Ok(HopHeaders { via_sent_by: "SIP/2.0/UDP 127.0.0.1:5060".into(), record_routes: vec![] })
     }
 
     const TAIL: &str = "To: <sip:b@example.com>\nFrom: <sip:a@example.com>;tag=1\nCall-ID: c1\nCSeq: 1 INVITE\nContent-Length: 0\n\n";
@@ -296,8 +312,7 @@ mod tests {
             TAIL.replace("1 INVITE", "2 BYE")
         ));
         assert_eq!(preprocess_routes(&mut e, &local()), RoutePreprocess::Consumed(2));
-        let hop =
-            prepare_forward(&mut e, "SIP/2.0/UDP 127.0.0.1:5060", &Forward::default()).unwrap();
+        let hop = prepare_forward(&mut e, &Forward::default(), udp).unwrap();
         assert_eq!((hop.host.as_str(), hop.port), ("192.0.2.9", None));
         let m = out(&e);
         assert_eq!(m.routes().count(), 1);
@@ -320,8 +335,7 @@ mod tests {
             "INVITE sip:b@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n\
              Max-Forwards: 10\nRoute: <sip:strict.example.com>, <sip:next.example.com;lr>\n{TAIL}"
         ));
-        let hop =
-            prepare_forward(&mut e, "SIP/2.0/UDP 127.0.0.1:5060", &Forward::default()).unwrap();
+        let hop = prepare_forward(&mut e, &Forward::default(), udp).unwrap();
         assert_eq!(hop.host, "strict.example.com");
         let m = out(&e);
         assert_eq!(m.request_uri_str(), Some("sip:strict.example.com"));
@@ -335,26 +349,34 @@ mod tests {
         let mut e = edit(&format!(
             "INVITE sip:b@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n{TAIL}"
         ));
-        let fwd = Forward {
-            destination: Some("sip:127.0.0.1:5080;transport=tcp"),
-            record_route: Some("<sip:127.0.0.1;lr>"),
-        };
-        let hop = prepare_forward(&mut e, "SIP/2.0/TCP 127.0.0.1:5060", &fwd).unwrap();
+        let fwd =
+            Forward { destination: Some("sip:127.0.0.1:5080;transport=tcp"), record_route: true };
+        let hop = prepare_forward(&mut e, &fwd, |hop| {
+            assert_eq!(hop.transport, "tcp");
+            Ok(HopHeaders {
+                via_sent_by: "SIP/2.0/TCP 127.0.0.1:5060".into(),
+                record_routes: vec![
+                    "<sip:127.0.0.1;transport=tcp;lr>".into(),
+                    "<sip:127.0.0.1;lr>".into(),
+                ],
+            })
+        })
+        .unwrap();
         assert_eq!(hop.socket_addr(), Some("127.0.0.1:5080".parse().unwrap()));
         assert_eq!(hop.transport, "tcp");
         let m = out(&e);
         let top = m.via().unwrap().unwrap();
         assert!(top.has_rfc3261_branch());
         assert_eq!(top.transport, "TCP");
-        assert_eq!(m.record_routes().count(), 1);
+        let rr: Vec<_> = m.record_routes().map(|r| r.unwrap().uri.raw().to_owned()).collect();
+        assert_eq!(
+            rr,
+            ["sip:127.0.0.1;transport=tcp;lr", "sip:127.0.0.1;lr"],
+            "outbound-facing on top"
+        );
         let mut tel = edit(&format!(
             "INVITE tel:+123 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n{TAIL}"
         ));
-        assert_eq!(
-            prepare_forward(&mut tel, "SIP/2.0/UDP 127.0.0.1:5060", &Forward::default())
-                .unwrap_err()
-                .code,
-            416
-        );
+        assert_eq!(prepare_forward(&mut tel, &Forward::default(), udp).unwrap_err().code, 416);
     }
 }

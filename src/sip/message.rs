@@ -64,8 +64,19 @@ pub struct Header {
 /// The first line of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartLine {
-    Request { method: Method, method_span: Span, uri: Span },
-    Response { code: u16, reason: Span },
+    /// `version_ok` is false for a well-formed request of another SIP
+    /// version (`SIP/7.0`): it parses, so the proxy can answer it, and
+    /// [`Message::validate`] refuses it with 505.
+    Request {
+        method: Method,
+        method_span: Span,
+        uri: Span,
+        version_ok: bool,
+    },
+    Response {
+        code: u16,
+        reason: Span,
+    },
 }
 
 const NONE: u16 = u16::MAX;
@@ -216,6 +227,11 @@ impl Message {
 
     pub fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// Is this SIP/2.0? (Only a request can be otherwise, see [`StartLine`].)
+    pub fn version_ok(&self) -> bool {
+        !matches!(self.start, StartLine::Request { version_ok: false, .. })
     }
 
     /// The request method, or `None` for a response.
@@ -394,20 +410,19 @@ fn parse_start_line(text: &str, eol: usize) -> Result<StartLine, ParseError> {
     if uri.is_empty() || uri.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>') {
         return Err(bad(sp1 + 1));
     }
-    if !version.eq_ignore_ascii_case("SIP/2.0") {
-        let kind = if version.len() > 4
+    let version_ok = version.eq_ignore_ascii_case("SIP/2.0");
+    if !version_ok {
+        let other_version = version.len() > 4
             && version.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/")
-            && !version.contains(' ')
-        {
-            ErrorKind::UnsupportedVersion
-        } else {
-            ErrorKind::BadRequestLine
-        };
-        return Err(ParseError::new(kind, sp2 + 1));
+            && version[4..].bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        if !other_version {
+            return Err(ParseError::new(ErrorKind::BadRequestLine, sp2 + 1));
+        }
     }
     Ok(StartLine::Request {
         method: Method::from_token(method),
         method_span: Span::new(0, sp1),
         uri: Span::new(sp1 + 1, sp2),
+        version_ok,
     })
 }
