@@ -29,8 +29,12 @@ fn unused(c: &Checker<'_>, routes: &[ir::Route], diags: &mut Vec<Diagnostic>) {
             used[to as usize] = true;
         }
     }
+    // A misspelt `route(NAME)` was reported already; the route it meant
+    // would show up as unused here.
+    let unresolved =
+        c.diags.iter().any(|d| matches!(d.code, Code::UnknownRoute | Code::WrongRouteKind));
     for (i, r) in routes.iter().enumerate() {
-        if used[i] {
+        if used[i] || unresolved {
             continue;
         }
         let how = match r.kind {
@@ -334,6 +338,9 @@ impl Summaries<'_> {
                 (a.0 || b.0, a.1 || b.1)
             }
             K::Matches { lhs, .. } => self.expr(lhs),
+            // Something unresolved (already an error): assume it handles the
+            // request rather than warn about a guess.
+            K::Error => (true, false),
             _ => (false, false),
         }
     }
