@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::LocalIdentity;
 use super::core::Core;
+use super::dispatch::Dispatcher;
 use super::router::Router;
 use super::transport::{Inbound, Outbound, Transport, bind_tcp, bind_udp};
 use crate::sip::ParseLimits;
@@ -34,8 +35,29 @@ pub struct ServerConfig {
     /// Domains and aliases this proxy is responsible for (`domain`, `alias`).
     pub names: Vec<String>,
     pub limits: ParseLimits,
-    /// Receive tasks per UDP socket.
-    pub udp_workers: usize,
+    /// Routing workers (0: one per core).
+    pub workers: usize,
+    /// Messages each worker may have queued before the proxy answers 503.
+    pub queue_depth: usize,
+    /// Open TCP connections at most; more are refused.
+    pub max_tcp_connections: usize,
+    /// Bytes one TCP connection may buffer towards an incomplete message.
+    pub tcp_buffer: usize,
+}
+
+impl ServerConfig {
+    /// A configuration with the default limits for these listens.
+    pub fn new(listens: Vec<ListenSpec>) -> Self {
+        Self {
+            listens,
+            names: Vec::new(),
+            limits: ParseLimits::default(),
+            workers: 0,
+            queue_depth: 1024,
+            max_tcp_connections: 4096,
+            tcp_buffer: 128 * 1024,
+        }
+    }
 }
 
 /// A running server.
@@ -54,11 +76,16 @@ impl ServerHandle {
         self.bound.iter().find(|(t, _)| *t == transport).map(|(_, a)| *a)
     }
 
-    /// Stops receiving and waits for the receive loops to end.
-    pub async fn stop(self) {
+    /// Stops receiving, then lets the routing workers finish what is queued
+    /// (for at most `grace`) before ending them.
+    pub async fn stop(self, grace: std::time::Duration) {
         let _ = self.shutdown.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
         for t in self.tasks {
-            let _ = t.await;
+            let abort = t.abort_handle();
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
+                abort.abort();
+            }
         }
     }
 }
@@ -92,33 +119,49 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
         }
     }
     let tcp_addrs = bound.iter().filter(|(t, _)| *t == Transport::Tcp).map(|(_, a)| *a).collect();
-    let outbound = Arc::new(Outbound::new(udp.clone(), tcp_addrs));
+    let outbound = Arc::new(Outbound::new(udp.clone(), tcp_addrs).with_limits(
+        config.max_tcp_connections,
+        config.tcp_buffer.max(config.limits.max_message_size),
+    ));
     let core = Arc::new(Core::new(local, config.limits, router, Arc::clone(&outbound)));
     let (shutdown, watch_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    let workers = match config.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let (dispatcher, queues) = Dispatcher::new(workers, config.queue_depth);
+    core.set_dispatcher(dispatcher);
+    for mut queue in queues {
+        let core = Arc::clone(&core);
+        tasks.push(tokio::spawn(async move {
+            while let Some((data, inbound)) = queue.recv().await {
+                core.handle(data, inbound).await;
+            }
+        }));
+    }
+    let sink = core.message_sink();
     for sock in udp {
-        for _ in 0..config.udp_workers.max(1) {
-            let (sock, core, mut stop) = (Arc::clone(&sock), Arc::clone(&core), watch_rx.clone());
-            tasks.push(tokio::spawn(async move {
-                let local = sock.local_addr().expect("bound socket has an address");
-                let mut buf = vec![0u8; 65_536];
-                loop {
-                    let (n, peer) = tokio::select! {
-                        r = sock.recv_from(&mut buf) => match r {
-                            Ok(x) => x,
-                            Err(e) => {
-                                // ICMP errors from earlier sends surface here; keep serving.
-                                tracing::trace!("udp recv: {e}");
-                                continue;
-                            }
-                        },
-                        _ = stop.changed() => break,
-                    };
-                    let inbound = Inbound { transport: Transport::Udp, local, peer };
-                    core.handle(Bytes::copy_from_slice(&buf[..n]), inbound).await;
-                }
-            }));
-        }
+        let (sock, sink, mut stop) = (Arc::clone(&sock), Arc::clone(&sink), watch_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            let local = sock.local_addr().expect("bound socket has an address");
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                let (n, peer) = tokio::select! {
+                    r = sock.recv_from(&mut buf) => match r {
+                        Ok(x) => x,
+                        Err(e) => {
+                            // ICMP errors from earlier sends surface here; keep serving.
+                            tracing::trace!("udp recv: {e}");
+                            continue;
+                        }
+                    },
+                    _ = stop.changed() => break,
+                };
+                let inbound = Inbound { transport: Transport::Udp, local, peer };
+                sink(Bytes::copy_from_slice(&buf[..n]), inbound);
+            }
+        }));
     }
     for listener in tcp {
         let (core, outbound, mut stop) =

@@ -56,20 +56,32 @@ pub struct Inbound {
 /// How long an idle TCP connection stays open.
 pub const TCP_IDLE: Duration = Duration::from_secs(120);
 
-/// Bytes one TCP connection may buffer before a message is complete.
-const TCP_BUFFER: usize = 128 * 1024;
-
 /// Everything that sends: the UDP sockets and the TCP connection table.
 #[derive(Debug, Default)]
 pub struct Outbound {
     udp: Vec<Arc<UdpSocket>>,
     tcp_listen: Vec<SocketAddr>,
     connections: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
+    max_connections: usize,
+    tcp_buffer: usize,
 }
 
 impl Outbound {
     pub fn new(udp: Vec<Arc<UdpSocket>>, tcp_listen: Vec<SocketAddr>) -> Self {
-        Self { udp, tcp_listen, connections: Mutex::new(HashMap::new()) }
+        Self {
+            udp,
+            tcp_listen,
+            connections: Mutex::new(HashMap::new()),
+            max_connections: 4096,
+            tcp_buffer: 128 * 1024,
+        }
+    }
+
+    /// Sets the most open TCP connections and the bytes each may buffer.
+    pub fn with_limits(mut self, max_connections: usize, tcp_buffer: usize) -> Self {
+        self.max_connections = max_connections;
+        self.tcp_buffer = tcp_buffer;
+        self
     }
 
     /// The local address messages to `peer` leave from on `transport`, as it
@@ -129,6 +141,10 @@ impl Outbound {
     ) -> io::Result<mpsc::Sender<Bytes>> {
         let peer = stream.peer_addr()?;
         let local = stream.local_addr()?;
+        if self.tcp_connections() >= self.max_connections {
+            return Err(io::Error::other("too many TCP connections"));
+        }
+        let max_buffer = self.tcp_buffer;
         let _ = stream.set_nodelay(true);
         let (mut rd, mut wr) = stream.into_split();
         let (tx, mut rx) = mpsc::channel::<Bytes>(256);
@@ -160,7 +176,7 @@ impl Outbound {
                             }
                             let _ = buf.split_to(len);
                         }
-                        Frame::Incomplete if buf.len() < TCP_BUFFER => break,
+                        Frame::Incomplete if buf.len() < max_buffer => break,
                         Frame::Incomplete | Frame::Invalid(_) => {
                             tracing::debug!(%peer, "closing TCP connection: bad framing");
                             break 'conn;
