@@ -334,5 +334,6 @@ fn rr_uri(transport: Transport, addr: SocketAddr) -> String {
     match transport {
         Transport::Udp => format!("<sip:{host}:{};lr>", addr.port()),
         Transport::Tcp => format!("<sip:{host}:{};transport=tcp;lr>", addr.port()),
+        Transport::Tls => format!("<sip:{host}:{};transport=tls;lr>", addr.port()),
     }
 }

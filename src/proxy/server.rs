@@ -18,6 +18,7 @@ use super::LocalIdentity;
 use super::core::Core;
 use super::dispatch::Dispatcher;
 use super::router::Router;
+use super::tls::{self, TlsMaterial};
 use super::transport::{Inbound, Outbound, Transport, bind_tcp, bind_udp};
 use crate::sip::ParseLimits;
 
@@ -43,6 +44,8 @@ pub struct ServerConfig {
     pub max_tcp_connections: usize,
     /// Bytes one TCP connection may buffer towards an incomplete message.
     pub tcp_buffer: usize,
+    /// Certificates for `listen tls` and outgoing TLS.
+    pub tls: Option<TlsMaterial>,
 }
 
 impl ServerConfig {
@@ -56,6 +59,7 @@ impl ServerConfig {
             queue_depth: 1024,
             max_tcp_connections: 4096,
             tcp_buffer: 128 * 1024,
+            tls: None,
         }
     }
 }
@@ -102,10 +106,10 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                 bound.push((Transport::Udp, s.local_addr()?));
                 udp.push(s);
             }
-            Transport::Tcp => {
+            stream => {
                 let s = bind_tcp(l.addr)?;
-                bound.push((Transport::Tcp, s.local_addr()?));
-                tcp.push(s);
+                bound.push((stream, s.local_addr()?));
+                tcp.push((stream, s));
             }
         }
     }
@@ -118,11 +122,23 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
             local.add_name(name, addr.port());
         }
     }
-    let tcp_addrs = bound.iter().filter(|(t, _)| *t == Transport::Tcp).map(|(_, a)| *a).collect();
-    let outbound = Arc::new(Outbound::new(udp.clone(), tcp_addrs).with_limits(
-        config.max_tcp_connections,
-        config.tcp_buffer.max(config.limits.max_message_size),
-    ));
+    let acceptor = match (&config.tls, tcp.iter().any(|(t, _)| *t == Transport::Tls)) {
+        (Some(m), true) => Some(tls::acceptor(m)?),
+        (None, true) => {
+            return Err(io::Error::other("`listen tls` needs a TLS certificate and key"));
+        }
+        (_, false) => None,
+    };
+    let connector = config.tls.as_ref().map(tls::connector).transpose()?.flatten();
+    let stream_addrs = bound.iter().filter(|(t, _)| t.is_stream()).copied().collect();
+    let outbound = Arc::new(
+        Outbound::new(udp.clone(), stream_addrs)
+            .with_limits(
+                config.max_tcp_connections,
+                config.tcp_buffer.max(config.limits.max_message_size),
+            )
+            .with_tls_connector(connector),
+    );
     let core = Arc::new(Core::new(local, config.limits, router, Arc::clone(&outbound)));
     let (shutdown, watch_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -163,15 +179,16 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
             }
         }));
     }
-    for listener in tcp {
+    for (transport, listener) in tcp {
         let (core, outbound, mut stop) =
             (Arc::clone(&core), Arc::clone(&outbound), watch_rx.clone());
+        let acceptor = acceptor.clone();
         tasks.push(tokio::spawn(async move {
             let sink = core.message_sink();
             loop {
-                let stream = tokio::select! {
+                let (stream, peer) = tokio::select! {
                     r = listener.accept() => match r {
-                        Ok((s, _)) => s,
+                        Ok(x) => x,
                         Err(e) => {
                             tracing::warn!("tcp accept: {e}");
                             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -180,8 +197,44 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                     },
                     _ = stop.changed() => break,
                 };
-                if let Err(e) = outbound.adopt(stream, Arc::clone(&sink), core.limits) {
-                    tracing::debug!("tcp adopt: {e}");
+                let Ok(local) = stream.local_addr() else { continue };
+                let _ = stream.set_nodelay(true);
+                let (outbound, sink, limits) =
+                    (Arc::clone(&outbound), Arc::clone(&sink), core.limits);
+                match (transport, &acceptor) {
+                    (Transport::Tls, Some(acceptor)) => {
+                        // The handshake runs on its own task so a slow peer
+                        // cannot hold up the accept loop.
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            let hs = tokio::time::timeout(
+                                std::time::Duration::from_secs(10),
+                                acceptor.accept(stream),
+                            );
+                            match hs.await {
+                                Ok(Ok(tls)) => {
+                                    if let Err(e) = outbound.adopt(
+                                        tls,
+                                        Transport::Tls,
+                                        local,
+                                        peer,
+                                        sink,
+                                        limits,
+                                    ) {
+                                        tracing::debug!("tls adopt: {e}");
+                                    }
+                                }
+                                _ => tracing::debug!(%peer, "TLS handshake failed"),
+                            }
+                        });
+                    }
+                    _ => {
+                        if let Err(e) =
+                            outbound.adopt(stream, Transport::Tcp, local, peer, sink, limits)
+                        {
+                            tracing::debug!("tcp adopt: {e}");
+                        }
+                    }
                 }
             }
         }));
