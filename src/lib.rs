@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod diag;
 pub mod proxy;
+pub mod registrar;
 pub mod sema;
 pub mod sip;
 pub mod syntax;
