@@ -128,7 +128,7 @@ impl Location {
         let bindings = table.entry(aor.clone()).or_default();
         bindings.retain(|b| b.expires_at > now);
 
-        if contacts.iter().any(|c| *c == Contact::Star) {
+        if contacts.contains(&Contact::Star) {
             // RFC 3261 §10.3 step 6: `*` alone, with Expires: 0.
             if contacts.len() != 1 || header_expires != Some(0) {
                 return Err(bad());
