@@ -92,11 +92,55 @@ const SHARDS: usize = 64;
 pub struct Location {
     shards: Vec<Mutex<HashMap<String, Vec<Binding>>>>,
     pub config: RegistrarConfig,
+    /// AORs changed since the store last wrote them (when persistent).
+    dirty: Option<Mutex<HashMap<String, Vec<Binding>>>>,
 }
 
 impl Location {
     pub fn new(config: RegistrarConfig) -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), config }
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            config,
+            dirty: None,
+        }
+    }
+
+    /// Tracks changed AORs for a [`Persister`](super::store::Persister).
+    pub fn persistent(mut self) -> Self {
+        self.dirty = Some(Mutex::new(HashMap::new()));
+        self
+    }
+
+    /// The AORs changed since the last call, with their binding sets.
+    pub fn take_dirty(&self) -> HashMap<String, Vec<Binding>> {
+        match &self.dirty {
+            Some(d) => std::mem::take(&mut *d.lock().unwrap_or_else(|e| e.into_inner())),
+            None => HashMap::new(),
+        }
+    }
+
+    /// Puts back changes a failed write did not store (newer ones win).
+    pub fn remark_dirty(&self, changes: HashMap<String, Vec<Binding>>) {
+        if let Some(d) = &self.dirty {
+            let mut d = d.lock().unwrap_or_else(|e| e.into_inner());
+            for (aor, b) in changes {
+                d.entry(aor).or_insert(b);
+            }
+        }
+    }
+
+    /// Loads bindings read from a store (at startup).
+    pub fn restore(&self, bindings: Vec<(String, Binding)>) {
+        for (aor, b) in bindings {
+            let mut table = self.shard(&aor).lock().unwrap_or_else(|e| e.into_inner());
+            table.entry(aor).or_default().push(b);
+        }
+    }
+
+    fn mark(&self, aor: &str, bindings: &[Binding]) {
+        if let Some(d) = &self.dirty {
+            d.lock().unwrap_or_else(|e| e.into_inner()).insert(aor.to_owned(), bindings.to_vec());
+        }
     }
 
     fn shard(&self, aor: &str) -> &Mutex<HashMap<String, Vec<Binding>>> {
@@ -138,6 +182,8 @@ impl Location {
             if bindings.is_empty() {
                 table.remove(&aor);
             }
+            drop(table);
+            self.mark(&aor, &left);
             return Ok((aor, left));
         }
 
@@ -207,6 +253,8 @@ impl Location {
         if bindings.is_empty() {
             table.remove(&aor);
         }
+        drop(table);
+        self.mark(&aor, &left);
         Ok((aor, left))
     }
 

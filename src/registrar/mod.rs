@@ -8,11 +8,13 @@
 //! Time is passed in (seconds), so expiry is tested without waiting.
 //!
 //! The table is in memory, sharded by AOR so lookups on different AORs do
-//! not contend. Persistence (SQLite, write-behind) and the route builtins
-//! that call it are the registrar issue's next steps.
+//! not contend; [`store`] persists it to SQLite, written behind. The route
+//! builtins that call it (`save`, `lookup`) are the registrar issue's next
+//! step.
 
 mod aor;
 mod location;
+pub mod store;
 
 pub use aor::canonical_aor;
 pub use location::{Binding, Location, RegisterError, RegistrarConfig, contact_values};
