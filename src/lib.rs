@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod diag;
+pub mod proxy;
 pub mod sema;
 pub mod sip;
 pub mod syntax;

@@ -117,6 +117,40 @@ impl EditedMessage {
         None
     }
 
+    /// Replaces the topmost value of a list header in place (the received
+    /// Via gaining `received`/`rport`, RFC 3581 §4). Returns false when the
+    /// header is absent.
+    pub fn replace_first_value(&mut self, name: &str, value: &str) -> bool {
+        let idx: Vec<usize> = self.msg.indices_named(name).collect();
+        for i in idx {
+            let Some(current) = self.current(i) else { continue };
+            let mut values = CommaValues::new(current);
+            let Some(Ok(_)) = values.next() else { continue };
+            let mut line = value.to_owned();
+            for v in values.filter_map(Result::ok).filter(|v| !v.is_empty()) {
+                line.push_str(", ");
+                line.push_str(v);
+            }
+            self.set_line(i, Some(line));
+            return true;
+        }
+        false
+    }
+
+    /// The current value of every received line with this name (removed
+    /// lines skipped, inserted lines not included), in order.
+    pub fn current_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        self.msg.indices_named(name).filter_map(|i| self.current(i))
+    }
+
+    /// The topmost value of a list header as it will be written.
+    pub fn first_value(&self, name: &str) -> Option<String> {
+        self.msg.indices_named(name).find_map(|i| {
+            let current = self.current(i)?;
+            CommaValues::new(current).next()?.ok().map(str::to_owned)
+        })
+    }
+
     /// Replaces the body; `content_type` sets Content-Type (removed when the
     /// new body is empty and no type is given).
     pub fn set_body(&mut self, body: Bytes, content_type: Option<&str>) {

@@ -95,57 +95,84 @@ impl HeaderName {
     }
 
     /// Classifies a header name as it appears on the wire (no surrounding
-    /// white space). Runs for every header of every message, so it dispatches
-    /// on length first and compares case-insensitively without allocating.
+    /// white space); see [`HeaderName::classify_bytes`].
     pub fn classify(name: &str) -> HeaderName {
+        Self::classify_bytes(name.as_bytes())
+    }
+
+    /// Classifies a header name. Runs for every header of every message, so
+    /// it picks the one candidate by length and first letter and confirms it
+    /// with a single case-insensitive comparison, without allocating.
+    pub fn classify_bytes(b: &[u8]) -> HeaderName {
         use HeaderName::*;
-        let b = name.as_bytes();
-        if b.len() == 1 {
-            return match b[0].to_ascii_lowercase() {
-                b'v' => Via,
-                b'f' => From,
-                b't' => To,
-                b'i' => CallId,
-                b'm' => Contact,
-                b'l' => ContentLength,
-                b'c' => ContentType,
-                b'e' => ContentEncoding,
-                b'k' => Supported,
-                b's' => Subject,
-                b'o' => Event,
-                b'u' => AllowEvents,
-                b'r' => ReferTo,
-                b'b' => ReferredBy,
-                b'x' => SessionExpires,
-                _ => Other,
-            };
-        }
-        let candidates: &[HeaderName] = match b.len() {
-            2 => &[To],
-            3 => &[Via],
-            4 => &[From, CSeq, Path, Date],
-            5 => &[Route, Allow, Event],
-            6 => &[Accept, Server],
-            7 => &[CallId, Contact, Expires, Require, Subject],
-            8 => &[ReferTo],
-            9 => &[Supported, Timestamp],
-            10 => &[UserAgent],
-            11 => &[MinExpires, Unsupported, ReferredBy],
-            12 => &[MaxForwards, RecordRoute, ContentType, AllowEvents],
-            13 => &[ProxyRequire, Authorization],
-            14 => &[ContentLength],
-            15 => &[SessionExpires],
-            16 => &[ContentEncoding, WwwAuthenticate],
-            18 => &[ProxyAuthenticate],
-            19 => &[ProxyAuthorization],
-            _ => &[],
-        };
-        for &c in candidates {
-            if c.as_str().eq_ignore_ascii_case(name) {
-                return c;
+        let Some(&first) = b.first() else { return Other };
+        let first = first | 0x20;
+        let candidate = match (b.len(), first) {
+            (1, _) => {
+                return match first {
+                    b'v' => Via,
+                    b'f' => From,
+                    b't' => To,
+                    b'i' => CallId,
+                    b'm' => Contact,
+                    b'l' => ContentLength,
+                    b'c' => ContentType,
+                    b'e' => ContentEncoding,
+                    b'k' => Supported,
+                    b's' => Subject,
+                    b'o' => Event,
+                    b'u' => AllowEvents,
+                    b'r' => ReferTo,
+                    b'b' => ReferredBy,
+                    b'x' => SessionExpires,
+                    _ => Other,
+                };
             }
+            (2, b't') => To,
+            (3, b'v') => Via,
+            (4, b'f') => From,
+            (4, b'c') => CSeq,
+            (4, b'p') => Path,
+            (4, b'd') => Date,
+            (5, b'r') => Route,
+            (5, b'a') => Allow,
+            (5, b'e') => Event,
+            (6, b'a') => Accept,
+            (6, b's') => Server,
+            (7, b'c') if b[1] | 0x20 == b'a' => CallId,
+            (7, b'c') => Contact,
+            (7, b'e') => Expires,
+            (7, b'r') => Require,
+            (7, b's') => Subject,
+            (8, b'r') => ReferTo,
+            (9, b's') => Supported,
+            (9, b't') => Timestamp,
+            (10, b'u') => UserAgent,
+            (11, b'm') => MinExpires,
+            (11, b'u') => Unsupported,
+            (11, b'r') => ReferredBy,
+            (12, b'm') => MaxForwards,
+            (12, b'r') => RecordRoute,
+            (12, b'c') => ContentType,
+            (12, b'a') => AllowEvents,
+            (13, b'p') => ProxyRequire,
+            (13, b'a') => Authorization,
+            (14, b'c') => ContentLength,
+            (15, b's') => SessionExpires,
+            (16, b'c') => ContentEncoding,
+            (16, b'w') => WwwAuthenticate,
+            (18, b'p') => ProxyAuthenticate,
+            (19, b'p') => ProxyAuthorization,
+            _ => return Other,
+        };
+        // Callers pass token bytes only, and the canonical names hold only
+        // letters and '-', so folding bit 0x20 on both sides compares exactly.
+        let canon = candidate.as_str().as_bytes();
+        if canon.len() == b.len() && canon.iter().zip(b).all(|(c, x)| c | 0x20 == x | 0x20) {
+            candidate
+        } else {
+            Other
         }
-        Other
     }
 
     /// Headers whose value is a comma-separated list (RFC 3261 §7.3.1), so

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use super::error::{ErrorKind, ParseError};
-use super::scan::{CommaValues, is_token, parse_decimal};
+use super::scan::{CommaValues, is_token, is_token_byte, parse_decimal};
 use super::{HeaderName, Method};
 
 /// Hard limits applied while parsing; the proxy exposes them as settings.
@@ -64,8 +64,19 @@ pub struct Header {
 /// The first line of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartLine {
-    Request { method: Method, method_span: Span, uri: Span },
-    Response { code: u16, reason: Span },
+    /// `version_ok` is false for a well-formed request of another SIP
+    /// version (`SIP/7.0`): it parses, so the proxy can answer it, and
+    /// [`Message::validate`] refuses it with 505.
+    Request {
+        method: Method,
+        method_span: Span,
+        uri: Span,
+        version_ok: bool,
+    },
+    Response {
+        code: u16,
+        reason: Span,
+    },
 }
 
 const NONE: u16 = u16::MAX;
@@ -129,15 +140,19 @@ impl Message {
                 if line_end - pos > limits.max_header_len {
                     return Err(err(ErrorKind::HeaderTooLong, pos));
                 }
-                let colon = memchr::memchr(b':', &data[pos..line_end])
-                    .map(|i| pos + i)
-                    .ok_or(err(ErrorKind::BadHeaderLine, pos))?;
-                let mut name_end = colon;
-                while name_end > pos && matches!(data[name_end - 1], b' ' | b'\t') {
-                    name_end -= 1;
+                // The name: token bytes, optional white space, then ':'.
+                let line = &data[pos..line_end];
+                let name_end =
+                    pos + line.iter().position(|&b| !is_token_byte(b)).unwrap_or(line.len());
+                let mut colon = name_end;
+                while colon < line_end && matches!(data[colon], b' ' | b'\t') {
+                    colon += 1;
+                }
+                if name_end == pos || colon == line_end || data[colon] != b':' {
+                    return Err(err(ErrorKind::BadHeaderLine, pos));
                 }
                 headers.push(Header {
-                    name: HeaderName::Other,
+                    name: HeaderName::classify_bytes(&data[pos..name_end]),
                     name_span: Span::new(pos, name_end),
                     value: Span::new(colon + 1, line_end),
                     line: Span::new(pos, eol + 1),
@@ -154,11 +169,6 @@ impl Message {
         let mut first = [NONE; HeaderName::COUNT];
         let mut count = [0u8; HeaderName::COUNT];
         for (i, h) in headers.iter_mut().enumerate() {
-            let name = &text[h.name_span.range()];
-            if !is_token(name) {
-                return Err(err(ErrorKind::BadHeaderLine, h.name_span.start as usize));
-            }
-            h.name = HeaderName::classify(name);
             h.value = trim_span(text, h.value);
             let k = h.name as usize;
             if first[k] == NONE {
@@ -217,6 +227,11 @@ impl Message {
 
     pub fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// Is this SIP/2.0? (Only a request can be otherwise, see [`StartLine`].)
+    pub fn version_ok(&self) -> bool {
+        !matches!(self.start, StartLine::Request { version_ok: false, .. })
     }
 
     /// The request method, or `None` for a response.
@@ -395,20 +410,19 @@ fn parse_start_line(text: &str, eol: usize) -> Result<StartLine, ParseError> {
     if uri.is_empty() || uri.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>') {
         return Err(bad(sp1 + 1));
     }
-    if !version.eq_ignore_ascii_case("SIP/2.0") {
-        let kind = if version.len() > 4
+    let version_ok = version.eq_ignore_ascii_case("SIP/2.0");
+    if !version_ok {
+        let other_version = version.len() > 4
             && version.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/")
-            && !version.contains(' ')
-        {
-            ErrorKind::UnsupportedVersion
-        } else {
-            ErrorKind::BadRequestLine
-        };
-        return Err(ParseError::new(kind, sp2 + 1));
+            && version[4..].bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        if !other_version {
+            return Err(ParseError::new(ErrorKind::BadRequestLine, sp2 + 1));
+        }
     }
     Ok(StartLine::Request {
         method: Method::from_token(method),
         method_span: Span::new(0, sp1),
         uri: Span::new(sp1 + 1, sp2),
+        version_ok,
     })
 }

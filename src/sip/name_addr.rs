@@ -7,7 +7,7 @@
 
 use super::error::Malformed;
 use super::params::Params;
-use super::scan::{is_token_byte, quoted_end, trim_lws};
+use super::scan::{find_byte, is_token_byte, quoted_end, trim_lws};
 use super::uri::Uri;
 
 /// A parsed `[display-name] <uri> ;params` or `uri ;params`.
@@ -31,7 +31,7 @@ impl<'a> NameAddr<'a> {
             let end = quoted_end(b).ok_or(Malformed)?;
             (Some(&s[..end]), &s[end..])
         } else {
-            match s.find('<') {
+            match find_byte(b'<', b) {
                 Some(lt) => {
                     let d = trim_lws(&s[..lt]);
                     if !d.bytes().all(|c| is_token_byte(c) || super::scan::is_lws(c)) {
@@ -44,7 +44,7 @@ impl<'a> NameAddr<'a> {
         };
         let rest = trim_lws(after_display);
         if let Some(inner) = rest.strip_prefix('<') {
-            let gt = inner.find('>').ok_or(Malformed)?;
+            let gt = find_byte(b'>', inner.as_bytes()).ok_or(Malformed)?;
             let uri = Uri::parse(trim_lws(&inner[..gt]))?;
             let (params, tail) = Params::parse(&inner[gt + 1..], None)?;
             if !trim_lws(tail).is_empty() {
@@ -55,7 +55,7 @@ impl<'a> NameAddr<'a> {
             if display.is_some() {
                 return Err(Malformed);
             }
-            let end = rest.find(';').unwrap_or(rest.len());
+            let end = find_byte(b';', rest.as_bytes()).unwrap_or(rest.len());
             let uri_text = trim_lws(&rest[..end]);
             if uri_text.contains(['?', ',']) {
                 // RFC 3261 §20: a URI with headers or commas must be in <>.

@@ -6,7 +6,19 @@
 //! quotes, for the caller to interpret.
 
 use super::error::Malformed;
-use super::scan::{is_lws, quoted_end, trim_lws};
+use super::scan::{is_lws, is_token_byte, quoted_end, trim_lws};
+
+/// Bytes that end or complicate a parameter value.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b';' as usize] = true;
+    t[b',' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'?' as usize] = true;
+    t
+};
 
 /// A validated parameter list: empty, or text starting with `;`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -19,33 +31,38 @@ impl<'a> Params<'a> {
     /// Returns the list and the unconsumed rest.
     pub fn parse(s: &'a str, stop: Option<u8>) -> Result<(Params<'a>, &'a str), Malformed> {
         let b = s.as_bytes();
+        let stop = stop.unwrap_or(b';');
         let mut i = 0;
         loop {
             while i < b.len() && is_lws(b[i]) {
                 i += 1;
             }
-            if i == b.len() || Some(b[i]) == stop || b[i] != b';' {
+            if i == b.len() || b[i] != b';' {
                 break;
             }
             i += 1;
-            let seg_start = i;
-            let mut saw_name = false;
-            while i < b.len() {
+            // The name: optional LWS, then at least one token byte.
+            while i < b.len() && is_lws(b[i]) {
+                i += 1;
+            }
+            let name_start = i;
+            i += b[i..].iter().position(|&c| !is_token_byte(c)).unwrap_or(b.len() - i);
+            if i == name_start {
+                return Err(Malformed);
+            }
+            // The rest of the segment: `= value`, quoted strings skipped whole.
+            loop {
+                let Some(j) = b[i..].iter().position(|&c| SPECIAL[c as usize]) else {
+                    i = b.len();
+                    break;
+                };
+                i += j;
                 match b[i] {
                     b'"' => i += quoted_end(&b[i..]).ok_or(Malformed)?,
-                    b';' => break,
-                    c if Some(c) == stop => break,
                     b',' | b'<' | b'>' => return Err(Malformed),
-                    _ => i += 1,
+                    b'?' if stop != b'?' => i += 1,
+                    _ => break, // ';' or the stop byte
                 }
-            }
-            let seg = trim_lws(&s[seg_start..i]);
-            let name = seg.split('=').next().map(trim_lws).unwrap_or("");
-            if !name.is_empty() && name.bytes().all(super::scan::is_token_byte) {
-                saw_name = true;
-            }
-            if !saw_name {
-                return Err(Malformed);
             }
         }
         Ok((Params(&s[..i]), &s[i..]))

@@ -41,13 +41,32 @@ pub fn is_lws(b: u8) -> bool {
 /// `s` without leading and trailing LWS.
 #[inline]
 pub fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let b = s.as_bytes();
+    let mut start = 0;
+    let mut end = b.len();
+    while start < end && is_lws(b[start]) {
+        start += 1;
+    }
+    while end > start && is_lws(b[end - 1]) {
+        end -= 1;
+    }
+    // LWS bytes are ASCII, so both cuts fall on character boundaries.
+    &s[start..end]
 }
 
 /// `s` without leading LWS.
 #[inline]
 pub fn trim_lws_start(s: &str) -> &str {
-    s.trim_start_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let n = s.bytes().take_while(|&b| is_lws(b)).count();
+    &s[n..]
+}
+
+/// Position of byte `c` in `b`. For the short strings of URIs and
+/// parameters an inlined loop beats `memchr`'s dispatch; long haystacks
+/// (message lines) use `memchr` directly.
+#[inline]
+pub fn find_byte(c: u8, b: &[u8]) -> Option<usize> {
+    b.iter().position(|&x| x == c)
 }
 
 /// Finds the end of a quoted string starting at `s[0] == '"'`, honouring
@@ -55,11 +74,14 @@ pub fn trim_lws_start(s: &str) -> &str {
 pub fn quoted_end(s: &[u8]) -> Option<usize> {
     debug_assert_eq!(s.first(), Some(&b'"'));
     let mut i = 1;
-    while i < s.len() {
-        match s[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
+    while let Some(j) = memchr::memchr2(b'\\', b'"', &s[i..]) {
+        i += j;
+        if s[i] == b'"' {
+            return Some(i + 1);
+        }
+        i += 2;
+        if i >= s.len() {
+            return None;
         }
     }
     None
@@ -70,20 +92,17 @@ pub fn quoted_end(s: &[u8]) -> Option<usize> {
 pub fn find_unquoted(s: &str, needle: u8) -> Result<Option<usize>, Malformed> {
     let b = s.as_bytes();
     let mut i = 0;
-    let mut angle = false;
-    while i < b.len() {
+    // Jump between the only bytes that matter (memchr3), instead of a
+    // byte-by-byte state machine: values are mostly plain text.
+    while let Some(j) = memchr::memchr3(b'"', b'<', needle, &b[i..]) {
+        i += j;
         match b[i] {
-            b'"' if !angle => i += quoted_end(&b[i..]).ok_or(Malformed)?,
-            b'<' => {
-                angle = true;
-                i += 1
-            }
-            b'>' => {
-                angle = false;
-                i += 1
-            }
-            c if c == needle && !angle => return Ok(Some(i)),
-            _ => i += 1,
+            b'"' => i += quoted_end(&b[i..]).ok_or(Malformed)?,
+            b'<' => match memchr::memchr(b'>', &b[i..]) {
+                Some(k) => i += k + 1,
+                None => return Ok(None),
+            },
+            _ => return Ok(Some(i)),
         }
     }
     Ok(None)

@@ -26,7 +26,7 @@ impl<'a> CSeq<'a> {
     /// Parses `1*DIGIT LWS Method`; the number must be below 2^31 (RFC 3261 §8.1.1.5).
     pub fn parse(s: &'a str) -> Result<CSeq<'a>, Malformed> {
         let s = trim_lws(s);
-        let split = s.find(|c: char| c.is_ascii_whitespace()).ok_or(Malformed)?;
+        let split = s.bytes().position(|b| b.is_ascii_whitespace()).ok_or(Malformed)?;
         let seq = parse_decimal(&s[..split], (1 << 31) - 1).ok_or(Malformed)? as u32;
         let method = trim_lws(&s[split..]);
         if !super::scan::is_token(method) {

@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::params::Params;
+use super::scan::find_byte;
 
 /// The URI scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +42,7 @@ impl<'a> Host<'a> {
         }
         let b = s.as_bytes();
         if b[0].is_ascii_digit() && b[b.len() - 1].is_ascii_digit() {
-            if let Ok(v4) = s.parse() {
+            if let Some(v4) = parse_ipv4(b) {
                 return Ok(Host::V4(v4));
             }
         }
@@ -71,25 +72,54 @@ impl fmt::Display for Host<'_> {
     }
 }
 
+/// Dotted-quad IPv4 (no leading zeros beyond a single `0`, as std's parser).
+fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut n = 0;
+    let mut i = 0;
+    while n < 4 {
+        let start = i;
+        let mut v: u16 = 0;
+        while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
+            v = v * 10 + u16::from(b[i] - b'0');
+            i += 1;
+        }
+        let len = i - start;
+        if len == 0 || v > 255 || (len > 1 && b[start] == b'0') {
+            return None;
+        }
+        octets[n] = v as u8;
+        n += 1;
+        if n < 4 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    (i == b.len()).then(|| Ipv4Addr::from(octets))
+}
+
 /// Splits `host[:port]`, with `[v6]:port` handled. The port must fit in u16.
 pub fn split_host_port(s: &str) -> Result<(Host<'_>, Option<u16>), Malformed> {
-    let (host, port) = if s.starts_with('[') {
-        let close = s.find(']').ok_or(Malformed)?;
-        match &s[close + 1..] {
-            "" => (&s[..=close], None),
-            p => (&s[..=close], Some(p.strip_prefix(':').ok_or(Malformed)?)),
+    let b = s.as_bytes();
+    let colon = if b.first() == Some(&b'[') {
+        let close = find_byte(b']', b).ok_or(Malformed)?;
+        match b.get(close + 1) {
+            None => None,
+            Some(b':') => Some(close + 1),
+            Some(_) => return Err(Malformed),
         }
     } else {
-        match s.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
+        find_byte(b':', b)
+    };
+    match colon {
+        None => Ok((Host::parse(s)?, None)),
+        Some(c) => {
+            let port = super::scan::parse_decimal(&s[c + 1..], 65_535).ok_or(Malformed)? as u16;
+            Ok((Host::parse(&s[..c])?, Some(port)))
         }
-    };
-    let port = match port {
-        None => None,
-        Some(p) => Some(super::scan::parse_decimal(p, 65_535).ok_or(Malformed)? as u16),
-    };
-    Ok((Host::parse(host)?, port))
+    }
 }
 
 /// A parsed URI view.
@@ -114,7 +144,7 @@ impl<'a> Uri<'a> {
     /// Parses an absolute URI. Embedded white space is an error (RFC 4475
     /// §3.1.2.8); an unknown scheme is not.
     pub fn parse(s: &'a str) -> Result<Uri<'a>, Malformed> {
-        let colon = s.find(':').ok_or(Malformed)?;
+        let colon = find_byte(b':', s.as_bytes()).ok_or(Malformed)?;
         let scheme_text = &s[..colon];
         let sb = scheme_text.as_bytes();
         if sb.is_empty()
@@ -126,6 +156,7 @@ impl<'a> Uri<'a> {
         if s.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(Malformed);
         }
+        debug_assert!(colon < s.len());
         let rest = &s[colon + 1..];
         let scheme = if scheme_text.eq_ignore_ascii_case("sip") {
             Scheme::Sip
@@ -154,7 +185,7 @@ impl<'a> Uri<'a> {
                 }
             }
             Scheme::Tel => {
-                let end = rest.find(';').unwrap_or(rest.len());
+                let end = find_byte(b';', rest.as_bytes()).unwrap_or(rest.len());
                 if end == 0 {
                     return Err(Malformed);
                 }
@@ -166,13 +197,14 @@ impl<'a> Uri<'a> {
                 uri.params = params;
             }
             Scheme::Sip | Scheme::Sips => {
+                let rb = rest.as_bytes();
                 // '@' is allowed unescaped only as the userinfo separator (the
                 // user part may hold '?', ';' and ',': RFC 4475 §3.1.1.2).
-                let hostpart = match memchr::memchr(b'@', rest.as_bytes()) {
+                let host_start = match find_byte(b'@', rb) {
                     Some(at) => {
                         let userinfo = &rest[..at];
-                        let (user, password) = match userinfo.split_once(':') {
-                            Some((u, p)) => (u, Some(p)),
+                        let (user, password) = match find_byte(b':', userinfo.as_bytes()) {
+                            Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
                             None => (userinfo, None),
                         };
                         if user.is_empty() {
@@ -180,19 +212,24 @@ impl<'a> Uri<'a> {
                         }
                         uri.user = Some(user);
                         uri.password = password;
-                        &rest[at + 1..]
+                        at + 1
                     }
-                    None => rest,
+                    None => 0,
                 };
-                let hp_end = hostpart.find([';', '?']).unwrap_or(hostpart.len());
-                let (host, port) = split_host_port(&hostpart[..hp_end])?;
+                let hp_end = rb[host_start..]
+                    .iter()
+                    .position(|&b| b == b';' || b == b'?')
+                    .map_or(rb.len(), |i| host_start + i);
+                let hostport = &rest[host_start..hp_end];
+                let (host, port) = split_host_port(hostport)?;
                 uri.host = Some(host);
-                uri.host_str = match hostpart[..hp_end].rfind(':') {
-                    Some(i) if !hostpart[..hp_end].ends_with(']') => &hostpart[..i],
-                    _ => &hostpart[..hp_end],
+                uri.host_str = match port {
+                    // The port's digits and its ':' are the tail of `hostport`.
+                    Some(_) => &hostport[..hostport.bytes().rposition(|b| b == b':').unwrap_or(0)],
+                    None => hostport,
                 };
                 uri.port = port;
-                let (params, tail) = Params::parse(&hostpart[hp_end..], Some(b'?'))?;
+                let (params, tail) = Params::parse(&rest[hp_end..], Some(b'?'))?;
                 uri.params = params;
                 match tail.strip_prefix('?') {
                     Some(h) => uri.headers = Some(h),
@@ -276,6 +313,25 @@ mod tests {
         let o = Uri::parse("soap.beep://192.0.2.103:3002").unwrap();
         assert_eq!(o.scheme, Scheme::Other);
         assert_eq!(o.raw(), "soap.beep://192.0.2.103:3002");
+    }
+
+    #[test]
+    fn ipv4_parser_agrees_with_std() {
+        for s in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "192.0.2.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1..2.3",
+            "1.2.3.4.",
+            "1234.1.1.1",
+            "1.2.3.04",
+        ] {
+            assert_eq!(parse_ipv4(s.as_bytes()), s.parse().ok(), "{s}");
+        }
     }
 
     #[test]

@@ -28,6 +28,12 @@ const REQUIRED: [HeaderName; 5] =
 impl Message {
     /// Checks the message as a proxy needs it; see the module docs.
     pub fn validate(&self) -> Result<(), ParseError> {
+        if !self.version_ok() {
+            let at = self.request_uri_str().map_or(0, |u| u.len())
+                + self.method_str().map_or(0, str::len)
+                + 2;
+            return Err(ParseError::new(ErrorKind::UnsupportedVersion, at));
+        }
         for name in REQUIRED {
             if self.header(name).is_none() {
                 return Err(ParseError::new(ErrorKind::MissingHeader(name), self.head().len()));

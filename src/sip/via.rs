@@ -6,7 +6,7 @@
 
 use super::error::Malformed;
 use super::params::Params;
-use super::scan::{is_token, trim_lws};
+use super::scan::{is_lws, is_token_byte, trim_lws};
 use super::uri::{Host, split_host_port};
 
 /// One Via value.
@@ -17,6 +17,22 @@ pub struct Via<'a> {
     pub host: Host<'a>,
     pub port: Option<u16>,
     pub params: Params<'a>,
+}
+
+fn skip_lws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && is_lws(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// Skips `LWS? "/" LWS?` starting at `i`.
+fn expect_slash(b: &[u8], i: usize) -> Result<usize, Malformed> {
+    let i = skip_lws(b, i);
+    if b.get(i) != Some(&b'/') {
+        return Err(Malformed);
+    }
+    Ok(skip_lws(b, i + 1))
 }
 
 /// The default port for a Via transport (RFC 3261 §18.2.2, RFC 7118).
@@ -31,24 +47,35 @@ pub fn default_port(transport: &str) -> u16 {
 }
 
 impl<'a> Via<'a> {
-    /// Parses one Via value (already split from its neighbours).
+    /// Parses one Via value (already split from its neighbours). Byte-wise
+    /// and allocation-free: it runs for every Via of every message.
     pub fn parse(s: &'a str) -> Result<Via<'a>, Malformed> {
-        let mut parts = s.splitn(3, '/');
-        let name = trim_lws(parts.next().ok_or(Malformed)?);
-        let version = trim_lws(parts.next().ok_or(Malformed)?);
-        let rest = trim_lws(parts.next().ok_or(Malformed)?);
-        if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
+        let b = s.as_bytes();
+        let mut i = skip_lws(b, 0);
+        // "SIP" LWS? "/" LWS? "2.0" LWS? "/" LWS? transport
+        if !b.get(i..i + 3).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP")) {
             return Err(Malformed);
         }
-        let t_end = rest.find(|c: char| c.is_ascii_whitespace()).ok_or(Malformed)?;
-        let transport = &rest[..t_end];
-        if !is_token(transport) {
+        i = expect_slash(b, i + 3)?;
+        if b.get(i..i + 3) != Some(b"2.0") {
             return Err(Malformed);
         }
-        let sent_by = trim_lws(&rest[t_end..]);
-        let hp_end = sent_by.find([';', ' ', '\t', '\r', '\n']).unwrap_or(sent_by.len());
-        let (host, port) = split_host_port(&sent_by[..hp_end])?;
-        let (params, tail) = Params::parse(&sent_by[hp_end..], None)?;
+        i = expect_slash(b, i + 3)?;
+        let t_start = i;
+        while i < b.len() && is_token_byte(b[i]) {
+            i += 1;
+        }
+        if i == t_start || i == b.len() || !is_lws(b[i]) {
+            return Err(Malformed);
+        }
+        let transport = &s[t_start..i];
+        i = skip_lws(b, i);
+        let hp_start = i;
+        while i < b.len() && b[i] != b';' && !is_lws(b[i]) {
+            i += 1;
+        }
+        let (host, port) = split_host_port(&s[hp_start..i])?;
+        let (params, tail) = Params::parse(&s[i..], None)?;
         if !trim_lws(tail).is_empty() {
             return Err(Malformed);
         }

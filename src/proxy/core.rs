@@ -1,0 +1,279 @@
+//! The proxy core: one received message in, at most one message out.
+//!
+//! [`Core::process`] is the whole stateless proxy (RFC 3261 §16.11): parse,
+//! validate (400/505/513 with the fault named), `received`/`rport`, the §16.3
+//! checks, route preprocessing, the [`Router`]'s decision, the forwarding
+//! edits, and response routing by Via. It is synchronous and returns an
+//! [`Outgoing`]; [`Core::handle`] sends it. Messages that cannot be answered
+//! are dropped and counted in [`Stats`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use super::request::{
+    Forward, HopHeaders, Reject, apply_received, check_request, prepare_forward, preprocess_routes,
+};
+use super::response::{build_response, next_hop_for_response, strip_own_via};
+use super::router::{Decision, RequestContext, Router};
+use super::transport::{Inbound, Outbound, Transport};
+use super::{LocalIdentity, NextHop};
+use crate::sip::{EditedMessage, HeaderName, Message, ParseLimits};
+
+/// Counters, readable while the proxy runs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub received: AtomicU64,
+    pub forwarded_requests: AtomicU64,
+    pub forwarded_responses: AtomicU64,
+    pub replied: AtomicU64,
+    pub dropped_malformed: AtomicU64,
+    pub dropped_stray: AtomicU64,
+    pub dropped_by_route: AtomicU64,
+    pub send_errors: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A message to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub transport: Transport,
+    pub peer: SocketAddr,
+    pub data: Bytes,
+}
+
+/// Proxy-Require options this proxy supports (none yet: every option in
+/// Proxy-Require is answered 420, RFC 3261 §16.3 step 5).
+const SUPPORTED: &[&str] = &[];
+
+/// The proxy core; see the module docs.
+pub struct Core {
+    pub local: LocalIdentity,
+    pub limits: ParseLimits,
+    pub stats: Stats,
+    router: Arc<dyn Router>,
+    outbound: Arc<Outbound>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("local", &self.local).finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    pub fn new(
+        local: LocalIdentity,
+        limits: ParseLimits,
+        router: Arc<dyn Router>,
+        outbound: Arc<Outbound>,
+    ) -> Self {
+        Self { local, limits, stats: Stats::default(), router, outbound }
+    }
+
+    pub fn outbound(&self) -> &Arc<Outbound> {
+        &self.outbound
+    }
+
+    /// Processes one message and sends the result.
+    pub async fn handle(self: &Arc<Self>, data: Bytes, inbound: Inbound) {
+        if let Some(out) = self.process(data, inbound) {
+            let core = Arc::clone(self);
+            let on_message = core.message_sink();
+            if let Err(e) = self
+                .outbound
+                .send(out.transport, out.peer, out.data, &on_message, self.limits)
+                .await
+            {
+                bump(&self.stats.send_errors);
+                tracing::debug!(peer = %out.peer, "send failed: {e}");
+            }
+        }
+    }
+
+    /// A callback for transports: each framed message is handled on its own task.
+    pub fn message_sink(self: &Arc<Self>) -> Arc<dyn Fn(Bytes, Inbound) + Send + Sync> {
+        let core = Arc::clone(self);
+        Arc::new(move |data, inbound| {
+            let core = Arc::clone(&core);
+            tokio::spawn(async move { core.handle(data, inbound).await });
+        })
+    }
+
+    /// Decides what one received message produces; see the module docs.
+    pub fn process(&self, data: Bytes, inbound: Inbound) -> Option<Outgoing> {
+        bump(&self.stats.received);
+        if data.iter().all(|b| b.is_ascii_whitespace()) {
+            return None; // keep-alive
+        }
+        let msg = match Message::parse_with(data, &self.limits) {
+            Ok(m) => m,
+            Err(e) => {
+                bump(&self.stats.dropped_malformed);
+                tracing::debug!(peer = %inbound.peer, "dropped unparseable message: {e}");
+                return None;
+            }
+        };
+        if let Err(e) = msg.validate() {
+            bump(&self.stats.dropped_malformed);
+            if !msg.is_request()
+                || msg.header(HeaderName::Via).is_none()
+                || msg.method_str() == Some("ACK")
+            {
+                return None;
+            }
+            let reason = match e.status_code() {
+                505 => "Version Not Supported".to_owned(),
+                513 => "Message Too Large".to_owned(),
+                _ => format!("Bad Request ({})", e.kind),
+            };
+            let edit = EditedMessage::new(msg);
+            return Some(self.reply_to(&edit, inbound, e.status_code(), &reason, &[]));
+        }
+        if msg.is_request() {
+            self.process_request(msg, inbound)
+        } else {
+            self.process_response(msg)
+        }
+    }
+
+    fn reply_to(
+        &self,
+        req: &EditedMessage,
+        inbound: Inbound,
+        code: u16,
+        reason: &str,
+        extra: &[(&str, &str)],
+    ) -> Outgoing {
+        bump(&self.stats.replied);
+        // Stateless replies go back where the request came from (RFC 3581 §4).
+        Outgoing {
+            transport: inbound.transport,
+            peer: inbound.peer,
+            data: build_response(req, code, reason, extra),
+        }
+    }
+
+    fn reject(&self, req: &EditedMessage, inbound: Inbound, r: Reject) -> Option<Outgoing> {
+        if req.original().method_str() == Some("ACK") {
+            return None; // ACK is never answered
+        }
+        let extra: Vec<(&str, &str)> = r.extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        Some(self.reply_to(req, inbound, r.code, r.reason, &extra))
+    }
+
+    fn process_request(&self, msg: Message, inbound: Inbound) -> Option<Outgoing> {
+        let mut edit = EditedMessage::new(msg);
+        apply_received(&mut edit, inbound.peer);
+        if let Err(r) = check_request(edit.original(), &self.local, SUPPORTED) {
+            return self.reject(&edit, inbound, r);
+        }
+        if edit.request_uri().is_some_and(|u| {
+            crate::sip::Uri::parse(u).is_ok_and(|u| u.scheme == crate::sip::Scheme::Other)
+        }) {
+            return self.reject(
+                &edit,
+                inbound,
+                Reject { code: 416, reason: "Unsupported URI Scheme", extra: vec![] },
+            );
+        }
+        preprocess_routes(&mut edit, &self.local);
+        let mut ctx = RequestContext {
+            msg: edit,
+            source: inbound.peer,
+            transport: inbound.transport,
+            destination: None,
+            record_route: false,
+        };
+        match self.router.route_request(&mut ctx) {
+            Decision::Drop => {
+                bump(&self.stats.dropped_by_route);
+                None
+            }
+            Decision::Reply { code, reason } => {
+                if ctx.msg.original().method_str() == Some("ACK") {
+                    return None;
+                }
+                Some(self.reply_to(&ctx.msg, inbound, code, &reason, &[]))
+            }
+            Decision::Forward => self.forward(ctx, inbound),
+        }
+    }
+
+    fn forward(&self, mut ctx: RequestContext, inbound: Inbound) -> Option<Outgoing> {
+        let fwd =
+            Forward { destination: ctx.destination.as_deref(), record_route: ctx.record_route };
+        let mut target: Option<(Transport, SocketAddr)> = None;
+        let result = prepare_forward(&mut ctx.msg, &fwd, |hop| {
+            let (transport, peer) = resolve(hop)?;
+            let out_addr = self.outbound.local_addr(transport, peer).ok_or(Reject {
+                code: 503,
+                reason: "No Socket For Destination",
+                extra: vec![],
+            })?;
+            target = Some((transport, peer));
+            let mut record_routes = vec![rr_uri(transport, out_addr)];
+            if transport != inbound.transport || out_addr.ip() != inbound.local.ip() {
+                record_routes.push(rr_uri(inbound.transport, inbound.local));
+            }
+            Ok(HopHeaders {
+                via_sent_by: format!("SIP/2.0/{} {}", transport.via_token(), out_addr),
+                record_routes,
+            })
+        });
+        match (result, target) {
+            (Ok(_), Some((transport, peer))) => {
+                bump(&self.stats.forwarded_requests);
+                Some(Outgoing { transport, peer, data: ctx.msg.serialize() })
+            }
+            (Err(r), _) => self.reject(&ctx.msg, inbound, r),
+            (Ok(_), None) => None,
+        }
+    }
+
+    fn process_response(&self, msg: Message) -> Option<Outgoing> {
+        let Some(hop) = next_hop_for_response(&msg, &self.local) else {
+            bump(&self.stats.dropped_stray);
+            return None;
+        };
+        let Ok((transport, peer)) = resolve(&hop) else {
+            bump(&self.stats.dropped_stray);
+            return None;
+        };
+        bump(&self.stats.forwarded_responses);
+        Some(Outgoing { transport, peer, data: strip_own_via(msg).serialize() })
+    }
+}
+
+/// The transport and address for a next hop. Only IP literals for now:
+/// RFC 3263 name resolution is not implemented yet, so a host name is
+/// answered 503.
+fn resolve(hop: &NextHop) -> Result<(Transport, SocketAddr), Reject> {
+    let transport = Transport::from_name(&hop.transport).ok_or(Reject {
+        code: 503,
+        reason: "Unsupported Transport",
+        extra: vec![],
+    })?;
+    let addr = hop.socket_addr().ok_or(Reject {
+        code: 503,
+        reason: "Cannot Resolve Destination",
+        extra: vec![],
+    })?;
+    Ok((transport, addr))
+}
+
+fn rr_uri(transport: Transport, addr: SocketAddr) -> String {
+    let host = match addr {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    };
+    match transport {
+        Transport::Udp => format!("<sip:{host}:{};lr>", addr.port()),
+        Transport::Tcp => format!("<sip:{host}:{};transport=tcp;lr>", addr.port()),
+    }
+}

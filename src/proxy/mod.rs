@@ -1,0 +1,22 @@
+//! The proxy: RFC 3261 §16 protocol logic (sans-I/O: [`request`],
+//! [`response`], [`branch`], [`local`]), the stateless [`core`] that applies
+//! it to each message with the [`router`]'s decision, and the I/O around it
+//! ([`transport`], [`server`]).
+//!
+//! The protocol modules take parsed messages and return decisions or record
+//! edits, so the §16 rules are unit-tested message by message; sockets live
+//! only in `transport` and `server`.
+
+pub mod branch;
+pub mod core;
+pub mod local;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod server;
+pub mod transport;
+
+pub use local::LocalIdentity;
+pub use request::{Forward, HopHeaders, NextHop, Reject};
+pub use router::{Decision, RequestContext, Router};
+pub use transport::{Inbound, Transport};

@@ -1,0 +1,382 @@
+//! Requests on their way through: the checks of RFC 3261 §16.3, route
+//! preprocessing (§16.4), and preparing the forwarded copy (§16.6), plus
+//! RFC 3581's `received`/`rport` on arrival.
+//!
+//! The route program decides *whether* and *where* to forward; these
+//! functions do what RFC 3261 requires whatever it decides, recording edits
+//! on an [`EditedMessage`].
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use super::LocalIdentity;
+use super::branch::{is_loop, stateless_branch};
+use crate::sip::{EditedMessage, Host, Message, NameAddr, Scheme, Uri, Via};
+
+/// A request the proxy refuses, with what to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub code: u16,
+    pub reason: &'static str,
+    pub extra: Vec<(&'static str, String)>,
+}
+
+impl Reject {
+    fn new(code: u16, reason: &'static str) -> Self {
+        Self { code, reason, extra: Vec::new() }
+    }
+}
+
+/// Where a message goes next, before name resolution: an IP literal host is
+/// used directly; a name goes through RFC 3263 resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextHop {
+    pub host: String,
+    /// `None`: not given, resolution (SRV) or the transport's default decides.
+    pub port: Option<u16>,
+    /// Lowercase transport: `udp`, `tcp`, `tls`, `ws`, `wss`, `sctp`.
+    pub transport: String,
+}
+
+impl NextHop {
+    /// The next hop a SIP URI names: `maddr` over the host, the `transport`
+    /// parameter, TLS for `sips:` (RFC 3263 §4.1). `None` for other schemes.
+    pub fn from_uri(uri: &Uri<'_>) -> Option<NextHop> {
+        let host = uri.host?;
+        let host = match uri.maddr() {
+            Some(m) => m.to_owned(),
+            None => host.to_string(),
+        };
+        let transport = match (uri.scheme, uri.transport()) {
+            (Scheme::Sips, _) => "tls".to_owned(),
+            (_, Some(t)) => t.to_ascii_lowercase(),
+            (_, None) => "udp".to_owned(),
+        };
+        Some(NextHop { host, port: uri.port, transport })
+    }
+
+    /// The port to use when the URI gave none and no SRV lookup applies.
+    pub fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or(match self.transport.as_str() {
+            "tls" | "wss" => 5061,
+            _ => 5060,
+        })
+    }
+
+    /// The socket address, when the host is an IP literal.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        Host::parse(&self.host).ok()?.ip().map(|ip| SocketAddr::new(ip, self.port_or_default()))
+    }
+}
+
+/// §16.3: Max-Forwards (483), loops (482), Proxy-Require (420).
+pub fn check_request(
+    msg: &Message,
+    local: &LocalIdentity,
+    supported: &[&str],
+) -> Result<(), Reject> {
+    if msg.max_forwards().ok().flatten() == Some(0) {
+        return Err(Reject::new(483, "Too Many Hops"));
+    }
+    if is_loop(msg, local) {
+        return Err(Reject::new(482, "Loop Detected"));
+    }
+    let unsupported: Vec<&str> = msg
+        .list_values(crate::sip::HeaderName::ProxyRequire)
+        .filter_map(Result::ok)
+        .filter(|o| !o.is_empty() && !supported.iter().any(|s| s.eq_ignore_ascii_case(o)))
+        .collect();
+    if !unsupported.is_empty() {
+        let mut r = Reject::new(420, "Bad Extension");
+        r.extra.push(("Unsupported", unsupported.join(", ")));
+        return Err(r);
+    }
+    Ok(())
+}
+
+/// RFC 3261 §18.2.1 and RFC 3581 §4: records where the request really came
+/// from in its top Via: `received` when the sent-by host is not the source
+/// address (always, when `rport` was asked for), and the source port in an
+/// empty `rport`.
+pub fn apply_received(edit: &mut EditedMessage, source: SocketAddr) {
+    let Some(top) = edit.first_value("Via") else { return };
+    let Ok(via) = Via::parse(&top) else { return };
+    let wants_rport = via.rport().is_some();
+    let same_host = via.host.ip() == Some(source.ip());
+    if same_host && !wants_rport {
+        return;
+    }
+    let mut value = format!("SIP/2.0/{} {}", via.transport, via.host);
+    if let Some(p) = via.port {
+        let _ = write!(value, ":{p}");
+    }
+    for (name, v) in via.params.iter() {
+        if name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport") {
+            continue;
+        }
+        value.push(';');
+        value.push_str(name);
+        if let Some(v) = v {
+            value.push('=');
+            value.push_str(v);
+        }
+    }
+    let _ = write!(value, ";received={}", source.ip());
+    if wants_rport {
+        let _ = write!(value, ";rport={}", source.port());
+    }
+    edit.replace_first_value("Via", &value);
+}
+
+/// What route preprocessing (§16.4) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutePreprocess {
+    /// No Route header named this proxy.
+    Untouched,
+    /// This proxy's own Route entries (one, or two after double
+    /// record-routing) were removed: a loose-routed in-dialog request.
+    Consumed(usize),
+    /// The Request-URI was this proxy (a strict router upstream): it was
+    /// replaced by the last Route value, which was removed.
+    StrictFixup,
+}
+
+/// §16.4: strict-router compatibility, then removal of this proxy's Route
+/// entries from the top of the route set.
+pub fn preprocess_routes(edit: &mut EditedMessage, local: &LocalIdentity) -> RoutePreprocess {
+    let routes: Vec<String> = edit.current_values("Route").flat_map(split_values).collect();
+    let ruri_local =
+        edit.request_uri().and_then(|u| Uri::parse(u).ok()).is_some_and(|u| local.is_local_uri(&u));
+    if ruri_local && !routes.is_empty() {
+        let last =
+            routes.last().and_then(|r| NameAddr::parse(r).ok().map(|n| n.uri.raw().to_owned()));
+        if let Some(last) = last {
+            edit.set_request_uri(last);
+            set_route_set(edit, &routes[..routes.len() - 1]);
+            return RoutePreprocess::StrictFixup;
+        }
+    }
+    let mut consumed = 0;
+    while consumed < 2 {
+        let Some(first) = edit.first_value("Route") else { break };
+        let ours = NameAddr::parse(&first).is_ok_and(|n| local.is_local_uri(&n.uri));
+        if !ours {
+            break;
+        }
+        edit.remove_first_value("Route");
+        consumed += 1;
+    }
+    if consumed == 0 { RoutePreprocess::Untouched } else { RoutePreprocess::Consumed(consumed) }
+}
+
+fn split_values(line: &str) -> Vec<String> {
+    crate::sip::scan::CommaValues::new(line)
+        .filter_map(Result::ok)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn set_route_set(edit: &mut EditedMessage, routes: &[String]) {
+    edit.remove_all("Route");
+    if !routes.is_empty() {
+        edit.insert_first("Route", &routes.join(", "));
+    }
+}
+
+/// The forwarding decisions the route program made.
+#[derive(Debug, Clone, Default)]
+pub struct Forward<'a> {
+    /// `$du`: send here instead of following the Route set or the R-URI.
+    pub destination: Option<&'a str>,
+    /// `record_route()` was called: add the Record-Route values of [`HopHeaders`].
+    pub record_route: bool,
+}
+
+/// What the proxy adds to a request it forwards over a given next hop: its
+/// Via sent-by (`SIP/2.0/UDP host:port`) and the Record-Route values (two
+/// when the request changes transport or interface, RFC 5658).
+#[derive(Debug, Clone, Default)]
+pub struct HopHeaders {
+    pub via_sent_by: String,
+    pub record_routes: Vec<String>,
+}
+
+/// §16.6 steps 3–8 on the copy being forwarded: Max-Forwards, strict-route
+/// postprocessing, next hop, then (from `headers`, which sees the hop)
+/// Record-Route and this proxy's Via with a branch from [`stateless_branch`].
+/// Returns where to send it.
+pub fn prepare_forward(
+    edit: &mut EditedMessage,
+    fwd: &Forward<'_>,
+    headers: impl FnOnce(&NextHop) -> Result<HopHeaders, Reject>,
+) -> Result<NextHop, Reject> {
+    let mf = edit.original().max_forwards().ok().flatten();
+    edit.set_header("Max-Forwards", &mf.map_or(70, |m| m.saturating_sub(1)).to_string());
+    // Step 6: a strict router next (first Route without `lr`) gets the R-URI
+    // as its Request-URI, and the original R-URI goes to the end of the set.
+    let routes: Vec<String> = edit.current_values("Route").flat_map(split_values).collect();
+    let first_route = routes.first().and_then(|r| NameAddr::parse(r).ok());
+    let mut hop_uri: Option<String> = first_route.map(|r| r.uri.raw().to_owned());
+    if let Some(first) = first_route {
+        if !first.uri.is_loose_router() {
+            let old_ruri = edit.request_uri().unwrap_or_default().to_owned();
+            let strict = first.uri.raw().to_owned();
+            let mut rest: Vec<String> = routes[1..].to_vec();
+            rest.push(format!("<{old_ruri}>"));
+            edit.set_request_uri(strict.clone());
+            set_route_set(edit, &rest);
+            hop_uri = Some(strict);
+        }
+    }
+    let target = fwd
+        .destination
+        .map(str::to_owned)
+        .or(hop_uri)
+        .unwrap_or_else(|| edit.request_uri().unwrap_or_default().to_owned());
+    let uri = Uri::parse(&target).map_err(|_| Reject::new(400, "Bad Destination"))?;
+    let hop = NextHop::from_uri(&uri).ok_or(Reject::new(416, "Unsupported URI Scheme"))?;
+    let added = headers(&hop)?;
+    if fwd.record_route {
+        for rr in &added.record_routes {
+            edit.insert_first("Record-Route", rr);
+        }
+    }
+    let outgoing = edit.request_uri().unwrap_or_default().to_owned();
+    let branch = stateless_branch(edit.original(), &outgoing);
+    edit.insert_first("Via", &format!("{};branch={branch}", added.via_sent_by));
+    Ok(hop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn local() -> LocalIdentity {
+        let mut l = LocalIdentity::new();
+        l.add_socket("127.0.0.1:5060".parse().unwrap());
+        l
+    }
+
+    fn edit(text: &str) -> EditedMessage {
+        EditedMessage::new(Message::parse(Bytes::from(text.replace('\n', "\r\n"))).unwrap())
+    }
+
+    fn out(e: &EditedMessage) -> Message {
+        let m = Message::parse(e.serialize()).unwrap();
+        m.validate().unwrap();
+        m
+    }
+
+    fn udp(_: &NextHop) -> Result<HopHeaders, Reject> {
+        Ok(HopHeaders { via_sent_by: "SIP/2.0/UDP 127.0.0.1:5060".into(), record_routes: vec![] })
+    }
+
+    const TAIL: &str = "To: <sip:b@example.com>\nFrom: <sip:a@example.com>;tag=1\nCall-ID: c1\nCSeq: 1 INVITE\nContent-Length: 0\n\n";
+
+    #[test]
+    fn checks_max_forwards_and_proxy_require() {
+        let m = |extra: &str| {
+            let text = format!(
+                "INVITE sip:b@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n{extra}{TAIL}"
+            );
+            Message::parse(Bytes::from(text.replace('\n', "\r\n"))).unwrap()
+        };
+        assert_eq!(check_request(&m("Max-Forwards: 0\n"), &local(), &[]).unwrap_err().code, 483);
+        assert!(check_request(&m("Max-Forwards: 1\n"), &local(), &[]).is_ok());
+        let r = check_request(&m("Proxy-Require: foo, bar\n"), &local(), &["bar"]).unwrap_err();
+        assert_eq!((r.code, r.extra.clone()), (420, vec![("Unsupported", "foo".to_owned())]));
+    }
+
+    #[test]
+    fn received_and_rport() {
+        let mut e = edit(&format!(
+            "INVITE sip:b@example.com SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.5:5062;rport;branch=z9hG4bKa\n{TAIL}"
+        ));
+        apply_received(&mut e, "198.51.100.1:40000".parse().unwrap());
+        let via = out(&e).via().unwrap().unwrap().params.as_str().to_owned();
+        assert_eq!(via, ";branch=z9hG4bKa;received=198.51.100.1;rport=40000");
+        let mut same = edit(&format!(
+            "INVITE sip:b@example.com SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKa\n{TAIL}"
+        ));
+        apply_received(&mut same, "10.0.0.5:5062".parse().unwrap());
+        assert!(same.is_unchanged(), "nothing to add when sent-by is the source");
+    }
+
+    #[test]
+    fn loose_routing_removes_our_routes() {
+        let mut e = edit(&format!(
+            "BYE sip:b@192.0.2.50 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n\
+             Route: <sip:127.0.0.1;lr>, <sip:127.0.0.1:5060;transport=tcp;lr>\nRoute: <sip:192.0.2.9;lr>\n{}",
+            TAIL.replace("1 INVITE", "2 BYE")
+        ));
+        assert_eq!(preprocess_routes(&mut e, &local()), RoutePreprocess::Consumed(2));
+        let hop = prepare_forward(&mut e, &Forward::default(), udp).unwrap();
+        assert_eq!((hop.host.as_str(), hop.port), ("192.0.2.9", None));
+        let m = out(&e);
+        assert_eq!(m.routes().count(), 1);
+        assert_eq!(m.request_uri_str(), Some("sip:b@192.0.2.50"));
+        assert_eq!(m.vias().count(), 2);
+        assert_eq!(m.max_forwards().unwrap(), Some(70));
+    }
+
+    #[test]
+    fn strict_router_upstream_and_downstream() {
+        // Upstream strict router put our URI in the R-URI (§16.4).
+        let mut e = edit(&format!(
+            "INVITE sip:127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n\
+             Max-Forwards: 10\nRoute: <sip:192.0.2.9;lr>, <sip:b@192.0.2.50>\n{TAIL}"
+        ));
+        assert_eq!(preprocess_routes(&mut e, &local()), RoutePreprocess::StrictFixup);
+        assert_eq!(e.request_uri(), Some("sip:b@192.0.2.50"));
+        // Downstream strict router (no lr): it becomes the R-URI (§16.6 step 6).
+        let mut e = edit(&format!(
+            "INVITE sip:b@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n\
+             Max-Forwards: 10\nRoute: <sip:strict.example.com>, <sip:next.example.com;lr>\n{TAIL}"
+        ));
+        let hop = prepare_forward(&mut e, &Forward::default(), udp).unwrap();
+        assert_eq!(hop.host, "strict.example.com");
+        let m = out(&e);
+        assert_eq!(m.request_uri_str(), Some("sip:strict.example.com"));
+        let routes: Vec<_> = m.routes().map(|r| r.unwrap().uri.raw().to_owned()).collect();
+        assert_eq!(routes, ["sip:next.example.com;lr", "sip:b@example.com"]);
+        assert_eq!(m.max_forwards().unwrap(), Some(9));
+    }
+
+    #[test]
+    fn destination_record_route_and_branch() {
+        let mut e = edit(&format!(
+            "INVITE sip:b@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n{TAIL}"
+        ));
+        let fwd =
+            Forward { destination: Some("sip:127.0.0.1:5080;transport=tcp"), record_route: true };
+        let hop = prepare_forward(&mut e, &fwd, |hop| {
+            assert_eq!(hop.transport, "tcp");
+            Ok(HopHeaders {
+                via_sent_by: "SIP/2.0/TCP 127.0.0.1:5060".into(),
+                record_routes: vec![
+                    "<sip:127.0.0.1;transport=tcp;lr>".into(),
+                    "<sip:127.0.0.1;lr>".into(),
+                ],
+            })
+        })
+        .unwrap();
+        assert_eq!(hop.socket_addr(), Some("127.0.0.1:5080".parse().unwrap()));
+        assert_eq!(hop.transport, "tcp");
+        let m = out(&e);
+        let top = m.via().unwrap().unwrap();
+        assert!(top.has_rfc3261_branch());
+        assert_eq!(top.transport, "TCP");
+        let rr: Vec<_> = m.record_routes().map(|r| r.unwrap().uri.raw().to_owned()).collect();
+        assert_eq!(
+            rr,
+            ["sip:127.0.0.1;transport=tcp;lr", "sip:127.0.0.1;lr"],
+            "outbound-facing on top"
+        );
+        let mut tel = edit(&format!(
+            "INVITE tel:+123 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n{TAIL}"
+        ));
+        assert_eq!(prepare_forward(&mut tel, &Forward::default(), udp).unwrap_err().code, 416);
+    }
+}

@@ -1,0 +1,174 @@
+//! Responses: building one to a request (RFC 3261 §8.2.6) and finding where
+//! a response goes next (§16.7 step 3, §18.2.2, RFC 3581 §4).
+
+use std::fmt::Write as _;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use bytes::Bytes;
+
+use super::LocalIdentity;
+use super::request::NextHop;
+use crate::sip::{EditedMessage, HeaderName, Message, Via};
+
+/// Builds the response `code reason` to `req` as edited so far (so the top
+/// Via carries the `received`/`rport` added on arrival). Via, From, To,
+/// Call-ID and CSeq are copied; a To tag is added to non-100 responses that
+/// lack one, derived from the request so a retransmission gets the same tag
+/// (§8.2.6.2). `extra` headers follow; the body is empty.
+pub fn build_response(
+    req: &EditedMessage,
+    code: u16,
+    reason: &str,
+    extra: &[(&str, &str)],
+) -> Bytes {
+    let msg = req.original();
+    let mut out = String::with_capacity(512);
+    let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
+    let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
+    for v in req.current_values("Via") {
+        let _ = write!(out, "Via: {v}\r\n");
+    }
+    for name in ["From", "Call-ID", "CSeq"] {
+        if let Some(v) = req.current_values(name).next() {
+            let _ = write!(out, "{name}: {v}\r\n");
+        }
+    }
+    if let Some(to) = req.current_values("To").next() {
+        let has_tag = msg.to().ok().flatten().is_some_and(|t| t.tag().is_some());
+        if code > 100 && !has_tag {
+            let _ = write!(out, "To: {to};tag={}\r\n", stateless_to_tag(msg));
+        } else {
+            let _ = write!(out, "To: {to}\r\n");
+        }
+    }
+    for (name, value) in extra {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    Bytes::from(out)
+}
+
+/// A To tag that is the same for every retransmission of a request.
+pub fn stateless_to_tag(req: &Message) -> String {
+    let mut h = DefaultHasher::new();
+    req.call_id().ok().flatten().hash(&mut h);
+    req.from().ok().flatten().and_then(|f| f.tag()).hash(&mut h);
+    req.via().ok().flatten().and_then(|v| v.branch()).hash(&mut h);
+    req.cseq().ok().flatten().map(|c| c.seq).hash(&mut h);
+    format!("sc{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+/// Where a response goes after this proxy: its top Via must be ours (else it
+/// is stray and dropped: `None`); the next Via says where, using `received`,
+/// `rport` and `maddr` as RFC 3261 §18.2.2 and RFC 3581 §4 direct. A next
+/// Via naming a broadcast address is refused (RFC 4475 §3.3.10).
+pub fn next_hop_for_response(resp: &Message, local: &LocalIdentity) -> Option<NextHop> {
+    let mut vias = resp.vias();
+    let top = vias.next()?.ok()?;
+    if !local.is_local_via(&top) {
+        return None;
+    }
+    let next = vias.next()?.ok()?;
+    let hop = response_target(&next);
+    if hop.host == "255.255.255.255" {
+        return None;
+    }
+    Some(hop)
+}
+
+/// The address a response is sent to for this Via.
+pub fn response_target(via: &Via<'_>) -> NextHop {
+    let host =
+        via.maddr().or(via.received()).map(str::to_owned).unwrap_or_else(|| via.host.to_string());
+    let port = match via.rport() {
+        Some(Some(p)) => p,
+        _ => via.port_or_default(),
+    };
+    NextHop { host, port: Some(port), transport: via.transport.to_ascii_lowercase() }
+}
+
+/// Strips this proxy's Via from a response before relaying it (§16.7 step 3).
+pub fn strip_own_via(resp: Message) -> EditedMessage {
+    let mut e = EditedMessage::new(resp);
+    e.remove_first_value(HeaderName::Via.as_str());
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Message {
+        Message::parse(Bytes::from(s.replace('\n', "\r\n"))).unwrap()
+    }
+
+    const REQ: &str = "INVITE sip:b@example.com SIP/2.0\n\
+Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKa;rport\n\
+Via: SIP/2.0/TCP 192.0.2.2;branch=z9hG4bKb\n\
+To: Bob <sip:b@example.com>\n\
+From: <sip:a@example.com>;tag=1\n\
+Call-ID: c1\n\
+CSeq: 5 INVITE\n\
+Content-Length: 0\n\n";
+
+    #[test]
+    fn response_copies_the_dialog_headers_and_tags_to() {
+        let mut req = EditedMessage::new(parse(REQ));
+        req.replace_first_value(
+            "Via",
+            "SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKa;rport=5062;received=198.51.100.1",
+        );
+        let r = Message::parse(build_response(&req, 404, "Not\r\nHere", &[("Server", "sipc")]))
+            .unwrap();
+        r.validate().unwrap();
+        assert_eq!((r.status(), r.reason()), (Some(404), Some("NotHere")));
+        let vias: Vec<_> = r.vias().map(Result::unwrap).collect();
+        assert_eq!(vias.len(), 2);
+        assert_eq!(vias[0].received(), Some("198.51.100.1"));
+        let tag = r.to().unwrap().unwrap().tag().unwrap().to_owned();
+        let again = Message::parse(build_response(&req, 404, "Not Here", &[])).unwrap();
+        assert_eq!(
+            again.to().unwrap().unwrap().tag(),
+            Some(tag.as_str()),
+            "same tag for retransmissions"
+        );
+        let trying = Message::parse(build_response(&req, 100, "Trying", &[])).unwrap();
+        assert_eq!(trying.to().unwrap().unwrap().tag(), None, "no tag on 100");
+        assert_eq!(r.cseq().unwrap().unwrap().seq, 5);
+        assert_eq!(r.header_value(HeaderName::Server), Some("sipc"));
+    }
+
+    #[test]
+    fn responses_follow_received_rport_and_maddr() {
+        let mut local = LocalIdentity::new();
+        local.add_socket("127.0.0.1:5060".parse().unwrap());
+        let resp = parse(
+            "SIP/2.0 200 OK\n\
+Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKp\n\
+Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKa;rport=40000;received=198.51.100.1\n\
+To: <sip:b@example.com>;tag=2\nFrom: <sip:a@example.com>;tag=1\nCall-ID: c1\nCSeq: 5 INVITE\nContent-Length: 0\n\n",
+        );
+        let hop = next_hop_for_response(&resp, &local).unwrap();
+        assert_eq!(
+            (hop.host.as_str(), hop.port, hop.transport.as_str()),
+            ("198.51.100.1", Some(40000), "udp")
+        );
+        let stripped = Message::parse(strip_own_via(resp).serialize()).unwrap();
+        assert_eq!(stripped.vias().count(), 1);
+
+        let stray = parse(
+            "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 192.0.2.99;branch=z9hG4bKz\nVia: SIP/2.0/UDP 192.0.2.1\n\
+To: <sip:b@example.com>;tag=2\nFrom: <sip:a@example.com>;tag=1\nCall-ID: c1\nCSeq: 5 INVITE\nContent-Length: 0\n\n",
+        );
+        assert!(next_hop_for_response(&stray, &local).is_none());
+        let bcast = parse(
+            "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKz\nVia: SIP/2.0/UDP 255.255.255.255\n\
+To: <sip:b@example.com>;tag=2\nFrom: <sip:a@example.com>;tag=1\nCall-ID: c1\nCSeq: 5 INVITE\nContent-Length: 0\n\n",
+        );
+        assert!(next_hop_for_response(&bcast, &local).is_none());
+        let maddr =
+            Via::parse("SIP/2.0/TCP host.example.com;maddr=192.0.2.200;branch=z9hG4bKm").unwrap();
+        let hop = response_target(&maddr);
+        assert_eq!((hop.host.as_str(), hop.port), ("192.0.2.200", Some(5060)));
+    }
+}

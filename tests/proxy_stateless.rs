@@ -1,0 +1,178 @@
+//! The stateless proxy core end to end: real SIP over loopback sockets,
+//! a UAC and a UAS from tests/support, a Rust router steering the core.
+
+mod support;
+
+use std::path::Path;
+
+use sipc::proxy::Transport;
+use sipc::sip::HeaderName;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_forwarded_and_response_routed_back() {
+    let (uac, uas) = (UdpUa::bind().await, UdpUa::bind().await);
+    let p = proxy(TestRouter { target: Some(uas.addr), tcp_target: None }).await;
+    let px = p.addr(Transport::Udp).unwrap();
+
+    uac.send(px, &request("INVITE", "sip:bob@example.com", &uac.via("c1"), "call-1", "")).await;
+    let (req, from) = uas.recv().await.expect("UAS got the INVITE");
+    assert_eq!(from, px);
+    assert_eq!(req.request_uri_str(), Some("sip:bob@example.com"));
+    assert_eq!(req.max_forwards().unwrap(), Some(69));
+    let vias: Vec<_> = req.vias().map(Result::unwrap).collect();
+    assert_eq!(vias.len(), 2);
+    assert!(vias[0].has_rfc3261_branch());
+    assert_eq!(vias[0].host.to_string(), "127.0.0.1");
+    assert_eq!(vias[0].port, Some(px.port()));
+    assert_eq!(vias[1].received(), Some("127.0.0.1"), "received added (RFC 3581)");
+    assert_eq!(vias[1].rport(), Some(Some(uac.addr.port())));
+    assert_eq!(req.header_count(HeaderName::RecordRoute), 0);
+
+    uas.send(from, &response_to(&req, 180, "Ringing")).await;
+    uas.send(from, &response_to(&req, 200, "OK")).await;
+    for code in [180, 200] {
+        let (resp, _) = uac.recv().await.expect("UAC got the response");
+        assert_eq!(resp.status(), Some(code));
+        assert_eq!(resp.vias().count(), 1, "the proxy's Via is gone");
+        assert_eq!(resp.to().unwrap().unwrap().tag(), Some("uas1"));
+    }
+
+    // A retransmission is forwarded with the same branch (RFC 3261 §16.11).
+    uac.send(px, &request("INVITE", "sip:bob@example.com", &uac.via("c1"), "call-1", "")).await;
+    let (again, _) = uas.recv().await.unwrap();
+    assert_eq!(again.via().unwrap().unwrap().branch(), req.via().unwrap().unwrap().branch());
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_forwards_zero_gets_483_and_loops_get_482() {
+    let uac = UdpUa::bind().await;
+    let p = proxy(TestRouter { target: None, tcp_target: None }).await;
+    let px = p.addr(Transport::Udp).unwrap();
+    let req = request("OPTIONS", "sip:bob@example.com", &uac.via("m0"), "mf0", "")
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
+    uac.send(px, &req).await;
+    let (resp, _) = uac.recv().await.unwrap();
+    assert_eq!((resp.status(), resp.reason()), (Some(483), Some("Too Many Hops")));
+    assert!(resp.to().unwrap().unwrap().tag().is_some());
+
+    // The R-URI names the proxy itself and nothing changes it: the request
+    // comes back with the proxy's own Via and the same loop hash.
+    let ruri = format!("sip:bob@{px}");
+    uac.send(px, &request("OPTIONS", &ruri, &uac.via("lp"), "loop-1", "")).await;
+    let (resp, _) = uac.recv().await.expect("an answer to the looping request");
+    assert_eq!(resp.status(), Some(482));
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_replies_and_drops() {
+    let uac = UdpUa::bind().await;
+    let p = proxy(TestRouter { target: None, tcp_target: None }).await;
+    let px = p.addr(Transport::Udp).unwrap();
+    uac.send(px, &request("INVITE", "sip:reply404@example.com", &uac.via("r4"), "r404", "")).await;
+    let (resp, _) = uac.recv().await.unwrap();
+    assert_eq!((resp.status(), resp.reason()), (Some(404), Some("Not Here")));
+    uac.send(px, &request("INVITE", "sip:drop@example.com", &uac.via("dr"), "drop", "")).await;
+    assert!(uac.recv_within(std::time::Duration::from_millis(300)).await.is_none());
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loose_and_strict_routing() {
+    let (uac, uas) = (UdpUa::bind().await, UdpUa::bind().await);
+    let p = proxy(TestRouter { target: None, tcp_target: None }).await;
+    let px = p.addr(Transport::Udp).unwrap();
+    // Loose: our Route entry is consumed, the next one is followed.
+    let routes = format!("Route: <sip:{px};lr>, <sip:{};lr>\r\n", uas.addr);
+    uac.send(px, &request("BYE", "sip:bob@192.0.2.50", &uac.via("lr"), "lr-1", &routes)).await;
+    let (req, _) = uas.recv().await.expect("BYE followed the route set");
+    assert_eq!(req.request_uri_str(), Some("sip:bob@192.0.2.50"));
+    let left: Vec<_> = req.routes().map(|r| r.unwrap().uri.raw().to_owned()).collect();
+    assert_eq!(left, [format!("sip:{};lr", uas.addr)]);
+
+    // Strict next hop (no lr): it becomes the R-URI; the old R-URI moves to the end.
+    let routes = format!("Route: <sip:{}>\r\n", uas.addr);
+    uac.send(px, &request("BYE", "sip:bob@192.0.2.50", &uac.via("sr"), "sr-1", &routes)).await;
+    let (req, _) = uas.recv().await.expect("BYE sent to the strict router");
+    assert_eq!(req.request_uri_str(), Some(format!("sip:{}", uas.addr).as_str()));
+    let left: Vec<_> = req.routes().map(|r| r.unwrap().uri.raw().to_owned()).collect();
+    assert_eq!(left, ["sip:bob@192.0.2.50"]);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_route_on_udp_and_udp_to_tcp() {
+    let (uac, uas) = (UdpUa::bind().await, UdpUa::bind().await);
+    let tcp_uas = TcpUa::bind().await;
+    let p = proxy(TestRouter { target: Some(uas.addr), tcp_target: Some(tcp_uas.addr) }).await;
+    let (px, pt) = (p.addr(Transport::Udp).unwrap(), p.addr(Transport::Tcp).unwrap());
+
+    uac.send(px, &request("INVITE", "sip:rr@example.com", &uac.via("rr1"), "rr-1", "")).await;
+    let (req, _) = uas.recv().await.unwrap();
+    let rr: Vec<_> = req.record_routes().map(|r| r.unwrap().uri.raw().to_owned()).collect();
+    assert_eq!(rr, [format!("sip:{px};lr")]);
+
+    uac.send(px, &request("INVITE", "sip:rrtcp@example.com", &uac.via("rr2"), "rr-2", "")).await;
+    let req = tcp_uas.recv().await.expect("INVITE arrived over TCP");
+    let rr: Vec<_> = req.record_routes().map(|r| r.unwrap().uri.raw().to_owned()).collect();
+    assert_eq!(rr, [format!("sip:{pt};transport=tcp;lr"), format!("sip:{px};lr")], "double RR");
+    let top = req.via().unwrap().unwrap();
+    assert_eq!((top.transport, top.port), ("TCP", Some(pt.port())));
+
+    // The UAS answers on the same connection; the proxy routes it back over UDP.
+    tcp_uas.send(&response_to(&req, 200, "OK")).await;
+    let (resp, _) = uac.recv().await.expect("200 relayed from TCP to UDP");
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(resp.vias().count(), 1);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_400_naming_the_fault() {
+    let uac = UdpUa::bind().await;
+    let p = proxy(TestRouter { target: None, tcp_target: None }).await;
+    let px = p.addr(Transport::Udp).unwrap();
+    let req = request("OPTIONS", "sip:bob@example.com", &uac.via("b1"), "bad-1", "")
+        .replace("Max-Forwards: 70", "Max-Forwards: 300");
+    uac.send(px, &req).await;
+    let (resp, _) = uac.recv().await.unwrap();
+    assert_eq!(resp.status(), Some(400));
+    assert_eq!(resp.reason(), Some("Bad Request (malformed Max-Forwards header)"));
+    let req = request("OPTIONS", "sip:bob@example.com", &uac.via("b2"), "bad-2", "")
+        .replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia");
+    uac.send(px, &req).await;
+    assert_eq!(uac.recv().await.unwrap().0.status(), Some(505));
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_every_invalid_message_and_still_answers() {
+    let uac = UdpUa::bind().await;
+    let p = proxy(TestRouter { target: None, tcp_target: None }).await;
+    let px = p.addr(Transport::Udp).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rfc4475");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "dat") {
+            uac.send_bytes(px, &std::fs::read(&path).unwrap()).await;
+            n += 1;
+        }
+    }
+    for junk in
+        [&b""[..], b"\r\n\r\n", b"\x00\xff\xfe garbage", b"INVITE", b"SIP/2.0 200 OK\r\n\r\n"]
+    {
+        uac.send_bytes(px, junk).await;
+    }
+    assert_eq!(n, 50);
+    // Drain whatever the torture messages produced, then check it still serves.
+    while uac.recv_within(std::time::Duration::from_millis(300)).await.is_some() {}
+    uac.send(px, &request("OPTIONS", "sip:reply404@example.com", &uac.via("alive"), "alive", ""))
+        .await;
+    let (resp, _) = uac.recv().await.expect("proxy still answers");
+    assert_eq!(resp.status(), Some(404));
+    assert!(p.core.stats.dropped_malformed.load(std::sync::atomic::Ordering::Relaxed) > 10);
+    p.stop().await;
+}

@@ -1,0 +1,190 @@
+//! A small SIP user agent for scenario tests: UDP or TCP on loopback
+//! ephemeral ports, sending hand-written requests and receiving parsed
+//! messages with a timeout. Every wait is bounded.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use sipc::proxy::server::{ListenSpec, ServerConfig, ServerHandle, start};
+use sipc::proxy::{Decision, RequestContext, Router, Transport};
+use sipc::sip::{Frame, Message, ParseLimits, frame_stream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Mutex;
+
+pub const WAIT: Duration = Duration::from_secs(3);
+
+/// A UDP user agent.
+pub struct UdpUa {
+    pub sock: UdpSocket,
+    pub addr: SocketAddr,
+}
+
+impl UdpUa {
+    pub async fn bind() -> UdpUa {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        UdpUa { sock, addr }
+    }
+
+    pub async fn send(&self, to: SocketAddr, text: &str) {
+        self.send_bytes(to, text.as_bytes()).await;
+    }
+
+    pub async fn send_bytes(&self, to: SocketAddr, data: &[u8]) {
+        self.sock.send_to(data, to).await.unwrap();
+    }
+
+    /// The next message, or `None` after `WAIT`.
+    pub async fn recv(&self) -> Option<(Message, SocketAddr)> {
+        self.recv_within(WAIT).await
+    }
+
+    pub async fn recv_within(&self, wait: Duration) -> Option<(Message, SocketAddr)> {
+        let mut buf = vec![0u8; 65_536];
+        let (n, from) =
+            tokio::time::timeout(wait, self.sock.recv_from(&mut buf)).await.ok()?.ok()?;
+        Some((
+            Message::parse(Bytes::copy_from_slice(&buf[..n])).expect("proxy sent valid SIP"),
+            from,
+        ))
+    }
+
+    pub fn via(&self, branch: &str) -> String {
+        format!("SIP/2.0/UDP {};branch=z9hG4bK{branch};rport", self.addr)
+    }
+}
+
+/// A TCP user agent listening for one inbound connection.
+pub struct TcpUa {
+    pub listener: TcpListener,
+    pub addr: SocketAddr,
+    conn: Mutex<Option<(TcpStream, BytesMut)>>,
+}
+
+impl TcpUa {
+    pub async fn bind() -> TcpUa {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        TcpUa { listener, addr, conn: Mutex::new(None) }
+    }
+
+    /// Receives the next message on the (first accepted) connection.
+    pub async fn recv(&self) -> Option<Message> {
+        let mut guard = self.conn.lock().await;
+        if guard.is_none() {
+            let (s, _) = tokio::time::timeout(WAIT, self.listener.accept()).await.ok()?.ok()?;
+            *guard = Some((s, BytesMut::new()));
+        }
+        let (stream, buf) = guard.as_mut().unwrap();
+        read_message(stream, buf).await
+    }
+
+    /// Writes on the accepted connection.
+    pub async fn send(&self, text: &str) {
+        let mut guard = self.conn.lock().await;
+        let (stream, _) = guard.as_mut().expect("a connection was accepted");
+        stream.write_all(text.as_bytes()).await.unwrap();
+    }
+}
+
+/// Reads one framed message from a stream.
+pub async fn read_message(stream: &mut TcpStream, buf: &mut BytesMut) -> Option<Message> {
+    let limits = ParseLimits::default();
+    loop {
+        match frame_stream(buf, &limits) {
+            Frame::Message(len) => {
+                return Some(Message::parse(buf.split_to(len).freeze()).unwrap());
+            }
+            Frame::KeepAlive(len) => {
+                let _ = buf.split_to(len);
+                continue;
+            }
+            Frame::Invalid(e) => panic!("bad framing from proxy: {e}"),
+            Frame::Incomplete => {}
+        }
+        let n = tokio::time::timeout(WAIT, stream.read_buf(buf)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+    }
+}
+
+/// A request with the usual headers; `extra` lines go before Content-Length.
+pub fn request(method: &str, ruri: &str, via: &str, call_id: &str, extra: &str) -> String {
+    format!(
+        "{method} {ruri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
+         To: <sip:bob@example.com>\r\nFrom: <sip:alice@example.com>;tag=a1\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// A response to `req` with the given status, as a UAS writes it.
+pub fn response_to(req: &Message, code: u16, reason: &str) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for h in req.headers() {
+        let name = req.name_of(h);
+        if ["Via", "v", "From", "f", "Call-ID", "i", "CSeq", "Record-Route"].contains(&name) {
+            out += &format!("{name}: {}\r\n", req.value_of(h));
+        }
+        if name == "To" || name == "t" {
+            out += &format!("To: {};tag=uas1\r\n", req.value_of(h));
+        }
+    }
+    out + "Content-Length: 0\r\n\r\n"
+}
+
+/// A router for tests, steered by the Request-URI user:
+/// `reply404…` answers 404, `drop…` drops, `rr…` record-routes, `tcp…`
+/// forwards over TCP to `tcp_target`; everything else goes to `target`
+/// (or follows its Route set / R-URI when `target` is `None`).
+pub struct TestRouter {
+    pub target: Option<SocketAddr>,
+    pub tcp_target: Option<SocketAddr>,
+}
+
+impl Router for TestRouter {
+    fn route_request(&self, ctx: &mut RequestContext) -> Decision {
+        let user = ctx
+            .msg
+            .request_uri()
+            .and_then(|u| sipc::sip::Uri::parse(u).ok().and_then(|u| u.user.map(str::to_owned)))
+            .unwrap_or_default();
+        if user.starts_with("reply404") {
+            return Decision::Reply { code: 404, reason: "Not Here".into() };
+        }
+        if user.starts_with("drop") {
+            return Decision::Drop;
+        }
+        if user.starts_with("rr") {
+            ctx.record_route = true;
+        }
+        if user.starts_with("tcp") || user.starts_with("rrtcp") {
+            ctx.record_route = user.starts_with("rr");
+            ctx.destination = self.tcp_target.map(|a| format!("sip:{a};transport=tcp"));
+        } else if let Some(t) = self.target {
+            if ctx.msg.original().routes().next().is_none() {
+                ctx.destination = Some(format!("sip:{t}"));
+            }
+        }
+        Decision::Forward
+    }
+}
+
+/// Starts a proxy on loopback UDP and TCP ephemeral ports.
+pub async fn proxy(router: impl Router) -> ServerHandle {
+    let config = ServerConfig {
+        listens: vec![
+            ListenSpec { transport: Transport::Udp, addr: "127.0.0.1:0".parse().unwrap() },
+            ListenSpec { transport: Transport::Tcp, addr: "127.0.0.1:0".parse().unwrap() },
+        ],
+        names: vec![],
+        limits: ParseLimits::default(),
+        udp_workers: 2,
+    };
+    start(config, Arc::new(router)).await.unwrap()
+}
