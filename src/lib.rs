@@ -8,8 +8,10 @@
 //! sit beside them as they land.
 
 pub mod cli;
+pub mod codegen;
 pub mod diag;
 pub mod proxy;
+pub mod runtime;
 pub mod sema;
 pub mod sip;
 pub mod syntax;
