@@ -13,12 +13,10 @@ use crate::runtime::{
     ABSENT, RESULT_DROP, RESULT_EXIT, RESULT_FALSE, RESULT_TRUE, RouteCtx, Shared,
 };
 use crate::sema::builtins::{FUNCTIONS, PSEUDO_VARS, Ty};
-use crate::sema::ir::{
-    CaseTest, CheckedProgram, Expr, ExprKind, InterpPart, Place, Stmt, Value,
-};
+use crate::sema::ir::{CaseTest, CheckedProgram, Expr, ExprKind, InterpPart, Place, Stmt, Value};
 use crate::syntax::ast::{BinOp, UnOp};
 
-use super::CompileError;
+use super::{CompileError, expr_ty};
 
 enum Flow {
     Next,
@@ -65,6 +63,7 @@ pub struct Evaluator {
 
 impl Evaluator {
     pub fn new(prog: &CheckedProgram) -> Result<Evaluator, CompileError> {
+        let prog = &super::resolve_var_types(prog);
         let shared = Shared::new(prog).map_err(CompileError)?;
         let mut funcs = Vec::new();
         for f in FUNCTIONS {
@@ -192,7 +191,7 @@ impl Evaluator {
                     Ok(v) => v,
                     Err(r) => return Flow::Ret(r),
                 };
-                let is_str = matches!(scrutinee.ty, Ty::Str | Ty::Addr);
+                let is_str = matches!(expr_ty(&self.prog, scrutinee), Ty::Str | Ty::Addr);
                 let mut chosen = default.as_deref();
                 for (test, body) in cases {
                     let hit = match test {
@@ -241,7 +240,7 @@ impl Evaluator {
             Stmt::Return(None) => return Flow::Ret(RESULT_TRUE),
             Stmt::Return(Some(e)) => {
                 return match self.expr(ctx, locals, e) {
-                    Ok(v) if e.ty == Ty::Bool => {
+                    Ok(v) if expr_ty(&self.prog, e) == Ty::Bool => {
                         Flow::Ret(if v != 0 { RESULT_TRUE } else { RESULT_FALSE })
                     }
                     Ok(v) => Flow::Ret(v.max(RESULT_DROP + 1)),
@@ -274,10 +273,12 @@ impl Evaluator {
                 let mut acc: Option<i64> = None;
                 for p in parts {
                     let h = match p {
-                        InterpPart::Lit(s) => self.strings.get(s).copied().unwrap_or(self.shared.empty),
+                        InterpPart::Lit(s) => {
+                            self.strings.get(s).copied().unwrap_or(self.shared.empty)
+                        }
                         InterpPart::Expr(x) => {
                             let v = self.expr(ctx, locals, x)?;
-                            match x.ty {
+                            match expr_ty(&self.prog, x) {
                                 Ty::Int | Ty::Duration => self.call(ctx, self.rt.int_to_str, &[v]),
                                 Ty::Bool => self.call(ctx, self.rt.bool_to_str, &[v]),
                                 _ => v,
@@ -328,7 +329,9 @@ impl Evaluator {
             ExprKind::TableRef(i) => i64::from(*i),
             ExprKind::Level(l) => i64::from(*l),
             ExprKind::Regex(r) => i64::from(*r),
-            ExprKind::Unary { op: UnOp::Not, expr } => i64::from(self.expr(ctx, locals, expr)? == 0),
+            ExprKind::Unary { op: UnOp::Not, expr } => {
+                i64::from(self.expr(ctx, locals, expr)? == 0)
+            }
             ExprKind::Unary { op: UnOp::Neg, expr } => self.expr(ctx, locals, expr)?.wrapping_neg(),
             ExprKind::Binary { op, lhs, rhs } => self.binary(ctx, locals, *op, lhs, rhs)?,
             ExprKind::Matches { lhs, regex } => {
@@ -354,7 +357,7 @@ impl Evaluator {
             BinOp::And | BinOp::Or => return self.expr(ctx, locals, rhs),
             _ => {}
         }
-        let strings = matches!(lhs.ty, Ty::Str | Ty::Addr);
+        let strings = matches!(expr_ty(&self.prog, lhs), Ty::Str | Ty::Addr);
         let r = self.expr(ctx, locals, rhs)?;
         Ok(match op {
             BinOp::Eq if strings => self.call(ctx, self.rt.str_eq, &[l, r]),

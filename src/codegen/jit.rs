@@ -97,8 +97,12 @@ impl JitCode {
             let name = decl.name.as_deref().unwrap_or("");
             match abi::lookup(name) {
                 Some(e) if decl.signature.params.len() == e.native.arity() + 1 => {}
-                Some(_) => return Err(CompileError(format!("import `{name}` has the wrong arity"))),
-                None => return Err(CompileError(format!("import `{name}` is not a runtime function"))),
+                Some(_) => {
+                    return Err(CompileError(format!("import `{name}` has the wrong arity")));
+                }
+                None => {
+                    return Err(CompileError(format!("import `{name}` is not a runtime function")));
+                }
             }
         }
         module.finalize_definitions().map_err(err("finalize"))?;

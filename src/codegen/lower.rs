@@ -15,7 +15,7 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
 
-use super::CompileError;
+use super::{CompileError, expr_ty};
 use crate::runtime::abi;
 use crate::runtime::{ABSENT, RESULT_DROP, RESULT_EXIT, RESULT_FALSE, RESULT_TRUE, Shared};
 use crate::sema::builtins::{FUNCTIONS, PSEUDO_VARS, Ty};
@@ -217,7 +217,7 @@ impl<'a, 'f> FnLower<'a, 'f> {
             }
             Stmt::Switch { scrutinee, cases, default } => {
                 let v = self.expr(scrutinee)?;
-                let is_str = matches!(scrutinee.ty, Ty::Str | Ty::Addr);
+                let is_str = matches!(expr_ty(self.prog, scrutinee), Ty::Str | Ty::Addr);
                 let end = self.b.create_block();
                 self.breaks.push(end);
                 for (test, body) in cases {
@@ -287,7 +287,7 @@ impl<'a, 'f> FnLower<'a, 'f> {
             Stmt::Return(None) => self.ret_const(RESULT_TRUE),
             Stmt::Return(Some(e)) => {
                 let v = self.expr(e)?;
-                let r = if e.ty == Ty::Bool {
+                let r = if expr_ty(self.prog, e) == Ty::Bool {
                     let (t, f) = (self.iconst(RESULT_TRUE), self.iconst(RESULT_FALSE));
                     self.b.ins().select(v, t, f)
                 } else {
@@ -324,7 +324,7 @@ impl<'a, 'f> FnLower<'a, 'f> {
     /// A value as a string handle (for interpolation).
     fn to_text(&mut self, e: &Expr) -> Result<V, CompileError> {
         let v = self.expr(e)?;
-        Ok(match e.ty {
+        Ok(match expr_ty(self.prog, e) {
             Ty::Int | Ty::Duration => self.rt("sipc_rt_int_to_str", &[v])?,
             Ty::Bool => self.rt("sipc_rt_bool_to_str", &[v])?,
             _ => v,
@@ -462,7 +462,7 @@ impl<'a, 'f> FnLower<'a, 'f> {
             self.b.switch_to_block(join);
             return Ok(self.b.block_params(join)[0]);
         }
-        let strings = matches!(lhs.ty, Ty::Str | Ty::Addr);
+        let strings = matches!(expr_ty(self.prog, lhs), Ty::Str | Ty::Addr);
         let l = self.expr(lhs)?;
         let r = self.expr(rhs)?;
         Ok(match op {

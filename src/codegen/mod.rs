@@ -29,9 +29,9 @@
 //! `break`. `$var`s, `$match` captures and flags are per message; `$avp`s
 //! are per message too until the transaction layer lands.
 
+pub mod eval;
 mod jit;
 mod lower;
-pub mod eval;
 pub mod program;
 
 pub use eval::Evaluator;
@@ -48,4 +48,78 @@ pub struct CompileError(pub String);
 /// Compiles a checked program (which must have no errors).
 pub fn compile(prog: &CheckedProgram) -> Result<Program, CompileError> {
     Program::compile(prog)
+}
+
+/// Fixes the type of `$var` slots the checker left `unknown` (a slot whose
+/// first assignment reads the slot itself, `$var(n) = $var(n) + 1`): the
+/// type of the first assigned value whose type can be inferred; `str` when
+/// none can.
+pub(crate) fn resolve_var_types(prog: &CheckedProgram) -> CheckedProgram {
+    use crate::sema::builtins::Ty;
+    use crate::sema::ir::{Expr, ExprKind, Place, Stmt};
+    fn infer(p: &CheckedProgram, e: &Expr) -> Ty {
+        match &e.kind {
+            _ if e.ty != Ty::Unknown => e.ty,
+            ExprKind::MsgVar(i) => p.msg_vars.get(*i as usize).map_or(Ty::Unknown, |v| v.ty),
+            ExprKind::Binary { lhs, rhs, .. } => match infer(p, lhs) {
+                Ty::Unknown => infer(p, rhs),
+                t => t,
+            },
+            ExprKind::Unary { expr, .. } => infer(p, expr),
+            _ => Ty::Unknown,
+        }
+    }
+    fn walk(p: &CheckedProgram, body: &[Stmt], found: &mut Vec<Ty>) {
+        for s in body {
+            match s {
+                Stmt::Assign { target: Place::MsgVar(i), value } => {
+                    let slot = &mut found[*i as usize];
+                    if *slot == Ty::Unknown {
+                        *slot = infer(p, value);
+                    }
+                }
+                Stmt::If { then_body, else_body, .. } => {
+                    walk(p, then_body, found);
+                    walk(p, else_body, found);
+                }
+                Stmt::Switch { cases, default, .. } => {
+                    for (_, b) in cases {
+                        walk(p, b, found);
+                    }
+                    if let Some(d) = default {
+                        walk(p, d, found);
+                    }
+                }
+                Stmt::While { body, .. } => walk(p, body, found),
+                _ => {}
+            }
+        }
+    }
+    let mut out = prog.clone();
+    if out.msg_vars.iter().all(|v| v.ty != Ty::Unknown) {
+        return out;
+    }
+    let mut found: Vec<Ty> = out.msg_vars.iter().map(|v| v.ty).collect();
+    for r in &prog.routes {
+        walk(prog, &r.body, &mut found);
+    }
+    for (v, t) in out.msg_vars.iter_mut().zip(found) {
+        v.ty = if t == Ty::Unknown { Ty::Str } else { t };
+    }
+    out
+}
+
+/// The type of an expression for code generation. A `$var` read is typed by
+/// its slot: the checker fixes the slot's type at its first assignment,
+/// which may come after (in checking order) a read still typed `unknown`.
+pub(crate) fn expr_ty(
+    prog: &CheckedProgram,
+    e: &crate::sema::ir::Expr,
+) -> crate::sema::builtins::Ty {
+    match e.kind {
+        crate::sema::ir::ExprKind::MsgVar(i) => {
+            prog.msg_vars.get(i as usize).map_or(e.ty, |v| v.ty)
+        }
+        _ => e.ty,
+    }
 }

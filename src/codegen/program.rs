@@ -32,6 +32,7 @@ pub struct Program {
 
 impl Program {
     pub fn compile(prog: &CheckedProgram) -> Result<Program, CompileError> {
+        let prog = &super::resolve_var_types(prog);
         let mut shared = Shared::new(prog).map_err(CompileError)?;
         let code = JitCode::compile(prog, &mut shared)?;
         Ok(Program {

@@ -84,10 +84,18 @@ fn from_native(ctx: *mut c_void, body: Impl, args: &[i64]) -> i64 {
 }
 
 macro_rules! native {
-    ($f:path;) => { Native::A0($f) };
-    ($f:path; $a:ident) => { Native::A1($f) };
-    ($f:path; $a:ident $b:ident) => { Native::A2($f) };
-    ($f:path; $a:ident $b:ident $c:ident) => { Native::A3($f) };
+    ($f:path;) => {
+        Native::A0($f)
+    };
+    ($f:path; $a:ident) => {
+        Native::A1($f)
+    };
+    ($f:path; $a:ident $b:ident) => {
+        Native::A2($f)
+    };
+    ($f:path; $a:ident $b:ident $c:ident) => {
+        Native::A3($f)
+    };
 }
 
 macro_rules! runtime_table {

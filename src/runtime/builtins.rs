@@ -160,11 +160,11 @@ pub fn set_ru(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 fn edit_ruri(
     ctx: &mut RouteCtx<'_>,
     with: String,
-    pick: impl Fn(&Uri<'_>, &str) -> Option<(usize, usize, String)>,
+    pick: impl Fn(&Uri<'_>, &str, &str) -> Option<(usize, usize, String)>,
 ) {
     let cur = ruri(ctx);
     let Ok(u) = Uri::parse(&cur) else { return };
-    if let Some((start, end, text)) = pick(&u, &with) {
+    if let Some((start, end, text)) = pick(&u, &cur, &with) {
         let new = format!("{}{}{}", &cur[..start], text, &cur[end..]);
         ctx.req.msg.set_request_uri(new);
     }
@@ -172,10 +172,9 @@ fn edit_ruri(
 
 pub fn set_ru_user(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let with = s(ctx, a[1]);
-    let cur = ruri(ctx);
-    edit_ruri(ctx, with, |u, w| match u.user {
+    edit_ruri(ctx, with, |u, cur, w| match u.user {
         Some(user) => {
-            let start = offset(&cur, user);
+            let start = offset(cur, user);
             if w.is_empty() {
                 // drop "user@" (and a password with it)
                 let at = cur[start..].find('@').map_or(start + user.len(), |i| start + i + 1);
@@ -186,7 +185,7 @@ pub fn set_ru_user(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
         }
         None if w.is_empty() => None,
         None => {
-            let host = offset(&cur, u.host_str);
+            let host = offset(cur, u.host_str);
             Some((host, host, format!("{w}@")))
         }
     });
@@ -195,9 +194,8 @@ pub fn set_ru_user(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 
 pub fn set_ru_host(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let with = s(ctx, a[1]);
-    let cur = ruri(ctx);
-    edit_ruri(ctx, with, |u, w| {
-        let start = offset(&cur, u.host_str);
+    edit_ruri(ctx, with, |u, cur, w| {
+        let start = offset(cur, u.host_str);
         Some((start, start + u.host_str.len(), w.to_owned()))
     });
     0
@@ -205,9 +203,8 @@ pub fn set_ru_host(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 
 pub fn set_ru_port(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let port = a[1];
-    let cur = ruri(ctx);
-    edit_ruri(ctx, String::new(), |u, _| {
-        let host_end = offset(&cur, u.host_str) + u.host_str.len();
+    edit_ruri(ctx, String::new(), |u, cur, _| {
+        let host_end = offset(cur, u.host_str) + u.host_str.len();
         let end = match u.port {
             Some(_) => {
                 let digits = cur[host_end + 1..].bytes().take_while(u8::is_ascii_digit).count();
@@ -232,7 +229,11 @@ pub fn set_du(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     0
 }
 
-fn name_addr_part(ctx: &mut RouteCtx<'_>, hdr: &str, part: for<'x> fn(&NameAddr<'x>) -> &'x str) -> i64 {
+fn name_addr_part(
+    ctx: &mut RouteCtx<'_>,
+    hdr: &str,
+    part: for<'x> fn(&NameAddr<'x>) -> &'x str,
+) -> i64 {
     let line = header(ctx, hdr);
     let v = NameAddr::parse(&line).map(|n| part(&n).to_owned()).unwrap_or_default();
     ctx.alloc(v)
