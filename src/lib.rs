@@ -3,9 +3,9 @@
 //! The crate is laid out like the pipeline it implements (see docs/architecture.md):
 //! the SIP message layer in [`sip`], the route language front end in
 //! [`syntax`] (lexer, parser, AST), [`sema`] (builtin catalog, name
-//! resolution, type and route-kind checking) and [`diag`] (diagnostics), and
-//! the command line in [`cli`]. Later stages (codegen, runtime, reload, proxy)
-//! sit beside them as they land.
+//! resolution, type and route-kind checking) and [`diag`] (diagnostics), the
+//! stateless proxy core in [`proxy`], and the command line in [`cli`]. Later
+//! stages (codegen, runtime, reload) sit beside them as they land.
 
 pub mod cli;
 pub mod codegen;

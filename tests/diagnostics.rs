@@ -166,15 +166,18 @@ fn request_route_without_final_action() {
 fn feature_switches_select_code() {
     let src = "define WITH_X = false; request_route { ifdef WITH_X { nope(); } exit; }";
     assert!(check(src).is_empty());
-    let opts = Options { defines: vec![("WITH_X".into(), None)] };
+    let opts = Options { defines: vec![("WITH_X".into(), None)], ..Options::default() };
     let d = check_with(src, opts);
+    assert!(has(&d, Code::UnknownFunction, "nope"), "{d:?}");
+    let all = Options { all_features: true, ..Options::default() };
+    let d = check_with(src, all);
     assert!(has(&d, Code::UnknownFunction, "nope"), "{d:?}");
 }
 
 #[test]
 fn define_overrides_constant() {
     let src = "const CODE = 404; request_route { reply(CODE, \"x\"); exit; }";
-    let opts = Options { defines: vec![("CODE".into(), Some("999".into()))] };
+    let opts = Options { defines: vec![("CODE".into(), Some("999".into()))], ..Options::default() };
     let d = check_with(src, opts);
     assert!(has(&d, Code::OutOfRange, "CODE"), "{d:?}");
 }

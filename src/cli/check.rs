@@ -35,6 +35,10 @@ pub struct CheckArgs {
     /// Define a feature switch (`-D WITH_AUTH`) or override a constant (`-D MAX_HOPS=20`).
     #[arg(short = 'D', value_name = "NAME[=VALUE]")]
     pub define: Vec<String>,
+    /// Turn on every feature switch the files declare, to check code that is
+    /// off by default (run once without it to check the `else` branches).
+    #[arg(long)]
+    pub all_features: bool,
 }
 
 /// Parses `NAME` or `NAME=VALUE`.
@@ -71,7 +75,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             }
         }
     }
-    let opts = Options { defines };
+    let opts = Options { defines, all_features: args.all_features };
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let style = Style { color, unicode: true, width: 100 };
     let mut summary = Summary::default();

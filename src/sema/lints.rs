@@ -29,8 +29,12 @@ fn unused(c: &Checker<'_>, routes: &[ir::Route], diags: &mut Vec<Diagnostic>) {
             used[to as usize] = true;
         }
     }
+    // A misspelt `route(NAME)` was reported already; the route it meant
+    // would show up as unused here.
+    let unresolved =
+        c.diags.iter().any(|d| matches!(d.code, Code::UnknownRoute | Code::WrongRouteKind));
     for (i, r) in routes.iter().enumerate() {
-        if used[i] {
+        if used[i] || unresolved {
             continue;
         }
         let how = match r.kind {
@@ -138,6 +142,138 @@ fn read_before_write(
             diags.push(d);
         }
     }
+    // Reads flagged above get the more specific message; these are the rest.
+    ordered_reads(c, routes, &edges, &mut warned, diags);
+}
+
+/// Within each entry route, in source order: a `$var` read before any
+/// statement (or sub-route called so far) could have written it.
+fn ordered_reads(
+    c: &Checker<'_>,
+    routes: &[ir::Route],
+    edges: &[Vec<usize>],
+    warned: &mut HashSet<(u32, u32)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let n = routes.len();
+    let mut direct: Vec<HashSet<u32>> = vec![HashSet::new(); n];
+    for &(r, slot, _) in &c.facts.var_writes {
+        if let Some(set) = direct.get_mut(r as usize) {
+            set.insert(slot);
+        }
+    }
+    // Everything a route writes, itself or through the routes it calls.
+    let writes: Vec<HashSet<u32>> = (0..n)
+        .map(|r| {
+            let mut seen = vec![false; n];
+            let mut todo = vec![r];
+            let mut out = HashSet::new();
+            while let Some(x) = todo.pop() {
+                if !std::mem::replace(&mut seen[x], true) {
+                    out.extend(direct[x].iter().copied());
+                    todo.extend(edges[x].iter().copied());
+                }
+            }
+            out
+        })
+        .collect();
+    let mut w = OrderWalk { c, writes: &writes, warned, diags };
+    for r in routes.iter().filter(|r| r.kind != RouteKind::Sub) {
+        let mut set = HashSet::new();
+        w.block(&r.body, &mut set);
+    }
+}
+
+struct OrderWalk<'w, 'c> {
+    c: &'w Checker<'c>,
+    writes: &'w [HashSet<u32>],
+    warned: &'w mut HashSet<(u32, u32)>,
+    diags: &'w mut Vec<Diagnostic>,
+}
+
+impl OrderWalk<'_, '_> {
+    fn block(&mut self, stmts: &[Stmt], set: &mut HashSet<u32>) {
+        for s in stmts {
+            self.stmt(s, set);
+        }
+    }
+
+    /// Runs `stmts` on a copy of `set` and merges what may have been written.
+    fn branch(&mut self, stmts: &[Stmt], set: &mut HashSet<u32>) {
+        let mut inner = set.clone();
+        self.block(stmts, &mut inner);
+        set.extend(inner);
+    }
+
+    fn stmt(&mut self, s: &Stmt, set: &mut HashSet<u32>) {
+        match s {
+            Stmt::Expr(e) => self.expr(e, set),
+            Stmt::Assign { target, value } => {
+                self.expr(value, set);
+                if let ir::Place::MsgVar(slot) = target {
+                    set.insert(*slot);
+                }
+            }
+            Stmt::If { cond, then_body, else_body } => {
+                self.expr(cond, set);
+                self.branch(then_body, set);
+                self.branch(else_body, set);
+            }
+            Stmt::Switch { scrutinee, cases, default } => {
+                self.expr(scrutinee, set);
+                for body in cases.iter().map(|(_, b)| b).chain(default.iter()) {
+                    self.branch(body, set);
+                }
+            }
+            Stmt::While { cond, body } => {
+                // Twice, so values carried from one iteration to the next count.
+                for _ in 0..2 {
+                    self.expr(cond, set);
+                    self.branch(body, set);
+                }
+            }
+            Stmt::Return(Some(e)) => self.expr(e, set),
+            Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break => {}
+        }
+    }
+
+    fn expr(&mut self, e: &ir::Expr, set: &mut HashSet<u32>) {
+        match &e.kind {
+            K::MsgVar(slot)
+                if !set.contains(slot) && self.warned.insert((e.span.file.0, e.span.start)) =>
+            {
+                let name = &self.c.msg_vars[*slot as usize].name;
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::ReadBeforeWrite,
+                        format!("`$var({name})` is read before it is written"),
+                    )
+                    .at(e.span, "nothing has set it yet for this message")
+                    .with_help("`$var` values start empty for every message; assign it first"),
+                );
+            }
+            K::CallRoute(r) => {
+                if let Some(w) = self.writes.get(*r as usize) {
+                    set.extend(w.iter().copied());
+                }
+            }
+            K::Call { args, .. } => args.iter().for_each(|a| self.expr(a, set)),
+            K::Interp(parts) => {
+                for p in parts {
+                    if let ir::InterpPart::Expr(x) = p {
+                        self.expr(x, set);
+                    }
+                }
+            }
+            K::Unary { expr, .. } => self.expr(expr, set),
+            K::Binary { lhs, rhs, .. } => {
+                self.expr(lhs, set);
+                self.expr(rhs, set);
+            }
+            K::Matches { lhs, .. } => self.expr(lhs, set),
+            _ => {}
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -202,6 +338,9 @@ impl Summaries<'_> {
                 (a.0 || b.0, a.1 || b.1)
             }
             K::Matches { lhs, .. } => self.expr(lhs),
+            // Something unresolved (already an error): assume it handles the
+            // request rather than warn about a guess.
+            K::Error => (true, false),
             _ => (false, false),
         }
     }

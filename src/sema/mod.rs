@@ -12,6 +12,7 @@ pub mod callgraph;
 pub mod check;
 pub mod ir;
 pub mod lints;
+pub mod regexes;
 pub mod resolve;
 pub mod types;
 
@@ -33,6 +34,8 @@ pub use resolve::{FsLoader, Loader, NoFiles};
 pub struct Options {
     /// `-D NAME` (`None`) and `-D NAME=VALUE` options.
     pub defines: Vec<(String, Option<String>)>,
+    /// Turn on every declared feature switch (a `-D` may still turn one off).
+    pub all_features: bool,
 }
 
 /// Everything a check run produced.
@@ -84,7 +87,7 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
     let mut diags = Vec::new();
     let sources = resolve::load(name, path, text, loader, &mut diags);
     let cli: HashMap<String, Option<String>> = opts.defines.iter().cloned().collect();
-    let collected = resolve::expand(&sources, &cli, &mut diags);
+    let collected = resolve::expand(&sources, &cli, opts.all_features, &mut diags);
     let mut c = Checker::new(&sources.map, &collected.features);
     // Declarations are checked outside any route.
     c.route = u32::MAX;

@@ -182,6 +182,7 @@ pub struct Collected<'a> {
 pub fn expand<'a>(
     s: &'a Sources,
     cli_defines: &HashMap<String, Option<String>>,
+    all_features: bool,
     diags: &mut Vec<Diagnostic>,
 ) -> Collected<'a> {
     let mut c = Collected::default();
@@ -189,7 +190,7 @@ pub fn expand<'a>(
         c.features.insert(name.clone(), Feature { on: true, span: None });
     }
     if let Some(root) = s.asts.first() {
-        expand_items(s, &root.items, cli_defines, &mut c, diags);
+        expand_items(s, &root.items, cli_defines, all_features, &mut c, diags);
     }
     c
 }
@@ -198,6 +199,7 @@ fn expand_items<'a>(
     s: &'a Sources,
     items: &'a [Item],
     cli: &HashMap<String, Option<String>>,
+    all: bool,
     c: &mut Collected<'a>,
     diags: &mut Vec<Diagnostic>,
 ) {
@@ -228,6 +230,7 @@ fn expand_items<'a>(
                 let on = match (cli.get(&name.name), value) {
                     (Some(Some(v)), _) => !matches!(v.as_str(), "false" | "0" | "no" | "off"),
                     (Some(None), _) => true,
+                    (None, _) if all => true,
                     (None, None) => true,
                     (None, Some(e)) => match &e.kind {
                         ast::ExprKind::Bool(b) => *b,
@@ -248,11 +251,11 @@ fn expand_items<'a>(
             ItemKind::Ifdef { negate, name, then_items, else_items } => {
                 let on = feature_on(&c.features, name, diags) != *negate;
                 let chosen = if on { then_items } else { else_items };
-                expand_items(s, chosen, cli, c, diags);
+                expand_items(s, chosen, cli, all, c, diags);
             }
             ItemKind::Include(lit) => match s.includes.get(&item.span) {
                 Some(IncludeResult::Loaded(id)) => {
-                    expand_items(s, &s.asts[id.0 as usize].items, cli, c, diags)
+                    expand_items(s, &s.asts[id.0 as usize].items, cli, all, c, diags)
                 }
                 Some(IncludeResult::Failed(why)) => diags.push(
                     Diagnostic::new(

@@ -13,7 +13,6 @@ use super::ir::{self, ExprKind as K, InterpPart, Value};
 use super::resolve::suggest;
 use crate::diag::{Code, Diagnostic};
 use crate::syntax::ast::{self, BinOp, ExprKind, RouteKind, StrPart, UnOp};
-use crate::syntax::literal;
 use crate::syntax::span::Span;
 
 fn mk(kind: K, ty: Ty, span: Span) -> ir::Expr {
@@ -210,11 +209,15 @@ impl Checker<'_> {
             }
             let regex = match &rhs.kind {
                 ExprKind::Str(lit) if lit.is_plain() => self.regex_literal(lit),
+                ExprKind::Name(id) if self.str_const(&id.name).is_some() => {
+                    let pattern = self.str_const(&id.name).unwrap_or_default();
+                    self.regex_const(&pattern, id.span)
+                }
                 _ => {
                     self.error(
                         Diagnostic::new(
                             Code::NotConstant,
-                            "the right side of `=~` must be a string literal",
+                            "the right side of `=~` must be a string literal or constant",
                         )
                         .at(rhs.span, "not a constant regex")
                         .with_help("regexes are compiled when the configuration is checked"),
@@ -291,49 +294,6 @@ impl Checker<'_> {
             d = d.with_help(h);
         }
         self.error(d);
-    }
-
-    /// Compiles a string literal as a regex; errors point inside the literal.
-    pub fn regex_literal(&mut self, lit: &ast::StrLit) -> Option<u32> {
-        let pattern = &lit.value;
-        if let Some(&r) = self.regex_ids.get(pattern) {
-            return Some(r);
-        }
-        // Parsing and translating to HIR finds every syntax error with its
-        // position; building the automaton is left to run time.
-        let problem = match regex_syntax::Parser::new().parse(pattern) {
-            Err(regex_syntax::Error::Parse(e)) => Some((e.kind().to_string(), *e.span())),
-            Err(regex_syntax::Error::Translate(e)) => Some((e.kind().to_string(), *e.span())),
-            Err(e) => Some((
-                e.to_string(),
-                regex_syntax::ast::Span::new(
-                    regex_syntax::ast::Position::new(0, 1, 1),
-                    regex_syntax::ast::Position::new(pattern.len(), 1, 1),
-                ),
-            )),
-            Ok(_) => None,
-        }
-        .map(|(msg, s)| (msg, s.start.offset, s.end.offset.max(s.start.offset + 1)));
-        if let Some((msg, start, end)) = problem {
-            let token = self.map.snippet(lit.span);
-            let a = literal::source_offset(token, lit.span.start, start);
-            let b = literal::source_offset(token, lit.span.start, end.min(pattern.len()));
-            let b = b.max(a + 1).min(lit.span.end);
-            let span =
-                Span { file: lit.span.file, start: a.min(lit.span.end.saturating_sub(1)), end: b };
-            self.error(
-                Diagnostic::new(Code::InvalidRegex, "invalid regular expression")
-                    .at(span, msg)
-                    .with_help(
-                        "regexes use Rust `regex` syntax; write `\\\\` for a literal backslash",
-                    ),
-            );
-            return None;
-        }
-        let id = self.regexes.len() as u32;
-        self.regexes.push(pattern.clone());
-        self.regex_ids.insert(pattern.clone(), id);
-        Some(id)
     }
 
     fn call(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span) -> ir::Expr {

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# End-to-end load for the stateless proxy: SIPp UAC -> proxy -> SIPp UAS on
+# loopback, with the shared bench scenarios (proxy 127.0.0.1:5060, UAS :5080,
+# UAC :5070). Measured in one run, so the figures compare under the same load:
+#
+#   direct    SIPp UAC -> UAS with no proxy (this machine's ceiling)
+#   sipc      target/release/sipc run examples/bench/stateless.route
+#   kamailio  ../shared/bench/kamailio/stateless.cfg (skipped if not installed)
+#
+# For each: the proxy's CPU-seconds per 1,000 calls at a fixed rate
+# (default 1,000 calls/s for 10 s), and the highest rate sustained for 10 s
+# with 0 failed calls (stepping up until a step fails).
+#
+# Usage: benches/sipp_stateless.sh [--quick]     (--quick: fewer, shorter steps)
+# Needs: sipp (Debian package sip-tester); kamailio optional.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SHARED=${SHARED:-../shared}
+SIPC_BIN=${SIPC_BIN:-${CARGO_TARGET_DIR:-target}/release/sipc}
+RATE=${RATE:-1000}
+SECS=${SECS:-10}
+STEPS=${STEPS:-"1000 2000 3000 4000 5000 6000 8000 10000"}
+if [[ "${1:-}" == "--quick" ]]; then SECS=3; STEPS="1000 2000 4000"; fi
+SCEN=$SHARED/bench/sipp
+command -v sipp >/dev/null || { echo "sipp not found: apt-get install sip-tester" >&2; exit 2; }
+[[ -x "$SIPC_BIN" ]] || cargo build --release --quiet
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+start_uas() {
+  sipp -sf "$SCEN/uas.xml" -i 127.0.0.1 -p 5080 -nostdin >"$TMP/uas.log" 2>&1 &
+  UAS_PID=$!
+  PIDS+=("$UAS_PID")
+  sleep 0.5
+}
+
+# run_uac TARGET RATE CALLS -> exit status 0 when every call succeeded
+run_uac() {
+  timeout $(( $3 / $2 + 30 )) sipp -sf "$SCEN/uac.xml" "$1" -i 127.0.0.1 -p 5070 -nostdin \
+    -r "$2" -m "$3" -l $(( $2 * 4 )) -recv_timeout 5000 -timeout $(( $3 / $2 + 20 )) \
+    -timeout_error >"$TMP/uac.log" 2>&1
+}
+
+start_proxy() {
+  case "$1" in
+    sipc) "$SIPC_BIN" run examples/bench/stateless.route >"$TMP/proxy.log" 2>&1 & PROXY_PID=$! ;;
+    kamailio) kamailio -f "$SHARED/bench/kamailio/stateless.cfg" -DD -E -w "$TMP" >"$TMP/proxy.log" 2>&1 &
+              PROXY_PID=$! ;;
+  esac
+  PIDS+=("$PROXY_PID")
+  sleep 1
+}
+
+proxy_cpu_ticks() { # total ticks of the proxy and its children (kamailio forks workers)
+  local t=0 p
+  for p in $PROXY_PID $(pgrep -P "$PROXY_PID" || true); do t=$(( t + $(ticks "$p") )); done
+  echo "$t"
+}
+
+measure() { # TARGET_NAME
+  local name=$1 target=127.0.0.1:5060 cpu="-" best=0
+  [[ $name == direct ]] && target=127.0.0.1:5080
+  start_uas
+  if [[ $name != direct ]]; then
+    start_proxy "$name"
+    if ! kill -0 "$PROXY_PID" 2>/dev/null; then
+      kill "$UAS_PID" 2>/dev/null || true
+      printf '%-9s %22s %18s   (did not start: %s)\n' "$name" - - "$(tail -1 "$TMP/proxy.log")"
+      eval "CPU_$name=-"
+      return
+    fi
+  fi
+  local calls=$(( RATE * SECS ))
+  if [[ $name != direct ]]; then
+    local t0; t0=$(proxy_cpu_ticks)
+    if run_uac "$target" "$RATE" "$calls"; then
+      local t1; t1=$(proxy_cpu_ticks)
+      cpu=$(awk -v d=$(( t1 - t0 )) -v hz="$hz" -v c="$calls" 'BEGIN { printf "%.3f", d / hz / c * 1000 }')
+    else
+      cpu="FAILED"
+    fi
+  fi
+  for r in $STEPS; do
+    if run_uac "$target" "$r" $(( r * SECS )); then best=$r; else break; fi
+  done
+  for p in ${PROXY_PID:-} $UAS_PID; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  PROXY_PID=""
+  sleep 1
+  printf '%-9s %22s %18s\n' "$name" "$cpu" "$best"
+  eval "CPU_$name=$cpu"
+}
+
+printf '%-9s %22s %18s\n' target "CPU-s/1000 calls@$RATE" "max calls/s (0 fail)"
+measure direct
+measure sipc
+if command -v kamailio >/dev/null; then
+  measure kamailio
+  awk -v s="$CPU_sipc" -v k="$CPU_kamailio" 'BEGIN {
+    if (s+0 > 0 && k+0 > 0) printf "sipc CPU per call / kamailio CPU per call = %.2f (target <= 0.33)\n", s / k }'
+else
+  echo "kamailio not installed: no comparison (apt-get install kamailio)"
+fi
