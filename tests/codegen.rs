@@ -354,6 +354,7 @@ fn example(name: &str, defines: &[(&str, Option<&str>)]) -> sipc::sema::ir::Chec
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
     let opts = Options {
         defines: defines.iter().map(|(n, v)| (n.to_string(), v.map(str::to_string))).collect(),
+        all_features: false,
     };
     let out = sema::check_path(&path, name, &opts).unwrap();
     assert_eq!(out.errors(), 0, "{}", sipc::cli::check::render_plain(&out));

@@ -114,7 +114,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         }
     }
-    let opts = Options { defines };
+    let opts = Options { defines, all_features: false };
     let name = args.file.to_string_lossy().into_owned();
     let out = match sema::check_path(&args.file, &name, &opts) {
         Ok(o) => o,
