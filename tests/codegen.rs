@@ -350,6 +350,8 @@ fn is_myself_uses_listen_and_domains() {
     assert_eq!(reply_of(&run(src, &invite())), Some((200, "me")));
 }
 
+type Defines<'a> = Vec<(&'a str, Option<&'a str>)>;
+
 fn example(name: &str, defines: &[(&str, Option<&str>)]) -> sipc::sema::ir::CheckedProgram {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
     let opts = Options {
@@ -392,7 +394,7 @@ fn corpus() -> Vec<String> {
 
 #[test]
 fn examples_agree_between_jit_and_evaluator() {
-    let variants: Vec<(&str, Vec<(&str, Option<&str>)>)> = vec![
+    let variants: Vec<(&str, Defines<'_>)> = vec![
         ("default.route", vec![]),
         ("default.route", vec![("WITH_AUTH", None)]),
         ("default.route", vec![("WITH_PSTN", None)]),

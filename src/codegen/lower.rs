@@ -322,7 +322,7 @@ impl<'a, 'f> FnLower<'a, 'f> {
     }
 
     /// A value as a string handle (for interpolation).
-    fn to_text(&mut self, e: &Expr) -> Result<V, CompileError> {
+    fn text_of(&mut self, e: &Expr) -> Result<V, CompileError> {
         let v = self.expr(e)?;
         Ok(match expr_ty(self.prog, e) {
             Ty::Int | Ty::Duration => self.rt("sipc_rt_int_to_str", &[v])?,
@@ -342,7 +342,7 @@ impl<'a, 'f> FnLower<'a, 'f> {
                             let h = self.shared.intern(s);
                             self.iconst(h)
                         }
-                        InterpPart::Expr(x) => self.to_text(x)?,
+                        InterpPart::Expr(x) => self.text_of(x)?,
                     };
                     acc = Some(match acc {
                         None => h,
