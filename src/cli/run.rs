@@ -229,3 +229,46 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sema::ir::Listen;
+
+    fn prog(listens: &[(&str, &str)]) -> CheckedProgram {
+        CheckedProgram {
+            listens: listens
+                .iter()
+                .map(|(p, a)| Listen {
+                    proto: p.to_string(),
+                    addr: Value::Addr(a.to_string()),
+                    advertise: None,
+                })
+                .collect(),
+            domains: vec!["sip.example.com".into()],
+            ..CheckedProgram::default()
+        }
+    }
+
+    #[test]
+    fn listens_become_sockets() {
+        let c = server_config(&prog(&[
+            ("udp", "127.0.0.1:5070"),
+            ("tcp", "[::1]:5071"),
+            ("udp", "10.0.0.1"),
+        ]))
+        .unwrap();
+        let got: Vec<_> = c.listens.iter().map(|l| (l.transport, l.addr.to_string())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Transport::Udp, "127.0.0.1:5070".to_string()),
+                (Transport::Tcp, "[::1]:5071".to_string()),
+                (Transport::Udp, "10.0.0.1:5060".to_string()),
+            ]
+        );
+        assert_eq!(c.names, vec!["sip.example.com".to_string()]);
+        assert!(server_config(&prog(&[("tls", "127.0.0.1:5061")])).unwrap_err().contains("tls"));
+        assert!(server_config(&prog(&[])).is_err());
+    }
+}

@@ -63,10 +63,11 @@ impl JitCode {
         for e in RUNTIME {
             builder.symbol(e.symbol, e.native.addr());
         }
-        // Never fall back to a symbol of the process or libc: every import
-        // is checked against the table below, and anything else resolves to
-        // nothing here.
-        builder.symbol_lookup_fn(Box::new(|_| None));
+        // The builder would fall back to `dlsym` (the process and libc) for
+        // a name missing from this table; that can never happen because
+        // every import is checked against the table before
+        // `finalize_definitions` below, so a missing or mistyped symbol is
+        // a compile error, never a silent libc fallback.
         let mut module = JITModule::new(builder);
 
         let route_sig = signature(&module, 0);

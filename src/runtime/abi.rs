@@ -253,6 +253,68 @@ pub fn check_catalog() -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use crate::proxy::{Decision, RequestContext, Transport};
+    use crate::runtime::{RouteCtx, Shared};
+    use crate::sema::ir::CheckedProgram;
+    use crate::sip::{EditedMessage, Message};
+
+    fn req() -> RequestContext {
+        let text = "OPTIONS sip:x@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKu\r\n\
+                    To: <sip:x@example.com>\r\nFrom: <sip:y@example.com>;tag=1\r\nCall-ID: u\r\n\
+                    CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        RequestContext {
+            msg: EditedMessage::new(
+                Message::parse(bytes::Bytes::from_static(text.as_bytes())).unwrap(),
+            ),
+            source: "192.0.2.1:5060".parse().unwrap(),
+            transport: Transport::Udp,
+            destination: None,
+            record_route: false,
+        }
+    }
+
+    fn boom(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+        panic!("bug in a builtin")
+    }
+
+    #[test]
+    fn a_panicking_builtin_fails_the_message_not_the_process() {
+        let shared = Shared::new(&CheckedProgram::default()).unwrap();
+        let mut r = req();
+        let mut ctx = RouteCtx::new(&mut r, &shared);
+        assert_eq!(super::guarded(&mut ctx, boom, &[]), 0);
+        assert!(ctx.failed);
+        assert_eq!(
+            ctx.finish(crate::runtime::RESULT_EXIT),
+            Decision::Reply { code: 500, reason: "Server Internal Error".into() }
+        );
+    }
+
+    #[test]
+    fn the_depth_guard_trips() {
+        let shared = Shared::new(&CheckedProgram::default()).unwrap();
+        let mut r = req();
+        let mut ctx = RouteCtx::new(&mut r, &shared);
+        let enter = super::lookup("sipc_rt_enter").unwrap().body;
+        for _ in 0..crate::runtime::MAX_DEPTH {
+            assert_eq!(super::guarded(&mut ctx, enter, &[]), 1);
+        }
+        assert_eq!(super::guarded(&mut ctx, enter, &[]), 0);
+        assert!(ctx.failed);
+    }
+
+    #[test]
+    fn native_wrappers_call_the_bodies() {
+        let shared = Shared::new(&CheckedProgram::default()).unwrap();
+        let mut r = req();
+        let mut ctx = RouteCtx::new(&mut r, &shared);
+        let p = (&mut ctx as *mut RouteCtx<'_>).cast::<std::ffi::c_void>();
+        let super::Native::A1(rm) = super::lookup("sipc_rt_pv_rm").unwrap().native else {
+            panic!("pv getters take one argument")
+        };
+        let h = rm(p, crate::runtime::ABSENT);
+        assert_eq!(ctx.str(h), "OPTIONS");
+    }
     #[test]
     fn catalog_and_runtime_agree() {
         assert_eq!(super::check_catalog(), Vec::<String>::new());
