@@ -14,8 +14,8 @@ fn resident_pages() -> Option<u64> {
 
 #[test]
 fn compiling_and_dropping_programs_keeps_memory_flat() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/default.route");
-    let out = sema::check_path(&path, "default.route", &Options::default()).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/stateless.route");
+    let out = sema::check_path(&path, "stateless.route", &Options::default()).unwrap();
     assert_eq!(out.errors(), 0);
     let round = |n: usize| {
         for _ in 0..n {
@@ -35,7 +35,7 @@ fn compiling_and_dropping_programs_keeps_memory_flat() {
         before * 4,
         after * 4
     );
-    // Each default.route module maps at least one page of code plus data;
+    // Each module maps at least one page of code plus data;
     // leaking them would grow RSS by several MiB over 1,000 programs.
     assert!(grown_kib < 2048, "resident memory grew by {grown_kib} KiB");
 }

@@ -506,3 +506,21 @@ impl<'a, 'f> FnLower<'a, 'f> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cranelift_jit::{JITBuilder, JITModule};
+    use cranelift_module::default_libcall_names;
+
+    use super::Imports;
+
+    #[test]
+    fn only_runtime_table_symbols_can_be_imported() {
+        let mut module = JITModule::new(JITBuilder::new(default_libcall_names()).unwrap());
+        let mut imports = Imports::default();
+        assert!(imports.get(&mut module, "sipc_rt_reply").is_ok());
+        let err = imports.get(&mut module, "malloc").unwrap_err();
+        assert!(err.0.contains("no runtime function `malloc`"), "{err}");
+        assert!(imports.get(&mut module, "sipc_rt_no_such_builtin").is_err());
+    }
+}
