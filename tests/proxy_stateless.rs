@@ -42,7 +42,7 @@ async fn request_forwarded_and_response_routed_back() {
     uac.send(px, &request("INVITE", "sip:bob@example.com", &uac.via("c1"), "call-1", "")).await;
     let (again, _) = uas.recv().await.unwrap();
     assert_eq!(again.via().unwrap().unwrap().branch(), req.via().unwrap().unwrap().branch());
-    p.stop().await;
+    p.stop(std::time::Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +63,7 @@ async fn max_forwards_zero_gets_483_and_loops_get_482() {
     uac.send(px, &request("OPTIONS", &ruri, &uac.via("lp"), "loop-1", "")).await;
     let (resp, _) = uac.recv().await.expect("an answer to the looping request");
     assert_eq!(resp.status(), Some(482));
-    p.stop().await;
+    p.stop(std::time::Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +76,7 @@ async fn router_replies_and_drops() {
     assert_eq!((resp.status(), resp.reason()), (Some(404), Some("Not Here")));
     uac.send(px, &request("INVITE", "sip:drop@example.com", &uac.via("dr"), "drop", "")).await;
     assert!(uac.recv_within(std::time::Duration::from_millis(300)).await.is_none());
-    p.stop().await;
+    p.stop(std::time::Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +99,7 @@ async fn loose_and_strict_routing() {
     assert_eq!(req.request_uri_str(), Some(format!("sip:{}", uas.addr).as_str()));
     let left: Vec<_> = req.routes().map(|r| r.unwrap().uri.raw().to_owned()).collect();
     assert_eq!(left, ["sip:bob@192.0.2.50"]);
-    p.stop().await;
+    p.stop(std::time::Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +126,7 @@ async fn record_route_on_udp_and_udp_to_tcp() {
     let (resp, _) = uac.recv().await.expect("200 relayed from TCP to UDP");
     assert_eq!(resp.status(), Some(200));
     assert_eq!(resp.vias().count(), 1);
-    p.stop().await;
+    p.stop(std::time::Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,7 +144,7 @@ async fn malformed_requests_get_400_naming_the_fault() {
         .replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia");
     uac.send(px, &req).await;
     assert_eq!(uac.recv().await.unwrap().0.status(), Some(505));
-    p.stop().await;
+    p.stop(std::time::Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,5 +174,72 @@ async fn survives_every_invalid_message_and_still_answers() {
     let (resp, _) = uac.recv().await.expect("proxy still answers");
     assert_eq!(resp.status(), Some(404));
     assert!(p.core.stats.dropped_malformed.load(std::sync::atomic::Ordering::Relaxed) > 10);
-    p.stop().await;
+    p.stop(std::time::Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_answered_503_with_retry_after() {
+    let uac = UdpUa::bind().await;
+    let p = proxy_with(TestRouter { target: None, tcp_target: None }, |c| {
+        c.workers = 1;
+        c.queue_depth = 2;
+    })
+    .await;
+    let px = p.addr(Transport::Udp).unwrap();
+    for i in 0..20 {
+        uac.send(
+            px,
+            &request(
+                "OPTIONS",
+                "sip:slow@example.com",
+                &uac.via(&format!("s{i}")),
+                &format!("slow-{i}"),
+                "",
+            ),
+        )
+        .await;
+    }
+    let (mut slow, mut busy) = (0, 0);
+    while let Some((resp, _)) = uac.recv_within(std::time::Duration::from_secs(2)).await {
+        match resp.status() {
+            Some(404) => slow += 1,
+            Some(503) => {
+                assert_eq!(resp.header_value(sipc::sip::HeaderName::Other), Some("5"));
+                busy += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(slow + busy, 20, "every request answered");
+    assert!(busy >= 10, "the queue held at most a few: {slow} routed, {busy} refused");
+    assert!(slow >= 1);
+    p.stop(std::time::Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connections_are_limited() {
+    let p =
+        proxy_with(TestRouter { target: None, tcp_target: None }, |c| c.max_tcp_connections = 1)
+            .await;
+    let pt = p.addr(Transport::Tcp).unwrap();
+    let mut first = tokio::net::TcpStream::connect(pt).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(pt).await.unwrap();
+    let req = |b: &str| {
+        request(
+            "OPTIONS",
+            "sip:reply404@example.com",
+            &format!("SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK{b}"),
+            b,
+            "",
+        )
+    };
+    use tokio::io::AsyncWriteExt;
+    first.write_all(req("t1").as_bytes()).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let resp = read_message(&mut first, &mut buf).await.expect("first connection served");
+    assert_eq!(resp.status(), Some(404));
+    let _ = second.write_all(req("t2").as_bytes()).await;
+    let mut buf = bytes::BytesMut::new();
+    assert!(read_message(&mut second, &mut buf).await.is_none(), "second connection refused");
+    p.stop(std::time::Duration::from_secs(1)).await;
 }

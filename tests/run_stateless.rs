@@ -54,7 +54,7 @@ async fn stateless_example_forwards_and_routes_responses_back() {
     let (resp, _) = uac.recv().await.expect("the UAC got the 200");
     assert_eq!(resp.status(), Some(200));
     assert_eq!(resp.vias().count(), 1);
-    p.stop().await;
+    p.stop(Duration::from_secs(1)).await;
 }
 
 const SCENARIO: &str = r#"
@@ -111,7 +111,7 @@ async fn replies_drops_and_request_uri_rewrites() {
     assert_eq!(req.request_uri_str(), Some("sip:carol@example.net"));
     assert_eq!(req.headers_named("Record-Route").count(), 1);
     assert_eq!(p.core.stats.dropped_by_route.load(std::sync::atomic::Ordering::Relaxed), 1);
-    p.stop().await;
+    p.stop(Duration::from_secs(1)).await;
 }
 
 /// Runs the binary with a bounded wait; kills it when the bound passes.

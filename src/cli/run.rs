@@ -3,7 +3,7 @@
 //! Checks the file (diagnostics are printed exactly as `sipc check` prints
 //! them; any error exits 1), compiles it to native code, and serves it:
 //! the `listen` items become the proxy's sockets, `domain`/`alias` its
-//! names, `settings { children }` the UDP receive tasks per socket and
+//! names, `settings { children }` the number of routing workers and
 //! `settings { debug }` the log level (overridden by `-v`). SIGINT or
 //! SIGTERM stops the server and exits 0.
 
@@ -22,7 +22,6 @@ use crate::proxy::Transport;
 use crate::proxy::server::{ListenSpec, ServerConfig};
 use crate::sema::ir::{CheckedProgram, Value};
 use crate::sema::{self, Options};
-use crate::sip::ParseLimits;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -43,8 +42,19 @@ pub struct RunArgs {
 pub fn server_config(prog: &CheckedProgram) -> Result<ServerConfig, String> {
     let mut listens = Vec::new();
     for l in &prog.listens {
-        let transport = Transport::from_name(&l.proto)
-            .ok_or_else(|| format!("`listen {}`: only udp and tcp are supported yet", l.proto))?;
+        let transport = match Transport::from_name(&l.proto) {
+            Some(Transport::Tls) => {
+                return Err(format!(
+                    "`listen {}`: TLS certificates cannot be configured from a route file yet; \
+                     use udp or tcp",
+                    l.proto
+                ));
+            }
+            Some(t) => t,
+            None => {
+                return Err(format!("`listen {}`: only udp and tcp are supported yet", l.proto));
+            }
+        };
         let text = match &l.addr {
             Value::Addr(s) | Value::Str(s) => s.as_str(),
             other => return Err(format!("`listen`: not an address: {other:?}")),
@@ -64,18 +74,11 @@ pub fn server_config(prog: &CheckedProgram) -> Result<ServerConfig, String> {
             "no `listen` item: say where to serve, e.g. `listen udp 127.0.0.1:5060;`".into()
         );
     }
-    let children = setting_int(prog, "children").unwrap_or(0);
-    let udp_workers = if children > 0 {
-        children as usize
-    } else {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    };
-    Ok(ServerConfig {
-        listens,
-        names: prog.domains.clone(),
-        limits: ParseLimits::default(),
-        udp_workers,
-    })
+    let mut config = ServerConfig::new(listens);
+    config.names = prog.domains.clone();
+    // `children` (Kamailio's receiver processes) sizes the routing workers; 0: one per core.
+    config.workers = setting_int(prog, "children").unwrap_or(0).max(0) as usize;
+    Ok(config)
 }
 
 fn setting_int(prog: &CheckedProgram, name: &str) -> Option<i64> {
@@ -204,7 +207,7 @@ async fn serve(config: ServerConfig, program: Arc<Program>) -> ExitCode {
     }
     shutdown_signal().await;
     tracing::info!("shutting down");
-    handle.stop().await;
+    handle.stop(std::time::Duration::from_secs(2)).await;
     ExitCode::SUCCESS
 }
 

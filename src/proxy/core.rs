@@ -8,11 +8,12 @@
 //! are dropped and counted in [`Stats`].
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use super::dispatch::Dispatcher;
 use super::request::{
     Forward, HopHeaders, Reject, apply_received, check_request, prepare_forward, preprocess_routes,
 };
@@ -32,6 +33,8 @@ pub struct Stats {
     pub dropped_malformed: AtomicU64,
     pub dropped_stray: AtomicU64,
     pub dropped_by_route: AtomicU64,
+    /// Messages that found every routing queue full (requests got 503).
+    pub dropped_overload: AtomicU64,
     pub send_errors: AtomicU64,
 }
 
@@ -58,6 +61,8 @@ pub struct Core {
     pub stats: Stats,
     router: Arc<dyn Router>,
     outbound: Arc<Outbound>,
+    dispatcher: OnceLock<Dispatcher>,
+    sink: OnceLock<Arc<dyn Fn(Bytes, Inbound) + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -73,7 +78,15 @@ impl Core {
         router: Arc<dyn Router>,
         outbound: Arc<Outbound>,
     ) -> Self {
-        Self { local, limits, stats: Stats::default(), router, outbound }
+        Self {
+            local,
+            limits,
+            stats: Stats::default(),
+            router,
+            outbound,
+            dispatcher: OnceLock::new(),
+            sink: OnceLock::new(),
+        }
     }
 
     pub fn outbound(&self) -> &Arc<Outbound> {
@@ -83,26 +96,72 @@ impl Core {
     /// Processes one message and sends the result.
     pub async fn handle(self: &Arc<Self>, data: Bytes, inbound: Inbound) {
         if let Some(out) = self.process(data, inbound) {
-            let core = Arc::clone(self);
-            let on_message = core.message_sink();
-            if let Err(e) = self
-                .outbound
-                .send(out.transport, out.peer, out.data, &on_message, self.limits)
-                .await
-            {
-                bump(&self.stats.send_errors);
-                tracing::debug!(peer = %out.peer, "send failed: {e}");
+            self.send(out).await;
+        }
+    }
+
+    /// Sends one message, counting failures.
+    pub async fn send(self: &Arc<Self>, out: Outgoing) {
+        let on_message = self.message_sink();
+        if let Err(e) =
+            self.outbound.send(out.transport, out.peer, out.data, &on_message, self.limits).await
+        {
+            bump(&self.stats.send_errors);
+            tracing::debug!(peer = %out.peer, "send failed: {e}");
+        }
+    }
+
+    /// Installs the routing workers' queue (once, by the server).
+    pub fn set_dispatcher(&self, d: Dispatcher) {
+        let _ = self.dispatcher.set(d);
+    }
+
+    /// Where transports hand received messages: the routing workers' queue,
+    /// or, when it is full, an immediate `503` (see [`super::dispatch`]).
+    /// Without a dispatcher the message is handled on a task of its own.
+    pub fn message_sink(self: &Arc<Self>) -> Arc<dyn Fn(Bytes, Inbound) + Send + Sync> {
+        // The sink holds a Weak so that the Core, which caches it, can drop.
+        let weak = Arc::downgrade(self);
+        let sink = self.sink.get_or_init(|| {
+            Arc::new(move |data, inbound| {
+                if let Some(core) = weak.upgrade() {
+                    core.accept(data, inbound);
+                }
+            })
+        });
+        Arc::clone(sink)
+    }
+
+    fn accept(self: Arc<Self>, data: Bytes, inbound: Inbound) {
+        let core = self;
+        {
+            let job = match core.dispatcher.get() {
+                Some(d) => match d.submit((data, inbound)) {
+                    Ok(()) => return,
+                    Err(job) => job,
+                },
+                None => {
+                    let core = Arc::clone(&core);
+                    tokio::spawn(async move { core.handle(data, inbound).await });
+                    return;
+                }
+            };
+            bump(&core.stats.dropped_overload);
+            if let Some(out) = core.overloaded(job.0, job.1) {
+                let core = Arc::clone(&core);
+                tokio::spawn(async move { core.send(out).await });
             }
         }
     }
 
-    /// A callback for transports: each framed message is handled on its own task.
-    pub fn message_sink(self: &Arc<Self>) -> Arc<dyn Fn(Bytes, Inbound) + Send + Sync> {
-        let core = Arc::clone(self);
-        Arc::new(move |data, inbound| {
-            let core = Arc::clone(&core);
-            tokio::spawn(async move { core.handle(data, inbound).await });
-        })
+    /// The answer to a request that found every queue full.
+    pub fn overloaded(&self, data: Bytes, inbound: Inbound) -> Option<Outgoing> {
+        let msg = Message::parse_with(data, &self.limits).ok()?;
+        if !msg.is_request() || msg.method_str() == Some("ACK") || msg.validate().is_err() {
+            return None;
+        }
+        let edit = EditedMessage::new(msg);
+        Some(self.reply_to(&edit, inbound, 503, "Service Unavailable", &[("Retry-After", "5")]))
     }
 
     /// Decides what one received message produces; see the module docs.
@@ -275,5 +334,6 @@ fn rr_uri(transport: Transport, addr: SocketAddr) -> String {
     match transport {
         Transport::Udp => format!("<sip:{host}:{};lr>", addr.port()),
         Transport::Tcp => format!("<sip:{host}:{};transport=tcp;lr>", addr.port()),
+        Transport::Tls => format!("<sip:{host}:{};transport=tls;lr>", addr.port()),
     }
 }

@@ -9,11 +9,13 @@
 
 pub mod branch;
 pub mod core;
+pub mod dispatch;
 pub mod local;
 pub mod request;
 pub mod response;
 pub mod router;
 pub mod server;
+pub mod tls;
 pub mod transport;
 
 pub use local::LocalIdentity;

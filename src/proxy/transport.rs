@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
 
 use crate::sip::{Frame, ParseLimits, frame_stream};
 
@@ -24,6 +25,7 @@ use crate::sip::{Frame, ParseLimits, frame_stream};
 pub enum Transport {
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Transport {
@@ -32,14 +34,21 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 
-    /// Parses a lowercase transport name (`udp`, `tcp`).
+    /// Is this a stream transport (framed by Content-Length)?
+    pub fn is_stream(self) -> bool {
+        self != Transport::Udp
+    }
+
+    /// Parses a lowercase transport name (`udp`, `tcp`, `tls`).
     pub fn from_name(name: &str) -> Option<Transport> {
         match name {
             "udp" => Some(Transport::Udp),
             "tcp" => Some(Transport::Tcp),
+            "tls" => Some(Transport::Tls),
             _ => None,
         }
     }
@@ -56,20 +65,50 @@ pub struct Inbound {
 /// How long an idle TCP connection stays open.
 pub const TCP_IDLE: Duration = Duration::from_secs(120);
 
-/// Bytes one TCP connection may buffer before a message is complete.
-const TCP_BUFFER: usize = 128 * 1024;
-
 /// Everything that sends: the UDP sockets and the TCP connection table.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Outbound {
     udp: Vec<Arc<UdpSocket>>,
-    tcp_listen: Vec<SocketAddr>,
-    connections: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
+    stream_listen: Vec<(Transport, SocketAddr)>,
+    connections: Mutex<HashMap<(Transport, SocketAddr), mpsc::Sender<Bytes>>>,
+    tls_connector: Option<TlsConnector>,
+    max_connections: usize,
+    tcp_buffer: usize,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("udp", &self.udp)
+            .field("stream_listen", &self.stream_listen)
+            .field("tls_out", &self.tls_connector.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Outbound {
-    pub fn new(udp: Vec<Arc<UdpSocket>>, tcp_listen: Vec<SocketAddr>) -> Self {
-        Self { udp, tcp_listen, connections: Mutex::new(HashMap::new()) }
+    pub fn new(udp: Vec<Arc<UdpSocket>>, stream_listen: Vec<(Transport, SocketAddr)>) -> Self {
+        Self {
+            udp,
+            stream_listen,
+            connections: Mutex::new(HashMap::new()),
+            tls_connector: None,
+            max_connections: 4096,
+            tcp_buffer: 128 * 1024,
+        }
+    }
+
+    /// Enables outgoing TLS.
+    pub fn with_tls_connector(mut self, connector: Option<TlsConnector>) -> Self {
+        self.tls_connector = connector;
+        self
+    }
+
+    /// Sets the most open TCP connections and the bytes each may buffer.
+    pub fn with_limits(mut self, max_connections: usize, tcp_buffer: usize) -> Self {
+        self.max_connections = max_connections;
+        self.tcp_buffer = tcp_buffer;
+        self
     }
 
     /// The local address messages to `peer` leave from on `transport`, as it
@@ -77,9 +116,11 @@ impl Outbound {
     pub fn local_addr(&self, transport: Transport, peer: SocketAddr) -> Option<SocketAddr> {
         match transport {
             Transport::Udp => self.udp_for(peer).and_then(|s| s.local_addr().ok()),
-            Transport::Tcp => {
-                self.tcp_listen.iter().copied().find(|a| a.is_ipv4() == peer.is_ipv4())
-            }
+            stream => self
+                .stream_listen
+                .iter()
+                .find(|(t, a)| *t == stream && a.is_ipv4() == peer.is_ipv4())
+                .map(|(_, a)| *a),
         }
     }
 
@@ -103,47 +144,71 @@ impl Outbound {
                 })?;
                 sock.send_to(&data, peer).await.map(|_| ())
             }
-            Transport::Tcp => {
-                let existing = self.connections.lock().unwrap().get(&peer).cloned();
+            stream => {
+                let existing = self.connections.lock().unwrap().get(&(stream, peer)).cloned();
                 if let Some(tx) = existing {
                     if tx.send(data.clone()).await.is_ok() {
                         return Ok(());
                     }
                 }
-                let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer))
+                let tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer))
                     .await
                     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-                let tx = self.adopt(stream, on_message.clone(), limits)?;
+                let _ = tcp.set_nodelay(true);
+                let local = tcp.local_addr()?;
+                let tx = if stream == Transport::Tls {
+                    let connector = self.tls_connector.as_ref().ok_or_else(|| {
+                        io::Error::other("outgoing TLS needs CA certificates configured")
+                    })?;
+                    let name = rustls_pki_types::ServerName::IpAddress(peer.ip().into());
+                    let tls =
+                        tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
+                            .await
+                            .map_err(|_| {
+                                io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                            })??;
+                    self.adopt(tls, Transport::Tls, local, peer, on_message.clone(), limits)?
+                } else {
+                    self.adopt(tcp, Transport::Tcp, local, peer, on_message.clone(), limits)?
+                };
                 tx.send(data).await.map_err(|_| io::Error::other("connection closed"))
             }
         }
     }
 
-    /// Registers a TCP connection (accepted or opened) and starts its reader
-    /// and writer tasks. Returns the sender that writes to it.
-    pub fn adopt(
+    /// Registers a stream connection (TCP or TLS, accepted or opened) and
+    /// starts its reader and writer tasks. Returns the sender that writes to it.
+    pub fn adopt<S>(
         self: &Arc<Self>,
-        stream: TcpStream,
+        stream: S,
+        transport: Transport,
+        local: SocketAddr,
+        peer: SocketAddr,
         on_message: Arc<dyn Fn(Bytes, Inbound) + Send + Sync>,
         limits: ParseLimits,
-    ) -> io::Result<mpsc::Sender<Bytes>> {
-        let peer = stream.peer_addr()?;
-        let local = stream.local_addr()?;
-        let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
+    ) -> io::Result<mpsc::Sender<Bytes>>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        if self.tcp_connections() >= self.max_connections {
+            return Err(io::Error::other("too many TCP connections"));
+        }
+        let max_buffer = self.tcp_buffer;
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let (tx, mut rx) = mpsc::channel::<Bytes>(256);
-        self.connections.lock().unwrap().insert(peer, tx.clone());
+        self.connections.lock().unwrap().insert((transport, peer), tx.clone());
         tokio::spawn(async move {
             while let Some(data) = rx.recv().await {
                 if wr.write_all(&data).await.is_err() {
                     break;
                 }
             }
+            let _ = wr.shutdown().await;
         });
         let table = Arc::clone(self);
         let pong = tx.clone();
         tokio::spawn(async move {
-            let inbound = Inbound { transport: Transport::Tcp, local, peer };
+            let inbound = Inbound { transport, local, peer };
             let mut buf = BytesMut::with_capacity(8192);
             'conn: loop {
                 match tokio::time::timeout(TCP_IDLE, rd.read_buf(&mut buf)).await {
@@ -160,17 +225,17 @@ impl Outbound {
                             }
                             let _ = buf.split_to(len);
                         }
-                        Frame::Incomplete if buf.len() < TCP_BUFFER => break,
+                        Frame::Incomplete if buf.len() < max_buffer => break,
                         Frame::Incomplete | Frame::Invalid(_) => {
-                            tracing::debug!(%peer, "closing TCP connection: bad framing");
+                            tracing::debug!(%peer, "closing stream connection: bad framing");
                             break 'conn;
                         }
                     }
                 }
             }
             let mut conns = table.connections.lock().unwrap();
-            if conns.get(&peer).is_some_and(|t| t.same_channel(&pong)) {
-                conns.remove(&peer);
+            if conns.get(&(transport, peer)).is_some_and(|t| t.same_channel(&pong)) {
+                conns.remove(&(transport, peer));
             }
         });
         Ok(tx)

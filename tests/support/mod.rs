@@ -160,6 +160,11 @@ impl Router for TestRouter {
         if user.starts_with("drop") {
             return Decision::Drop;
         }
+        if user.starts_with("slow") {
+            // Stands for expensive routing logic, to fill the queues.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            return Decision::Reply { code: 404, reason: "Slowly Not Here".into() };
+        }
         if user.starts_with("rr") {
             ctx.record_route = true;
         }
@@ -177,14 +182,16 @@ impl Router for TestRouter {
 
 /// Starts a proxy on loopback UDP and TCP ephemeral ports.
 pub async fn proxy(router: impl Router) -> ServerHandle {
-    let config = ServerConfig {
-        listens: vec![
-            ListenSpec { transport: Transport::Udp, addr: "127.0.0.1:0".parse().unwrap() },
-            ListenSpec { transport: Transport::Tcp, addr: "127.0.0.1:0".parse().unwrap() },
-        ],
-        names: vec![],
-        limits: ParseLimits::default(),
-        udp_workers: 2,
-    };
+    proxy_with(router, |_| {}).await
+}
+
+/// Starts a proxy with a configuration adjusted by `tune`.
+pub async fn proxy_with(router: impl Router, tune: impl FnOnce(&mut ServerConfig)) -> ServerHandle {
+    let mut config = ServerConfig::new(vec![
+        ListenSpec { transport: Transport::Udp, addr: "127.0.0.1:0".parse().unwrap() },
+        ListenSpec { transport: Transport::Tcp, addr: "127.0.0.1:0".parse().unwrap() },
+    ]);
+    config.workers = 2;
+    tune(&mut config);
     start(config, Arc::new(router)).await.unwrap()
 }
