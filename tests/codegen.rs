@@ -438,3 +438,74 @@ fn default_route_decisions() {
     // in-dialog INFO without route: 404
     assert_eq!(reply_of(&both(&jit, &eval, &c[14])), Some((404, "Not here")));
 }
+
+/// Every request of the SIP test corpora the core would route (it parses
+/// and validates), with CRLF line ends as on the wire.
+fn wire_corpus() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut out = Vec::new();
+    for dir in ["sip", "rfc4475"] {
+        let mut paths: Vec<_> =
+            std::fs::read_dir(root.join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+        paths.sort();
+        for p in paths {
+            if !matches!(p.extension().and_then(|e| e.to_str()), Some("sip" | "dat")) {
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            let Ok(msg) = Message::parse(Bytes::from(bytes.clone())) else { continue };
+            if !msg.is_request() || msg.validate().is_err() {
+                continue;
+            }
+            let Ok(text) = String::from_utf8(bytes) else { continue };
+            out.push(text);
+        }
+    }
+    out
+}
+
+#[test]
+fn corpus_requests_agree_between_jit_and_evaluator() {
+    let corpus = wire_corpus();
+    assert!(corpus.len() >= 10, "only {} corpus requests", corpus.len());
+    let hand_written = [
+        r#"request_route {
+            $var(n) = 0;
+            while $var(n) < 5 && str_len($hdr(Via)) > $var(n) { $var(n) = $var(n) + 1; }
+            switch $rm {
+                case "INVITE": $ru = "sip:" + $rU + "@10.0.0.1"; record_route();
+                case =~ "^(REGISTER|OPTIONS)$": reply(200, "ok $rm $var(n) $ci"); exit;
+                default: append_hf("X-Method: $rm\r\n");
+            }
+            if $fU == $tU || $rp == 5061 || $cs > 1000 { remove_hf("Contact"); }
+            $du = "sip:127.0.0.1:" + to_str($sp);
+            forward();
+        }"#,
+        r#"route CHECK { if $ua =~ "(?i)torture" { return false; } return str_len($ci) % 2 + 1; }
+        request_route {
+            if !route(CHECK) { drop; }
+            if has_to_tag() && loose_route() { relay(); exit; }
+            reply(400 + str_len($rU) % 100, "len $rU $fd $td $ml $proto $si");
+        }"#,
+    ];
+    let mut programs: Vec<sipc::sema::ir::CheckedProgram> =
+        hand_written.iter().map(|s| checked(s)).collect();
+    for (name, defs) in [
+        ("default.route", vec![]),
+        ("default.route", vec![("WITH_AUTH", None), ("WITH_PSTN", None)]),
+        ("stateless.route", vec![]),
+        ("stateful.route", vec![]),
+    ] {
+        programs.push(example(name, &defs));
+    }
+    let mut runs = 0;
+    for prog in &programs {
+        let jit = compile(prog).unwrap();
+        let eval = Evaluator::new(prog).unwrap();
+        for msg in &corpus {
+            both(&jit, &eval, msg);
+            runs += 1;
+        }
+    }
+    assert!(runs >= 60);
+}
