@@ -230,3 +230,29 @@ fn sipc_run_serves_until_sigterm() {
     assert!(answered, "sipc run answered the OPTIONS");
     assert_eq!(status.and_then(|s| s.code()), Some(0), "exit 0 on SIGTERM");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_example_knows_itself_after_binding() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/default.route");
+    let p = serve(&std::fs::read_to_string(path).unwrap()).await;
+    let px = p.addr(Transport::Udp).unwrap();
+    let uac = UdpUa::bind().await;
+
+    // OPTIONS to the proxy itself (its real, ephemeral port): keepalive.
+    let ruri = format!("sip:{px}");
+    uac.send(px, &request("OPTIONS", &ruri, &uac.via("k1"), "def-k", "")).await;
+    let (resp, _) = uac.recv().await.expect("keepalive answered");
+    assert_eq!((resp.status(), resp.reason()), (Some(200), Some("Keepalive")));
+
+    // A foreign domain: not an open relay.
+    uac.send(px, &request("INVITE", "sip:bob@example.org", &uac.via("f1"), "def-f", "")).await;
+    let (resp, _) = uac.recv().await.expect("403 answered");
+    assert_eq!((resp.status(), resp.reason()), (Some(403), Some("Not relaying")));
+
+    // A local user without a registrar yet: 404.
+    let local = format!("sip:bob@sip.example.com:{}", px.port());
+    uac.send(px, &request("INVITE", &local, &uac.via("l1"), "def-l", "")).await;
+    let (resp, _) = uac.recv().await.expect("404 answered");
+    assert_eq!((resp.status(), resp.reason()), (Some(404), Some("Not Found")));
+    p.stop(Duration::from_secs(1)).await;
+}
