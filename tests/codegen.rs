@@ -509,3 +509,50 @@ fn corpus_requests_agree_between_jit_and_evaluator() {
     }
     assert!(runs >= 60);
 }
+
+/// A large program: `routes` sub-routes using every kind of statement,
+/// all called from `request_route`.
+fn generated(routes: usize) -> String {
+    use std::fmt::Write;
+    let mut s = String::from("listen udp 127.0.0.1:5060;\nflag F;\nrequest_route {\n");
+    for i in 0..routes {
+        let _ = writeln!(s, "    if !route(R{i}) {{ $var(miss) = $var(miss) + 1; }}");
+    }
+    s.push_str("    reply(200, \"misses $var(miss)\");\n}\n");
+    for i in 0..routes {
+        let _ = write!(
+            s,
+            r#"route R{i} {{
+    let n = {i};
+    let t = "r{i}-" + $rU;
+    while n > 3 {{ n = n / 2; }}
+    switch $rm {{
+        case "INVITE": setflag(F);
+        case =~ "^(BYE|CANCEL)$": n = n + 1;
+        default: t = t + "x";
+    }}
+    if str_len(t) % 2 == 0 && $fU != "r{i}" {{ return true; }}
+    return n >= {m};
+}}
+"#,
+            m = i % 5
+        );
+    }
+    s
+}
+
+#[test]
+fn a_generated_large_program_compiles_and_agrees() {
+    let src = generated(300);
+    assert!(src.lines().count() > 3000);
+    let prog = checked(&src);
+    let t = std::time::Instant::now();
+    let jit = compile(&prog).unwrap();
+    eprintln!("compiled {} routes in {:?}", prog.routes.len(), t.elapsed());
+    let eval = Evaluator::new(&prog).unwrap();
+    let mut replies = 0;
+    for msg in corpus() {
+        replies += usize::from(reply_of(&both(&jit, &eval, &msg)).is_some());
+    }
+    assert_eq!(replies, corpus().len());
+}

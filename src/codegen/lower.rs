@@ -46,11 +46,11 @@ pub struct Imports {
 
 impl Imports {
     fn get(&mut self, module: &mut JITModule, symbol: &str) -> Result<FuncId, CompileError> {
-        let entry = abi::lookup(symbol)
-            .ok_or_else(|| CompileError(format!("no runtime function `{symbol}`")))?;
-        if let Some(id) = self.ids.get(entry.symbol) {
+        if let Some(id) = self.ids.get(symbol) {
             return Ok(*id);
         }
+        let entry = abi::lookup(symbol)
+            .ok_or_else(|| CompileError(format!("no runtime function `{symbol}`")))?;
         let sig = signature(module, entry.native.arity());
         let id = module
             .declare_function(entry.symbol, Linkage::Import, &sig)

@@ -75,6 +75,8 @@ pub struct Shared {
     pub local: std::sync::RwLock<LocalIdentity>,
     /// Handle of the empty string.
     pub empty: i64,
+    /// Constant pool index of each interned string.
+    index: std::collections::HashMap<String, usize>,
 }
 
 impl Shared {
@@ -109,6 +111,7 @@ impl Shared {
             max_while,
             local: std::sync::RwLock::new(local),
             empty: -1,
+            index: std::collections::HashMap::from([(String::new(), 0)]),
         };
         shared.var_init = prog
             .msg_vars
@@ -123,10 +126,11 @@ impl Shared {
 
     /// Interns a constant string, returning its (negative) handle.
     pub fn intern(&mut self, s: &str) -> i64 {
-        let i = match self.consts.iter().position(|c| c == s) {
-            Some(i) => i,
+        let i = match self.index.get(s) {
+            Some(&i) => i,
             None => {
                 self.consts.push(s.to_owned());
+                self.index.insert(s.to_owned(), self.consts.len() - 1);
                 self.consts.len() - 1
             }
         };
