@@ -213,9 +213,3 @@ impl<'a> RouteCtx<'a> {
         self.decision.take().unwrap_or(Decision::Drop)
     }
 }
-
-/// A route's `return` value as the encoded result: `true` 1, `false` -1,
-/// ints as themselves (clamped away from the exit/drop sentinels).
-pub fn encode_return(v: i64, is_bool: bool) -> i64 {
-    if is_bool { if v != 0 { RESULT_TRUE } else { RESULT_FALSE } } else { v.max(RESULT_DROP + 1) }
-}
