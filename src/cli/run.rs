@@ -174,6 +174,12 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for (name, lands_with) in crate::codegen::not_yet_available(&out.program) {
+        eprintln!(
+            "note: `{name}()` is not available yet (lands with {lands_with}): it returns false \
+             without side effects"
+        );
+    }
     if args.check_only {
         eprintln!("{name}: checked and compiled; {} listen socket(s)", config.listens.len());
         return ExitCode::SUCCESS;

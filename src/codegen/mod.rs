@@ -123,3 +123,73 @@ pub(crate) fn expr_ty(
         _ => e.ty,
     }
 }
+
+/// The catalog indices of every builtin function the program calls.
+pub fn called_builtins(prog: &CheckedProgram) -> std::collections::BTreeSet<usize> {
+    use crate::sema::ir::{Expr, ExprKind, InterpPart, Stmt};
+    fn expr(e: &Expr, out: &mut std::collections::BTreeSet<usize>) {
+        match &e.kind {
+            ExprKind::Call { func, args } => {
+                out.insert(*func);
+                args.iter().for_each(|a| expr(a, out));
+            }
+            ExprKind::Interp(parts) => {
+                for p in parts {
+                    if let InterpPart::Expr(x) = p {
+                        expr(x, out);
+                    }
+                }
+            }
+            ExprKind::Unary { expr: x, .. } | ExprKind::Matches { lhs: x, .. } => expr(x, out),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                expr(lhs, out);
+                expr(rhs, out);
+            }
+            _ => {}
+        }
+    }
+    fn stmts(body: &[Stmt], out: &mut std::collections::BTreeSet<usize>) {
+        for s in body {
+            match s {
+                Stmt::Expr(e) | Stmt::Assign { value: e, .. } | Stmt::Return(Some(e)) => {
+                    expr(e, out)
+                }
+                Stmt::If { cond, then_body, else_body } => {
+                    expr(cond, out);
+                    stmts(then_body, out);
+                    stmts(else_body, out);
+                }
+                Stmt::Switch { scrutinee, cases, default } => {
+                    expr(scrutinee, out);
+                    cases.iter().for_each(|(_, b)| stmts(b, out));
+                    if let Some(d) = default {
+                        stmts(d, out);
+                    }
+                }
+                Stmt::While { cond, body } => {
+                    expr(cond, out);
+                    stmts(body, out);
+                }
+                Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break => {}
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for r in &prog.routes {
+        stmts(&r.body, &mut out);
+    }
+    out
+}
+
+/// Builtins the program calls whose behaviour lands later (see
+/// [`crate::runtime`]): `(name, what brings it)`.
+pub fn not_yet_available(prog: &CheckedProgram) -> Vec<(&'static str, &'static str)> {
+    use crate::runtime::builtins::LATER;
+    called_builtins(prog)
+        .into_iter()
+        .filter_map(|i| {
+            let name = crate::sema::builtins::FUNCTIONS[i].name;
+            LATER.iter().find(|(n, _)| *n == name).copied()
+        })
+        .collect()
+}

@@ -321,6 +321,13 @@ mod tests {
     }
 
     #[test]
+    fn later_builtins_are_catalog_functions() {
+        for (name, _) in crate::runtime::builtins::LATER {
+            assert!(crate::sema::builtins::function(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
     fn symbols_are_unique() {
         let mut names: Vec<_> = super::RUNTIME.iter().map(|e| e.symbol).collect();
         names.sort_unstable();
