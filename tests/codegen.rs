@@ -556,3 +556,34 @@ fn a_generated_large_program_compiles_and_agrees() {
     }
     assert_eq!(replies, corpus().len());
 }
+
+#[test]
+fn one_program_routes_on_many_threads_at_once() {
+    let prog = example("default.route", &[]);
+    let jit = std::sync::Arc::new(compile(&prog).unwrap());
+    let eval = Evaluator::new(&prog).unwrap();
+    let c = corpus();
+    let want: Vec<Outcome> = c.iter().map(|m| both(&jit, &eval, m)).collect();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (jit, c) = (std::sync::Arc::clone(&jit), c.clone());
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                for _ in 0..200 {
+                    got = c
+                        .iter()
+                        .map(|m| {
+                            let mut x = ctx(m);
+                            let d = jit.run(&mut x);
+                            outcome(d, x)
+                        })
+                        .collect::<Vec<_>>();
+                }
+                got
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), want);
+    }
+}

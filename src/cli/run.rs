@@ -177,7 +177,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     for (name, lands_with) in crate::codegen::not_yet_available(&out.program) {
         eprintln!(
             "note: `{name}()` is not available yet (lands with {lands_with}): it returns false \
-             without side effects"
+             (`on_*` arm nothing) without side effects"
         );
     }
     if args.check_only {
