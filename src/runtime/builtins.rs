@@ -134,6 +134,30 @@ pub fn capture(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 // Getters take `(argument)` (the `$hdr` name handle, or the slot index of
 // `$var`/`$avp`/`$match`, else ignored); setters take `(argument, value)`.
 
+/// The handle of a string found in the message: a zero-copy slice when it
+/// lies in the received head, else a copy in the arena. `return`s from the
+/// enclosing function in the zero-copy case.
+macro_rules! share {
+    ($ctx:expr, |$m:ident| $e:expr) => {{
+        let ctx: &mut RouteCtx<'_> = $ctx;
+        let owned = {
+            let $m = &ctx.req.msg;
+            let found: Option<&str> = $e;
+            match found {
+                None | Some("") => None,
+                Some(s) => match super::head_handle($m.original().head(), s) {
+                    Some(h) => return h,
+                    None => Some(s.to_owned()),
+                },
+            }
+        };
+        match owned {
+            Some(s) => ctx.alloc(s),
+            None => ctx.shared.empty,
+        }
+    }};
+}
+
 fn ruri(ctx: &RouteCtx<'_>) -> String {
     ctx.req.msg.request_uri().unwrap_or("").to_owned()
 }
@@ -148,20 +172,15 @@ fn offset(whole: &str, part: &str) -> usize {
 }
 
 pub fn pv_ru(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    let v = ruri(ctx);
-    ctx.alloc(v)
+    share!(ctx, |m| m.request_uri())
 }
 
 pub fn pv_ru_user(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    let v = ruri(ctx);
-    let u = Uri::parse(&v).ok().and_then(|u| u.user).unwrap_or("").to_owned();
-    ctx.alloc(u)
+    share!(ctx, |m| m.request_uri().and_then(|u| Uri::parse(u).ok()).and_then(|u| u.user))
 }
 
 pub fn pv_ru_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    let v = ruri(ctx);
-    let h = Uri::parse(&v).map(|u| u.host_str).unwrap_or("").to_owned();
-    ctx.alloc(h)
+    share!(ctx, |m| m.request_uri().and_then(|u| Uri::parse(u).ok()).map(|u| u.host_str))
 }
 
 pub fn pv_ru_port(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
@@ -249,33 +268,31 @@ pub fn set_du(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     0
 }
 
-fn name_addr_part(
-    ctx: &mut RouteCtx<'_>,
-    hdr: &str,
-    part: for<'x> fn(&NameAddr<'x>) -> &'x str,
-) -> i64 {
-    let line = header(ctx, hdr);
-    let v = NameAddr::parse(&line).map(|n| part(&n).to_owned()).unwrap_or_default();
-    ctx.alloc(v)
+fn first<'m>(m: &'m crate::sip::EditedMessage, name: &'m str) -> Option<&'m str> {
+    m.current_values(name).next()
+}
+
+fn uri_of<'m>(m: &'m crate::sip::EditedMessage, name: &'m str) -> Option<crate::sip::Uri<'m>> {
+    first(m, name).and_then(|l| NameAddr::parse(l).ok()).map(|n| n.uri)
 }
 
 pub fn pv_fu(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    name_addr_part(ctx, "From", |n| n.uri.raw())
+    share!(ctx, |m| uri_of(m, "From").map(|u| u.raw()))
 }
 pub fn pv_fu_user(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    name_addr_part(ctx, "From", |n| n.uri.user.unwrap_or(""))
+    share!(ctx, |m| uri_of(m, "From").and_then(|u| u.user))
 }
 pub fn pv_fu_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    name_addr_part(ctx, "From", |n| n.uri.host_str)
+    share!(ctx, |m| uri_of(m, "From").map(|u| u.host_str))
 }
 pub fn pv_tu(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    name_addr_part(ctx, "To", |n| n.uri.raw())
+    share!(ctx, |m| uri_of(m, "To").map(|u| u.raw()))
 }
 pub fn pv_tu_user(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    name_addr_part(ctx, "To", |n| n.uri.user.unwrap_or(""))
+    share!(ctx, |m| uri_of(m, "To").and_then(|u| u.user))
 }
 pub fn pv_tu_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    name_addr_part(ctx, "To", |n| n.uri.host_str)
+    share!(ctx, |m| uri_of(m, "To").map(|u| u.host_str))
 }
 
 pub fn pv_si(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
@@ -288,8 +305,7 @@ pub fn pv_sp(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 }
 
 pub fn pv_rm(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    let v = ctx.req.msg.original().method_str().unwrap_or("").to_owned();
-    ctx.alloc(v)
+    share!(ctx, |m| m.original().method_str())
 }
 
 /// `$rs`, `$T_reply_code`: request routes see no reply (0).
@@ -303,18 +319,15 @@ pub fn pv_empty(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 }
 
 pub fn pv_ci(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    let v = ctx.req.msg.original().call_id().ok().flatten().unwrap_or("").to_owned();
-    ctx.alloc(v)
+    share!(ctx, |m| m.original().call_id().ok().flatten())
 }
 
 pub fn pv_ua(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    let v = header(ctx, "User-Agent");
-    ctx.alloc(v)
+    share!(ctx, |m| first(m, "User-Agent"))
 }
 
 pub fn pv_ct(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    let v = header(ctx, "Contact");
-    ctx.alloc(v)
+    share!(ctx, |m| first(m, "Contact"))
 }
 
 pub fn pv_cs(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
@@ -358,8 +371,7 @@ pub fn pv_proto(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 
 pub fn pv_hdr(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let name = s(ctx, a[0]);
-    let v = header(ctx, &name);
-    ctx.alloc(v)
+    share!(ctx, |m| first(m, &name))
 }
 
 // ---- functions -----------------------------------------------------------

@@ -12,9 +12,11 @@
 //! - `str` and `addr`: a *string handle*. A handle `h >= 0` names
 //!   `RouteCtx::strings[h]`, the per-message arena (a string computed while
 //!   handling this message: a pseudo-variable read, a concatenation …);
-//!   a handle `h < 0` names the program's constant pool entry `-h - 1`
-//!   (literals, regex-free constant strings). [`ABSENT`] stands for an
-//!   omitted optional argument.
+//!   a handle `MSG_BASE < h < 0` names the program's constant pool entry
+//!   `-h - 1` (literals); a handle `h <= MSG_BASE` names a slice of the
+//!   received message's head (`offset << 24 | len` below `MSG_BASE`), so
+//!   reading `$ua`, `$ci`, `$fu`, `$hdr(X)` … of an unedited header copies
+//!   nothing. [`ABSENT`] stands for an omitted optional argument.
 //!
 //! Handles instead of raw `(ptr, len)` pairs keep every runtime function
 //! safe Rust: the only `unsafe` on this side of the boundary is turning the
@@ -54,6 +56,19 @@ pub const RESULT_TRUE: i64 = 1;
 pub const RESULT_FALSE: i64 = -1;
 /// Handle of an omitted optional string argument.
 pub const ABSENT: i64 = i64::MIN;
+/// Handles at or below this are slices of the received message head.
+pub const MSG_BASE: i64 = -(1 << 40);
+const LEN_BITS: u32 = 24;
+
+/// The handle of `part` when it is a slice of `head` (and short enough).
+pub fn head_handle(head: &str, part: &str) -> Option<i64> {
+    let start = (part.as_ptr() as usize).checked_sub(head.as_ptr() as usize)?;
+    if start + part.len() > head.len() || part.len() >= 1 << LEN_BITS || start >= 1 << 30 {
+        return None;
+    }
+    Some(MSG_BASE - (((start as i64) << LEN_BITS) | part.len() as i64))
+}
+
 /// How deeply `route(…)` calls may nest (recursion is already a check error).
 pub const MAX_DEPTH: u32 = 100;
 /// Default bound on `while` iterations (`max_while_loops`).
@@ -187,6 +202,10 @@ impl<'a> RouteCtx<'a> {
             self.strings.get(h as usize).map_or("", String::as_str)
         } else if h == ABSENT {
             ""
+        } else if h <= MSG_BASE {
+            let v = MSG_BASE - h;
+            let (start, len) = ((v >> LEN_BITS) as usize, (v & ((1 << LEN_BITS) - 1)) as usize);
+            self.req.msg.original().head().get(start..start + len).unwrap_or("")
         } else {
             self.shared.consts.get((-(h + 1)) as usize).map_or("", String::as_str)
         }
