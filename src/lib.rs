@@ -11,6 +11,7 @@ pub mod cli;
 pub mod codegen;
 pub mod diag;
 pub mod proxy;
+pub mod registrar;
 pub mod runtime;
 pub mod sema;
 pub mod sip;

@@ -15,8 +15,10 @@ use bytes::Bytes;
 
 use super::dispatch::Dispatcher;
 use super::request::{
-    Forward, HopHeaders, Reject, apply_received, check_request, prepare_forward, preprocess_routes,
+    Forward, HopHeaders, Reject, apply_received, check_request, next_hop, prepare_forward,
+    preprocess_routes,
 };
+use super::resolve::{self, Dns};
 use super::response::{build_response, next_hop_for_response, strip_own_via};
 use super::router::{Decision, RequestContext, Router};
 use super::transport::{Inbound, Outbound, Transport};
@@ -50,6 +52,28 @@ pub struct Outgoing {
     pub data: Bytes,
 }
 
+/// What processing a message leads to.
+#[derive(Debug)]
+pub enum Step {
+    /// Send this now.
+    Send(Outgoing),
+    /// The next hop is a host name: resolve it (RFC 3263), then continue.
+    Resolve(Pending),
+}
+
+/// Work waiting for name resolution.
+#[derive(Debug)]
+pub struct Pending {
+    pub hop: NextHop,
+    then: Then,
+}
+
+#[derive(Debug)]
+enum Then {
+    Forward(Box<RequestContext>, Inbound),
+    Response(Bytes),
+}
+
 /// Proxy-Require options this proxy supports (none yet: every option in
 /// Proxy-Require is answered 420, RFC 3261 §16.3 step 5).
 const SUPPORTED: &[&str] = &[];
@@ -63,6 +87,7 @@ pub struct Core {
     outbound: Arc<Outbound>,
     dispatcher: OnceLock<Dispatcher>,
     sink: OnceLock<Arc<dyn Fn(Bytes, Inbound) + Send + Sync>>,
+    dns: OnceLock<Arc<dyn Dns>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -86,6 +111,7 @@ impl Core {
             outbound,
             dispatcher: OnceLock::new(),
             sink: OnceLock::new(),
+            dns: OnceLock::new(),
         }
     }
 
@@ -95,9 +121,42 @@ impl Core {
 
     /// Processes one message and sends the result.
     pub async fn handle(self: &Arc<Self>, data: Bytes, inbound: Inbound) {
-        if let Some(out) = self.process(data, inbound) {
+        match self.process(data, inbound) {
+            None => {}
+            Some(Step::Send(out)) => self.send(out).await,
+            Some(Step::Resolve(p)) => {
+                // Resolution can take seconds: it runs on its own task so the
+                // worker's queue keeps moving.
+                let core = Arc::clone(self);
+                tokio::spawn(async move { core.resolve_then_send(p).await });
+            }
+        }
+    }
+
+    async fn resolve_then_send(self: Arc<Self>, p: Pending) {
+        let Some(dns) = self.dns.get() else { return };
+        let targets = resolve::resolve(dns.as_ref(), &p.hop).await;
+        let first = targets.first().map(|t| (t.transport, t.addr));
+        let next = match (p.then, first) {
+            (Then::Forward(ctx, inbound), Some(t)) => self.forward(*ctx, inbound, Some(t)),
+            (Then::Forward(ctx, inbound), None) => self.reject(&ctx.msg, inbound, CANNOT_RESOLVE),
+            (Then::Response(data), Some((transport, peer))) => {
+                bump(&self.stats.forwarded_responses);
+                Some(Step::Send(Outgoing { transport, peer, data }))
+            }
+            (Then::Response(_), None) => {
+                bump(&self.stats.dropped_stray);
+                None
+            }
+        };
+        if let Some(Step::Send(out)) = next {
             self.send(out).await;
         }
+    }
+
+    /// Installs the DNS resolver for host names (once, by the server).
+    pub fn set_dns(&self, dns: Arc<dyn Dns>) {
+        let _ = self.dns.set(dns);
     }
 
     /// Sends one message, counting failures.
@@ -165,7 +224,7 @@ impl Core {
     }
 
     /// Decides what one received message produces; see the module docs.
-    pub fn process(&self, data: Bytes, inbound: Inbound) -> Option<Outgoing> {
+    pub fn process(&self, data: Bytes, inbound: Inbound) -> Option<Step> {
         bump(&self.stats.received);
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             return None; // keep-alive
@@ -192,7 +251,7 @@ impl Core {
                 _ => format!("Bad Request ({})", e.kind),
             };
             let edit = EditedMessage::new(msg);
-            return Some(self.reply_to(&edit, inbound, e.status_code(), &reason, &[]));
+            return Some(Step::Send(self.reply_to(&edit, inbound, e.status_code(), &reason, &[])));
         }
         if msg.is_request() {
             self.process_request(msg, inbound)
@@ -218,15 +277,15 @@ impl Core {
         }
     }
 
-    fn reject(&self, req: &EditedMessage, inbound: Inbound, r: Reject) -> Option<Outgoing> {
+    fn reject(&self, req: &EditedMessage, inbound: Inbound, r: Reject) -> Option<Step> {
         if req.original().method_str() == Some("ACK") {
             return None; // ACK is never answered
         }
         let extra: Vec<(&str, &str)> = r.extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        Some(self.reply_to(req, inbound, r.code, r.reason, &extra))
+        Some(Step::Send(self.reply_to(req, inbound, r.code, r.reason, &extra)))
     }
 
-    fn process_request(&self, msg: Message, inbound: Inbound) -> Option<Outgoing> {
+    fn process_request(&self, msg: Message, inbound: Inbound) -> Option<Step> {
         let mut edit = EditedMessage::new(msg);
         apply_received(&mut edit, inbound.peer);
         if let Err(r) = check_request(edit.original(), &self.local, SUPPORTED) {
@@ -258,18 +317,44 @@ impl Core {
                 if ctx.msg.original().method_str() == Some("ACK") {
                     return None;
                 }
-                Some(self.reply_to(&ctx.msg, inbound, code, &reason, &[]))
+                Some(Step::Send(self.reply_to(&ctx.msg, inbound, code, &reason, &[])))
             }
-            Decision::Forward => self.forward(ctx, inbound),
+            Decision::Forward => self.forward(ctx, inbound, None),
         }
     }
 
-    fn forward(&self, mut ctx: RequestContext, inbound: Inbound) -> Option<Outgoing> {
+    /// Forwards a routed request. `resolved` is the target found by name
+    /// resolution; without it an IP-literal next hop is used directly and a
+    /// host name is handed back as [`Step::Resolve`].
+    fn forward(
+        &self,
+        mut ctx: RequestContext,
+        inbound: Inbound,
+        resolved: Option<(Transport, SocketAddr)>,
+    ) -> Option<Step> {
         let fwd =
             Forward { destination: ctx.destination.as_deref(), record_route: ctx.record_route };
+        if resolved.is_none() {
+            match next_hop(&ctx.msg, &fwd) {
+                Err(r) => return self.reject(&ctx.msg, inbound, r),
+                Ok(hop) if hop.socket_addr().is_none() => {
+                    if self.dns.get().is_none() {
+                        return self.reject(&ctx.msg, inbound, CANNOT_RESOLVE);
+                    }
+                    return Some(Step::Resolve(Pending {
+                        hop,
+                        then: Then::Forward(Box::new(ctx), inbound),
+                    }));
+                }
+                Ok(_) => {}
+            }
+        }
         let mut target: Option<(Transport, SocketAddr)> = None;
         let result = prepare_forward(&mut ctx.msg, &fwd, |hop| {
-            let (transport, peer) = resolve(hop)?;
+            let (transport, peer) = match resolved {
+                Some(t) => t,
+                None => literal(hop)?,
+            };
             let out_addr = self.outbound.local_addr(transport, peer).ok_or(Reject {
                 code: 503,
                 reason: "No Socket For Destination",
@@ -288,41 +373,43 @@ impl Core {
         match (result, target) {
             (Ok(_), Some((transport, peer))) => {
                 bump(&self.stats.forwarded_requests);
-                Some(Outgoing { transport, peer, data: ctx.msg.serialize() })
+                Some(Step::Send(Outgoing { transport, peer, data: ctx.msg.serialize() }))
             }
             (Err(r), _) => self.reject(&ctx.msg, inbound, r),
             (Ok(_), None) => None,
         }
     }
 
-    fn process_response(&self, msg: Message) -> Option<Outgoing> {
+    fn process_response(&self, msg: Message) -> Option<Step> {
         let Some(hop) = next_hop_for_response(&msg, &self.local) else {
             bump(&self.stats.dropped_stray);
             return None;
         };
-        let Ok((transport, peer)) = resolve(&hop) else {
+        let data = strip_own_via(msg).serialize();
+        if hop.socket_addr().is_none() && self.dns.get().is_some() {
+            // A sent-by host name without `received` (RFC 3263 §5).
+            return Some(Step::Resolve(Pending { hop, then: Then::Response(data) }));
+        }
+        let Ok((transport, peer)) = literal(&hop) else {
             bump(&self.stats.dropped_stray);
             return None;
         };
         bump(&self.stats.forwarded_responses);
-        Some(Outgoing { transport, peer, data: strip_own_via(msg).serialize() })
+        Some(Step::Send(Outgoing { transport, peer, data }))
     }
 }
 
-/// The transport and address for a next hop. Only IP literals for now:
-/// RFC 3263 name resolution is not implemented yet, so a host name is
-/// answered 503.
-fn resolve(hop: &NextHop) -> Result<(Transport, SocketAddr), Reject> {
+const CANNOT_RESOLVE: Reject =
+    Reject { code: 503, reason: "Cannot Resolve Destination", extra: Vec::new() };
+
+/// The transport and address of an IP-literal next hop.
+fn literal(hop: &NextHop) -> Result<(Transport, SocketAddr), Reject> {
     let transport = Transport::from_name(&hop.transport).ok_or(Reject {
         code: 503,
         reason: "Unsupported Transport",
         extra: vec![],
     })?;
-    let addr = hop.socket_addr().ok_or(Reject {
-        code: 503,
-        reason: "Cannot Resolve Destination",
-        extra: vec![],
-    })?;
+    let addr = hop.socket_addr().ok_or(CANNOT_RESOLVE)?;
     Ok((transport, addr))
 }
 

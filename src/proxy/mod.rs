@@ -12,6 +12,7 @@ pub mod core;
 pub mod dispatch;
 pub mod local;
 pub mod request;
+pub mod resolve;
 pub mod response;
 pub mod router;
 pub mod server;

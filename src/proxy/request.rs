@@ -36,6 +36,9 @@ pub struct NextHop {
     pub port: Option<u16>,
     /// Lowercase transport: `udp`, `tcp`, `tls`, `ws`, `wss`, `sctp`.
     pub transport: String,
+    /// The transport was given (a `transport` parameter, `sips:`, a Via),
+    /// not defaulted: RFC 3263 then skips NAPTR.
+    pub explicit_transport: bool,
 }
 
 impl NextHop {
@@ -47,12 +50,12 @@ impl NextHop {
             Some(m) => m.to_owned(),
             None => host.to_string(),
         };
-        let transport = match (uri.scheme, uri.transport()) {
-            (Scheme::Sips, _) => "tls".to_owned(),
-            (_, Some(t)) => t.to_ascii_lowercase(),
-            (_, None) => "udp".to_owned(),
+        let (transport, explicit_transport) = match (uri.scheme, uri.transport()) {
+            (Scheme::Sips, _) => ("tls".to_owned(), true),
+            (_, Some(t)) => (t.to_ascii_lowercase(), true),
+            (_, None) => ("udp".to_owned(), false),
         };
-        Some(NextHop { host, port: uri.port, transport })
+        Some(NextHop { host, port: uri.port, transport, explicit_transport })
     }
 
     /// The port to use when the URI gave none and no SRV lookup applies.
@@ -191,6 +194,25 @@ pub struct Forward<'a> {
     pub destination: Option<&'a str>,
     /// `record_route()` was called: add the Record-Route values of [`HopHeaders`].
     pub record_route: bool,
+}
+
+/// The next hop [`prepare_forward`] will choose, without editing anything:
+/// `$du`, else the first Route entry, else the Request-URI. Used to start
+/// name resolution before the forwarding edits are made.
+pub fn next_hop(edit: &EditedMessage, fwd: &Forward<'_>) -> Result<NextHop, Reject> {
+    let first_route = || {
+        edit.current_values("Route")
+            .flat_map(split_values)
+            .next()
+            .and_then(|r| NameAddr::parse(&r).ok().map(|n| n.uri.raw().to_owned()))
+    };
+    let target = fwd
+        .destination
+        .map(str::to_owned)
+        .or_else(first_route)
+        .unwrap_or_else(|| edit.request_uri().unwrap_or_default().to_owned());
+    let uri = Uri::parse(&target).map_err(|_| Reject::new(400, "Bad Destination"))?;
+    NextHop::from_uri(&uri).ok_or(Reject::new(416, "Unsupported URI Scheme"))
 }
 
 /// What the proxy adds to a request it forwards over a given next hop: its

@@ -84,7 +84,12 @@ pub fn response_target(via: &Via<'_>) -> NextHop {
         Some(Some(p)) => p,
         _ => via.port_or_default(),
     };
-    NextHop { host, port: Some(port), transport: via.transport.to_ascii_lowercase() }
+    NextHop {
+        host,
+        port: Some(port),
+        transport: via.transport.to_ascii_lowercase(),
+        explicit_transport: true,
+    }
 }
 
 /// Strips this proxy's Via from a response before relaying it (§16.7 step 3).

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use super::LocalIdentity;
 use super::core::Core;
 use super::dispatch::Dispatcher;
+use super::resolve::{Dns, SystemDns};
 use super::router::Router;
 use super::tls::{self, TlsMaterial};
 use super::transport::{Inbound, Outbound, Transport, bind_tcp, bind_udp};
@@ -30,7 +31,7 @@ pub struct ListenSpec {
 }
 
 /// What the server needs from the configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     pub listens: Vec<ListenSpec>,
     /// Domains and aliases this proxy is responsible for (`domain`, `alias`).
@@ -46,6 +47,19 @@ pub struct ServerConfig {
     pub tcp_buffer: usize,
     /// Certificates for `listen tls` and outgoing TLS.
     pub tls: Option<TlsMaterial>,
+    /// Name resolution for next hops that are host names (RFC 3263);
+    /// `None`: the system resolver.
+    pub dns: Option<Arc<dyn Dns>>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listens", &self.listens)
+            .field("names", &self.names)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerConfig {
@@ -60,6 +74,7 @@ impl ServerConfig {
             max_tcp_connections: 4096,
             tcp_buffer: 128 * 1024,
             tls: None,
+            dns: None,
         }
     }
 }
@@ -148,6 +163,13 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
     };
     let (dispatcher, queues) = Dispatcher::new(workers, config.queue_depth);
     core.set_dispatcher(dispatcher);
+    match config.dns.clone() {
+        Some(dns) => core.set_dns(dns),
+        None => match SystemDns::from_system() {
+            Ok(dns) => core.set_dns(Arc::new(dns)),
+            Err(e) => tracing::warn!("no DNS: host-name next hops will get 503 ({e})"),
+        },
+    }
     for mut queue in queues {
         let core = Arc::clone(&core);
         tasks.push(tokio::spawn(async move {

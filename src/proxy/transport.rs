@@ -68,7 +68,8 @@ pub const TCP_IDLE: Duration = Duration::from_secs(120);
 /// Everything that sends: the UDP sockets and the TCP connection table.
 #[derive(Default)]
 pub struct Outbound {
-    udp: Vec<Arc<UdpSocket>>,
+    /// Each UDP socket with its bound address (read once: `local_addr` is a syscall).
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     stream_listen: Vec<(Transport, SocketAddr)>,
     connections: Mutex<HashMap<(Transport, SocketAddr), mpsc::Sender<Bytes>>>,
     tls_connector: Option<TlsConnector>,
@@ -89,7 +90,7 @@ impl std::fmt::Debug for Outbound {
 impl Outbound {
     pub fn new(udp: Vec<Arc<UdpSocket>>, stream_listen: Vec<(Transport, SocketAddr)>) -> Self {
         Self {
-            udp,
+            udp: udp.into_iter().filter_map(|s| Some((s.local_addr().ok()?, s))).collect(),
             stream_listen,
             connections: Mutex::new(HashMap::new()),
             tls_connector: None,
@@ -115,7 +116,7 @@ impl Outbound {
     /// goes in a Via sent-by or a Record-Route.
     pub fn local_addr(&self, transport: Transport, peer: SocketAddr) -> Option<SocketAddr> {
         match transport {
-            Transport::Udp => self.udp_for(peer).and_then(|s| s.local_addr().ok()),
+            Transport::Udp => self.udp_for(peer).map(|(a, _)| *a),
             stream => self
                 .stream_listen
                 .iter()
@@ -124,8 +125,8 @@ impl Outbound {
         }
     }
 
-    fn udp_for(&self, peer: SocketAddr) -> Option<&Arc<UdpSocket>> {
-        self.udp.iter().find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == peer.is_ipv4()))
+    fn udp_for(&self, peer: SocketAddr) -> Option<&(SocketAddr, Arc<UdpSocket>)> {
+        self.udp.iter().find(|(a, _)| a.is_ipv4() == peer.is_ipv4())
     }
 
     /// Sends `data` to `peer`.
@@ -139,7 +140,7 @@ impl Outbound {
     ) -> io::Result<()> {
         match transport {
             Transport::Udp => {
-                let sock = self.udp_for(peer).ok_or_else(|| {
+                let (_, sock) = self.udp_for(peer).ok_or_else(|| {
                     io::Error::new(io::ErrorKind::AddrNotAvailable, "no UDP socket for that family")
                 })?;
                 sock.send_to(&data, peer).await.map(|_| ())

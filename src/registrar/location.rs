@@ -1,0 +1,385 @@
+//! The location table and REGISTER processing; see the module docs of
+//! [`crate::registrar`].
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use super::canonical_aor;
+use crate::sip::{Contact, Message};
+
+/// Registrar settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrarConfig {
+    /// Shorter non-zero expiries get `423 Interval Too Brief`.
+    pub min_expires: u32,
+    /// Longer expiries are shortened to this.
+    pub max_expires: u32,
+    /// Used when neither the Contact nor an Expires header gives one.
+    pub default_expires: u32,
+    /// Most bindings per AOR (0: unlimited).
+    pub max_contacts: usize,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        Self { min_expires: 60, max_expires: 3600, default_expires: 3600, max_contacts: 0 }
+    }
+}
+
+/// One registered contact of an AOR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The contact URI as registered (without `<>` and header parameters).
+    pub contact: String,
+    /// When it expires, in the caller's clock (seconds).
+    pub expires_at: u64,
+    /// `q` in thousandths; `None` when not given (sorted as 1.0).
+    pub q: Option<u16>,
+    pub call_id: String,
+    pub cseq: u32,
+    /// The Path header values of the REGISTER (RFC 3327), top first.
+    pub path: Vec<String>,
+    /// The source of the REGISTER when it differs from the contact's
+    /// address (a NATed device): requests go there instead.
+    pub received: Option<SocketAddr>,
+    /// `+sip.instance` (RFC 5626), with its `reg-id`.
+    pub instance: Option<String>,
+    pub reg_id: Option<u32>,
+}
+
+impl Binding {
+    /// Seconds left at `now`.
+    pub fn remaining(&self, now: u64) -> u64 {
+        self.expires_at.saturating_sub(now)
+    }
+
+    /// The Contact header value listing this binding in a 200 OK.
+    pub fn contact_value(&self, now: u64) -> String {
+        let mut v = format!("<{}>;expires={}", self.contact, self.remaining(now));
+        if let Some(q) = self.q {
+            v.push_str(&format!(";q={}.{:03}", q / 1000, q % 1000));
+        }
+        if let Some(i) = &self.instance {
+            v.push_str(&format!(";+sip.instance={i}"));
+        }
+        if let Some(r) = self.reg_id {
+            v.push_str(&format!(";reg-id={r}"));
+        }
+        v
+    }
+}
+
+/// Why a REGISTER was refused: the response to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterError {
+    pub code: u16,
+    pub reason: &'static str,
+    pub extra: Vec<(&'static str, String)>,
+}
+
+impl RegisterError {
+    fn new(code: u16, reason: &'static str) -> Self {
+        Self { code, reason, extra: Vec::new() }
+    }
+}
+
+const SHARDS: usize = 64;
+
+/// The location table.
+#[derive(Debug)]
+pub struct Location {
+    shards: Vec<Mutex<HashMap<String, Vec<Binding>>>>,
+    pub config: RegistrarConfig,
+}
+
+impl Location {
+    pub fn new(config: RegistrarConfig) -> Self {
+        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), config }
+    }
+
+    fn shard(&self, aor: &str) -> &Mutex<HashMap<String, Vec<Binding>>> {
+        let mut h = DefaultHasher::new();
+        aor.hash(&mut h);
+        &self.shards[h.finish() as usize % SHARDS]
+    }
+
+    /// Applies a REGISTER received from `source` at time `now`; returns the
+    /// AOR and its bindings to list in the 200 OK.
+    pub fn register(
+        &self,
+        req: &Message,
+        source: SocketAddr,
+        now: u64,
+    ) -> Result<(String, Vec<Binding>), RegisterError> {
+        let bad = || RegisterError::new(400, "Bad Request");
+        let to = req.to().map_err(|_| bad())?.ok_or_else(bad)?;
+        let aor = canonical_aor(&to.uri).ok_or_else(bad)?;
+        let call_id = req.call_id().map_err(|_| bad())?.ok_or_else(bad)?.to_owned();
+        let cseq = req.cseq().map_err(|_| bad())?.ok_or_else(bad)?.seq;
+        let header_expires = req.expires().map_err(|_| bad())?;
+        let contacts: Vec<Contact<'_>> =
+            req.contacts().collect::<Result<_, _>>().map_err(|_| bad())?;
+        let path: Vec<String> =
+            req.paths().filter_map(Result::ok).map(|p| format!("<{}>", p.uri.raw())).collect();
+
+        let mut table = self.shard(&aor).lock().unwrap_or_else(|e| e.into_inner());
+        let bindings = table.entry(aor.clone()).or_default();
+        bindings.retain(|b| b.expires_at > now);
+
+        if contacts.contains(&Contact::Star) {
+            // RFC 3261 §10.3 step 6: `*` alone, with Expires: 0.
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return Err(bad());
+            }
+            bindings.retain(|b| b.call_id == call_id && b.cseq >= cseq);
+            let left = bindings.clone();
+            if bindings.is_empty() {
+                table.remove(&aor);
+            }
+            return Ok((aor, left));
+        }
+
+        // Expiry of each contact first, so a 423 changes nothing.
+        let mut updates = Vec::with_capacity(contacts.len());
+        for c in &contacts {
+            let Contact::Addr(na) = c else { continue };
+            let expires = c.expires().or(header_expires).unwrap_or(self.config.default_expires);
+            if expires != 0 && expires < self.config.min_expires {
+                let mut e = RegisterError::new(423, "Interval Too Brief");
+                e.extra.push(("Min-Expires", self.config.min_expires.to_string()));
+                return Err(e);
+            }
+            let expires = expires.min(self.config.max_expires);
+            let instance = na.params.get("+sip.instance").flatten().map(str::to_owned);
+            let reg_id = na
+                .params
+                .get("reg-id")
+                .flatten()
+                .and_then(|r| crate::sip::scan::parse_decimal(r, u64::from(u32::MAX)))
+                .map(|r| r as u32);
+            let contact_addr = na
+                .uri
+                .host
+                .and_then(|h| h.ip())
+                .map(|ip| SocketAddr::new(ip, na.uri.port.unwrap_or(5060)));
+            updates.push((
+                Binding {
+                    contact: na.uri.raw().to_owned(),
+                    expires_at: now + u64::from(expires),
+                    q: c.q(),
+                    call_id: call_id.clone(),
+                    cseq,
+                    path: path.clone(),
+                    received: (contact_addr != Some(source)).then_some(source),
+                    instance,
+                    reg_id,
+                },
+                expires,
+            ));
+        }
+
+        let before = bindings.clone();
+        for (new, expires) in updates {
+            let existing = bindings.iter().position(|b| same_binding(b, &new));
+            match existing {
+                Some(i) => {
+                    let old = &bindings[i];
+                    if old.call_id == new.call_id && old.cseq >= new.cseq {
+                        continue; // a retransmission or an older request
+                    }
+                    if expires == 0 {
+                        bindings.remove(i);
+                    } else {
+                        bindings[i] = new;
+                    }
+                }
+                None if expires == 0 => {}
+                None => bindings.push(new),
+            }
+        }
+        if self.config.max_contacts > 0 && bindings.len() > self.config.max_contacts {
+            *bindings = before;
+            return Err(RegisterError::new(503, "Too Many Registered Contacts"));
+        }
+        let left = bindings.clone();
+        if bindings.is_empty() {
+            table.remove(&aor);
+        }
+        Ok((aor, left))
+    }
+
+    /// The live bindings of an AOR, best `q` first (absent q counts as 1.0).
+    pub fn lookup(&self, aor: &str, now: u64) -> Vec<Binding> {
+        let table = self.shard(aor).lock().unwrap_or_else(|e| e.into_inner());
+        let mut found: Vec<Binding> = table
+            .get(aor)
+            .map(|b| b.iter().filter(|b| b.expires_at > now).cloned().collect())
+            .unwrap_or_default();
+        found.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(1000)));
+        found
+    }
+
+    /// Removes expired bindings everywhere; returns how many.
+    pub fn purge(&self, now: u64) -> usize {
+        let mut removed = 0;
+        for shard in &self.shards {
+            let mut table = shard.lock().unwrap_or_else(|e| e.into_inner());
+            table.retain(|_, bindings| {
+                let n = bindings.len();
+                bindings.retain(|b| b.expires_at > now);
+                removed += n - bindings.len();
+                !bindings.is_empty()
+            });
+        }
+        removed
+    }
+
+    /// Number of AORs with at least one binding.
+    pub fn aor_count(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
+    }
+}
+
+/// RFC 5626: the same instance and reg-id is the same flow whatever the
+/// contact; otherwise bindings are the same when their URIs are
+/// (compared case-insensitively, a simplification of RFC 3261 §19.1.4).
+fn same_binding(a: &Binding, b: &Binding) -> bool {
+    match (&a.instance, a.reg_id, &b.instance, b.reg_id) {
+        (Some(ia), Some(ra), Some(ib), Some(rb)) => ia == ib && ra == rb,
+        _ => a.contact.eq_ignore_ascii_case(&b.contact),
+    }
+}
+
+/// Header values for the 200 OK to a REGISTER: one Contact per binding.
+pub fn contact_values(bindings: &[Binding], now: u64) -> Vec<String> {
+    bindings.iter().map(|b| b.contact_value(now)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    const SRC: &str = "198.51.100.7:5060";
+
+    fn reg(call_id: &str, cseq: u32, extra: &str) -> Message {
+        let text = format!(
+            "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7;branch=z9hG4bK{cseq}\r\n\
+             To: <sip:bob@example.com>\r\nFrom: <sip:bob@example.com>;tag=1\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} REGISTER\r\n{extra}Content-Length: 0\r\n\r\n"
+        );
+        Message::parse(Bytes::from(text)).unwrap()
+    }
+
+    fn loc() -> Location {
+        Location::new(RegistrarConfig::default())
+    }
+
+    fn src() -> SocketAddr {
+        SRC.parse().unwrap()
+    }
+
+    #[test]
+    fn register_lookup_and_expiry() {
+        let l = loc();
+        let (aor, b) = l
+            .register(&reg("c1", 1, "Contact: <sip:bob@198.51.100.7>;q=0.5, <sip:bob@10.0.0.2:5070>\r\nExpires: 120\r\n"), src(), 1000)
+            .unwrap();
+        assert_eq!(aor, "sip:bob@example.com");
+        assert_eq!(b.len(), 2);
+        let found = l.lookup(&aor, 1000);
+        assert_eq!(found[0].contact, "sip:bob@10.0.0.2:5070", "higher q (absent = 1.0) first");
+        assert_eq!(found[0].received, Some(src()), "NATed contact remembers the source");
+        assert_eq!(found[1].received, None);
+        assert_eq!(found[1].contact_value(1060), "<sip:bob@198.51.100.7>;expires=60;q=0.500");
+        assert!(l.lookup(&aor, 1120).is_empty(), "expired");
+        assert_eq!(l.purge(1120), 2);
+        assert_eq!(l.aor_count(), 0);
+    }
+
+    #[test]
+    fn refresh_remove_and_wildcard() {
+        let l = loc();
+        let c = "Contact: <sip:bob@198.51.100.7>\r\n";
+        l.register(&reg("c1", 1, c), src(), 0).unwrap();
+        l.register(&reg("c2", 1, "Contact: <sip:bob@198.51.100.8>\r\n"), src(), 0).unwrap();
+        let (_, b) = l.register(&reg("c1", 2, &format!("{c}Expires: 600\r\n")), src(), 10).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.iter().find(|b| b.call_id == "c1").unwrap().expires_at, 610);
+        // An older CSeq from the same Call-ID is ignored.
+        let (_, b) = l
+            .register(&reg("c1", 1, "Contact: <sip:bob@198.51.100.7>;expires=0\r\n"), src(), 20)
+            .unwrap();
+        assert_eq!(b.len(), 2);
+        let (_, b) = l
+            .register(&reg("c1", 3, "Contact: <sip:bob@198.51.100.7>;expires=0\r\n"), src(), 20)
+            .unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(
+            l.register(&reg("c3", 1, "Contact: *\r\n"), src(), 30).unwrap_err().code,
+            400,
+            "* needs Expires: 0"
+        );
+        let (_, b) = l.register(&reg("c3", 1, "Contact: *\r\nExpires: 0\r\n"), src(), 30).unwrap();
+        assert!(b.is_empty());
+        assert!(l.lookup("sip:bob@example.com", 30).is_empty());
+    }
+
+    #[test]
+    fn interval_too_brief_and_limits() {
+        let l = Location::new(RegistrarConfig { max_contacts: 2, ..RegistrarConfig::default() });
+        let e = l
+            .register(&reg("c1", 1, "Contact: <sip:bob@198.51.100.7>;expires=30\r\n"), src(), 0)
+            .unwrap_err();
+        assert_eq!((e.code, e.extra.clone()), (423, vec![("Min-Expires", "60".to_owned())]));
+        let (_, b) = l
+            .register(&reg("c1", 2, "Contact: <sip:bob@198.51.100.7>;expires=99999\r\n"), src(), 0)
+            .unwrap();
+        assert_eq!(b[0].expires_at, 3600, "capped at max_expires");
+        let three = "Contact: <sip:a@192.0.2.1>, <sip:b@192.0.2.2>\r\n";
+        assert_eq!(l.register(&reg("c9", 1, three), src(), 0).unwrap_err().code, 503);
+        assert_eq!(
+            l.lookup("sip:bob@example.com", 0).len(),
+            1,
+            "a refused REGISTER changes nothing"
+        );
+    }
+
+    #[test]
+    fn instance_and_reg_id_replace_the_old_flow_and_path_is_kept() {
+        let l = loc();
+        let inst = "+sip.instance=\"<urn:uuid:0001>\";reg-id=1";
+        l.register(
+            &reg(
+                "c1",
+                1,
+                &format!(
+                    "Contact: <sip:bob@192.0.2.1>;{inst}\r\nPath: <sip:edge.example.com;lr>\r\n"
+                ),
+            ),
+            src(),
+            0,
+        )
+        .unwrap();
+        let (_, b) = l
+            .register(&reg("c2", 1, &format!("Contact: <sip:bob@192.0.2.99>;{inst}\r\n")), src(), 5)
+            .unwrap();
+        assert_eq!(b.len(), 1, "new address, same device: replaced");
+        assert_eq!(b[0].contact, "sip:bob@192.0.2.99");
+        let l = loc();
+        let (_, b) = l
+            .register(
+                &reg(
+                    "c1",
+                    1,
+                    "Contact: <sip:bob@192.0.2.1>\r\nPath: <sip:edge.example.com;lr>\r\n",
+                ),
+                src(),
+                0,
+            )
+            .unwrap();
+        assert_eq!(b[0].path, ["<sip:edge.example.com;lr>"]);
+    }
+}

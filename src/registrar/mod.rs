@@ -1,0 +1,18 @@
+//! The registrar and location service (RFC 3261 §10, RFC 3327 Path,
+//! RFC 5626 instance/reg-id), sans-I/O.
+//!
+//! [`Location::register`] applies one REGISTER to the bindings of its
+//! address-of-record and returns the bindings to list in the 200 OK, or the
+//! error response (400, 423 with Min-Expires, 503 over `max_contacts`).
+//! [`Location::lookup`] returns the live bindings of an AOR, best q first.
+//! Time is passed in (seconds), so expiry is tested without waiting.
+//!
+//! The table is in memory, sharded by AOR so lookups on different AORs do
+//! not contend. Persistence (SQLite, write-behind) and the route builtins
+//! that call it are the registrar issue's next steps.
+
+mod aor;
+mod location;
+
+pub use aor::canonical_aor;
+pub use location::{Binding, Location, RegisterError, RegistrarConfig, contact_values};
