@@ -8,9 +8,11 @@
 //! stages (codegen, runtime, reload) sit beside them as they land.
 
 pub mod cli;
+pub mod codegen;
 pub mod diag;
 pub mod proxy;
 pub mod registrar;
+pub mod runtime;
 pub mod sema;
 pub mod sip;
 pub mod syntax;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 mod dump;
+pub mod run;
 
 /// sipc: a SIP proxy whose routing logic is a compiled language.
 #[derive(Debug, Parser)]
@@ -24,6 +25,8 @@ pub enum Command {
     /// Print the internal structure of an input, for debugging.
     #[command(subcommand)]
     Dump(dump::DumpCommand),
+    /// Check, compile and serve a route file as a SIP proxy.
+    Run(run::RunArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -32,5 +35,6 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Dump(cmd) => dump::run(cmd),
+        Command::Run(args) => run::run(args),
     }
 }

@@ -1,0 +1,283 @@
+//! `sipc run FILE [-D NAME[=VALUE]]… [--check-only] [-v…]`
+//!
+//! Checks the file (diagnostics are printed exactly as `sipc check` prints
+//! them; any error exits 1), compiles it to native code, and serves it:
+//! the `listen` items become the proxy's sockets, `domain`/`alias` its
+//! names, `settings { children }` the number of routing workers and
+//! `settings { debug }` the log level (overridden by `-v`). SIGINT or
+//! SIGTERM stops the server and exits 0.
+
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+
+use crate::codegen::Program;
+use crate::diag::render::{self, Style};
+use crate::diag::{Code, Diagnostic};
+use crate::proxy::Transport;
+use crate::proxy::server::{ListenSpec, ServerConfig};
+use crate::sema::ir::{CheckedProgram, Value};
+use crate::sema::{self, Options};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The route file to serve.
+    pub file: PathBuf,
+    /// Define a feature switch (`-D WITH_AUTH`) or override a constant (`-D MAX_HOPS=20`).
+    #[arg(short = 'D', value_name = "NAME[=VALUE]")]
+    pub define: Vec<String>,
+    /// Check and compile, then exit without serving.
+    #[arg(long)]
+    pub check_only: bool,
+    /// More logging: -v info, -vv debug, -vvv trace (default: the `debug` setting).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The server configuration a checked program asks for.
+pub fn server_config(prog: &CheckedProgram) -> Result<ServerConfig, String> {
+    let mut listens = Vec::new();
+    for l in &prog.listens {
+        let transport = match Transport::from_name(&l.proto) {
+            Some(Transport::Tls) => {
+                return Err(format!(
+                    "`listen {}`: TLS certificates cannot be configured from a route file yet; \
+                     use udp or tcp",
+                    l.proto
+                ));
+            }
+            Some(t) => t,
+            None => {
+                return Err(format!("`listen {}`: only udp and tcp are supported yet", l.proto));
+            }
+        };
+        let text = match &l.addr {
+            Value::Addr(s) | Value::Str(s) => s.as_str(),
+            other => return Err(format!("`listen`: not an address: {other:?}")),
+        };
+        let addr = text
+            .parse::<SocketAddr>()
+            .or_else(|_| {
+                text.trim_matches(['[', ']']).parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 5060))
+            })
+            .map_err(|_| {
+                format!("`listen {} {text}`: not an IP address with optional port", l.proto)
+            })?;
+        listens.push(ListenSpec { transport, addr });
+    }
+    if listens.is_empty() {
+        return Err(
+            "no `listen` item: say where to serve, e.g. `listen udp 127.0.0.1:5060;`".into()
+        );
+    }
+    let mut config = ServerConfig::new(listens);
+    config.names = prog.domains.clone();
+    // `children` (Kamailio's receiver processes) sizes the routing workers; 0: one per core.
+    config.workers = setting_int(prog, "children").unwrap_or(0).max(0) as usize;
+    Ok(config)
+}
+
+fn setting_int(prog: &CheckedProgram, name: &str) -> Option<i64> {
+    prog.settings.iter().find(|s| s.module.is_empty() && s.name == name).and_then(|s| {
+        match s.value {
+            Value::Int(i) => Some(i),
+            _ => None,
+        }
+    })
+}
+
+/// The log level: `-v` counts win over the `debug` setting (-1 errors … 3 debug).
+fn log_level(prog: &CheckedProgram, verbose: u8) -> tracing::Level {
+    use tracing::Level;
+    match verbose {
+        0 => match setting_int(prog, "debug").unwrap_or(0) {
+            i64::MIN..=-1 => Level::ERROR,
+            0 => Level::WARN,
+            1 | 2 => Level::INFO,
+            _ => Level::DEBUG,
+        },
+        1 => Level::INFO,
+        2 => Level::DEBUG,
+        _ => Level::TRACE,
+    }
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let mut defines = Vec::new();
+    for d in &args.define {
+        match super::check::parse_define(d) {
+            Ok(x) => defines.push(x),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let opts = Options { defines, all_features: false };
+    let name = args.file.to_string_lossy().into_owned();
+    let out = match sema::check_path(&args.file, &name, &opts) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: cannot read `{name}`: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let style = Style { color, unicode: true, width: 100 };
+    let mut stderr = std::io::stderr().lock();
+    for d in &out.diagnostics {
+        let _ = write!(stderr, "{}", render::human(&out.sources, d, style));
+    }
+    let mut errors = out.errors();
+    for define in &out.unmatched_defines {
+        let d = Diagnostic::new(
+            Code::BadDefineOption,
+            format!("`-D {define}` matches no `const` or `define` in any checked file"),
+        );
+        let names = out.define_names.iter().map(String::as_str);
+        let d = match crate::sema::resolve::suggest(define, names) {
+            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+            None => d.with_help(format!(
+                "declare it with `define {define} = false;` or `const {define} = …;`"
+            )),
+        };
+        let map = crate::syntax::span::SourceMap::new();
+        let _ = write!(stderr, "{}", render::human(&map, &d, style));
+        errors += 1;
+    }
+    if errors > 0 {
+        let warnings = out.warnings();
+        let _ = writeln!(
+            stderr,
+            "checked 1 file: {errors} error{}, {warnings} warning{}",
+            if errors == 1 { "" } else { "s" },
+            if warnings == 1 { "" } else { "s" },
+        );
+        return ExitCode::from(1);
+    }
+    drop(stderr);
+    let program = match Program::compile(&out.program) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let config = match server_config(&out.program) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    for (name, lands_with) in crate::codegen::not_yet_available(&out.program) {
+        eprintln!(
+            "note: `{name}()` is not available yet (lands with {lands_with}): it returns false \
+             (`on_*` arm nothing) without side effects"
+        );
+    }
+    if args.check_only {
+        eprintln!("{name}: checked and compiled; {} listen socket(s)", config.listens.len());
+        return ExitCode::SUCCESS;
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(log_level(&out.program, args.verbose))
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .try_init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    rt.block_on(serve(config, program))
+}
+
+async fn serve(config: ServerConfig, program: Arc<Program>) -> ExitCode {
+    let handle = match crate::proxy::server::start(config, program.clone()).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("cannot listen: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    program.set_local(handle.core.local.clone());
+    for (t, a) in &handle.bound {
+        tracing::info!("listening on {} {a}", t.via_token().to_ascii_lowercase());
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    handle.stop(std::time::Duration::from_secs(2)).await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sema::ir::Listen;
+
+    fn prog(listens: &[(&str, &str)]) -> CheckedProgram {
+        CheckedProgram {
+            listens: listens
+                .iter()
+                .map(|(p, a)| Listen {
+                    proto: p.to_string(),
+                    addr: Value::Addr(a.to_string()),
+                    advertise: None,
+                })
+                .collect(),
+            domains: vec!["sip.example.com".into()],
+            ..CheckedProgram::default()
+        }
+    }
+
+    #[test]
+    fn listens_become_sockets() {
+        let c = server_config(&prog(&[
+            ("udp", "127.0.0.1:5070"),
+            ("tcp", "[::1]:5071"),
+            ("udp", "10.0.0.1"),
+        ]))
+        .unwrap();
+        let got: Vec<_> = c.listens.iter().map(|l| (l.transport, l.addr.to_string())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Transport::Udp, "127.0.0.1:5070".to_string()),
+                (Transport::Tcp, "[::1]:5071".to_string()),
+                (Transport::Udp, "10.0.0.1:5060".to_string()),
+            ]
+        );
+        assert_eq!(c.names, vec!["sip.example.com".to_string()]);
+        assert!(server_config(&prog(&[("tls", "127.0.0.1:5061")])).unwrap_err().contains("tls"));
+        assert!(server_config(&prog(&[])).is_err());
+    }
+}

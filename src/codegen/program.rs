@@ -1,0 +1,85 @@
+//! A compiled program: native route code, its constant pool and runtime
+//! tables, ready to route requests.
+
+use crate::proxy::{Decision, LocalIdentity, RequestContext, Router};
+use crate::runtime::{RouteCtx, Shared};
+use crate::sema::ir::{CheckedProgram, Listen};
+
+use super::CompileError;
+use super::jit::JitCode;
+
+/// A compiled route program.
+///
+/// It owns its `JITModule` (inside [`JitCode`]) and the constant pool the
+/// code refers to by handle; the JIT memory is freed when the `Program` is
+/// dropped, i.e. when the last `Arc` holding it goes away.
+///
+/// `Program` is `Send + Sync` without any `unsafe impl`: the compiled code
+/// is immutable after `finalize_definitions` and only read (executed);
+/// entry points are stored as plain addresses; the module itself sits in a
+/// `Mutex` touched only on drop; the constant pool, regexes and tables are
+/// read-only; the one mutable piece, "who is myself", is an `RwLock`. All
+/// per-message state lives in a [`RouteCtx`] created on the routing thread's
+/// stack for each message, so concurrent messages share nothing mutable.
+#[derive(Debug)]
+pub struct Program {
+    shared: Shared,
+    code: JitCode,
+    request_route: Option<usize>,
+    listens: Vec<Listen>,
+    domains: Vec<String>,
+}
+
+impl Program {
+    pub fn compile(prog: &CheckedProgram) -> Result<Program, CompileError> {
+        let prog = &super::resolve_var_types(prog);
+        let mut shared = Shared::new(prog).map_err(CompileError)?;
+        let code = JitCode::compile(prog, &mut shared)?;
+        Ok(Program {
+            shared,
+            code,
+            request_route: prog.request_route.map(|r| r as usize),
+            listens: prog.listens.clone(),
+            domains: prog.domains.clone(),
+        })
+    }
+
+    /// The `listen` items.
+    pub fn listens(&self) -> &[Listen] {
+        &self.listens
+    }
+
+    /// The `domain`/`alias` names.
+    pub fn domains(&self) -> &[String] {
+        &self.domains
+    }
+
+    /// Sets the addresses and names `is_myself` answers to (after binding,
+    /// when configured ports were 0).
+    pub fn set_local(&self, local: LocalIdentity) {
+        self.shared.set_local(local);
+    }
+
+    /// Runs `request_route` on one request with a fresh context.
+    pub fn run(&self, req: &mut RequestContext) -> Decision {
+        let Some(route) = self.request_route else { return Decision::Drop };
+        let mut ctx = RouteCtx::new(req, &self.shared);
+        let result = self.code.call(route, &mut ctx);
+        ctx.finish(result)
+    }
+}
+
+impl Router for Program {
+    fn route_request(&self, ctx: &mut RequestContext) -> Decision {
+        self.run(ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn program_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Program>();
+    }
+}

@@ -1,0 +1,610 @@
+//! The bodies of the runtime functions, as safe Rust over [`RouteCtx`].
+//!
+//! Each takes the context and its `i64` arguments (see the value encoding
+//! in [`super`]) and returns an `i64` (0 for `nothing`). [`super::abi`]
+//! wraps each in an `extern "C" fn sipc_rt_*` for the JIT; the evaluator
+//! calls them directly. Both go through [`super::abi::guarded`], so the two
+//! execution engines share every line of builtin behaviour.
+
+use crate::proxy::Decision;
+use crate::sema::ir::Value;
+use crate::sip::{NameAddr, Uri};
+
+use super::{ABSENT, RouteCtx};
+
+pub type Impl = fn(&mut RouteCtx<'_>, &[i64]) -> i64;
+
+fn b(v: bool) -> i64 {
+    v as i64
+}
+
+fn s(ctx: &RouteCtx<'_>, h: i64) -> String {
+    ctx.str(h).to_owned()
+}
+
+/// Builtins whose behaviour lands with later work, and what brings them.
+/// Until then they return false (nothing for `on_*`) without side effects.
+pub const LATER: &[(&str, &str)] = &[
+    ("t_check_trans", "the transaction layer"),
+    ("t_precheck_trans", "the transaction layer"),
+    ("t_is_canceled", "the transaction layer"),
+    ("t_check_status", "the transaction layer"),
+    ("t_branch_timeout", "the transaction layer"),
+    ("append_branch", "the transaction layer"),
+    ("on_failure", "the transaction layer"),
+    ("on_reply", "the transaction layer"),
+    ("on_branch", "the transaction layer"),
+    ("save", "the registrar"),
+    ("lookup", "the registrar"),
+    ("registered", "the registrar"),
+    ("auth_check", "digest authentication"),
+    ("auth_challenge", "digest authentication"),
+    ("consume_credentials", "digest authentication"),
+];
+
+fn later(what: &str, issue: &str) -> i64 {
+    tracing::debug!("{what}: not available yet, lands with {issue}; returning false");
+    0
+}
+
+// ---- internal operations -------------------------------------------------
+
+pub fn str_eq(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    b(ctx.str(a[0]) == ctx.str(a[1]))
+}
+
+pub fn concat(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let mut out = String::with_capacity(ctx.str(a[0]).len() + ctx.str(a[1]).len());
+    out.push_str(ctx.str(a[0]));
+    out.push_str(ctx.str(a[1]));
+    ctx.alloc(out)
+}
+
+pub fn int_to_str(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    ctx.alloc(a[0].to_string())
+}
+
+pub fn bool_to_str(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    ctx.alloc(if a[0] != 0 { "true" } else { "false" })
+}
+
+/// `s =~ regexes[r]`: on success `$match(N)` are the capture groups.
+pub fn regex_match(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let shared = ctx.shared;
+    let Some(re) = shared.regexes.get(a[1] as usize) else { return 0 };
+    let text = s(ctx, a[0]);
+    let Some(caps) = re.captures(&text) else { return 0 };
+    let groups: Vec<String> =
+        caps.iter().map(|m| m.map_or(String::new(), |m| m.as_str().to_owned())).collect();
+    let handles: Vec<i64> = groups.into_iter().map(|g| ctx.alloc(g)).collect();
+    ctx.captures = handles;
+    1
+}
+
+/// Call-depth guard: 1 when another `route(…)` may be entered.
+pub fn enter(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    if ctx.depth >= super::MAX_DEPTH {
+        tracing::error!("route call depth exceeds {}", super::MAX_DEPTH);
+        ctx.failed = true;
+        return 0;
+    }
+    ctx.depth += 1;
+    1
+}
+
+pub fn leave(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    ctx.depth = ctx.depth.saturating_sub(1);
+    0
+}
+
+/// A `while` loop hit `max_while_loops`.
+pub fn loop_limit(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    tracing::warn!("while loop stopped after max_while_loops = {}", ctx.shared.max_while);
+    0
+}
+
+pub fn var_get(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    ctx.vars.get(a[0] as usize).copied().unwrap_or(0)
+}
+
+pub fn var_set(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    if let Some(slot) = ctx.vars.get_mut(a[0] as usize) {
+        *slot = a[1];
+    }
+    0
+}
+
+pub fn avp_get(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    ctx.avps.get(a[0] as usize).copied().unwrap_or(ctx.shared.empty)
+}
+
+pub fn avp_set(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    if let Some(slot) = ctx.avps.get_mut(a[0] as usize) {
+        *slot = a[1];
+    }
+    0
+}
+
+pub fn capture(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    ctx.captures.get(a[0] as usize).copied().unwrap_or(ctx.shared.empty)
+}
+
+// ---- pseudo-variables ----------------------------------------------------
+//
+// Getters take `(argument)` (the `$hdr` name handle, or the slot index of
+// `$var`/`$avp`/`$match`, else ignored); setters take `(argument, value)`.
+
+/// The handle of a string found in the message: a zero-copy slice when it
+/// lies in the received head, else a copy in the arena. `return`s from the
+/// enclosing function in the zero-copy case.
+macro_rules! share {
+    ($ctx:expr, |$m:ident| $e:expr) => {{
+        let ctx: &mut RouteCtx<'_> = $ctx;
+        let owned = {
+            let $m = &ctx.req.msg;
+            let found: Option<&str> = $e;
+            match found {
+                None | Some("") => None,
+                Some(s) => match super::head_handle($m.original().head(), s) {
+                    Some(h) => return h,
+                    None => Some(s.to_owned()),
+                },
+            }
+        };
+        match owned {
+            Some(s) => ctx.alloc(s),
+            None => ctx.shared.empty,
+        }
+    }};
+}
+
+fn ruri(ctx: &RouteCtx<'_>) -> String {
+    ctx.req.msg.request_uri().unwrap_or("").to_owned()
+}
+
+fn header(ctx: &RouteCtx<'_>, name: &str) -> String {
+    ctx.req.msg.current_values(name).next().unwrap_or("").to_owned()
+}
+
+/// Byte offset of `part` (a slice of `whole`) in `whole`.
+fn offset(whole: &str, part: &str) -> usize {
+    part.as_ptr() as usize - whole.as_ptr() as usize
+}
+
+pub fn pv_ru(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| m.request_uri())
+}
+
+pub fn pv_ru_user(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| m.request_uri().and_then(|u| Uri::parse(u).ok()).and_then(|u| u.user))
+}
+
+pub fn pv_ru_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| m.request_uri().and_then(|u| Uri::parse(u).ok()).map(|u| u.host_str))
+}
+
+pub fn pv_ru_port(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let v = ruri(ctx);
+    Uri::parse(&v).ok().map_or(0, |u| i64::from(u.port.unwrap_or(5060)))
+}
+
+pub fn set_ru(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let v = s(ctx, a[1]);
+    ctx.req.msg.set_request_uri(v);
+    0
+}
+
+/// Replaces the byte range of the current R-URI that `pick` selects (or
+/// inserts at the position it gives) with `with`.
+fn edit_ruri(
+    ctx: &mut RouteCtx<'_>,
+    with: String,
+    pick: impl Fn(&Uri<'_>, &str, &str) -> Option<(usize, usize, String)>,
+) {
+    let cur = ruri(ctx);
+    let Ok(u) = Uri::parse(&cur) else { return };
+    if let Some((start, end, text)) = pick(&u, &cur, &with) {
+        let new = format!("{}{}{}", &cur[..start], text, &cur[end..]);
+        ctx.req.msg.set_request_uri(new);
+    }
+}
+
+pub fn set_ru_user(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let with = s(ctx, a[1]);
+    edit_ruri(ctx, with, |u, cur, w| match u.user {
+        Some(user) => {
+            let start = offset(cur, user);
+            if w.is_empty() {
+                // drop "user@" (and a password with it)
+                let at = cur[start..].find('@').map_or(start + user.len(), |i| start + i + 1);
+                Some((start, at, String::new()))
+            } else {
+                Some((start, start + user.len(), w.to_owned()))
+            }
+        }
+        None if w.is_empty() => None,
+        None => {
+            let host = offset(cur, u.host_str);
+            Some((host, host, format!("{w}@")))
+        }
+    });
+    0
+}
+
+pub fn set_ru_host(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let with = s(ctx, a[1]);
+    edit_ruri(ctx, with, |u, cur, w| {
+        let start = offset(cur, u.host_str);
+        Some((start, start + u.host_str.len(), w.to_owned()))
+    });
+    0
+}
+
+pub fn set_ru_port(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let port = a[1];
+    edit_ruri(ctx, String::new(), |u, cur, _| {
+        let host_end = offset(cur, u.host_str) + u.host_str.len();
+        let end = match u.port {
+            Some(_) => {
+                let digits = cur[host_end + 1..].bytes().take_while(u8::is_ascii_digit).count();
+                host_end + 1 + digits
+            }
+            None => host_end,
+        };
+        let text = if port <= 0 { String::new() } else { format!(":{port}") };
+        Some((host_end, end, text))
+    });
+    0
+}
+
+pub fn pv_du(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let v = ctx.req.destination.clone().unwrap_or_default();
+    ctx.alloc(v)
+}
+
+pub fn set_du(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let v = s(ctx, a[1]);
+    ctx.req.destination = if v.is_empty() { None } else { Some(v) };
+    0
+}
+
+fn first<'m>(m: &'m crate::sip::EditedMessage, name: &'m str) -> Option<&'m str> {
+    m.current_values(name).next()
+}
+
+fn uri_of<'m>(m: &'m crate::sip::EditedMessage, name: &'m str) -> Option<crate::sip::Uri<'m>> {
+    first(m, name).and_then(|l| NameAddr::parse(l).ok()).map(|n| n.uri)
+}
+
+pub fn pv_fu(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| uri_of(m, "From").map(|u| u.raw()))
+}
+pub fn pv_fu_user(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| uri_of(m, "From").and_then(|u| u.user))
+}
+pub fn pv_fu_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| uri_of(m, "From").map(|u| u.host_str))
+}
+pub fn pv_tu(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| uri_of(m, "To").map(|u| u.raw()))
+}
+pub fn pv_tu_user(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| uri_of(m, "To").and_then(|u| u.user))
+}
+pub fn pv_tu_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| uri_of(m, "To").map(|u| u.host_str))
+}
+
+pub fn pv_si(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let v = ctx.req.source.ip().to_string();
+    ctx.alloc(v)
+}
+
+pub fn pv_sp(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    i64::from(ctx.req.source.port())
+}
+
+pub fn pv_rm(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| m.original().method_str())
+}
+
+/// `$rs`, `$T_reply_code`: request routes see no reply (0).
+pub fn pv_zero(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    0
+}
+
+/// `$rr`, `$Ri`: empty (no reply; the receiving socket is not passed to routes yet).
+pub fn pv_empty(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    ctx.shared.empty
+}
+
+pub fn pv_ci(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| m.original().call_id().ok().flatten())
+}
+
+pub fn pv_ua(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| first(m, "User-Agent"))
+}
+
+pub fn pv_ct(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| first(m, "Contact"))
+}
+
+pub fn pv_cs(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    ctx.req.msg.original().cseq().ok().flatten().map_or(0, |c| i64::from(c.seq))
+}
+
+fn credential_param(ctx: &mut RouteCtx<'_>, param: &str) -> i64 {
+    let mut line = header(ctx, "Authorization");
+    if line.is_empty() {
+        line = header(ctx, "Proxy-Authorization");
+    }
+    let v = line
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| {
+            let k = k.trim();
+            let k = k.rsplit(' ').next().unwrap_or(k);
+            k.eq_ignore_ascii_case(param)
+        })
+        .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+        .unwrap_or_default();
+    ctx.alloc(v)
+}
+
+pub fn pv_au(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    credential_param(ctx, "username")
+}
+
+pub fn pv_ar(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    credential_param(ctx, "realm")
+}
+
+pub fn pv_ml(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    ctx.req.msg.original().as_bytes().len() as i64
+}
+
+pub fn pv_proto(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let v = ctx.req.transport.via_token().to_ascii_lowercase();
+    ctx.alloc(v)
+}
+
+pub fn pv_hdr(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let name = s(ctx, a[0]);
+    share!(ctx, |m| first(m, &name))
+}
+
+// ---- functions -----------------------------------------------------------
+
+/// Max-Forwards is decremented by the core when it forwards (RFC 3261
+/// §16.6 step 3) and 0 is already answered 483 before routing; this only
+/// reports whether the request may still be forwarded. A value above
+/// `limit` is not lowered (the core owns the header).
+pub fn maxfwd_ok(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    b(ctx.req.msg.original().max_forwards().ok().flatten() != Some(0))
+}
+
+/// The core validated the message (400 with the fault named) before routing.
+pub fn sanity_check(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    1
+}
+
+pub fn is_method(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let m = ctx.req.msg.original().method_str().unwrap_or("");
+    b(ctx.str(a[0]).split('|').any(|x| x.trim() == m))
+}
+
+pub fn is_myself(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let text = s(ctx, a[0]);
+    let local = ctx.shared.local.read().unwrap_or_else(|e| e.into_inner());
+    b(Uri::parse(&text).is_ok_and(|u| local.is_local_uri(&u)))
+}
+
+pub fn has_to_tag(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    b(ctx.req.msg.original().to().ok().flatten().is_some_and(|t| t.tag().is_some()))
+}
+
+/// The core has already done RFC 3261 §16.4 (this proxy's own Route
+/// entries are removed before routing); `loose_route()` is true when the
+/// request arrived with a Route header, i.e. it follows a route set.
+pub fn loose_route(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    b(ctx.req.msg.original().headers_named("Route").next().is_some())
+}
+
+pub fn record_route(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    ctx.req.record_route = true;
+    1
+}
+
+pub fn t_check_trans(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    later("t_check_trans", "the transaction layer")
+}
+pub fn t_precheck_trans(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    later("t_precheck_trans", "the transaction layer")
+}
+pub fn t_is_canceled(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    later("t_is_canceled", "the transaction layer")
+}
+pub fn t_check_status(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    later("t_check_status", "the transaction layer")
+}
+pub fn t_branch_timeout(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    later("t_branch_timeout", "the transaction layer")
+}
+pub fn append_branch(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    later("append_branch", "the transaction layer")
+}
+pub fn save(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    later("save", "the registrar")
+}
+pub fn lookup(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    later("lookup", "the registrar")
+}
+pub fn registered(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    later("registered", "the registrar")
+}
+pub fn auth_check(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    later("auth_check", "digest authentication")
+}
+pub fn auth_challenge(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    later("auth_challenge", "digest authentication")
+}
+pub fn consume_credentials(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    later("consume_credentials", "digest authentication")
+}
+/// `on_failure`/`on_reply`/`on_branch`: nothing to arm without transactions.
+pub fn arm_route(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    tracing::debug!("on_failure/on_reply/on_branch: transactions land with a later issue");
+    0
+}
+
+fn decide(ctx: &mut RouteCtx<'_>, d: Decision) -> i64 {
+    if ctx.decision.is_some() {
+        tracing::debug!("request already handled; {d:?} ignored");
+        return 0;
+    }
+    ctx.decision = Some(d);
+    1
+}
+
+/// `relay()` and `forward()`: stateless forwarding (the transaction layer
+/// that makes `relay()` stateful is a later issue).
+pub fn forward(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    if a[0] != ABSENT {
+        let d = s(ctx, a[0]);
+        if !d.is_empty() {
+            ctx.req.destination = Some(d);
+        }
+    }
+    decide(ctx, Decision::Forward)
+}
+
+pub fn reply(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let code = a[0].clamp(100, 699) as u16;
+    let reason = s(ctx, a[1]);
+    decide(ctx, Decision::Reply { code, reason })
+}
+
+pub fn reply_error(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    decide(ctx, Decision::Reply { code: 500, reason: "Server Internal Error".into() })
+}
+
+pub fn is_present_hf(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let name = s(ctx, a[0]);
+    b(ctx.req.msg.current_values(&name).next().is_some())
+}
+
+/// `"Name: value\r\n"` (the line end is optional).
+pub fn append_hf(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let line = s(ctx, a[0]);
+    let mut ok = false;
+    for l in line.split("\r\n").flat_map(|l| l.split('\n')).filter(|l| !l.trim().is_empty()) {
+        let Some((name, value)) = l.split_once(':') else { return 0 };
+        let name = name.trim();
+        if name.is_empty() || !name.bytes().all(|c| c.is_ascii_graphic()) {
+            return 0;
+        }
+        ctx.req.msg.append(name, value.trim());
+        ok = true;
+    }
+    b(ok)
+}
+
+pub fn remove_hf(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let name = s(ctx, a[0]);
+    ctx.req.msg.remove_all(&name) as i64
+}
+
+pub fn replace_hf(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let (name, value) = (s(ctx, a[0]), s(ctx, a[1]));
+    ctx.req.msg.set_header(&name, &value);
+    1
+}
+
+pub fn str_len(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    ctx.str(a[0]).len() as i64
+}
+
+pub fn str_lower(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let v = ctx.str(a[0]).to_ascii_lowercase();
+    ctx.alloc(v)
+}
+
+pub fn str_upper(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let v = ctx.str(a[0]).to_ascii_uppercase();
+    ctx.alloc(v)
+}
+
+/// Byte-based and clamped; a cut through a UTF-8 sequence is replaced by U+FFFD.
+pub fn str_substr(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let bytes = ctx.str(a[0]).as_bytes();
+    let start = a[1].clamp(0, bytes.len() as i64) as usize;
+    let len = a[2].clamp(0, (bytes.len() - start) as i64) as usize;
+    let v = String::from_utf8_lossy(&bytes[start..start + len]).into_owned();
+    ctx.alloc(v)
+}
+
+pub fn str_contains(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    b(ctx.str(a[0]).contains(ctx.str(a[1])))
+}
+
+pub fn str_starts_with(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    b(ctx.str(a[0]).starts_with(ctx.str(a[1])))
+}
+
+pub fn to_int(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    ctx.str(a[0]).trim().parse().unwrap_or(0)
+}
+
+pub fn log(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let msg = ctx.str(a[1]);
+    match a[0] {
+        0 => tracing::error!(target: "sipc::route", "{msg}"),
+        1 => tracing::warn!(target: "sipc::route", "{msg}"),
+        2 | 3 => tracing::info!(target: "sipc::route", "{msg}"),
+        _ => tracing::debug!(target: "sipc::route", "{msg}"),
+    }
+    0
+}
+
+fn bit(a: i64) -> u64 {
+    1u64 << (a.clamp(0, 63) as u32)
+}
+
+pub fn setflag(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    ctx.flags |= bit(a[0]);
+    0
+}
+
+pub fn resetflag(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    ctx.flags &= !bit(a[0]);
+    0
+}
+
+pub fn isflagset(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    b(ctx.flags & bit(a[0]) != 0)
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Str(s) | Value::Addr(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Duration(d) => format!("{d}ms"),
+    }
+}
+
+fn table_find(ctx: &RouteCtx<'_>, a: &[i64]) -> Option<String> {
+    let key = ctx.str(a[1]);
+    let table = ctx.shared.tables.get(a[0] as usize)?;
+    table.iter().find(|(k, _)| value_text(k) == key).map(|(_, v)| value_text(v))
+}
+
+pub fn table_get(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let v = table_find(ctx, a).unwrap_or_default();
+    ctx.alloc(v)
+}
+
+pub fn table_has(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    b(table_find(ctx, a).is_some())
+}
