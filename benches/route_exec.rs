@@ -78,7 +78,7 @@ fn main() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let configs = [
         ("default.route", std::fs::read_to_string(dir.join("default.route")).unwrap()),
-        ("stateless.route", std::fs::read_to_string(dir.join("stateless.route")).unwrap()),
+        ("stateless.route", std::fs::read_to_string(dir.join("bench/stateless.route")).unwrap()),
         ("compute", COMPUTE.to_owned()),
     ];
     let msg = EditedMessage::new(Message::parse(Bytes::from_static(INVITE.as_bytes())).unwrap());

@@ -22,8 +22,8 @@ fn examples_pass_with_deny_warnings() {
         args.extend_from_slice(flags);
         args.extend([
             "examples/default.route",
-            "examples/stateless.route",
-            "examples/stateful.route",
+            "examples/bench/stateless.route",
+            "examples/bench/stateful.route",
         ]);
         let (code, _, err) = sipc(&args);
         assert_eq!(code, 0, "{err}");
@@ -81,7 +81,7 @@ fn unmatched_define_is_an_error() {
 
 #[test]
 fn dump_ast() {
-    let (code, out, _) = sipc(&["dump", "ast", "examples/stateless.route"]);
+    let (code, out, _) = sipc(&["dump", "ast", "examples/bench/stateless.route"]);
     assert_eq!(code, 0);
     assert!(out.contains("Request"), "{out}");
 }

@@ -398,8 +398,8 @@ fn examples_agree_between_jit_and_evaluator() {
         ("default.route", vec![]),
         ("default.route", vec![("WITH_AUTH", None)]),
         ("default.route", vec![("WITH_PSTN", None)]),
-        ("stateless.route", vec![]),
-        ("stateful.route", vec![]),
+        ("bench/stateless.route", vec![]),
+        ("bench/stateful.route", vec![]),
     ];
     let mut decisions = Vec::new();
     for (name, defs) in variants {
@@ -493,8 +493,8 @@ fn corpus_requests_agree_between_jit_and_evaluator() {
     for (name, defs) in [
         ("default.route", vec![]),
         ("default.route", vec![("WITH_AUTH", None), ("WITH_PSTN", None)]),
-        ("stateless.route", vec![]),
-        ("stateful.route", vec![]),
+        ("bench/stateless.route", vec![]),
+        ("bench/stateful.route", vec![]),
     ] {
         programs.push(example(name, &defs));
     }

@@ -14,7 +14,8 @@ fn resident_pages() -> Option<u64> {
 
 #[test]
 fn compiling_and_dropping_programs_keeps_memory_flat() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/stateless.route");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench/stateless.route");
     let out = sema::check_path(&path, "stateless.route", &Options::default()).unwrap();
     assert_eq!(out.errors(), 0);
     let round = |n: usize| {

@@ -31,7 +31,8 @@ async fn serve(src: &str) -> ServerHandle {
 }
 
 fn example_with_next_hop(port: u16) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/stateless.route");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench/stateless.route");
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains("127.0.0.1:5080"));
     text.replace("127.0.0.1:5080", &format!("127.0.0.1:{port}"))
@@ -164,12 +165,12 @@ fn sipc_run_on_a_broken_config_exits_1_with_the_diagnostic() {
 #[test]
 fn sipc_run_check_only_compiles_the_examples() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    for name in ["default.route", "stateless.route", "stateful.route"] {
+    for name in ["default.route", "bench/stateless.route", "bench/stateful.route"] {
         let path = dir.join(name);
         let (code, err) =
             run_sipc(&["run", "--check-only", path.to_str().unwrap()], Duration::from_secs(20));
         assert_eq!(code, Some(0), "{name}: {err}");
-        if name == "stateful.route" {
+        if name == "bench/stateful.route" {
             assert!(err.contains("note: `save()` is not available yet"), "{err}");
         }
     }
