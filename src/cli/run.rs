@@ -38,21 +38,27 @@ pub struct RunArgs {
     pub verbose: u8,
 }
 
-/// The server configuration a checked program asks for.
+/// The server configuration a checked program asks for, with relative
+/// paths (TLS files) taken from the working directory.
 pub fn server_config(prog: &CheckedProgram) -> Result<ServerConfig, String> {
+    server_config_in(prog, std::path::Path::new("."))
+}
+
+/// The server configuration, with relative paths resolved from `base`
+/// (the directory of the config file).
+pub fn server_config_in(
+    prog: &CheckedProgram,
+    base: &std::path::Path,
+) -> Result<ServerConfig, String> {
     let mut listens = Vec::new();
     for l in &prog.listens {
         let transport = match Transport::from_name(&l.proto) {
-            Some(Transport::Tls) => {
-                return Err(format!(
-                    "`listen {}`: TLS certificates cannot be configured from a route file yet; \
-                     use udp or tcp",
-                    l.proto
-                ));
-            }
             Some(t) => t,
             None => {
-                return Err(format!("`listen {}`: only udp and tcp are supported yet", l.proto));
+                return Err(format!(
+                    "`listen {}`: only udp, tcp and tls are supported yet",
+                    l.proto
+                ));
             }
         };
         let text = match &l.addr {
@@ -74,7 +80,33 @@ pub fn server_config(prog: &CheckedProgram) -> Result<ServerConfig, String> {
             "no `listen` item: say where to serve, e.g. `listen udp 127.0.0.1:5060;`".into()
         );
     }
+    let wants_tls = listens.iter().any(|l| l.transport == Transport::Tls);
+    let tls_path = |name: &str| {
+        prog.settings.iter().find(|s| s.module == "tls" && s.name == name).and_then(|s| {
+            match &s.value {
+                Value::Str(p) => Some(base.join(p)),
+                _ => None,
+            }
+        })
+    };
+    let tls = match (tls_path("certificate"), tls_path("private_key")) {
+        (Some(cert), Some(key)) => {
+            let ca = tls_path("ca_list");
+            Some(
+                crate::proxy::tls::TlsMaterial::from_files(&cert, &key, ca.as_deref())
+                    .map_err(|e| format!("`module tls`: {e}"))?,
+            )
+        }
+        _ if wants_tls => {
+            return Err(
+                "`listen tls` needs `module tls { certificate = \"…\"; private_key = \"…\"; }`"
+                    .into(),
+            );
+        }
+        _ => None,
+    };
     let mut config = ServerConfig::new(listens);
+    config.tls = tls;
     config.names = prog.domains.clone();
     // `children` (Kamailio's receiver processes) sizes the routing workers; 0: one per core.
     config.workers = setting_int(prog, "children").unwrap_or(0).max(0) as usize;
@@ -167,7 +199,8 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let config = match server_config(&out.program) {
+    let base = args.file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let config = match server_config_in(&out.program, &base) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

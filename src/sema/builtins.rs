@@ -510,6 +510,24 @@ pub static SETTINGS: &[SettingDef] = &[
         "Lifetime of a registration that asks for none."
     ),
     setting!("auth", nonce_expire, Duration, "How long a digest nonce stays valid."),
+    setting!(
+        "tls",
+        certificate,
+        Str,
+        "PEM certificate chain for `listen tls` (path; relative to the config file)."
+    ),
+    setting!(
+        "tls",
+        private_key,
+        Str,
+        "PEM private key of that certificate (path; relative to the config file)."
+    ),
+    setting!(
+        "tls",
+        ca_list,
+        Str,
+        "PEM CA certificates trusted for outgoing TLS (path); without it outgoing TLS is refused."
+    ),
     setting!("auth", realm, Str, "Default realm for challenges."),
 ];
 
