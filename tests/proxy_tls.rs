@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{PrivateKeyDer, ServerName};
 use sipc::proxy::server::ListenSpec;
 use sipc::proxy::tls::TlsMaterial;
 use sipc::proxy::{Decision, RequestContext, Router, Transport};
@@ -23,38 +22,15 @@ struct Pki {
 }
 
 fn pki() -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    leaf_params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    let (cert, key, ca) = test_pki();
     Pki {
         material: TlsMaterial {
-            cert_chain_pem: leaf.pem().into_bytes(),
-            key_pem: leaf_key.serialize_pem().into_bytes(),
-            ca_pem: Some(ca.pem().into_bytes()),
+            cert_chain_pem: cert.into_bytes(),
+            key_pem: key.into_bytes(),
+            ca_pem: Some(ca.clone().into_bytes()),
         },
-        ca_pem: ca.pem(),
+        ca_pem: ca,
     }
-}
-
-fn client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
 }
 
 /// Forwards `tls…` users over TLS to `tls_target`, everything else to `udp_target`.
@@ -93,7 +69,7 @@ async fn tls_client_through_the_proxy_to_udp() {
     let p = tls_proxy(&pki, TlsRouter { udp_target: Some(uas.addr), tls_target: None }).await;
     let ptls = p.addr(Transport::Tls).unwrap();
 
-    let connector = tokio_rustls::TlsConnector::from(client_config(&pki.ca_pem));
+    let connector = tokio_rustls::TlsConnector::from(tls_client_config(&pki.ca_pem));
     let tcp = TcpStream::connect(ptls).await.unwrap();
     let local = tcp.local_addr().unwrap();
     let mut tls = connector.connect(ServerName::IpAddress(ptls.ip().into()), tcp).await.unwrap();

@@ -2,29 +2,21 @@
 //! file (`module tls { … }`), certificates made by rcgen in the test.
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+mod support;
+
+use rustls_pki_types::ServerName;
+use support::{test_pki, tls_client_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipc_run_serves_tls_with_the_configured_certificate() {
     let dir = std::env::temp_dir().join(format!("sipc-run-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    leaf_params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
+    let (cert, key, ca) = test_pki();
+    std::fs::write(dir.join("cert.pem"), cert).unwrap();
+    std::fs::write(dir.join("key.pem"), key).unwrap();
     let port = 20000 + ((std::process::id() + 7919) % 20000) as u16;
     let route = dir.join("tls.route");
     std::fs::write(
@@ -43,16 +35,7 @@ async fn sipc_run_serves_tls_with_the_configured_certificate() {
         .spawn()
         .unwrap();
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tokio_rustls::TlsConnector::from(tls_client_config(&ca));
     let started = Instant::now();
     let mut answer = String::new();
     while started.elapsed() < Duration::from_secs(20) && answer.is_empty() {

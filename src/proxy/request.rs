@@ -22,7 +22,7 @@ pub struct Reject {
 }
 
 impl Reject {
-    fn new(code: u16, reason: &'static str) -> Self {
+    pub fn new(code: u16, reason: &'static str) -> Self {
         Self { code, reason, extra: Vec::new() }
     }
 }

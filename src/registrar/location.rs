@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use super::canonical_aor;
+use crate::proxy::Reject;
 use crate::sip::{Contact, Message};
 
 /// Registrar settings.
@@ -71,19 +72,8 @@ impl Binding {
     }
 }
 
-/// Why a REGISTER was refused: the response to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegisterError {
-    pub code: u16,
-    pub reason: &'static str,
-    pub extra: Vec<(&'static str, String)>,
-}
-
-impl RegisterError {
-    fn new(code: u16, reason: &'static str) -> Self {
-        Self { code, reason, extra: Vec::new() }
-    }
-}
+/// Why a REGISTER was refused: the response to send (the proxy's [`Reject`]).
+pub type RegisterError = Reject;
 
 const SHARDS: usize = 64;
 

@@ -51,6 +51,49 @@ impl HeaderName {
     /// Number of variants, for per-name lookup arrays.
     pub const COUNT: usize = HeaderName::Other as usize + 1;
 
+    /// Every variant, in discriminant order (a test checks the order).
+    pub const ALL: [HeaderName; HeaderName::COUNT] = {
+        use HeaderName::*;
+        [
+            Via,
+            From,
+            To,
+            CallId,
+            CSeq,
+            MaxForwards,
+            Route,
+            RecordRoute,
+            Contact,
+            ContentLength,
+            ContentType,
+            ContentEncoding,
+            Expires,
+            MinExpires,
+            Allow,
+            Supported,
+            Require,
+            ProxyRequire,
+            Unsupported,
+            Subject,
+            Event,
+            AllowEvents,
+            ReferTo,
+            ReferredBy,
+            SessionExpires,
+            Authorization,
+            ProxyAuthorization,
+            WwwAuthenticate,
+            ProxyAuthenticate,
+            UserAgent,
+            Server,
+            Path,
+            Accept,
+            Date,
+            Timestamp,
+            Other,
+        ]
+    };
+
     /// The canonical spelling, used when sipc writes a header of its own.
     pub fn as_str(self) -> &'static str {
         use HeaderName::*;
@@ -230,48 +273,12 @@ mod tests {
 
     #[test]
     fn every_variant_round_trips_through_its_name() {
-        for i in 0..HeaderName::COUNT - 1 {
-            let names = [
-                Via,
-                From,
-                To,
-                CallId,
-                CSeq,
-                MaxForwards,
-                Route,
-                RecordRoute,
-                Contact,
-                ContentLength,
-                ContentType,
-                ContentEncoding,
-                Expires,
-                MinExpires,
-                Allow,
-                Supported,
-                Require,
-                ProxyRequire,
-                Unsupported,
-                Subject,
-                Event,
-                AllowEvents,
-                ReferTo,
-                ReferredBy,
-                SessionExpires,
-                Authorization,
-                ProxyAuthorization,
-                WwwAuthenticate,
-                ProxyAuthenticate,
-                UserAgent,
-                Server,
-                Path,
-                Accept,
-                Date,
-                Timestamp,
-            ];
-            let n = names[i];
+        for (i, &n) in HeaderName::ALL.iter().enumerate() {
             assert_eq!(n as usize, i);
-            assert_eq!(HeaderName::classify(n.as_str()), n);
-            assert_eq!(HeaderName::classify(&n.as_str().to_ascii_lowercase()), n);
+            if n != Other {
+                assert_eq!(HeaderName::classify(n.as_str()), n);
+                assert_eq!(HeaderName::classify(&n.as_str().to_ascii_lowercase()), n);
+            }
         }
         assert_eq!(HeaderName::classify("X-Custom"), Other);
         assert_eq!(HeaderName::classify("NewFangledHeader"), Other);

@@ -195,3 +195,37 @@ pub async fn proxy_with(router: impl Router, tune: impl FnOnce(&mut ServerConfig
     tune(&mut config);
     start(config, Arc::new(router)).await.unwrap()
 }
+
+/// A private CA and a leaf certificate for 127.0.0.1 (and `localhost`),
+/// made by rcgen: `(leaf PEM, leaf key PEM, CA PEM)`.
+pub fn test_pki() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    leaf_params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    (leaf.pem(), leaf_key.serialize_pem(), ca.pem())
+}
+
+/// A TLS client configuration trusting `ca_pem`.
+pub fn tls_client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
