@@ -103,7 +103,22 @@ fn main() {
         let te = time(n, || eval.run(&mut fresh(&msg))) - base;
         ratios.push((name, tj, te));
     }
+    // Compile time: what a reload of the config costs (check + JIT).
+    let default = &configs[0].1;
+    let mut g = c.benchmark_group("compile");
+    g.sample_size(20);
+    g.bench_function("default.route check+jit", |b| {
+        b.iter(|| Program::compile(&program("default.route", black_box(default))).unwrap())
+    });
+    g.finish();
+    let started = std::time::Instant::now();
+    let rounds = 20;
+    for _ in 0..rounds {
+        black_box(Program::compile(&program("default.route", default)).unwrap());
+    }
+    let compile_ms = started.elapsed().as_secs_f64() * 1e3 / f64::from(rounds);
     c.final_summary();
+    println!("default.route: check + compile to native code {compile_ms:.2} ms (target < 20 ms)");
     for (name, tj, te) in ratios {
         println!(
             "{name}: jit {:.0} ns, evaluator {:.0} ns per request_route (message copy excluded): evaluator/jit = {:.2}x",
