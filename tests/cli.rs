@@ -85,3 +85,18 @@ fn dump_ast() {
     assert_eq!(code, 0);
     assert!(out.contains("Request"), "{out}");
 }
+
+#[test]
+fn dump_clif_prints_the_ir_of_each_route() {
+    let (code, out, err) = sipc(&["dump", "clif", "examples/bench/stateless.route"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("; request_route \nfunction u0:0(i64) -> i64"), "{out}");
+    assert!(out.contains("iconst.i64 483"), "the 483 reply is in the IR");
+    let (code, out, _) =
+        sipc(&["dump", "clif", "--route", "request_route", "examples/default.route"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.matches("\nfunction ").count() + usize::from(out.starts_with("function")), 1);
+    let (code, _, err) = sipc(&["dump", "clif", "--route", "NOPE", "examples/default.route"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no route named `NOPE`"));
+}

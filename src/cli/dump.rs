@@ -17,13 +17,71 @@ pub enum DumpCommand {
         /// The `.route` file.
         file: PathBuf,
     },
+    /// Check and compile a route file and print the Cranelift IR of its routes.
+    Clif {
+        /// The `.route` file.
+        file: PathBuf,
+        /// Only this route (`request_route`, `reply_route`, or a route's name).
+        #[arg(long)]
+        route: Option<String>,
+        /// Define a feature switch or override a constant, as for `sipc check`.
+        #[arg(short = 'D', value_name = "NAME[=VALUE]")]
+        define: Vec<String>,
+    },
 }
 
 pub fn run(cmd: DumpCommand) -> ExitCode {
     match cmd {
         DumpCommand::Sip { file } => crate::sip::dump::dump_file(&file),
         DumpCommand::Ast { file } => dump_ast(&file),
+        DumpCommand::Clif { file, route, define } => dump_clif(&file, route.as_deref(), &define),
     }
+}
+
+fn dump_clif(file: &std::path::Path, only: Option<&str>, define: &[String]) -> ExitCode {
+    let mut defines = Vec::new();
+    for d in define {
+        match super::check::parse_define(d) {
+            Ok(x) => defines.push(x),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let opts = crate::sema::Options { defines, all_features: false };
+    let out = match crate::sema::check_path(file, &file.to_string_lossy(), &opts) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    if out.errors() > 0 {
+        eprint!("{}", super::check::render_plain(&out));
+        return ExitCode::from(1);
+    }
+    let ir = match crate::codegen::Program::clif(&out.program) {
+        Ok(ir) => ir,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut shown = 0;
+    for (route, text) in out.program.routes.iter().zip(ir) {
+        let kind = route.kind.keyword();
+        let wanted = only.is_none_or(|o| o == route.name || (route.name.is_empty() && o == kind));
+        if wanted {
+            println!("; {kind} {}\n{text}", route.name);
+            shown += 1;
+        }
+    }
+    if shown == 0 {
+        eprintln!("error: no route named `{}`", only.unwrap_or_default());
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }
 
 fn dump_ast(file: &std::path::Path) -> ExitCode {

@@ -44,6 +44,16 @@ fn err(what: &str) -> impl Fn(cranelift_module::ModuleError) -> CompileError + '
 impl JitCode {
     /// Compiles every route of `prog`; string constants are interned into `shared`.
     pub fn compile(prog: &CheckedProgram, shared: &mut Shared) -> Result<JitCode, CompileError> {
+        Self::compile_keeping_ir(prog, shared, None)
+    }
+
+    /// As [`JitCode::compile`], also pushing each route's Cranelift IR (as
+    /// lowered, before optimisation) onto `ir`, in `RouteId` order.
+    pub fn compile_keeping_ir(
+        prog: &CheckedProgram,
+        shared: &mut Shared,
+        mut ir: Option<&mut Vec<String>>,
+    ) -> Result<JitCode, CompileError> {
         let bad = abi::check_catalog();
         if !bad.is_empty() {
             return Err(CompileError(bad.join("; ")));
@@ -86,6 +96,9 @@ impl JitCode {
             ctx.func.name = UserFuncName::user(0, id.as_u32());
             let b = cranelift_frontend::FunctionBuilder::new(&mut ctx.func, &mut fctx);
             FnLower::route(b, &mut module, &mut imports, shared, prog, &ids, i as u32)?;
+            if let Some(ir) = ir.as_deref_mut() {
+                ir.push(ctx.func.display().to_string());
+            }
             module.define_function(*id, &mut ctx).map_err(err("define route"))?;
             module.clear_context(&mut ctx);
         }

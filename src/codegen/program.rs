@@ -44,6 +44,16 @@ impl Program {
         })
     }
 
+    /// The Cranelift IR of every route, in `RouteId` order (`sipc dump clif`).
+    pub fn clif(prog: &CheckedProgram) -> Result<Vec<String>, CompileError> {
+        let prog = &super::resolve_var_types(prog);
+        let mut shared = Shared::new(prog).map_err(CompileError)?;
+        let mut ir = Vec::new();
+        // The compiled code is dropped (and its memory freed) right away.
+        JitCode::compile_keeping_ir(prog, &mut shared, Some(&mut ir))?;
+        Ok(ir)
+    }
+
     /// The `listen` items.
     pub fn listens(&self) -> &[Listen] {
         &self.listens
