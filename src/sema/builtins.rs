@@ -169,6 +169,21 @@ pub struct Func {
     pub symbol: &'static str,
 }
 
+impl Func {
+    /// Each parameter as `name: type`, with `?` on optional ones; shared by
+    /// help lines and the generated reference.
+    pub fn params_text(&self) -> Vec<String> {
+        self.params
+            .iter()
+            .enumerate()
+            .map(|(i, (n, p))| {
+                let opt = if i >= self.min_args { "?" } else { "" };
+                format!("{n}{opt}: {}", p.describe())
+            })
+            .collect()
+    }
+}
+
 macro_rules! func {
     ($name:ident ( $($p:ident : $t:expr),* ) $(min $min:literal)? -> $ret:ident, $kinds:expr, $eff:ident, $doc:literal) => {
         Func {
@@ -549,15 +564,7 @@ pub fn markdown() -> String {
         "# sipc builtins\n\n<!-- Generated from src/sema/builtins.rs; regenerate with `SIPC_BLESS=1 cargo test --test docs`. -->\n\n## Functions\n\n",
     );
     for f in FUNCTIONS {
-        let params: Vec<String> = f
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, (n, p))| {
-                let opt = if i >= f.min_args { "?" } else { "" };
-                format!("{n}{opt}: {}", p.describe())
-            })
-            .collect();
+        let params = f.params_text();
         out.push_str(&format!(
             "### `{}({})` → {}\n\n{}\n\n- allowed in: {}\n- runtime symbol: `{}`\n\n",
             f.name,

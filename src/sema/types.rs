@@ -546,14 +546,5 @@ impl Checker<'_> {
 
 /// `name(a: str, b?: int) -> bool`, for help lines.
 pub fn signature(f: &Func) -> String {
-    let params: Vec<String> = f
-        .params
-        .iter()
-        .enumerate()
-        .map(|(i, (n, p))| {
-            let opt = if i >= f.min_args { "?" } else { "" };
-            format!("{n}{opt}: {}", p.describe())
-        })
-        .collect();
-    format!("{}({}) -> {}", f.name, params.join(", "), f.ret.name())
+    format!("{}({}) -> {}", f.name, f.params_text().join(", "), f.ret.name())
 }
