@@ -67,13 +67,17 @@ fn hash_dialog(req: &Message, h: &mut DefaultHasher) {
 
 /// Is `req` looping through this proxy (§16.3 step 4)?
 pub fn is_loop(req: &Message, local: &LocalIdentity) -> bool {
-    let want = format!("{:016x}", loop_hash(req));
+    // The hash is computed only when one of our Vias is present: most
+    // requests have none, and forwarding computes it again for the branch.
+    let mut want: Option<String> = None;
     req.vias().skip(1).filter_map(Result::ok).any(|v| {
         local.is_local_via(&v)
             && v.branch()
                 .and_then(|b| b.strip_prefix(MAGIC_COOKIE))
                 .and_then(|b| b.split_once('.'))
-                .is_some_and(|(_, loop_part)| loop_part == want)
+                .is_some_and(|(_, loop_part)| {
+                    loop_part == want.get_or_insert_with(|| format!("{:016x}", loop_hash(req)))
+                })
     })
 }
 
