@@ -16,3 +16,4 @@ pub mod runtime;
 pub mod sema;
 pub mod sip;
 pub mod syntax;
+pub mod txn;
