@@ -141,6 +141,12 @@ impl ClientTxn {
         }
     }
 
+    /// The proxy gave up on this transaction (Timer C, or no reply after a
+    /// CANCEL): it ends without another event.
+    pub fn abandon(&mut self) {
+        self.state = ClientState::Terminated;
+    }
+
     /// The transport reported that the request could not be sent.
     pub fn on_transport_error(&mut self) -> Vec<ClientAction> {
         if self.is_pending() {
@@ -168,7 +174,9 @@ impl ClientTxn {
                 self.state = Terminated;
                 vec![Timeout, Terminate]
             }
-            (ClientTimer::D, Completed) | (ClientTimer::K, Completed) | (ClientTimer::M, Accepted) => {
+            (ClientTimer::D, Completed)
+            | (ClientTimer::K, Completed)
+            | (ClientTimer::M, Accepted) => {
                 self.state = Terminated;
                 vec![Terminate]
             }

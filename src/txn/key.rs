@@ -40,7 +40,11 @@ impl ServerKey {
         match via.branch() {
             Some(b) if b.starts_with(MAGIC_COOKIE) => Some(ServerKey::Rfc3261 {
                 branch: b.to_owned(),
-                sent_by: format!("{}:{}", via.host.to_string().to_ascii_lowercase(), via.port_or_default()),
+                sent_by: format!(
+                    "{}:{}",
+                    via.host.to_string().to_ascii_lowercase(),
+                    via.port_or_default()
+                ),
                 method: method.to_owned(),
             }),
             _ => {
@@ -88,7 +92,9 @@ mod tests {
         assert_ne!(ServerKey::of(&cancel).unwrap(), invite);
         assert_eq!(ServerKey::cancelled_invite(&cancel).unwrap(), invite);
         assert_ne!(ServerKey::of(&req("INVITE", "z9hG4bK2")).unwrap(), invite);
-        assert!(matches!(invite, ServerKey::Rfc3261 { ref sent_by, .. } if sent_by == "host.example.com:5060"));
+        assert!(
+            matches!(invite, ServerKey::Rfc3261 { ref sent_by, .. } if sent_by == "host.example.com:5060")
+        );
     }
 
     #[test]

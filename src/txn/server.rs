@@ -185,11 +185,7 @@ impl ServerTxn {
 
     /// Arms `timer` over an unreliable transport, ends at once otherwise.
     fn end_after(&mut self, timer: ServerTimer, after: Duration) -> Vec<ServerAction> {
-        if self.reliable {
-            self.terminate()
-        } else {
-            vec![ServerAction::Arm(timer, after)]
-        }
+        if self.reliable { self.terminate() } else { vec![ServerAction::Arm(timer, after)] }
     }
 
     fn terminate(&mut self) -> Vec<ServerAction> {
