@@ -5,15 +5,16 @@
 //! 408), the proxy picks one: a 6xx if there is any, otherwise the lowest
 //! class (3xx before 4xx before 5xx). Within 4xx it prefers the responses
 //! that tell the caller how to retry (401, 407, 415, 420, 484); otherwise
-//! the earliest. A chosen 503 goes upstream as 500, since the 503 described
+//! the lowest code, then the earliest. A chosen 503 goes upstream as 500, since the 503 described
 //! the downstream server, not this proxy. Challenges of all 401/407
 //! responses are merged into the chosen one by the proxy (it has the
 //! messages; this module only sees status codes).
 
 /// Index of the best response in `codes` (in arrival order), or `None` for
-/// an empty list.
+/// an empty list. Within a rank the lowest code wins (as in Kamailio), then
+/// the earliest.
 pub fn best(codes: &[u16]) -> Option<usize> {
-    codes.iter().enumerate().min_by_key(|&(i, &c)| (rank(c), i)).map(|(i, _)| i)
+    codes.iter().enumerate().min_by_key(|&(i, &c)| (rank(c), c, i)).map(|(i, _)| i)
 }
 
 fn rank(code: u16) -> u32 {
@@ -48,7 +49,8 @@ mod tests {
         assert_eq!(best(&[486, 603, 302]), Some(1));
         assert_eq!(best(&[500, 404, 302]), Some(2));
         assert_eq!(best(&[503, 486, 408]), Some(1));
-        assert_eq!(best(&[404, 486]), Some(0), "the earliest within a class");
+        assert_eq!(best(&[486, 404]), Some(1), "the lowest code within a class");
+        assert_eq!(best(&[480, 480]), Some(0), "then the earliest");
     }
 
     #[test]
