@@ -52,14 +52,7 @@ fn program(name: &str, text: &str) -> sipc::sema::ir::CheckedProgram {
 }
 
 fn fresh(msg: &EditedMessage) -> RequestContext {
-    RequestContext {
-        msg: msg.clone(),
-        source: SocketAddr::from(([192, 0, 2, 1], 5060)),
-        transport: Transport::Udp,
-        destination: None,
-        record_route: false,
-        txn: Default::default(),
-    }
+    RequestContext::new(msg.clone(), SocketAddr::from(([192, 0, 2, 1], 5060)), Transport::Udp)
 }
 
 /// Seconds per call, the best of five rounds (the machine is shared).

@@ -29,14 +29,11 @@ fn request(method: &str, ruri: &str, extra: &str) -> String {
 
 fn ctx(text: &str) -> RequestContext {
     let msg = Message::parse(Bytes::from(text.to_owned())).expect("test message parses");
-    RequestContext {
-        msg: EditedMessage::new(msg),
-        source: "192.0.2.1:5060".parse::<SocketAddr>().unwrap(),
-        transport: Transport::Udp,
-        destination: None,
-        record_route: false,
-        txn: Default::default(),
-    }
+    RequestContext::new(
+        EditedMessage::new(msg),
+        "192.0.2.1:5060".parse::<SocketAddr>().unwrap(),
+        Transport::Udp,
+    )
 }
 
 #[derive(Debug, PartialEq)]

@@ -126,13 +126,8 @@ fn run(prog: &sipc::sema::ir::CheckedProgram) -> (Decision, Decision) {
                 To: <sip:x@example.com>\r\nFrom: <sip:y@example.com>;tag=1\r\nCall-ID: p\r\n\
                 CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
     let msg = EditedMessage::new(Message::parse(Bytes::from_static(text.as_bytes())).unwrap());
-    let ctx = || RequestContext {
-        msg: msg.clone(),
-        source: SocketAddr::from(([192, 0, 2, 1], 5060)),
-        transport: Transport::Udp,
-        destination: None,
-        record_route: false,
-        txn: Default::default(),
+    let ctx = || {
+        RequestContext::new(msg.clone(), SocketAddr::from(([192, 0, 2, 1], 5060)), Transport::Udp)
     };
     let jit = Program::compile(prog).unwrap();
     let eval = Evaluator::new(prog).unwrap();

@@ -105,14 +105,7 @@ const MESSAGES: [&str; 3] = [
 ];
 
 fn context(text: &str) -> RequestContext {
-    RequestContext {
-        msg: EditedMessage::new(Message::parse(Bytes::from(text.to_owned())).unwrap()),
-        source: "192.0.2.1:5060".parse::<SocketAddr>().unwrap(),
-        transport: Transport::Udp,
-        destination: None,
-        record_route: false,
-        txn: Default::default(),
-    }
+    RequestContext::new(EditedMessage::new(Message::parse(Bytes::from(text.to_owned())).unwrap()), "192.0.2.1:5060".parse::<SocketAddr>().unwrap(), Transport::Udp)
 }
 
 fuzz_target!(|data: &[u8]| {

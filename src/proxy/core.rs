@@ -21,6 +21,7 @@ use super::request::{
 use super::resolve::{self, Dns};
 use super::response::{build_response, next_hop_for_response, strip_own_via};
 use super::router::{Decision, RequestContext, Router};
+use super::services::Services;
 use super::stateful::{Matched, TxnConfig, TxnLayer, TxnRef};
 use super::transport::{Inbound, Outbound, Transport};
 use super::{LocalIdentity, NextHop};
@@ -107,6 +108,7 @@ pub struct Core {
     router: Arc<dyn Router>,
     outbound: Arc<Outbound>,
     pub(super) txn: TxnLayer,
+    services: Arc<Services>,
     dispatcher: OnceLock<Dispatcher>,
     sink: OnceLock<Arc<dyn Fn(Bytes, Inbound) + Send + Sync>>,
     dns: OnceLock<Arc<dyn Dns>>,
@@ -133,6 +135,7 @@ impl Core {
             router,
             outbound,
             txn: TxnLayer::new(txn),
+            services: Arc::new(Services::default()),
             dispatcher: OnceLock::new(),
             sink: OnceLock::new(),
             dns: OnceLock::new(),
@@ -237,6 +240,16 @@ impl Core {
     }
     pub(super) fn count_replied(&self) {
         bump(&self.stats.replied);
+    }
+
+    /// Installs the long-lived services the routes use (before serving).
+    pub fn with_services(mut self, services: Arc<Services>) -> Self {
+        self.services = services;
+        self
+    }
+
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
     }
 
     /// Installs the DNS resolver for host names (once, by the server).
@@ -406,6 +419,7 @@ impl Core {
         preprocess_routes(&mut edit, &self.local);
         let mut ctx = RequestContext::new(edit, inbound.peer, inbound.transport);
         ctx.txn.exists = cancels.is_some();
+        ctx.services = Some(Arc::clone(&self.services));
         match self.router.route_request(&mut ctx) {
             Decision::Drop => {
                 bump(&self.stats.dropped_by_route);
@@ -415,7 +429,9 @@ impl Core {
                 if ctx.msg.original().method_str() == Some("ACK") {
                     return None;
                 }
-                Some(Step::Send(self.reply_to(&ctx.msg, inbound, code, &reason, &[])))
+                let extra: Vec<(&str, &str)> =
+                    ctx.reply_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                Some(Step::Send(self.reply_to(&ctx.msg, inbound, code, &reason, &extra)))
             }
             Decision::Forward => self.forward(ctx, inbound, None),
             Decision::Relay => match ctx.msg.original().method_str() {

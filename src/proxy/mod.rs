@@ -16,6 +16,7 @@ pub mod resolve;
 pub mod response;
 pub mod router;
 pub mod server;
+pub mod services;
 pub mod stateful;
 pub mod timer_queue;
 pub mod tls;

@@ -14,10 +14,12 @@
 //! hooks run.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::sip::EditedMessage;
 
 use super::Transport;
+use super::services::Services;
 
 /// Index of a route in its program.
 pub type RouteId = u32;
@@ -36,6 +38,11 @@ pub struct RequestContext {
     pub record_route: bool,
     /// What lives as long as the transaction.
     pub txn: TxnScope,
+    /// State that outlives messages and configs (the location table …).
+    pub services: Option<Arc<Services>>,
+    /// Extra headers for a `Decision::Reply` (e.g. the Contacts of a
+    /// registrar's 200, a digest challenge).
+    pub reply_headers: Vec<(String, String)>,
 }
 
 impl RequestContext {
@@ -47,6 +54,8 @@ impl RequestContext {
             destination: None,
             record_route: false,
             txn: TxnScope::default(),
+            services: None,
+            reply_headers: Vec::new(),
         }
     }
 }
@@ -62,8 +71,13 @@ pub struct TxnScope {
     /// `$avp(x)` values by slot (empty before the first route ran).
     pub avps: Vec<String>,
     pub flags: u64,
-    /// `append_branch()` targets, forked in parallel with the main branch.
-    pub branches: Vec<String>,
+    /// Targets forked in parallel with the main branch (`append_branch()`,
+    /// the other contacts of `lookup()` with the same q).
+    pub branches: Vec<BranchTarget>,
+    /// Groups of targets tried one group after another when every branch
+    /// of the current group failed, before the failure route runs
+    /// (`lookup()`'s contacts of lower q).
+    pub serial: Vec<Vec<BranchTarget>>,
     /// `t_check_trans()`: the request belongs to a transaction (for a CANCEL:
     /// the INVITE it cancels is known).
     pub exists: bool,
@@ -73,6 +87,25 @@ pub struct TxnScope {
     pub canceled: bool,
     /// `t_branch_timeout()`: the failure came from a timeout.
     pub branch_timeout: bool,
+}
+
+/// Where one extra branch goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BranchTarget {
+    /// The branch's Request-URI.
+    pub uri: String,
+    /// Send there instead of following the R-URI (`$du` of the branch: a
+    /// NATed contact's source address).
+    pub destination: Option<String>,
+    /// Route header values put on the branch, top first (a registration's
+    /// Path, RFC 3327).
+    pub route: Vec<String>,
+}
+
+impl BranchTarget {
+    pub fn uri(uri: impl Into<String>) -> Self {
+        BranchTarget { uri: uri.into(), ..Default::default() }
+    }
 }
 
 /// What to do with a request once routing returns.

@@ -19,6 +19,7 @@ use super::core::Core;
 use super::dispatch::Dispatcher;
 use super::resolve::{Dns, SystemDns};
 use super::router::Router;
+use super::services::Services;
 use super::stateful::TxnConfig;
 use super::tls::{self, TlsMaterial};
 use super::transport::{Inbound, Outbound, Transport, bind_tcp, bind_udp};
@@ -53,6 +54,8 @@ pub struct ServerConfig {
     pub dns: Option<Arc<dyn Dns>>,
     /// Transaction timers and the transaction table's size limit.
     pub txn: TxnConfig,
+    /// The location table and other state that outlives configs.
+    pub services: Arc<Services>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -79,6 +82,7 @@ impl ServerConfig {
             tls: None,
             dns: None,
             txn: TxnConfig::default(),
+            services: Arc::new(Services::default()),
         }
     }
 }
@@ -158,7 +162,10 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
             )
             .with_tls_connector(connector),
     );
-    let core = Arc::new(Core::new(local, config.limits, router, Arc::clone(&outbound), config.txn));
+    let core = Arc::new(
+        Core::new(local, config.limits, router, Arc::clone(&outbound), config.txn)
+            .with_services(Arc::clone(&config.services)),
+    );
     let (shutdown, watch_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let workers = match config.workers {

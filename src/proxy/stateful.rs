@@ -38,7 +38,8 @@ use super::branch::MAGIC_COOKIE;
 use super::core::{Core, Outgoing, Step};
 use super::request::{Forward, Reject, next_hop};
 use super::response::{build_response, strip_own_via};
-use super::router::{Decision, RequestContext, Router, TxnScope};
+use super::router::{BranchTarget, Decision, RequestContext, Router, TxnScope};
+use super::services::Services;
 use super::timer_queue::TimerQueue;
 use super::transport::{Inbound, Transport};
 use crate::sip::{EditedMessage, HeaderName, Message};
@@ -232,6 +233,7 @@ pub(super) struct Txn {
     /// else the received address and the Via's port (§18.2.2).
     reply_to: (Transport, SocketAddr),
     scope: TxnScope,
+    services: Option<Arc<Services>>,
     record_route: bool,
     server: ServerTxn,
     branches: Vec<Branch>,
@@ -307,7 +309,7 @@ impl Core {
         let invite = ctx.msg.original().method_str() == Some("INVITE");
         let reliable = inbound.transport != Transport::Udp;
         let reply_to = reply_target(&ctx.msg, inbound);
-        let RequestContext { msg, destination, record_route, txn: mut scope, .. } = ctx;
+        let RequestContext { msg, destination, record_route, txn: mut scope, services, .. } = ctx;
         let extra = std::mem::take(&mut scope.branches);
         let txn = Txn {
             id,
@@ -318,6 +320,7 @@ impl Core {
             inbound,
             reply_to,
             scope,
+            services,
             record_route,
             server: ServerTxn::new(invite, reliable, self.txn.config.timers),
             branches: Vec::new(),
@@ -344,20 +347,26 @@ impl Core {
     }
 
     /// Starts the main branch (to `destination`, the Route set or the R-URI)
-    /// and one branch per `extra` URI.
+    /// and one branch per `extra` target.
     fn start_branches(
         &self,
         t: &mut Txn,
         txn_ref: &TxnRef,
         destination: Option<String>,
-        extra: Vec<String>,
+        extra: Vec<BranchTarget>,
     ) -> Vec<Step> {
         let mut steps = Vec::new();
-        steps.extend(self.start_branch(t, txn_ref, None, destination));
-        for uri in extra {
-            steps.extend(self.start_branch(t, txn_ref, Some(uri), None));
+        steps.extend(self.start_branch(t, txn_ref, None, destination, &[]));
+        for target in extra {
+            steps.extend(self.start_target(t, txn_ref, target));
         }
         steps
+    }
+
+    /// Starts a branch to `target` (its URI, destination and Route set).
+    fn start_target(&self, t: &mut Txn, txn_ref: &TxnRef, target: BranchTarget) -> Option<Step> {
+        let BranchTarget { uri, destination, route } = target;
+        self.start_branch(t, txn_ref, Some(uri), destination, &route)
     }
 
     /// Runs the branch route, prepares the copy and sends it.
@@ -367,14 +376,19 @@ impl Core {
         txn_ref: &TxnRef,
         uri: Option<String>,
         mut destination: Option<String>,
+        route: &[String],
     ) -> Option<Step> {
         let mut edit = t.request.clone();
         if let Some(uri) = uri {
             edit.set_request_uri(uri);
         }
+        for r in route.iter().rev() {
+            edit.insert_first("Route", r);
+        }
         if let Some(route) = t.scope.on_branch {
             let mut ctx = RequestContext::new(edit, t.inbound.peer, t.inbound.transport);
             ctx.txn = t.scope.clone();
+            ctx.services = t.services.clone();
             ctx.destination = destination;
             ctx.record_route = t.record_route;
             let decision = t.router.run_hook(route, &mut ctx);
@@ -562,6 +576,7 @@ impl Core {
         // Reply routes see the reply as it will go upstream.
         let mut ctx = RequestContext::new(strip_own_via(msg), source.peer, source.transport);
         ctx.txn = t.scope.clone();
+        ctx.services = t.services.clone();
         let mut dropped = false;
         for route in [t.router.reply_route(), t.scope.on_reply].into_iter().flatten() {
             if t.router.run_hook(route, &mut ctx) == Decision::Drop {
@@ -621,6 +636,17 @@ impl Core {
         {
             return Vec::new();
         }
+        // The next group of serial targets (contacts of lower q) first.
+        if !t.canceled && !t.scope.serial.is_empty() {
+            let group = t.scope.serial.remove(0);
+            let Some(txn_ref) = self.txn.table.by_id(t.id) else { return Vec::new() };
+            let mut steps = Vec::new();
+            for target in group {
+                steps.extend(self.start_target(t, &txn_ref, target));
+            }
+            steps.extend(self.finish_if_done(t));
+            return steps;
+        }
         let codes: Vec<u16> =
             t.branches.iter().map(|b| if b.code == 0 { 408 } else { b.code }).collect();
         let winner = best(&codes);
@@ -629,12 +655,13 @@ impl Core {
             let mut ctx =
                 RequestContext::new(t.request.clone(), t.inbound.peer, t.inbound.transport);
             ctx.txn = t.scope.clone();
+            ctx.services = t.services.clone();
             ctx.txn.reply_code = code;
             ctx.txn.canceled = t.canceled;
             ctx.txn.branch_timeout = winner.is_some_and(|w| t.branches[w].timed_out);
             ctx.record_route = t.record_route;
             let decision = t.router.run_hook(route, &mut ctx);
-            let RequestContext { msg, destination, txn: mut scope, .. } = ctx;
+            let RequestContext { msg, destination, txn: mut scope, reply_headers, .. } = ctx;
             let extra = std::mem::take(&mut scope.branches);
             t.scope = TxnScope {
                 exists: false,
@@ -659,7 +686,9 @@ impl Core {
                     return steps;
                 }
                 Decision::Reply { code, reason } => {
-                    let data = build_response(&msg, code, &reason, &[]);
+                    let extra: Vec<(&str, &str)> =
+                        reply_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                    let data = build_response(&msg, code, &reason, &extra);
                     let actions = t.server.respond(code, data);
                     self.count_replied();
                     return self.server_actions(t, actions);

@@ -262,16 +262,11 @@ mod tests {
         let text = "OPTIONS sip:x@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKu\r\n\
                     To: <sip:x@example.com>\r\nFrom: <sip:y@example.com>;tag=1\r\nCall-ID: u\r\n\
                     CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-        RequestContext {
-            msg: EditedMessage::new(
-                Message::parse(bytes::Bytes::from_static(text.as_bytes())).unwrap(),
-            ),
-            source: "192.0.2.1:5060".parse().unwrap(),
-            transport: Transport::Udp,
-            destination: None,
-            record_route: false,
-            txn: Default::default(),
-        }
+        RequestContext::new(
+            EditedMessage::new(Message::parse(bytes::Bytes::from_static(text.as_bytes())).unwrap()),
+            "192.0.2.1:5060".parse().unwrap(),
+            Transport::Udp,
+        )
     }
 
     fn boom(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {

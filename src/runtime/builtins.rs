@@ -442,7 +442,7 @@ pub fn append_branch(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     if Uri::parse(&uri).is_err() {
         return 0;
     }
-    ctx.req.txn.branches.push(uri);
+    ctx.req.txn.branches.push(crate::proxy::router::BranchTarget::uri(uri));
     1
 }
 
