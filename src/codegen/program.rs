@@ -39,6 +39,7 @@ impl Program {
         let prog = &super::resolve_var_types(prog);
         let mut shared = Shared::new(prog).map_err(CompileError)?;
         let code = JitCode::compile(prog, &mut shared)?;
+        LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Program {
             shared,
             code,
@@ -101,6 +102,23 @@ impl Program {
             ctx.decision = Some(Decision::Forward);
         }
         ctx.finish(result)
+    }
+}
+
+/// Programs alive in this process (a reload test watches it return to its
+/// baseline: no generation leaks).
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Program {
+    /// How many compiled programs are alive.
+    pub fn live() -> usize {
+        LIVE.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 
 use super::dispatch::Dispatcher;
@@ -96,6 +97,9 @@ enum Then {
     },
 }
 
+/// The swappable cell holding the router (`ArcSwap` needs a sized type).
+struct RouterSlot(Arc<dyn Router>);
+
 /// Proxy-Require options this proxy supports (none yet: every option in
 /// Proxy-Require is answered 420, RFC 3261 §16.3 step 5).
 const SUPPORTED: &[&str] = &[];
@@ -105,7 +109,8 @@ pub struct Core {
     pub local: LocalIdentity,
     pub limits: ParseLimits,
     pub stats: Stats,
-    router: Arc<dyn Router>,
+    /// The current routing program; a reload swaps it (see [`Core::set_router`]).
+    router: ArcSwap<RouterSlot>,
     outbound: Arc<Outbound>,
     pub(super) txn: TxnLayer,
     services: Arc<Services>,
@@ -132,7 +137,7 @@ impl Core {
             local,
             limits,
             stats: Stats::default(),
-            router,
+            router: ArcSwap::from_pointee(RouterSlot(router)),
             outbound,
             txn: TxnLayer::new(txn),
             services: Arc::new(Services::default()),
@@ -221,9 +226,15 @@ impl Core {
         self.dns.get().is_some()
     }
 
-    /// The router new transactions start with.
-    pub(super) fn current_router(&self) -> Arc<dyn Router> {
-        Arc::clone(&self.router)
+    /// The router new messages are routed by.
+    pub fn current_router(&self) -> Arc<dyn Router> {
+        Arc::clone(&self.router.load().0)
+    }
+
+    /// Routes every message from now on with `router`. Messages being
+    /// routed finish on the router they loaded; transactions keep theirs.
+    pub fn set_router(&self, router: Arc<dyn Router>) {
+        self.router.store(Arc::new(RouterSlot(router)));
     }
 
     pub(super) fn count_absorbed(&self) {
@@ -420,7 +431,10 @@ impl Core {
         let mut ctx = RequestContext::new(edit, inbound.peer, inbound.transport);
         ctx.txn.exists = cancels.is_some();
         ctx.services = Some(Arc::clone(&self.services));
-        match self.router.route_request(&mut ctx) {
+        // One load per message: the whole request route, and the
+        // transaction it may start, use this router.
+        let router = self.router.load();
+        match router.0.route_request(&mut ctx) {
             Decision::Drop => {
                 bump(&self.stats.dropped_by_route);
                 None
@@ -442,7 +456,7 @@ impl Core {
                     Some(txn) => self.cancel(&txn, &ctx.msg, inbound),
                     None => self.forward(ctx, inbound, None),
                 },
-                _ => self.relay(ctx, inbound),
+                _ => self.relay(ctx, inbound, Arc::clone(&router.0)),
             },
         }
     }
@@ -528,9 +542,10 @@ impl Core {
             return None;
         };
         let mut edit = strip_own_via(msg);
-        if let Some(route) = self.router.reply_route() {
+        let router = self.router.load();
+        if let Some(route) = router.0.reply_route() {
             let mut ctx = RequestContext::new(edit, inbound.peer, inbound.transport);
-            if self.router.run_hook(route, &mut ctx) == Decision::Drop {
+            if router.0.run_hook(route, &mut ctx) == Decision::Drop {
                 bump(&self.stats.dropped_by_route);
                 return None;
             }

@@ -296,7 +296,12 @@ impl Core {
 
     /// `relay()` of a request that is neither ACK nor a CANCEL: creates the
     /// transaction, answers 100 to an INVITE, and starts the branches.
-    pub(super) fn relay(&self, ctx: RequestContext, inbound: Inbound) -> Option<Step> {
+    pub(super) fn relay(
+        &self,
+        ctx: RequestContext,
+        inbound: Inbound,
+        router: Arc<dyn Router>,
+    ) -> Option<Step> {
         let Some(key) = ServerKey::of(ctx.msg.original()) else {
             return self.reject_request(&ctx.msg, inbound, Reject::new(400, "Bad Request"));
         };
@@ -315,7 +320,7 @@ impl Core {
             id,
             key: key.clone(),
             invite,
-            router: Arc::clone(&self.current_router()),
+            router,
             request: msg,
             inbound,
             reply_to,
