@@ -1,0 +1,149 @@
+//! The formatter: idempotent on every example and every UI test that
+//! parses, keeps every token and every comment, and lays out a few golden
+//! cases exactly. The examples must already be formatted (CI also runs
+//! `sipc fmt --check` on them).
+
+use std::path::{Path, PathBuf};
+
+use sipc::fmt::format_source;
+use sipc::syntax::lexer::lex;
+use sipc::syntax::span::FileId;
+use sipc::syntax::trivia::comments;
+
+fn route_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).expect("dir exists").map(|e| e.expect("entry").path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            route_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "route") {
+            out.push(p);
+        }
+    }
+}
+
+fn fmt(src: &str) -> String {
+    format_source(FileId(0), src).unwrap_or_else(|d| panic!("does not format: {d:#?}\n{src}"))
+}
+
+fn token_texts(src: &str) -> Vec<String> {
+    lex(FileId(0), src).0.iter().map(|t| src[t.0..t.2].to_string()).collect()
+}
+
+fn comment_texts(src: &str) -> Vec<String> {
+    let (toks, _) = lex(FileId(0), src);
+    comments(src, &toks).iter().map(|c| src[c.start..c.end].trim_end().to_string()).collect()
+}
+
+/// Formatting twice changes nothing more, and keeps tokens and comments.
+fn assert_stable(name: &str, src: &str) {
+    let once = fmt(src);
+    let twice = fmt(&once);
+    assert!(once == twice, "{name}: not idempotent\n--- once ---\n{once}\n--- twice ---\n{twice}");
+    assert_eq!(token_texts(src), token_texts(&once), "{name}: tokens changed");
+    assert_eq!(comment_texts(src), comment_texts(&once), "{name}: comments changed");
+}
+
+#[test]
+fn examples_are_formatted_and_stable() {
+    let mut files = Vec::new();
+    route_files(Path::new("examples"), &mut files);
+    assert!(!files.is_empty());
+    for f in files {
+        let src = std::fs::read_to_string(&f).expect("readable");
+        let name = f.display().to_string();
+        assert_stable(&name, &src);
+        assert!(fmt(&src) == src, "{name} is not formatted: run `sipc fmt {name}`");
+    }
+}
+
+#[test]
+fn ui_tests_that_parse_are_stable() {
+    let mut files = Vec::new();
+    route_files(Path::new("tests/ui"), &mut files);
+    let mut formatted = 0;
+    for f in files {
+        let src = std::fs::read_to_string(&f).expect("readable");
+        if format_source(FileId(0), &src).is_ok() {
+            assert_stable(&f.display().to_string(), &src);
+            formatted += 1;
+        }
+    }
+    assert!(formatted >= 40, "only {formatted} UI tests parse");
+}
+
+#[test]
+fn syntax_errors_are_not_formatted() {
+    let errs = format_source(FileId(0), "request_route { relay( }").unwrap_err();
+    assert!(errs.iter().all(|d| d.code.id().starts_with("E01")), "{errs:#?}");
+}
+
+#[test]
+fn golden_layout() {
+    let src = "
+# header comment
+
+
+listen udp 127.0.0.1:5060;   const X=-1 ;
+request_route{if(!is_method(\"INVITE\")&&$rU==\"\"){reply(404,\"Not here\");exit;}
+else if $var(x)>-2 {   // why
+relay();} else {  }
+  switch $rm { case \"A\" : log(info,\"a $rm\");
+  # before b
+  case \"B\":
+  default : drop; }
+   route(X) ;
+}
+";
+    let want = "# header comment
+
+listen udp 127.0.0.1:5060;
+const X = -1;
+request_route {
+    if (!is_method(\"INVITE\") && $rU == \"\") {
+        reply(404, \"Not here\");
+        exit;
+    } else if $var(x) > -2 { // why
+        relay();
+    } else {}
+    switch $rm {
+        case \"A\":
+            log(info, \"a $rm\");
+        # before b
+        case \"B\":
+        default:
+            drop;
+    }
+    route(X);
+}
+";
+    assert_eq!(fmt(src), want);
+    assert_stable("golden", src);
+}
+
+#[test]
+fn golden_comments() {
+    let src = "route A {
+    if a ||   # first half
+       b {
+        /* block
+           kept as is */ x();
+    }
+    f(1, /* inline */ 2);   # trailing
+    g();                    # aligned
+}
+";
+    let want = "route A {
+    if a || # first half
+        b {
+        /* block
+           kept as is */ x();
+    }
+    f(1, /* inline */ 2); # trailing
+    g();                  # aligned
+}
+";
+    assert_eq!(fmt(src), want);
+    assert_stable("comments", src);
+}
