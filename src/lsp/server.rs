@@ -55,10 +55,14 @@ pub fn capabilities() -> ServerCapabilities {
 /// Runs the protocol on an established connection.
 pub fn serve(connection: &Connection) -> Result<(), Error> {
     let caps = serde_json::to_value(capabilities())?;
-    connection.initialize(serde_json::json!({
-        "capabilities": caps,
-        "serverInfo": { "name": "sipc", "version": env!("CARGO_PKG_VERSION") },
-    }))?;
+    let (id, _params) = connection.initialize_start()?;
+    connection.initialize_finish(
+        id,
+        serde_json::json!({
+            "capabilities": caps,
+            "serverInfo": { "name": "sipc", "version": env!("CARGO_PKG_VERSION") },
+        }),
+    )?;
     let mut docs = OpenDocs::default();
     for msg in &connection.receiver {
         match msg {
