@@ -54,4 +54,20 @@ impl Vocabulary {
             log_levels: builtins::LOG_LEVELS.to_vec(),
         }
     }
+
+    /// Each class with its words, in declaration order.
+    pub fn classes(&self) -> [(&'static str, &[&'static str]); 10] {
+        [
+            ("route_kinds", &self.route_kinds),
+            ("control", &self.control),
+            ("declarations", &self.declarations),
+            ("constants", &self.constants),
+            ("misspellings", &self.misspellings),
+            ("functions", &self.functions),
+            ("pseudo_vars", &self.pseudo_vars),
+            ("settings", &self.settings),
+            ("modules", &self.modules),
+            ("log_levels", &self.log_levels),
+        ]
+    }
 }
