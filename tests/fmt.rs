@@ -147,3 +147,38 @@ fn golden_comments() {
     assert_eq!(fmt(src), want);
     assert_stable("comments", src);
 }
+
+/// `sipc fmt --check` lists what would change and exits 1; `sipc fmt`
+/// rewrites; a file with syntax errors is left alone and exits 1.
+#[test]
+fn command_line() {
+    let dir = std::env::temp_dir().join(format!("sipc-fmt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let messy = dir.join("messy.route");
+    let clean = dir.join("clean.route");
+    let broken = dir.join("broken.route");
+    std::fs::write(&messy, "request_route{relay();}").expect("write");
+    std::fs::write(&clean, "request_route {\n    relay();\n}\n").expect("write");
+    std::fs::write(&broken, "request_route { relay( }").expect("write");
+    let sipc = |args: &[&std::path::Path]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sipc"))
+            .arg("fmt")
+            .args(args)
+            .output()
+            .expect("run sipc fmt");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let check = std::path::Path::new("--check");
+    let (code, stdout) = sipc(&[check, &messy, &clean]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stdout.trim(), messy.display().to_string());
+    assert_eq!(sipc(&[check, &clean]).0, Some(0));
+    assert_eq!(sipc(&[&messy]).0, Some(0));
+    assert_eq!(
+        std::fs::read_to_string(&messy).expect("read"),
+        "request_route {\n    relay();\n}\n"
+    );
+    assert_eq!(sipc(&[&broken]).0, Some(1));
+    assert_eq!(std::fs::read_to_string(&broken).expect("read"), "request_route { relay( }");
+    let _ = std::fs::remove_dir_all(&dir);
+}

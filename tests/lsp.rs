@@ -302,3 +302,48 @@ fn definition_references_symbols_and_formatting() {
     s.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every request at every position of every example and UI test, and at
+/// the end of every prefix of them (a file being typed), answers without
+/// panicking; in-process, through the library.
+#[test]
+fn every_position_of_every_file_is_answered() {
+    use sipc::lsp::document::{Analysis, OpenDocs};
+    use sipc::lsp::{completion, hover, navigation, symbols};
+
+    fn files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "route") {
+                out.push(p);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    files(std::path::Path::new("examples"), &mut all);
+    files(std::path::Path::new("tests/ui"), &mut all);
+    let docs = OpenDocs::default();
+    for path in all {
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let abs = std::fs::canonicalize(&path).expect("path");
+        let uri = lsp_types::Url::from_file_path(&abs).expect("uri");
+        let a = Analysis::build(&uri, &text, &docs);
+        symbols::document_symbols(&a.files[0]);
+        // Every offset of small files, a sample of large ones.
+        let step = if text.len() > 3000 { 7 } else { 1 };
+        for offset in (0..=text.len()).step_by(step).filter(|&o| text.is_char_boundary(o)) {
+            hover::hover(&a, offset);
+            completion::complete(&a, offset);
+            navigation::definition(&a, offset);
+            navigation::references(&a, offset, true);
+        }
+        for (i, _) in text.match_indices('\n').step_by(3) {
+            let prefix = &text[..i];
+            let a = Analysis::build(&uri, prefix, &docs);
+            completion::complete(&a, prefix.len());
+            symbols::document_symbols(&a.files[0]);
+        }
+    }
+}

@@ -86,7 +86,10 @@ pub fn serve(connection: &Connection) -> Result<(), Error> {
 
 fn publish(connection: &Connection, docs: &OpenDocs, uri: Url) -> Result<(), Error> {
     let diagnostics = match docs.texts.get(&uri) {
-        Some(text) => diagnostics::check(&uri, text, docs),
+        Some(text) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            diagnostics::check(&uri, text, docs)
+        }))
+        .unwrap_or_default(),
         None => Vec::new(),
     };
     let params = PublishDiagnosticsParams { uri, diagnostics, version: None };
@@ -127,7 +130,13 @@ fn handle_notification(docs: &mut OpenDocs, n: Notification) -> Option<Url> {
 
 fn handle_request(docs: &OpenDocs, req: Request) -> Response {
     let id = req.id.clone();
-    match dispatch(docs, req) {
+    let method = req.method.clone();
+    // A bug in one answer must not take the editor's server down with it.
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(docs, req)))
+        .unwrap_or_else(|_| {
+            Err((ErrorCode::InternalError, format!("sipc lsp panicked in {method}")))
+        });
+    match answer {
         Ok(Some(value)) => Response::new_ok(id, value),
         Ok(None) => Response::new_ok(id, serde_json::Value::Null),
         Err((code, message)) => Response::new_err(id, code as i32, message),
