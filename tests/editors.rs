@@ -180,3 +180,87 @@ fn dump_keywords_prints_the_vocabulary() {
     assert_eq!(printed, serde_json::to_value(Vocabulary::collect()).expect("json"));
     assert!(printed["functions"].as_array().is_some_and(|f| f.iter().any(|x| x == "relay")));
 }
+
+/// Vim with `editors/vim` on its runtime path re-indents the examples
+/// exactly as `sipc fmt` lays them out, and highlights sample tokens with
+/// the expected groups. Skipped when `vim` is not installed.
+#[test]
+fn vim_indents_like_sipc_fmt_and_highlights() {
+    use std::process::Command;
+    if Command::new("vim").arg("--version").output().is_err() {
+        eprintln!("vim is not installed; skipped");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sipc-vim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let runtime = std::fs::canonicalize("editors/vim").expect("editors/vim");
+    let mut script = String::from("filetype plugin indent on\nsyntax on\n");
+    let mut expected = Vec::new();
+    for src in [
+        "examples/default.route",
+        "examples/bench/stateful.route",
+        "tests/ui/ok/all_constructs.route",
+    ] {
+        let text = std::fs::read_to_string(src).expect("readable");
+        let want = sipc::fmt::format_source(sipc::syntax::span::FileId(0), &text).expect("formats");
+        let file = dir.join(src.replace('/', "_"));
+        std::fs::write(&file, &want).expect("write");
+        // Flatten every line, then let Vim indent the whole file.
+        script.push_str(&format!(
+            "edit {}\nsilent %s/^\\s\\+//e\nsilent normal! gg=G\nwrite\nbwipeout\n",
+            file.display()
+        ));
+        expected.push((src, file, want));
+    }
+    let sample = dir.join("sample.route");
+    std::fs::write(
+        &sample,
+        "request_route {\n    if $ua =~ \"x\" { drop; }\n    log(info, \"$ru\");\n}\n",
+    )
+    .expect("write");
+    let groups = dir.join("groups.txt");
+    script.push_str(&format!(
+        "edit {}\nlet g = []\nfor [l, c] in [[1, 1], [2, 5], [2, 8], [2, 16], [2, 23], [3, 5], [3, 16]]\n  \
+         call add(g, synIDattr(synID(l, c, 1), 'name'))\nendfor\ncall writefile([&filetype] + g, '{}')\nqa!\n",
+        sample.display(),
+        groups.display()
+    ));
+    let script_path = dir.join("script.vim");
+    std::fs::write(&script_path, script).expect("write");
+    let out = Command::new("vim")
+        .args(["-Nu", "NONE", "-i", "NONE", "-es", "--cmd"])
+        .arg(format!("set rtp^={}", runtime.display()))
+        .arg("-S")
+        .arg(&script_path)
+        .output()
+        .expect("run vim");
+    assert!(out.status.success(), "vim failed: {}", String::from_utf8_lossy(&out.stderr));
+    for (src, file, want) in expected {
+        let got = std::fs::read_to_string(&file).expect("read");
+        let diff: Vec<String> = want
+            .lines()
+            .zip(got.lines())
+            .enumerate()
+            .filter(|(_, (w, g))| w != g)
+            .take(5)
+            .map(|(i, (w, g))| format!("line {}: want {w:?}, vim {g:?}", i + 1))
+            .collect();
+        assert!(diff.is_empty(), "{src}: Vim indents differently:\n{}", diff.join("\n"));
+    }
+    let got = std::fs::read_to_string(&groups).expect("groups");
+    let got: Vec<&str> = got.lines().collect();
+    assert_eq!(
+        got,
+        [
+            "sipc",
+            "sipcRouteKind",
+            "sipcControl",
+            "sipcPseudoVar",
+            "sipcString",
+            "sipcControl",
+            "sipcBuiltin",
+            "sipcPseudoVar"
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -299,6 +299,14 @@ fn definition_references_symbols_and_formatting() {
     let fmt_main = json!({ "textDocument": { "uri": main }, "options": { "tabSize": 4, "insertSpaces": true } });
     assert_eq!(s.request("textDocument/formatting", fmt_main), json!([]));
 
+    // Editing an included file updates the diagnostics of the including one
+    // (every earlier notification has been read: the server answers in order).
+    s.pending.clear();
+    s.open(&inc_uri, &inc.replace("RELAY", "RELAY2"));
+    s.diagnostics(&inc_uri);
+    let d = s.diagnostics(&main);
+    assert!(d.iter().any(|d| d["message"].as_str().unwrap_or("").contains("RELAY")), "{d:?}");
+
     s.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }

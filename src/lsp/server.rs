@@ -3,8 +3,9 @@
 //!
 //! Documents are synchronised in full (each change sends the whole text):
 //! route files are small, and it keeps the server free of edit arithmetic.
-//! Diagnostics are published on open, change and save; every other answer
-//! is computed on request from the current buffers.
+//! Diagnostics are published on open, change and save, for the document and
+//! for every other open one (it may include the document that changed);
+//! every other answer is computed on request from the current buffers.
 
 use lsp_server::{Connection, ErrorCode, Message, Notification, Request, Response};
 use lsp_types::notification::{
@@ -75,7 +76,13 @@ pub fn serve(connection: &Connection) -> Result<(), Error> {
             }
             Message::Notification(n) => {
                 if let Some(uri) = handle_notification(&mut docs, n) {
-                    publish(connection, &docs, uri)?;
+                    publish(connection, &docs, uri.clone())?;
+                    // Another open document may include the one that changed.
+                    let others: Vec<Url> =
+                        docs.texts.keys().filter(|u| **u != uri).cloned().collect();
+                    for other in others {
+                        publish(connection, &docs, other)?;
+                    }
                 }
             }
             Message::Response(_) => {}
