@@ -182,3 +182,53 @@ fn command_line() {
     assert_eq!(std::fs::read_to_string(&broken).expect("read"), "request_route { relay( }");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The layout does not depend on the input's layout: changing the
+/// whitespace between two tokens (spaces, tabs, a line break; blank lines
+/// and comments left as they are) never changes the output.
+#[test]
+fn output_ignores_the_input_layout() {
+    let mut files = Vec::new();
+    route_files(Path::new("examples"), &mut files);
+    route_files(Path::new("tests/ui"), &mut files);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        // xorshift64*: deterministic, no dependency.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6d_cdd9)
+    };
+    let mut checked = 0;
+    for f in files {
+        let src = std::fs::read_to_string(&f).expect("readable");
+        let Ok(want) = format_source(FileId(0), &src) else { continue };
+        let (toks, _) = lex(FileId(0), &src);
+        for _ in 0..8 {
+            let mut out = String::with_capacity(src.len() * 2);
+            let mut prev = 0;
+            for pair in toks.windows(2) {
+                let (end, start) = (pair[0].2, pair[1].0);
+                out.push_str(&src[prev..end]);
+                let gap = &src[end..start];
+                let only_space = gap.bytes().all(|b| b == b' ' || b == b'\t' || b == b'\n');
+                let lines = gap.bytes().filter(|&b| b == b'\n').count();
+                if only_space && lines < 2 && next() % 3 == 0 {
+                    out.push_str(["  ", "\t", "\n", "\n\t  ", " "][(next() % 5) as usize]);
+                } else {
+                    out.push_str(gap);
+                }
+                prev = start;
+            }
+            out.push_str(&src[prev..]);
+            let got = fmt(&out);
+            assert!(
+                got == want,
+                "{}: layout leaked into the output for\n{out}\n--- got ---\n{got}",
+                f.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 300, "{checked}");
+}
