@@ -58,6 +58,7 @@ fn fresh(msg: &EditedMessage) -> RequestContext {
         transport: Transport::Udp,
         destination: None,
         record_route: false,
+        txn: Default::default(),
     }
 }
 

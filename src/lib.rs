@@ -18,3 +18,4 @@ pub mod runtime;
 pub mod sema;
 pub mod sip;
 pub mod syntax;
+pub mod txn;

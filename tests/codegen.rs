@@ -35,6 +35,7 @@ fn ctx(text: &str) -> RequestContext {
         transport: Transport::Udp,
         destination: None,
         record_route: false,
+        txn: Default::default(),
     }
 }
 
@@ -95,7 +96,7 @@ fn reply_forward_drop_exit() {
     let o = run("request_route { exit; }", &invite());
     assert_eq!(o.decision, Decision::Drop);
     let o = run("request_route { relay(\"sip:10.0.0.1:5070\"); }", &invite());
-    assert_eq!(o.decision, Decision::Forward);
+    assert_eq!(o.decision, Decision::Relay);
     assert_eq!(o.destination.as_deref(), Some("sip:10.0.0.1:5070"));
 }
 
@@ -434,7 +435,7 @@ fn default_route_decisions() {
     // scanner: silently dropped
     assert_eq!(both(&jit, &eval, &c[6]).decision, Decision::Drop);
     // in-dialog BYE with a route set: relayed
-    assert_eq!(both(&jit, &eval, &c[11]).decision, Decision::Forward);
+    assert_eq!(both(&jit, &eval, &c[11]).decision, Decision::Relay);
     // in-dialog INFO without route: 404
     assert_eq!(reply_of(&both(&jit, &eval, &c[14])), Some((404, "Not here")));
 }

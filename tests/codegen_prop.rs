@@ -132,6 +132,7 @@ fn run(prog: &sipc::sema::ir::CheckedProgram) -> (Decision, Decision) {
         transport: Transport::Udp,
         destination: None,
         record_route: false,
+        txn: Default::default(),
     };
     let jit = Program::compile(prog).unwrap();
     let eval = Evaluator::new(prog).unwrap();

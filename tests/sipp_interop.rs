@@ -1,7 +1,10 @@
 //! Interop with SIPp (Debian package `sip-tester`): SIPp UAC -> `sipc run
-//! examples/bench/stateless.route` -> SIPp UAS on loopback, 2,000 calls at
-//! 200 calls/s, and every call must succeed. Uses the shared bench ports
-//! (proxy 5060, UAS 5080, UAC 5070), so it is the only test that binds them.
+//! examples/bench/…` -> SIPp UAS on loopback, and every call must succeed
+//! (SIPp exits non-zero on a failed call, and an unexpected message fails
+//! its call): 2,000 calls at 200 calls/s through stateless.route, 5,000 at
+//! 300 calls/s through stateful.route. Uses the shared bench ports (proxy
+//! 5060, UAS 5080, UAC 5070), so these are the only tests that bind them,
+//! one at a time.
 //!
 //! Without sipp the test says so loudly; under CI (`CI=true`) it fails.
 
@@ -32,8 +35,21 @@ fn scenarios() -> std::path::PathBuf {
     }
 }
 
+/// The tests share ports: one at a time.
+static PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn sipp_calls_through_the_stateless_proxy() {
+    calls_through("examples/bench/stateless.route", 200, 2000);
+}
+
+#[test]
+fn sipp_calls_through_the_stateful_proxy() {
+    calls_through("examples/bench/stateful.route", 300, 5000);
+}
+
+fn calls_through(route: &str, rate: u32, calls: u32) {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
     if !have_sipp() {
         let msg =
             "SIPp is not installed (apt-get install sip-tester): the SIPp interop test did NOT run";
@@ -44,7 +60,7 @@ fn sipp_calls_through_the_stateless_proxy() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let _proxy = Reaper(
         Command::new(env!("CARGO_BIN_EXE_sipc"))
-            .args(["run", "examples/bench/stateless.route"])
+            .args(["run", route])
             .current_dir(root)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -88,11 +104,12 @@ fn sipp_calls_through_the_stateless_proxy() {
         .arg("-sf")
         .arg(scen.join("uac.xml"))
         .args(["127.0.0.1:5060", "-i", "127.0.0.1", "-p", "5070", "-nostdin"])
-        .args(["-r", "200", "-m", "2000", "-l", "1000", "-recv_timeout", "10000"])
+        .args(["-r", &rate.to_string(), "-m", &calls.to_string(), "-l", "2000"])
+        .args(["-recv_timeout", "10000"])
         .args(["-timeout", "90", "-timeout_error"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .expect("sipp uac runs");
-    assert!(status.success(), "SIPp reported failed calls (exit {status})");
+    assert!(status.success(), "{route}: SIPp reported failed calls (exit {status})");
 }

@@ -111,6 +111,7 @@ fn context(text: &str) -> RequestContext {
         transport: Transport::Udp,
         destination: None,
         record_route: false,
+        txn: Default::default(),
     }
 }
 

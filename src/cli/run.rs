@@ -110,7 +110,33 @@ pub fn server_config_in(
     config.names = prog.domains.clone();
     // `children` (Kamailio's receiver processes) sizes the routing workers; 0: one per core.
     config.workers = setting_int(prog, "children").unwrap_or(0).max(0) as usize;
+    config.txn = txn_config(prog);
     Ok(config)
+}
+
+/// The `module tm` settings.
+pub fn txn_config(prog: &CheckedProgram) -> crate::proxy::stateful::TxnConfig {
+    use std::time::Duration;
+    let setting = |name: &str| {
+        prog.settings.iter().find(|s| s.module == "tm" && s.name == name).map(|s| &s.value)
+    };
+    let ms = |name: &str| match setting(name) {
+        Some(Value::Duration(ms)) if *ms > 0 => Some(Duration::from_millis(*ms)),
+        _ => None,
+    };
+    let mut config = crate::proxy::stateful::TxnConfig::default();
+    let t = &mut config.timers;
+    if let Some(t1) = ms("t1") {
+        *t = crate::txn::Timers::with_t1(t1);
+    }
+    t.t2 = ms("t2").unwrap_or(t.t2);
+    t.t4 = ms("t4").unwrap_or(t.t4);
+    t.final_response = ms("fr_timer").unwrap_or(t.final_response);
+    t.timer_c = ms("fr_inv_timer").unwrap_or(t.timer_c);
+    if let Some(Value::Int(n)) = setting("max_transactions") {
+        config.max_transactions = (*n).max(1) as usize;
+    }
+    config
 }
 
 fn setting_int(prog: &CheckedProgram, name: &str) -> Option<i64> {

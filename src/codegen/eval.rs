@@ -385,6 +385,27 @@ impl Router for Evaluator {
     fn route_request(&self, ctx: &mut RequestContext) -> Decision {
         self.run(ctx)
     }
+
+    /// As [`crate::codegen::Program::run_route`].
+    fn run_hook(&self, route: crate::proxy::router::RouteId, req: &mut RequestContext) -> Decision {
+        use crate::syntax::ast::RouteKind;
+        match self.prog.routes.get(route as usize).map(|r| r.kind) {
+            Some(
+                RouteKind::Failure | RouteKind::OnReply | RouteKind::Reply | RouteKind::Branch,
+            ) => {}
+            _ => return Decision::Forward,
+        }
+        let mut ctx = RouteCtx::new(req, &self.shared);
+        let result = self.route(&mut ctx, route as usize);
+        if result != crate::runtime::RESULT_DROP && ctx.decision.is_none() && !ctx.failed {
+            ctx.decision = Some(Decision::Forward);
+        }
+        ctx.finish(result)
+    }
+
+    fn reply_route(&self) -> Option<crate::proxy::router::RouteId> {
+        self.prog.reply_route
+    }
 }
 
 fn collect_stmts(body: &[Stmt], out: &mut Vec<String>) {

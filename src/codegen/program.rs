@@ -1,6 +1,7 @@
 //! A compiled program: native route code, its constant pool and runtime
 //! tables, ready to route requests.
 
+use crate::proxy::router::RouteId;
 use crate::proxy::{Decision, LocalIdentity, RequestContext, Router};
 use crate::runtime::{RouteCtx, Shared};
 use crate::sema::ir::{CheckedProgram, Listen};
@@ -26,6 +27,9 @@ pub struct Program {
     shared: Shared,
     code: JitCode,
     request_route: Option<usize>,
+    reply_route: Option<u32>,
+    /// The kind of each route, by `RouteId`, to refuse hooks of the wrong kind.
+    kinds: Vec<crate::syntax::ast::RouteKind>,
     listens: Vec<Listen>,
     domains: Vec<String>,
 }
@@ -39,6 +43,8 @@ impl Program {
             shared,
             code,
             request_route: prog.request_route.map(|r| r as usize),
+            reply_route: prog.reply_route,
+            kinds: prog.routes.iter().map(|r| r.kind).collect(),
             listens: prog.listens.clone(),
             domains: prog.domains.clone(),
         })
@@ -77,11 +83,38 @@ impl Program {
         let result = self.code.call(route, &mut ctx);
         ctx.finish(result)
     }
+
+    /// Runs route `route` (a hook the transaction layer calls) on `req`.
+    /// A route that ends without deciding forwards (passes the reply on, or
+    /// lets the failure handling continue).
+    pub fn run_route(&self, route: RouteId, req: &mut RequestContext) -> Decision {
+        use crate::syntax::ast::RouteKind;
+        match self.kinds.get(route as usize) {
+            Some(
+                RouteKind::Failure | RouteKind::OnReply | RouteKind::Reply | RouteKind::Branch,
+            ) => {}
+            _ => return Decision::Forward,
+        }
+        let mut ctx = RouteCtx::new(req, &self.shared);
+        let result = self.code.call(route as usize, &mut ctx);
+        if result != crate::runtime::RESULT_DROP && ctx.decision.is_none() && !ctx.failed {
+            ctx.decision = Some(Decision::Forward);
+        }
+        ctx.finish(result)
+    }
 }
 
 impl Router for Program {
     fn route_request(&self, ctx: &mut RequestContext) -> Decision {
         self.run(ctx)
+    }
+
+    fn run_hook(&self, route: RouteId, ctx: &mut RequestContext) -> Decision {
+        self.run_route(route, ctx)
+    }
+
+    fn reply_route(&self) -> Option<RouteId> {
+        self.reply_route
     }
 }
 

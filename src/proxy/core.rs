@@ -21,6 +21,7 @@ use super::request::{
 use super::resolve::{self, Dns};
 use super::response::{build_response, next_hop_for_response, strip_own_via};
 use super::router::{Decision, RequestContext, Router};
+use super::stateful::{Matched, TxnConfig, TxnLayer, TxnRef};
 use super::transport::{Inbound, Outbound, Transport};
 use super::{LocalIdentity, NextHop};
 use crate::sip::{EditedMessage, HeaderName, Message, ParseLimits};
@@ -38,6 +39,10 @@ pub struct Stats {
     /// Messages that found every routing queue full (requests got 503).
     pub dropped_overload: AtomicU64,
     pub send_errors: AtomicU64,
+    /// Transactions created by `relay()`.
+    pub transactions: AtomicU64,
+    /// Request retransmissions absorbed by a transaction.
+    pub absorbed: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -50,6 +55,14 @@ pub struct Outgoing {
     pub transport: Transport,
     pub peer: SocketAddr,
     pub data: Bytes,
+    /// The transaction and branch this request starts, told when sending fails.
+    pub branch: Option<(u64, u32)>,
+}
+
+impl Outgoing {
+    pub fn new(transport: Transport, peer: SocketAddr, data: Bytes) -> Self {
+        Outgoing { transport, peer, data, branch: None }
+    }
 }
 
 /// What processing a message leads to.
@@ -59,6 +72,8 @@ pub enum Step {
     Send(Outgoing),
     /// The next hop is a host name: resolve it (RFC 3263), then continue.
     Resolve(Pending),
+    /// Several of the above, in order.
+    Batch(Vec<Step>),
 }
 
 /// Work waiting for name resolution.
@@ -72,6 +87,12 @@ pub struct Pending {
 enum Then {
     Forward(Box<RequestContext>, Inbound),
     Response(Bytes),
+    /// A stateful branch of a transaction.
+    Branch {
+        txn: TxnRef,
+        edit: Box<EditedMessage>,
+        destination: Option<String>,
+    },
 }
 
 /// Proxy-Require options this proxy supports (none yet: every option in
@@ -85,6 +106,7 @@ pub struct Core {
     pub stats: Stats,
     router: Arc<dyn Router>,
     outbound: Arc<Outbound>,
+    pub(super) txn: TxnLayer,
     dispatcher: OnceLock<Dispatcher>,
     sink: OnceLock<Arc<dyn Fn(Bytes, Inbound) + Send + Sync>>,
     dns: OnceLock<Arc<dyn Dns>>,
@@ -102,6 +124,7 @@ impl Core {
         limits: ParseLimits,
         router: Arc<dyn Router>,
         outbound: Arc<Outbound>,
+        txn: TxnConfig,
     ) -> Self {
         Self {
             local,
@@ -109,6 +132,7 @@ impl Core {
             stats: Stats::default(),
             router,
             outbound,
+            txn: TxnLayer::new(txn),
             dispatcher: OnceLock::new(),
             sink: OnceLock::new(),
             dns: OnceLock::new(),
@@ -121,14 +145,24 @@ impl Core {
 
     /// Processes one message and sends the result.
     pub async fn handle(self: &Arc<Self>, data: Bytes, inbound: Inbound) {
-        match self.process(data, inbound) {
-            None => {}
-            Some(Step::Send(out)) => self.send(out).await,
-            Some(Step::Resolve(p)) => {
-                // Resolution can take seconds: it runs on its own task so the
-                // worker's queue keeps moving.
-                let core = Arc::clone(self);
-                tokio::spawn(async move { core.resolve_then_send(p).await });
+        if let Some(step) = self.process(data, inbound) {
+            self.run_step(step).await;
+        }
+    }
+
+    /// Sends what a step says to send, in order; name resolution runs on a
+    /// task of its own (it can take seconds) so the worker's queue keeps
+    /// moving.
+    pub async fn run_step(self: &Arc<Self>, step: Step) {
+        let mut todo = vec![step];
+        while let Some(step) = todo.pop() {
+            match step {
+                Step::Send(out) => self.send(out).await,
+                Step::Resolve(p) => {
+                    let core = Arc::clone(self);
+                    tokio::spawn(async move { core.resolve_then_send(p).await });
+                }
+                Step::Batch(steps) => todo.extend(steps.into_iter().rev()),
             }
         }
     }
@@ -138,20 +172,71 @@ impl Core {
         let targets = resolve::resolve(dns.as_ref(), &p.hop).await;
         let first = targets.first().map(|t| (t.transport, t.addr));
         let next = match (p.then, first) {
+            (Then::Branch { txn, edit, destination }, target) => {
+                self.branch_resolved(&txn, *edit, destination, target)
+            }
             (Then::Forward(ctx, inbound), Some(t)) => self.forward(*ctx, inbound, Some(t)),
             (Then::Forward(ctx, inbound), None) => self.reject(&ctx.msg, inbound, CANNOT_RESOLVE),
             (Then::Response(data), Some((transport, peer))) => {
                 bump(&self.stats.forwarded_responses);
-                Some(Step::Send(Outgoing { transport, peer, data }))
+                Some(Step::Send(Outgoing::new(transport, peer, data)))
             }
             (Then::Response(_), None) => {
                 bump(&self.stats.dropped_stray);
                 None
             }
         };
-        if let Some(Step::Send(out)) = next {
-            self.send(out).await;
+        if let Some(step) = next {
+            Arc::clone(&self).run_step_boxed(step).await;
         }
+    }
+
+    /// [`Core::run_step`] as a boxed `Send` future: resolution and send
+    /// errors lead to more steps, and the box cuts that cycle of futures.
+    fn run_step_boxed(
+        self: Arc<Self>,
+        step: Step,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move { self.run_step(step).await })
+    }
+
+    /// Starts name resolution for a stateful branch.
+    pub(super) fn resolve_branch(
+        &self,
+        hop: NextHop,
+        txn: TxnRef,
+        edit: EditedMessage,
+        destination: Option<String>,
+    ) -> Step {
+        Step::Resolve(Pending {
+            hop,
+            then: Then::Branch { txn, edit: Box::new(edit), destination },
+        })
+    }
+
+    pub(super) fn has_dns(&self) -> bool {
+        self.dns.get().is_some()
+    }
+
+    /// The router new transactions start with.
+    pub(super) fn current_router(&self) -> Arc<dyn Router> {
+        Arc::clone(&self.router)
+    }
+
+    pub(super) fn count_absorbed(&self) {
+        bump(&self.stats.absorbed);
+    }
+    pub(super) fn count_created(&self) {
+        bump(&self.stats.transactions);
+    }
+    pub(super) fn count_forwarded_request(&self) {
+        bump(&self.stats.forwarded_requests);
+    }
+    pub(super) fn count_forwarded_response(&self) {
+        bump(&self.stats.forwarded_responses);
+    }
+    pub(super) fn count_replied(&self) {
+        bump(&self.stats.replied);
     }
 
     /// Installs the DNS resolver for host names (once, by the server).
@@ -167,6 +252,12 @@ impl Core {
         {
             bump(&self.stats.send_errors);
             tracing::debug!(peer = %out.peer, "send failed: {e}");
+            if let Some((id, index)) = out.branch
+                && let Some(step) = self.branch_send_failed(id, index)
+            {
+                // On a task of its own: `send` cannot await itself.
+                tokio::spawn(Arc::clone(self).run_step_boxed(step));
+            }
         }
     }
 
@@ -255,8 +346,10 @@ impl Core {
         }
         if msg.is_request() {
             self.process_request(msg, inbound)
+        } else if let Some((txn, index)) = self.match_response(&msg) {
+            self.branch_response(&txn, index, msg, inbound)
         } else {
-            self.process_response(msg)
+            self.process_response(msg, inbound)
         }
     }
 
@@ -270,11 +363,16 @@ impl Core {
     ) -> Outgoing {
         bump(&self.stats.replied);
         // Stateless replies go back where the request came from (RFC 3581 §4).
-        Outgoing {
-            transport: inbound.transport,
-            peer: inbound.peer,
-            data: build_response(req, code, reason, extra),
-        }
+        Outgoing::new(inbound.transport, inbound.peer, build_response(req, code, reason, extra))
+    }
+
+    pub(super) fn reject_request(
+        &self,
+        req: &EditedMessage,
+        inbound: Inbound,
+        r: Reject,
+    ) -> Option<Step> {
+        self.reject(req, inbound, r)
     }
 
     fn reject(&self, req: &EditedMessage, inbound: Inbound, r: Reject) -> Option<Step> {
@@ -286,6 +384,11 @@ impl Core {
     }
 
     fn process_request(&self, msg: Message, inbound: Inbound) -> Option<Step> {
+        let cancels = match self.match_request(&msg) {
+            Matched::Absorbed(step) => return step,
+            Matched::Cancel(txn) => txn,
+            Matched::New => None,
+        };
         let mut edit = EditedMessage::new(msg);
         apply_received(&mut edit, inbound.peer);
         if let Err(r) = check_request(edit.original(), &self.local, SUPPORTED) {
@@ -301,13 +404,8 @@ impl Core {
             );
         }
         preprocess_routes(&mut edit, &self.local);
-        let mut ctx = RequestContext {
-            msg: edit,
-            source: inbound.peer,
-            transport: inbound.transport,
-            destination: None,
-            record_route: false,
-        };
+        let mut ctx = RequestContext::new(edit, inbound.peer, inbound.transport);
+        ctx.txn.exists = cancels.is_some();
         match self.router.route_request(&mut ctx) {
             Decision::Drop => {
                 bump(&self.stats.dropped_by_route);
@@ -320,37 +418,31 @@ impl Core {
                 Some(Step::Send(self.reply_to(&ctx.msg, inbound, code, &reason, &[])))
             }
             Decision::Forward => self.forward(ctx, inbound, None),
+            Decision::Relay => match ctx.msg.original().method_str() {
+                // ACK never has a transaction of its own (§17.1.1.3).
+                Some("ACK") => self.forward(ctx, inbound, None),
+                // A CANCEL without its INVITE is forwarded statelessly (§16.10).
+                Some("CANCEL") => match cancels {
+                    Some(txn) => self.cancel(&txn, &ctx.msg, inbound),
+                    None => self.forward(ctx, inbound, None),
+                },
+                _ => self.relay(ctx, inbound),
+            },
         }
     }
 
-    /// Forwards a routed request. `resolved` is the target found by name
-    /// resolution; without it an IP-literal next hop is used directly and a
-    /// host name is handed back as [`Step::Resolve`].
-    fn forward(
+    /// §16.6 steps 3–8 on a copy to forward: returns where it goes and its
+    /// bytes. `resolved` is the target found by name resolution; without it
+    /// the next hop must be an IP literal.
+    pub(super) fn prepare_copy(
         &self,
-        mut ctx: RequestContext,
+        edit: &mut EditedMessage,
+        fwd: &Forward<'_>,
         inbound: Inbound,
         resolved: Option<(Transport, SocketAddr)>,
-    ) -> Option<Step> {
-        let fwd =
-            Forward { destination: ctx.destination.as_deref(), record_route: ctx.record_route };
-        if resolved.is_none() {
-            match next_hop(&ctx.msg, &fwd) {
-                Err(r) => return self.reject(&ctx.msg, inbound, r),
-                Ok(hop) if hop.socket_addr().is_none() => {
-                    if self.dns.get().is_none() {
-                        return self.reject(&ctx.msg, inbound, CANNOT_RESOLVE);
-                    }
-                    return Some(Step::Resolve(Pending {
-                        hop,
-                        then: Then::Forward(Box::new(ctx), inbound),
-                    }));
-                }
-                Ok(_) => {}
-            }
-        }
+    ) -> Result<((Transport, SocketAddr), Bytes), Reject> {
         let mut target: Option<(Transport, SocketAddr)> = None;
-        let result = prepare_forward(&mut ctx.msg, &fwd, |hop| {
+        prepare_forward(edit, fwd, |hop| {
             let (transport, peer) = match resolved {
                 Some(t) => t,
                 None => literal(hop)?,
@@ -369,23 +461,66 @@ impl Core {
                 via_sent_by: format!("SIP/2.0/{} {}", transport.via_token(), out_addr),
                 record_routes,
             })
-        });
-        match (result, target) {
-            (Ok(_), Some((transport, peer))) => {
-                bump(&self.stats.forwarded_requests);
-                Some(Step::Send(Outgoing { transport, peer, data: ctx.msg.serialize() }))
+        })?;
+        let target = target.ok_or(CANNOT_RESOLVE)?;
+        Ok((target, edit.serialize()))
+    }
+
+    /// Forwards a routed request. `resolved` is the target found by name
+    /// resolution; without it an IP-literal next hop is used directly and a
+    /// host name is handed back as [`Step::Resolve`].
+    fn forward(
+        &self,
+        mut ctx: RequestContext,
+        inbound: Inbound,
+        resolved: Option<(Transport, SocketAddr)>,
+    ) -> Option<Step> {
+        let fwd = Forward {
+            destination: ctx.destination.as_deref(),
+            record_route: ctx.record_route,
+            branch: None,
+        };
+        if resolved.is_none() {
+            match next_hop(&ctx.msg, &fwd) {
+                Err(r) => return self.reject(&ctx.msg, inbound, r),
+                Ok(hop) if hop.socket_addr().is_none() => {
+                    if self.dns.get().is_none() {
+                        return self.reject(&ctx.msg, inbound, CANNOT_RESOLVE);
+                    }
+                    return Some(Step::Resolve(Pending {
+                        hop,
+                        then: Then::Forward(Box::new(ctx), inbound),
+                    }));
+                }
+                Ok(_) => {}
             }
-            (Err(r), _) => self.reject(&ctx.msg, inbound, r),
-            (Ok(_), None) => None,
+        }
+        match self.prepare_copy(&mut ctx.msg, &fwd, inbound, resolved) {
+            Ok(((transport, peer), data)) => {
+                bump(&self.stats.forwarded_requests);
+                Some(Step::Send(Outgoing::new(transport, peer, data)))
+            }
+            Err(r) => self.reject(&ctx.msg, inbound, r),
         }
     }
 
-    fn process_response(&self, msg: Message) -> Option<Step> {
+    /// A reply without a transaction: routed back by Via (§16.11), after
+    /// `reply_route`, which may drop it.
+    fn process_response(&self, msg: Message, inbound: Inbound) -> Option<Step> {
         let Some(hop) = next_hop_for_response(&msg, &self.local) else {
             bump(&self.stats.dropped_stray);
             return None;
         };
-        let data = strip_own_via(msg).serialize();
+        let mut edit = strip_own_via(msg);
+        if let Some(route) = self.router.reply_route() {
+            let mut ctx = RequestContext::new(edit, inbound.peer, inbound.transport);
+            if self.router.run_hook(route, &mut ctx) == Decision::Drop {
+                bump(&self.stats.dropped_by_route);
+                return None;
+            }
+            edit = ctx.msg;
+        }
+        let data = edit.serialize();
         if hop.socket_addr().is_none() && self.dns.get().is_some() {
             // A sent-by host name without `received` (RFC 3263 §5).
             return Some(Step::Resolve(Pending { hop, then: Then::Response(data) }));
@@ -395,7 +530,7 @@ impl Core {
             return None;
         };
         bump(&self.stats.forwarded_responses);
-        Some(Step::Send(Outgoing { transport, peer, data }))
+        Some(Step::Send(Outgoing::new(transport, peer, data)))
     }
 }
 

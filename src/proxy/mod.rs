@@ -16,6 +16,8 @@ pub mod resolve;
 pub mod response;
 pub mod router;
 pub mod server;
+pub mod stateful;
+pub mod timer_queue;
 pub mod tls;
 pub mod transport;
 

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use super::LocalIdentity;
-use super::branch::{is_loop, stateless_branch};
+use super::branch::{MAGIC_COOKIE, is_loop, loop_hash, stateless_branch};
 use crate::sip::{EditedMessage, Host, Message, NameAddr, Scheme, Uri, Via};
 
 /// A request the proxy refuses, with what to answer.
@@ -194,6 +194,9 @@ pub struct Forward<'a> {
     pub destination: Option<&'a str>,
     /// `record_route()` was called: add the Record-Route values of [`HopHeaders`].
     pub record_route: bool,
+    /// The transaction part of the Via branch of a stateful branch; `None`
+    /// for stateless forwarding, whose branch is a hash (§16.11).
+    pub branch: Option<&'a str>,
 }
 
 /// The next hop [`prepare_forward`] will choose, without editing anything:
@@ -264,8 +267,13 @@ pub fn prepare_forward(
             edit.insert_first("Record-Route", rr);
         }
     }
-    let outgoing = edit.request_uri().unwrap_or_default().to_owned();
-    let branch = stateless_branch(edit.original(), &outgoing);
+    let branch = match fwd.branch {
+        Some(part) => format!("{MAGIC_COOKIE}{part}.{:016x}", loop_hash(edit.original())),
+        None => {
+            let outgoing = edit.request_uri().unwrap_or_default().to_owned();
+            stateless_branch(edit.original(), &outgoing)
+        }
+    };
     edit.insert_first("Via", &format!("{};branch={branch}", added.via_sent_by));
     Ok(hop)
 }
@@ -371,8 +379,11 @@ mod tests {
         let mut e = edit(&format!(
             "INVITE sip:b@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n{TAIL}"
         ));
-        let fwd =
-            Forward { destination: Some("sip:127.0.0.1:5080;transport=tcp"), record_route: true };
+        let fwd = Forward {
+            destination: Some("sip:127.0.0.1:5080;transport=tcp"),
+            record_route: true,
+            branch: None,
+        };
         let hop = prepare_forward(&mut e, &fwd, |hop| {
             assert_eq!(hop.transport, "tcp");
             Ok(HopHeaders {

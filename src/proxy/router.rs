@@ -5,6 +5,13 @@
 //! program implements it; tests implement it in Rust to drive the core.
 //! A router is synchronous (see docs/architecture.md: route code never
 //! awaits), so it runs inline on the worker that received the message.
+//!
+//! Besides `request_route`, a router has *hooks* the transaction layer runs
+//! later: `reply_route` for every reply, and the `onreply_route`,
+//! `failure_route` and `branch_route` a request armed. A transaction keeps
+//! the `Arc` of the router it started with and names hooks by [`RouteId`]
+//! index, so a reload in between neither changes nor renames the code its
+//! hooks run.
 
 use std::net::SocketAddr;
 
@@ -12,8 +19,12 @@ use crate::sip::EditedMessage;
 
 use super::Transport;
 
-/// One request being routed: the message with the edits made so far, where it
-/// came from, and the forwarding choices the router makes.
+/// Index of a route in its program.
+pub type RouteId = u32;
+
+/// One message being routed: the message with the edits made so far, where
+/// it came from, and the choices the router makes. In reply routes `msg` is
+/// the reply.
 #[derive(Debug)]
 pub struct RequestContext {
     pub msg: EditedMessage,
@@ -23,6 +34,45 @@ pub struct RequestContext {
     pub destination: Option<String>,
     /// `record_route()` was called.
     pub record_route: bool,
+    /// What lives as long as the transaction.
+    pub txn: TxnScope,
+}
+
+impl RequestContext {
+    pub fn new(msg: EditedMessage, source: SocketAddr, transport: Transport) -> Self {
+        RequestContext {
+            msg,
+            source,
+            transport,
+            destination: None,
+            record_route: false,
+            txn: TxnScope::default(),
+        }
+    }
+}
+
+/// Transaction-scoped state the routes see and set: armed hooks, `$avp`s,
+/// flags, extra branches, and what the transaction layer tells the failure
+/// and reply routes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TxnScope {
+    pub on_failure: Option<RouteId>,
+    pub on_reply: Option<RouteId>,
+    pub on_branch: Option<RouteId>,
+    /// `$avp(x)` values by slot (empty before the first route ran).
+    pub avps: Vec<String>,
+    pub flags: u64,
+    /// `append_branch()` targets, forked in parallel with the main branch.
+    pub branches: Vec<String>,
+    /// `t_check_trans()`: the request belongs to a transaction (for a CANCEL:
+    /// the INVITE it cancels is known).
+    pub exists: bool,
+    /// `$T_reply_code`: the winning reply of a failure route.
+    pub reply_code: u16,
+    /// `t_is_canceled()`.
+    pub canceled: bool,
+    /// `t_branch_timeout()`: the failure came from a timeout.
+    pub branch_timeout: bool,
 }
 
 /// What to do with a request once routing returns.
@@ -30,13 +80,26 @@ pub struct RequestContext {
 pub enum Decision {
     /// Forward statelessly to `destination`, the Route set or the R-URI.
     Forward,
+    /// Relay statefully (`relay()`): create a transaction and branches.
+    Relay,
     /// Answer with this status.
     Reply { code: u16, reason: String },
-    /// Do nothing.
+    /// Do nothing (or, in a reply route, do not pass this reply on).
     Drop,
 }
 
 /// The routing logic the proxy core calls for every request.
 pub trait Router: Send + Sync + 'static {
     fn route_request(&self, ctx: &mut RequestContext) -> Decision;
+
+    /// Runs the hook `route` (a failure, branch or onreply route) on `ctx`.
+    fn run_hook(&self, route: RouteId, ctx: &mut RequestContext) -> Decision {
+        let _ = (route, ctx);
+        Decision::Forward
+    }
+
+    /// The `reply_route` run for every reply, if the program has one.
+    fn reply_route(&self) -> Option<RouteId> {
+        None
+    }
 }

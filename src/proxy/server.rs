@@ -19,6 +19,7 @@ use super::core::Core;
 use super::dispatch::Dispatcher;
 use super::resolve::{Dns, SystemDns};
 use super::router::Router;
+use super::stateful::TxnConfig;
 use super::tls::{self, TlsMaterial};
 use super::transport::{Inbound, Outbound, Transport, bind_tcp, bind_udp};
 use crate::sip::ParseLimits;
@@ -50,6 +51,8 @@ pub struct ServerConfig {
     /// Name resolution for next hops that are host names (RFC 3263);
     /// `None`: the system resolver.
     pub dns: Option<Arc<dyn Dns>>,
+    /// Transaction timers and the transaction table's size limit.
+    pub txn: TxnConfig,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -75,6 +78,7 @@ impl ServerConfig {
             tcp_buffer: 128 * 1024,
             tls: None,
             dns: None,
+            txn: TxnConfig::default(),
         }
     }
 }
@@ -154,7 +158,7 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
             )
             .with_tls_connector(connector),
     );
-    let core = Arc::new(Core::new(local, config.limits, router, Arc::clone(&outbound)));
+    let core = Arc::new(Core::new(local, config.limits, router, Arc::clone(&outbound), config.txn));
     let (shutdown, watch_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let workers = match config.workers {
@@ -163,6 +167,7 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
     };
     let (dispatcher, queues) = Dispatcher::new(workers, config.queue_depth);
     core.set_dispatcher(dispatcher);
+    tasks.push(core.start_timers(watch_rx.clone()));
     match config.dns.clone() {
         Some(dns) => core.set_dns(dns),
         None => match SystemDns::from_system() {

@@ -150,8 +150,8 @@ runtime_table! {
     sipc_rt_pv_si(a) => b::pv_si;
     sipc_rt_pv_sp(a) => b::pv_sp;
     sipc_rt_pv_rm(a) => b::pv_rm;
-    sipc_rt_pv_rs(a) => b::pv_zero;
-    sipc_rt_pv_rr(a) => b::pv_empty;
+    sipc_rt_pv_rs(a) => b::pv_rs;
+    sipc_rt_pv_rr(a) => b::pv_rr;
     sipc_rt_pv_ci(a) => b::pv_ci;
     sipc_rt_pv_ua(a) => b::pv_ua;
     sipc_rt_pv_cs(a) => b::pv_cs;
@@ -162,7 +162,7 @@ runtime_table! {
     sipc_rt_pv_proto(a) => b::pv_proto;
     sipc_rt_pv_Ri(a) => b::pv_empty;
     sipc_rt_pv_Rp(a) => b::pv_zero;
-    sipc_rt_pv_T_reply_code(a) => b::pv_zero;
+    sipc_rt_pv_T_reply_code(a) => b::pv_rs;
     sipc_rt_pv_hdr(a) => b::pv_hdr;
     sipc_rt_pv_var(a) => b::var_get;
     sipc_rt_pv_var_set(a, v) => b::var_set;
@@ -182,13 +182,13 @@ runtime_table! {
     sipc_rt_t_is_canceled() => b::t_is_canceled;
     sipc_rt_t_check_status(r) => b::t_check_status;
     sipc_rt_t_branch_timeout() => b::t_branch_timeout;
-    sipc_rt_relay(d) => b::forward;
+    sipc_rt_relay(d) => b::relay;
     sipc_rt_forward(d) => b::forward;
     sipc_rt_reply(code, reason) => b::reply;
     sipc_rt_reply_error() => b::reply_error;
-    sipc_rt_on_failure(r) => b::arm_route;
-    sipc_rt_on_reply(r) => b::arm_route;
-    sipc_rt_on_branch(r) => b::arm_route;
+    sipc_rt_on_failure(r) => b::arm_failure;
+    sipc_rt_on_reply(r) => b::arm_reply;
+    sipc_rt_on_branch(r) => b::arm_branch;
     sipc_rt_append_branch(u) => b::append_branch;
     sipc_rt_save(t) => b::save;
     sipc_rt_lookup(t) => b::lookup;
@@ -270,6 +270,7 @@ mod tests {
             transport: Transport::Udp,
             destination: None,
             record_route: false,
+            txn: Default::default(),
         }
     }
 

@@ -25,15 +25,6 @@ fn s(ctx: &RouteCtx<'_>, h: i64) -> String {
 /// Builtins whose behaviour lands with later work, and what brings them.
 /// Until then they return false (nothing for `on_*`) without side effects.
 pub const LATER: &[(&str, &str)] = &[
-    ("t_check_trans", "the transaction layer"),
-    ("t_precheck_trans", "the transaction layer"),
-    ("t_is_canceled", "the transaction layer"),
-    ("t_check_status", "the transaction layer"),
-    ("t_branch_timeout", "the transaction layer"),
-    ("append_branch", "the transaction layer"),
-    ("on_failure", "the transaction layer"),
-    ("on_reply", "the transaction layer"),
-    ("on_branch", "the transaction layer"),
     ("save", "the registrar"),
     ("lookup", "the registrar"),
     ("registered", "the registrar"),
@@ -305,7 +296,12 @@ pub fn pv_sp(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 }
 
 pub fn pv_rm(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    share!(ctx, |m| m.original().method_str())
+    share!(ctx, |m| m.original().method_str().or_else(|| m
+        .original()
+        .cseq()
+        .ok()
+        .flatten()
+        .map(|c| c.method)))
 }
 
 /// `$rs`, `$T_reply_code`: request routes see no reply (0).
@@ -416,23 +412,53 @@ pub fn record_route(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     1
 }
 
-pub fn t_check_trans(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    later("t_check_trans", "the transaction layer")
+/// For a CANCEL: the INVITE it cancels has a transaction. Other requests
+/// reach the routes only when they are not retransmissions (the transaction
+/// layer absorbs those first), so this is false for them.
+pub fn t_check_trans(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    b(ctx.req.txn.exists)
 }
+/// Always false: a retransmission never reaches a route (see `t_check_trans`).
 pub fn t_precheck_trans(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    later("t_precheck_trans", "the transaction layer")
+    0
 }
-pub fn t_is_canceled(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    later("t_is_canceled", "the transaction layer")
+pub fn t_is_canceled(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    b(ctx.req.txn.canceled)
 }
-pub fn t_check_status(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    later("t_check_status", "the transaction layer")
+/// Matches the reply being handled (onreply routes) or the winning reply
+/// (failure routes) against the regex.
+pub fn t_check_status(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let code = reply_code(ctx);
+    let shared = ctx.shared;
+    b(shared.regexes.get(a[0] as usize).is_some_and(|re| re.is_match(&code.to_string())))
 }
-pub fn t_branch_timeout(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    later("t_branch_timeout", "the transaction layer")
+pub fn t_branch_timeout(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    b(ctx.req.txn.branch_timeout)
 }
-pub fn append_branch(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    later("append_branch", "the transaction layer")
+/// Adds a branch for parallel forking: `uri`, or the current R-URI.
+pub fn append_branch(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let uri = if a[0] == ABSENT { String::new() } else { s(ctx, a[0]) };
+    let uri = if uri.is_empty() { ruri(ctx) } else { uri };
+    if Uri::parse(&uri).is_err() {
+        return 0;
+    }
+    ctx.req.txn.branches.push(uri);
+    1
+}
+
+/// The status of the reply in reply routes, the winning one in failure routes.
+fn reply_code(ctx: &RouteCtx<'_>) -> u16 {
+    ctx.req.msg.original().status().unwrap_or(ctx.req.txn.reply_code)
+}
+
+/// `$rs` and `$T_reply_code`.
+pub fn pv_rs(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    i64::from(reply_code(ctx))
+}
+
+/// `$rr`: the reason phrase of the reply.
+pub fn pv_rr(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    share!(ctx, |m| m.original().reason())
 }
 pub fn save(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     later("save", "the registrar")
@@ -452,9 +478,17 @@ pub fn auth_challenge(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 pub fn consume_credentials(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     later("consume_credentials", "digest authentication")
 }
-/// `on_failure`/`on_reply`/`on_branch`: nothing to arm without transactions.
-pub fn arm_route(_: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    tracing::debug!("on_failure/on_reply/on_branch: transactions land with a later issue");
+/// `on_failure(NAME)`: the argument is the route's index.
+pub fn arm_failure(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    ctx.req.txn.on_failure = u32::try_from(a[0]).ok();
+    0
+}
+pub fn arm_reply(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    ctx.req.txn.on_reply = u32::try_from(a[0]).ok();
+    0
+}
+pub fn arm_branch(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    ctx.req.txn.on_branch = u32::try_from(a[0]).ok();
     0
 }
 
@@ -467,16 +501,25 @@ fn decide(ctx: &mut RouteCtx<'_>, d: Decision) -> i64 {
     1
 }
 
-/// `relay()` and `forward()`: stateless forwarding (the transaction layer
-/// that makes `relay()` stateful is a later issue).
-pub fn forward(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
-    if a[0] != ABSENT {
-        let d = s(ctx, a[0]);
+fn set_destination(ctx: &mut RouteCtx<'_>, a: i64) {
+    if a != ABSENT {
+        let d = s(ctx, a);
         if !d.is_empty() {
             ctx.req.destination = Some(d);
         }
     }
+}
+
+/// `forward()`: stateless forwarding.
+pub fn forward(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    set_destination(ctx, a[0]);
     decide(ctx, Decision::Forward)
+}
+
+/// `relay()`: stateful forwarding through a transaction.
+pub fn relay(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    set_destination(ctx, a[0]);
+    decide(ctx, Decision::Relay)
 }
 
 pub fn reply(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {

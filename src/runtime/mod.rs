@@ -26,17 +26,13 @@
 //!
 //! # Builtins with later behaviour
 //!
-//! The stateful parts of the catalog land with later issues. Until then they
-//! return a documented failure value and log once per call at `debug`:
-//! `t_check_trans`, `t_precheck_trans` (false: there are no transactions, so
-//! nothing is a retransmission), `t_is_canceled`, `t_check_status`,
-//! `t_branch_timeout` (false), `save`, `lookup`, `registered` (false: the
-//! registrar lands with its own issue; `save` failing makes
+//! The registrar and authentication builtins land with their own issue.
+//! Until then they return a documented failure value and log at `debug`:
+//! `save`, `lookup`, `registered` (false; `save` failing makes
 //! `reply_error()` answer 500), `auth_check`, `auth_challenge`,
-//! `consume_credentials` (false, no reply), `append_branch` (false), and
-//! `on_failure`/`on_reply`/`on_branch` arm nothing. `relay()` forwards
-//! statelessly exactly like `forward()`: the transaction layer is a later
-//! issue.
+//! `consume_credentials` (false, no reply). `t_precheck_trans()` is always
+//! false: retransmissions are absorbed by the transaction layer before any
+//! route runs.
 
 pub mod abi;
 pub mod builtins;
@@ -167,8 +163,9 @@ pub struct RouteCtx<'a> {
     /// The per-message string arena (non-negative handles).
     pub strings: Vec<String>,
     pub vars: Vec<i64>,
-    /// `$avp(x)`: per message for now (the transaction layer will keep them
-    /// for the transaction).
+    /// `$avp(x)`: loaded from and saved back to the transaction scope
+    /// ([`crate::proxy::router::TxnScope`]), so failure and reply routes
+    /// see what the request route set.
     pub avps: Vec<i64>,
     /// `$match(N)` of the last successful `=~`.
     pub captures: Vec<i64>,
@@ -182,18 +179,25 @@ pub struct RouteCtx<'a> {
 
 impl<'a> RouteCtx<'a> {
     pub fn new(req: &'a mut RequestContext, shared: &'a Shared) -> RouteCtx<'a> {
-        RouteCtx {
+        let flags = req.txn.flags;
+        let mut ctx = RouteCtx {
             req,
             shared,
             strings: Vec::new(),
             vars: shared.var_init.clone(),
             avps: vec![shared.empty; shared.avp_count],
             captures: Vec::new(),
-            flags: 0,
+            flags,
             decision: None,
             depth: 0,
             failed: false,
+        };
+        // `$avp`s set by an earlier route of the same transaction.
+        for slot in 0..ctx.avps.len().min(ctx.req.txn.avps.len()) {
+            let v = std::mem::take(&mut ctx.req.txn.avps[slot]);
+            ctx.avps[slot] = ctx.alloc(v);
         }
+        ctx
     }
 
     /// The string a handle names (empty for unknown handles).
@@ -223,6 +227,12 @@ impl<'a> RouteCtx<'a> {
 
     /// The decision for the core, given the route's result.
     pub fn finish(&mut self, result: i64) -> Decision {
+        // Transaction-scoped values outlive this context.
+        self.req.txn.flags = self.flags;
+        if !self.avps.is_empty() {
+            let avps = self.avps.iter().map(|&h| self.str(h).to_owned()).collect();
+            self.req.txn.avps = avps;
+        }
         if self.failed {
             return Decision::Reply { code: 500, reason: "Server Internal Error".into() };
         }

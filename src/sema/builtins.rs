@@ -505,13 +505,32 @@ pub static SETTINGS: &[SettingDef] = &[
         "tm",
         fr_timer,
         Duration,
-        "Time to wait for a final reply to a non-INVITE (and any reply to an INVITE)."
+        "Time to wait for a final reply to a non-INVITE (and any reply to an INVITE): timers B and F, 64·T1 (32 s) by default."
     ),
     setting!(
         "tm",
         fr_inv_timer,
         Duration,
-        "Time to wait for a final reply to an INVITE after a provisional one."
+        "Time to wait for a final reply to an INVITE after a provisional one: timer C (RFC 3261 §16.6), 180 s by default."
+    ),
+    setting!(
+        "tm",
+        t1,
+        Duration,
+        "RFC 3261 T1, the round-trip estimate (500 ms); timers A, E, G start at T1 and D, H, J, L, M are 64·T1."
+    ),
+    setting!("tm", t2, Duration, "RFC 3261 T2, the longest retransmission interval (4 s)."),
+    setting!(
+        "tm",
+        t4,
+        Duration,
+        "RFC 3261 T4, how long a message may live in the network (5 s); timers I and K."
+    ),
+    setting!(
+        "tm",
+        max_transactions,
+        Int,
+        "Live transactions beyond which new requests are answered 503 (200000)."
     ),
     setting!("rr", append_fromtag, Bool, "Put the From tag into Record-Route headers."),
     setting!("rr", enable_full_lr, Bool, "Write `lr=on` instead of `lr` in Record-Route."),

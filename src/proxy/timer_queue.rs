@@ -1,0 +1,132 @@
+//! One timer queue for every transaction timer of the proxy.
+//!
+//! Transactions arm many short timers (A, E, G retransmissions; B, C, F, H
+//! timeouts; D, I, J, K, L, M clean-up) and almost never cancel them: a
+//! timer that fires after its state has moved on is simply ignored by the
+//! state machine. So a binary heap of deadlines drained by one task is
+//! enough: arming is a push under a mutex, and there is no per-timer task or
+//! cancellation bookkeeping.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+struct Entry<E> {
+    at: Instant,
+    seq: u64,
+    event: E,
+}
+
+impl<E> PartialEq for Entry<E> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl<E> Eq for Entry<E> {}
+impl<E> PartialOrd for Entry<E> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<E> Ord for Entry<E> {
+    /// Reversed, so the max-heap pops the earliest deadline first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// Deadlines with their events; see the module docs.
+pub struct TimerQueue<E> {
+    heap: Mutex<BinaryHeap<Entry<E>>>,
+    seq: AtomicU64,
+    wake: Notify,
+}
+
+impl<E> std::fmt::Debug for TimerQueue<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimerQueue").field("armed", &self.len()).finish()
+    }
+}
+
+impl<E> Default for TimerQueue<E> {
+    fn default() -> Self {
+        TimerQueue {
+            heap: Mutex::new(BinaryHeap::new()),
+            seq: AtomicU64::new(0),
+            wake: Notify::new(),
+        }
+    }
+}
+
+impl<E> TimerQueue<E> {
+    /// Fires `event` after `after`.
+    pub fn arm(&self, after: Duration, event: E) {
+        let at = Instant::now() + after;
+        let seq = self.seq.fetch_add(1, AtomicOrdering::Relaxed);
+        let earliest = {
+            let mut heap = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+            heap.push(Entry { at, seq, event });
+            heap.peek().is_some_and(|e| e.seq == seq)
+        };
+        if earliest {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Timers armed and not yet fired.
+    pub fn len(&self) -> usize {
+        self.heap.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes and returns the events due at `now`, and the next deadline.
+    pub fn due(&self, now: Instant) -> (Vec<E>, Option<Instant>) {
+        let mut heap = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        while heap.peek().is_some_and(|e| e.at <= now) {
+            out.extend(heap.pop().map(|e| e.event));
+        }
+        (out, heap.peek().map(|e| e.at))
+    }
+
+    /// Waits until `next` (or forever) or until an earlier timer is armed.
+    pub async fn wait(&self, next: Option<Instant>) {
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = self.wake.notified() => {}
+                }
+            }
+            None => self.wake.notified().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_come_out_in_deadline_order() {
+        let q = TimerQueue::default();
+        let start = Instant::now();
+        q.arm(Duration::from_millis(30), 3);
+        q.arm(Duration::from_millis(10), 1);
+        q.arm(Duration::from_millis(20), 2);
+        q.arm(Duration::from_millis(20), 22);
+        let (now, next) = q.due(start);
+        assert!(now.is_empty());
+        assert!(next.is_some_and(|n| n >= start + Duration::from_millis(10)));
+        assert_eq!(q.due(start + Duration::from_millis(25)).0, vec![1, 2, 22]);
+        assert_eq!(q.len(), 1);
+    }
+}

@@ -1,0 +1,272 @@
+//! Client transactions (RFC 3261 §17.1, with RFC 6026's Accepted state).
+//!
+//! ```text
+//!  INVITE                                   non-INVITE
+//!   start: send, A (unreliable), B           start: send, E (unreliable), F
+//!      +---------+ A: resend, A*2             +---------+ E: resend, min(E*2, T2)
+//!      | Calling |----+                       | Trying  |----+
+//!      +---------+<---+                       +---------+<---+
+//!   1xx |  | B: timeout  | 2xx            1xx  |   | F: timeout   | final
+//!       v  +--> Term.    |                     v   +--> Term.     |
+//!  +-----------+ 1xx     |               +-----------+ E: resend T2|
+//!  |Proceeding |----+    |               |Proceeding |----+        |
+//!  +-----------+<---+    |               +-----------+<---+        |
+//!   300-699|  2xx|       |                final |                  |
+//!   send ACK, D  v       v                      v                  v
+//!  +-----------+ +-----------+            +-----------+ K (0 if reliable)
+//!  | Completed | | Accepted  | 2xx: pass  | Completed |----> Terminated
+//!  +-----------+ +-----------+            +-----------+ (finals absorbed)
+//!   final: ACK again | M -> Terminated
+//!   D -> Terminated
+//! ```
+//!
+//! Every response that is not a retransmission of a final one is delivered
+//! to the proxy ([`ClientAction::Deliver`]); in Accepted every 2xx is (each
+//! may come from another UAS of a downstream fork). A transport error or an
+//! expired B/F is a timeout the proxy turns into a 408 for that branch.
+
+use std::time::Duration;
+
+use super::Timers;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientState {
+    Calling,
+    Trying,
+    Proceeding,
+    Completed,
+    Accepted,
+    Terminated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientTimer {
+    /// INVITE retransmission.
+    A,
+    /// INVITE timeout (no response at all).
+    B,
+    /// Absorb final-response retransmissions of an INVITE.
+    D,
+    /// Non-INVITE retransmission.
+    E,
+    /// Non-INVITE timeout (no final response).
+    F,
+    /// Absorb final-response retransmissions of a non-INVITE.
+    K,
+    /// Accepted: pass 2xx retransmissions, then end.
+    M,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAction {
+    /// Send the request again.
+    Retransmit,
+    /// Send (again) the ACK of the non-2xx final response.
+    SendAck,
+    /// Hand the response to the proxy.
+    Deliver,
+    /// No (final) response in time: act as if a 408 arrived.
+    Timeout,
+    Arm(ClientTimer, Duration),
+    Terminate,
+}
+
+/// One client transaction; see the module docs.
+#[derive(Debug)]
+pub struct ClientTxn {
+    invite: bool,
+    reliable: bool,
+    state: ClientState,
+    retransmit: Duration,
+    timers: Timers,
+}
+
+impl ClientTxn {
+    /// A transaction whose request is being sent now, with the timers to arm.
+    pub fn start(invite: bool, reliable: bool, timers: Timers) -> (Self, Vec<ClientAction>) {
+        let txn = ClientTxn {
+            invite,
+            reliable,
+            state: if invite { ClientState::Calling } else { ClientState::Trying },
+            retransmit: timers.t1,
+            timers,
+        };
+        let mut out = Vec::new();
+        if !reliable {
+            let t = if invite { ClientTimer::A } else { ClientTimer::E };
+            out.push(ClientAction::Arm(t, timers.t1));
+        }
+        let t = if invite { ClientTimer::B } else { ClientTimer::F };
+        out.push(ClientAction::Arm(t, timers.final_response));
+        (txn, out)
+    }
+
+    pub fn state(&self) -> ClientState {
+        self.state
+    }
+
+    /// The transaction still waits for a final response.
+    pub fn is_pending(&self) -> bool {
+        matches!(self.state, ClientState::Calling | ClientState::Trying | ClientState::Proceeding)
+    }
+
+    /// A response with status `code` matched this transaction.
+    pub fn on_response(&mut self, code: u16) -> Vec<ClientAction> {
+        use ClientAction::*;
+        use ClientState::*;
+        match (self.invite, self.state, code) {
+            (_, Calling | Trying | Proceeding, 100..=199) => {
+                self.state = Proceeding;
+                vec![Deliver]
+            }
+            (true, Calling | Proceeding, 200..=299) => {
+                self.state = Accepted;
+                vec![Deliver, Arm(ClientTimer::M, self.timers.wait())]
+            }
+            (true, Accepted, 200..=299) => vec![Deliver],
+            (true, Calling | Proceeding, 300..) => {
+                self.state = Completed;
+                let mut out = vec![SendAck, Deliver];
+                out.extend(self.end_after(ClientTimer::D, self.timers.wait()));
+                out
+            }
+            (true, Completed, 300..) => vec![SendAck],
+            (false, Trying | Proceeding, 200..) => {
+                self.state = Completed;
+                let mut out = vec![Deliver];
+                out.extend(self.end_after(ClientTimer::K, self.timers.t4));
+                out
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The proxy gave up on this transaction (Timer C, or no reply after a
+    /// CANCEL): it ends without another event.
+    pub fn abandon(&mut self) {
+        self.state = ClientState::Terminated;
+    }
+
+    /// The transport reported that the request could not be sent.
+    pub fn on_transport_error(&mut self) -> Vec<ClientAction> {
+        if self.is_pending() {
+            self.state = ClientState::Terminated;
+            vec![ClientAction::Timeout, ClientAction::Terminate]
+        } else {
+            Vec::new()
+        }
+    }
+
+    pub fn on_timer(&mut self, timer: ClientTimer) -> Vec<ClientAction> {
+        use ClientAction::*;
+        use ClientState::*;
+        match (timer, self.state) {
+            (ClientTimer::A, Calling) => {
+                self.retransmit *= 2;
+                vec![Retransmit, Arm(ClientTimer::A, self.retransmit)]
+            }
+            (ClientTimer::E, Trying) => {
+                self.retransmit = (self.retransmit * 2).min(self.timers.t2);
+                vec![Retransmit, Arm(ClientTimer::E, self.retransmit)]
+            }
+            (ClientTimer::E, Proceeding) => vec![Retransmit, Arm(ClientTimer::E, self.timers.t2)],
+            (ClientTimer::B, Calling) | (ClientTimer::F, Trying | Proceeding) => {
+                self.state = Terminated;
+                vec![Timeout, Terminate]
+            }
+            (ClientTimer::D, Completed)
+            | (ClientTimer::K, Completed)
+            | (ClientTimer::M, Accepted) => {
+                self.state = Terminated;
+                vec![Terminate]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn end_after(&mut self, timer: ClientTimer, after: Duration) -> Vec<ClientAction> {
+        if self.reliable {
+            self.state = ClientState::Terminated;
+            vec![ClientAction::Terminate]
+        } else {
+            vec![ClientAction::Arm(timer, after)]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientAction::*;
+    use super::*;
+
+    #[test]
+    fn invite_retransmits_with_doubling_until_b() {
+        let t = Timers::default();
+        let (mut c, start) = ClientTxn::start(true, false, t);
+        assert_eq!(start, vec![Arm(ClientTimer::A, t.t1), Arm(ClientTimer::B, t.t1 * 64)]);
+        assert_eq!(c.on_timer(ClientTimer::A), vec![Retransmit, Arm(ClientTimer::A, t.t1 * 2)]);
+        assert_eq!(c.on_timer(ClientTimer::A), vec![Retransmit, Arm(ClientTimer::A, t.t1 * 4)]);
+        assert_eq!(c.on_timer(ClientTimer::B), vec![Timeout, Terminate]);
+        assert!(c.on_timer(ClientTimer::A).is_empty());
+    }
+
+    #[test]
+    fn invite_provisional_stops_a_and_b() {
+        let (mut c, _) = ClientTxn::start(true, false, Timers::default());
+        assert_eq!(c.on_response(180), vec![Deliver]);
+        assert!(c.on_timer(ClientTimer::A).is_empty());
+        assert!(c.on_timer(ClientTimer::B).is_empty(), "B only runs in Calling");
+        assert!(c.is_pending());
+    }
+
+    #[test]
+    fn invite_non_2xx_is_acked_and_retransmissions_absorbed() {
+        let t = Timers::default();
+        let (mut c, _) = ClientTxn::start(true, false, t);
+        assert_eq!(c.on_response(486), vec![SendAck, Deliver, Arm(ClientTimer::D, t.t1 * 64)]);
+        assert_eq!(c.on_response(486), vec![SendAck]);
+        assert!(!c.is_pending());
+        assert_eq!(c.on_timer(ClientTimer::D), vec![Terminate]);
+        let (mut r, start) = ClientTxn::start(true, true, t);
+        assert_eq!(start, vec![Arm(ClientTimer::B, t.t1 * 64)]);
+        assert_eq!(r.on_response(603), vec![SendAck, Deliver, Terminate]);
+    }
+
+    #[test]
+    fn invite_2xx_accepted_passes_every_2xx() {
+        let t = Timers::default();
+        let (mut c, _) = ClientTxn::start(true, false, t);
+        assert_eq!(c.on_response(200), vec![Deliver, Arm(ClientTimer::M, t.t1 * 64)]);
+        assert_eq!(c.on_response(200), vec![Deliver]);
+        assert!(c.on_response(180).is_empty());
+        assert_eq!(c.on_timer(ClientTimer::M), vec![Terminate]);
+    }
+
+    #[test]
+    fn non_invite_e_caps_at_t2_and_f_times_out() {
+        let t = Timers::default();
+        let (mut c, start) = ClientTxn::start(false, false, t);
+        assert_eq!(start, vec![Arm(ClientTimer::E, t.t1), Arm(ClientTimer::F, t.t1 * 64)]);
+        let mut last = Duration::ZERO;
+        for _ in 0..6 {
+            if let Some(Arm(ClientTimer::E, d)) = c.on_timer(ClientTimer::E).pop() {
+                last = d;
+            }
+        }
+        assert_eq!(last, t.t2);
+        assert_eq!(c.on_response(100), vec![Deliver]);
+        assert_eq!(c.on_timer(ClientTimer::E), vec![Retransmit, Arm(ClientTimer::E, t.t2)]);
+        assert_eq!(c.on_timer(ClientTimer::F), vec![Timeout, Terminate]);
+    }
+
+    #[test]
+    fn non_invite_final_then_k() {
+        let t = Timers::default();
+        let (mut c, _) = ClientTxn::start(false, false, t);
+        assert_eq!(c.on_response(200), vec![Deliver, Arm(ClientTimer::K, t.t4)]);
+        assert!(c.on_response(200).is_empty(), "retransmitted final absorbed");
+        assert_eq!(c.on_timer(ClientTimer::K), vec![Terminate]);
+        let (mut c, _) = ClientTxn::start(false, false, t);
+        assert_eq!(c.on_transport_error(), vec![Timeout, Terminate]);
+    }
+}
