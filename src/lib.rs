@@ -10,6 +10,8 @@
 pub mod cli;
 pub mod codegen;
 pub mod diag;
+pub mod fmt;
+pub mod lsp;
 pub mod proxy;
 pub mod registrar;
 pub mod runtime;

@@ -17,6 +17,14 @@ pub enum DumpCommand {
         /// The `.route` file.
         file: PathBuf,
     },
+    /// Print the language's words (keywords by class, builtins, pseudo-variables,
+    /// settings) from the lexer and the catalog; the editor grammars are generated
+    /// from this.
+    Keywords {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = WordsFormat::Json)]
+        format: WordsFormat,
+    },
     /// Check and compile a route file and print the Cranelift IR of its routes.
     Clif {
         /// The `.route` file.
@@ -30,8 +38,17 @@ pub enum DumpCommand {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WordsFormat {
+    /// One JSON object, a list of words per class.
+    Json,
+    /// `class word` per line.
+    Text,
+}
+
 pub fn run(cmd: DumpCommand) -> ExitCode {
     match cmd {
+        DumpCommand::Keywords { format } => dump_keywords(format),
         DumpCommand::Sip { file } => crate::sip::dump::dump_file(&file),
         DumpCommand::Ast { file } => dump_ast(&file),
         DumpCommand::Clif { file, route, define } => dump_clif(&file, route.as_deref(), &define),
@@ -102,4 +119,22 @@ fn dump_ast(file: &std::path::Path) -> ExitCode {
         eprint!("{}", render::human(&map, d, Style::plain()));
     }
     if diags.iter().any(|d| d.is_error()) { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+fn dump_keywords(format: WordsFormat) -> ExitCode {
+    use std::io::Write;
+    let words = crate::lsp::vocab::Vocabulary::collect();
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = match format {
+        WordsFormat::Json => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&words).unwrap_or_default())
+        }
+        WordsFormat::Text => words
+            .classes()
+            .iter()
+            .flat_map(|(class, list)| list.iter().map(move |w| (class, w)))
+            .try_for_each(|(class, w)| writeln!(out, "{class} {w}")),
+    };
+    ExitCode::SUCCESS
 }

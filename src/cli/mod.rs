@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 mod dump;
+pub mod fmt;
+pub mod lsp;
 pub mod run;
 
 /// sipc: a SIP proxy whose routing logic is a compiled language.
@@ -27,6 +29,10 @@ pub enum Command {
     Dump(dump::DumpCommand),
     /// Check, compile and serve a route file as a SIP proxy.
     Run(run::RunArgs),
+    /// Format route files in the one canonical layout (comments kept).
+    Fmt(fmt::FmtArgs),
+    /// Run the language server on standard input and output (for editors).
+    Lsp(lsp::LspArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -36,5 +42,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Dump(cmd) => dump::run(cmd),
         Command::Run(args) => run::run(args),
+        Command::Fmt(args) => fmt::run(args),
+        Command::Lsp(args) => lsp::run(args),
     }
 }

@@ -141,7 +141,7 @@ fn load_includes(
 }
 
 /// Removes `.` and resolves `..` lexically so one file has one path.
-fn normalize(p: &Path) -> PathBuf {
+pub fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {

@@ -10,3 +10,4 @@ pub mod literal;
 pub mod parser;
 pub mod span;
 pub mod token;
+pub mod trivia;

@@ -250,3 +250,99 @@ impl Tok<'_> {
         }
     }
 }
+
+/// How editors classify a keyword. The highlighting grammars under
+/// `editors/` and the language server's keyword completion are generated
+/// from [`KEYWORDS`]; tests keep them in step with the lexer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeywordClass {
+    /// Starts a route block: `request_route`, `route`, …
+    RouteKind,
+    /// Statement keywords: `if`, `exit`, …
+    Control,
+    /// Top-level items and `let`: `listen`, `const`, `table`, …
+    Declaration,
+    /// `true`, `false`.
+    Constant,
+    /// Lexed only to suggest a correction (`elif` for `else if`).
+    Misspelling,
+}
+
+/// Every word the lexer reads as a keyword rather than a name.
+pub const KEYWORDS: &[(&str, KeywordClass)] = {
+    use KeywordClass::*;
+    &[
+        ("request_route", RouteKind),
+        ("reply_route", RouteKind),
+        ("onreply_route", RouteKind),
+        ("failure_route", RouteKind),
+        ("branch_route", RouteKind),
+        ("event_route", RouteKind),
+        ("route", RouteKind),
+        ("if", Control),
+        ("else", Control),
+        ("switch", Control),
+        ("case", Control),
+        ("default", Control),
+        ("while", Control),
+        ("return", Control),
+        ("exit", Control),
+        ("drop", Control),
+        ("break", Control),
+        ("let", Declaration),
+        ("listen", Declaration),
+        ("advertise", Declaration),
+        ("domain", Declaration),
+        ("alias", Declaration),
+        ("settings", Declaration),
+        ("module", Declaration),
+        ("include", Declaration),
+        ("const", Declaration),
+        ("define", Declaration),
+        ("ifdef", Declaration),
+        ("ifndef", Declaration),
+        ("flag", Declaration),
+        ("table", Declaration),
+        ("true", Constant),
+        ("false", Constant),
+        ("elif", Misspelling),
+        ("elsif", Misspelling),
+        ("elseif", Misspelling),
+    ]
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each listed word lexes as one keyword token, never as a name.
+    #[test]
+    fn keywords_are_lexed_as_keywords() {
+        for (word, _) in KEYWORDS {
+            let toks: Vec<_> = Tok::lexer(word).collect();
+            assert_eq!(toks.len(), 1, "{word}");
+            let tok = toks[0].expect("a token");
+            assert!(!matches!(tok, Tok::Ident(_)), "`{word}` lexes as a name");
+            if tok != Tok::Elif {
+                assert_eq!(tok.describe(), format!("`{word}`"));
+            }
+        }
+    }
+
+    /// Every alphabetic terminal of the grammar's `extern` block is listed.
+    #[test]
+    fn grammar_keywords_are_listed() {
+        let grammar = include_str!("../../grammar/route.lalrpop");
+        for line in grammar.lines() {
+            let line = line.trim();
+            let Some(rest) = line.strip_prefix('"') else { continue };
+            let Some((word, tail)) = rest.split_once('"') else { continue };
+            if !tail.trim_start().starts_with("=> Tok::") {
+                continue;
+            }
+            if word.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                assert!(KEYWORDS.iter().any(|(k, _)| *k == word), "`{word}` missing from KEYWORDS");
+            }
+        }
+    }
+}
