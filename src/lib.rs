@@ -14,6 +14,7 @@ pub mod fmt;
 pub mod lsp;
 pub mod proxy;
 pub mod registrar;
+pub mod reload;
 pub mod runtime;
 pub mod sema;
 pub mod sip;

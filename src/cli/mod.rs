@@ -10,6 +10,7 @@ pub mod check;
 mod dump;
 pub mod fmt;
 pub mod lsp;
+pub mod reload;
 pub mod run;
 
 /// sipc: a SIP proxy whose routing logic is a compiled language.
@@ -29,6 +30,8 @@ pub enum Command {
     Dump(dump::DumpCommand),
     /// Check, compile and serve a route file as a SIP proxy.
     Run(run::RunArgs),
+    /// Reload a running proxy's config (or show its status).
+    Reload(reload::ReloadArgs),
     /// Format route files in the one canonical layout (comments kept).
     Fmt(fmt::FmtArgs),
     /// Run the language server on standard input and output (for editors).
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Dump(cmd) => dump::run(cmd),
         Command::Run(args) => run::run(args),
+        Command::Reload(args) => reload::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Lsp(args) => lsp::run(args),
     }

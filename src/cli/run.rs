@@ -36,6 +36,14 @@ pub struct RunArgs {
     /// More logging: -v info, -vv debug, -vvv trace (default: the `debug` setting).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The control socket for `sipc reload` (default: a per-user directory
+    /// under $TMPDIR, named after the config's path).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+    /// Do not reload when the config files change (SIGHUP and `sipc reload`
+    /// still do).
+    #[arg(long)]
+    pub no_watch: bool,
 }
 
 /// The server configuration a checked program asks for, with relative
@@ -176,6 +184,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     }
     let opts = Options { defines, all_features: false };
+    let started = std::time::Instant::now();
     let name = args.file.to_string_lossy().into_owned();
     let out = match sema::check_path(&args.file, &name, &opts) {
         Ok(o) => o,
@@ -243,11 +252,44 @@ pub fn run(args: RunArgs) -> ExitCode {
         eprintln!("{name}: checked and compiled; {} listen socket(s)", config.listens.len());
         return ExitCode::SUCCESS;
     }
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(log_level(&out.program, args.verbose))
-        .with_writer(std::io::stderr)
-        .with_ansi(color)
+    let mut hash = std::hash::DefaultHasher::new();
+    for f in out.sources.files() {
+        std::hash::Hash::hash(&f.text, &mut hash);
+    }
+    let first = crate::reload::Built {
+        program: Arc::clone(&program),
+        files: out.sources.files().iter().map(|f| PathBuf::from(&f.name)).collect(),
+        hash: std::hash::Hasher::finish(&hash),
+        compile_time: started.elapsed(),
+        checked: out.program,
+    };
+    // The log level follows the `debug` setting on reload (unless -v fixed it).
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let level = tracing_subscriber::filter::LevelFilter::from_level(log_level(
+        &first.checked,
+        args.verbose,
+    ));
+    let (filter, level_handle) = tracing_subscriber::reload::Layer::new(level);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(color))
         .try_init();
+    let verbose = args.verbose;
+    let on_reload: crate::reload::reloader::OnReload = Box::new(move |p| {
+        let level = tracing_subscriber::filter::LevelFilter::from_level(log_level(p, verbose));
+        let _ = level_handle.modify(|l| *l = level);
+    });
+    let control =
+        args.control.clone().unwrap_or_else(|| crate::reload::control::default_path(&args.file));
+    let reload = ReloadSetup {
+        path: args.file.clone(),
+        opts,
+        first,
+        on_reload,
+        control,
+        watch: !args.no_watch,
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -255,10 +297,20 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    rt.block_on(serve(config, program))
+    rt.block_on(serve(config, program, reload))
 }
 
-async fn serve(config: ServerConfig, program: Arc<Program>) -> ExitCode {
+/// What `serve` needs to reload the config.
+struct ReloadSetup {
+    path: PathBuf,
+    opts: Options,
+    first: crate::reload::Built,
+    on_reload: crate::reload::reloader::OnReload,
+    control: PathBuf,
+    watch: bool,
+}
+
+async fn serve(config: ServerConfig, program: Arc<Program>, reload: ReloadSetup) -> ExitCode {
     let handle = match crate::proxy::server::start(config, program.clone()).await {
         Ok(h) => h,
         Err(e) => {
@@ -270,10 +322,49 @@ async fn serve(config: ServerConfig, program: Arc<Program>) -> ExitCode {
     for (t, a) in &handle.bound {
         tracing::info!("listening on {} {a}", t.via_token().to_ascii_lowercase());
     }
+    let reloader = crate::reload::Reloader::new(
+        &reload.path,
+        reload.opts,
+        Arc::clone(&handle.core),
+        &reload.first,
+        Some(reload.on_reload),
+    );
+    // From now on the core (and transactions) hold generation 1; dropping
+    // these lets a reload free it.
+    drop(reload.first);
+    drop(program);
+    let mut background = Vec::new();
+    if reload.watch {
+        match crate::reload::watch::spawn(Arc::clone(&reloader)) {
+            Ok(task) => background.push(task),
+            Err(e) => tracing::warn!("not watching the config files: {e}"),
+        }
+    }
+    match crate::reload::control::serve(Arc::clone(&reloader), &reload.control) {
+        Ok(task) => {
+            tracing::info!("control socket {}", reload.control.display());
+            background.push(task);
+        }
+        Err(e) => tracing::warn!("no control socket at {}: {e}", reload.control.display()),
+    }
+    background.push(tokio::spawn(reload_on_sighup(Arc::clone(&reloader))));
     shutdown_signal().await;
     tracing::info!("shutting down");
+    for task in background {
+        task.abort();
+    }
+    let _ = std::fs::remove_file(&reload.control);
     handle.stop(std::time::Duration::from_secs(2)).await;
     ExitCode::SUCCESS
+}
+
+/// SIGHUP reloads the config, as for most daemons.
+async fn reload_on_sighup(reloader: Arc<crate::reload::Reloader>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        let _ = reloader.reload("SIGHUP").await;
+    }
 }
 
 async fn shutdown_signal() {
