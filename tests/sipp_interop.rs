@@ -78,26 +78,7 @@ fn calls_through(route: &str, rate: u32, calls: u32) {
             .spawn()
             .expect("sipp uas starts"),
     );
-    // Wait (bounded) until the proxy answers on 5060: an OPTIONS is
-    // forwarded to the UAS, which answers it (-aa), and the 200 comes back.
-    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    probe.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    let started = Instant::now();
-    let mut up = false;
-    while started.elapsed() < Duration::from_secs(20) && !up {
-        let port = probe.local_addr().unwrap().port();
-        let opt = format!(
-            "OPTIONS sip:probe@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKprobe{}\r\n\
-             Max-Forwards: 70\r\nTo: <sip:probe@127.0.0.1>\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\n\
-             Call-ID: probe-{}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-            started.elapsed().as_millis(),
-            started.elapsed().as_millis()
-        );
-        let _ = probe.send_to(opt.as_bytes(), "127.0.0.1:5060");
-        let mut buf = [0u8; 4096];
-        up = probe.recv_from(&mut buf).is_ok();
-    }
-    assert!(up, "sipc did not answer on 127.0.0.1:5060 within 20 s");
+    wait_for_proxy();
     let status = Command::new("timeout")
         .arg("120")
         .arg("sipp")
@@ -112,4 +93,110 @@ fn calls_through(route: &str, rate: u32, calls: u32) {
         .status()
         .expect("sipp uac runs");
     assert!(status.success(), "{route}: SIPp reported failed calls (exit {status})");
+}
+
+/// Issue 7 (a): under SIPp load at 200 calls/s through stateful.route, the
+/// config is rewritten 50 times (rename saves and in-place writes
+/// alternating), each version stamping its number into a header the UAS
+/// sees; no call fails, and the UAS saw the versions go by.
+#[test]
+fn sipp_calls_survive_fifty_reloads() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    if !have_sipp() {
+        assert!(std::env::var("CI").is_err(), "SIPp is not installed: the reload test did NOT run");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("sipc-sipp-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let original = std::fs::read_to_string(root.join("examples/bench/stateful.route")).unwrap();
+    let marker = "$du = NEXT_HOP;";
+    assert!(original.contains(marker));
+    let version = |n: u32| {
+        original.replace(marker, &format!("{marker}\n        append_hf(\"X-Gen: {n}\\r\\n\");"))
+    };
+    let config = dir.join("stateful.route");
+    std::fs::write(&config, version(0)).unwrap();
+    let _proxy = Reaper(
+        Command::new(env!("CARGO_BIN_EXE_sipc"))
+            .args(["run", "stateful.route", "--control"])
+            .arg(dir.join("ctl.sock"))
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipc starts"),
+    );
+    let scen = scenarios();
+    let _uas = Reaper(
+        Command::new("sipp")
+            .arg("-sf")
+            .arg(scen.join("uas.xml"))
+            .args(["-i", "127.0.0.1", "-p", "5080", "-nostdin", "-aa", "-trace_msg"])
+            .args(["-message_file", "uas_messages.log"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp uas starts"),
+    );
+    wait_for_proxy();
+    let mut uac = Command::new("timeout")
+        .arg("120")
+        .arg("sipp")
+        .arg("-sf")
+        .arg(scen.join("uac.xml"))
+        .args(["127.0.0.1:5060", "-i", "127.0.0.1", "-p", "5070", "-nostdin"])
+        .args(["-r", "200", "-m", "3000", "-l", "2000", "-recv_timeout", "10000"])
+        .args(["-timeout", "90", "-timeout_error"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp uac runs");
+    std::thread::sleep(Duration::from_millis(1000));
+    for n in 1..=50u32 {
+        if n % 2 == 0 {
+            let tmp = dir.join("stateful.route.new");
+            std::fs::write(&tmp, version(n)).unwrap();
+            std::fs::rename(&tmp, &config).unwrap();
+        } else {
+            std::fs::write(&config, version(n)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = uac.wait().expect("sipp uac finishes");
+    let log = std::fs::read_to_string(dir.join("uas_messages.log")).unwrap_or_default();
+    let seen: std::collections::BTreeSet<u32> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("X-Gen: "))
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "calls failed during reloads (exit {status})");
+    assert!(seen.contains(&50), "the last version served calls: saw {seen:?}");
+    assert!(seen.len() >= 45, "versions seen by the UAS: {seen:?}");
+}
+
+/// Waits (bounded) until the proxy on 5060 forwards an OPTIONS to the UAS
+/// and the answer comes back.
+fn wait_for_proxy() {
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let port = probe.local_addr().unwrap().port();
+        let n = started.elapsed().as_millis();
+        let opt = format!(
+            "OPTIONS sip:probe@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKprobe{n}\r\n\
+             Max-Forwards: 70\r\nTo: <sip:probe@127.0.0.1>\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\n\
+             Call-ID: probe-{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        let _ = probe.send_to(opt.as_bytes(), "127.0.0.1:5060");
+        let mut buf = [0u8; 4096];
+        if probe.recv_from(&mut buf).is_ok() {
+            return;
+        }
+    }
+    panic!("sipc did not answer on 127.0.0.1:5060 within 20 s");
 }
