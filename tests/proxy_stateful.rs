@@ -477,3 +477,83 @@ async fn non_invite_transactions() {
     expect(&b.uac, "202", status(202)).await;
     b.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timer_c_cancels_a_branch_that_rings_forever() {
+    let b = bed().await;
+    b.uac.send(b.px, &invite(&b.uac, "bob", "c1", "call-timer-c")).await;
+    let (req, from) = expect(&b.uas1, "INVITE", method("INVITE")).await;
+    let rang = Instant::now();
+    b.uas1.send(from, &answer(&req, 180, "Ringing", "u1", b.uas1.addr)).await;
+    expect(&b.uac, "180", status(180)).await;
+    // fr_inv_timer = 2 s: then the proxy cancels the branch.
+    let (cancel, _) = expect(&b.uas1, "CANCEL after timer C", method("CANCEL")).await;
+    let waited = rang.elapsed();
+    assert!(waited >= Duration::from_millis(1800), "CANCEL after {waited:?}");
+    b.uas1.send(from, &answer(&cancel, 200, "OK", "u1", b.uas1.addr)).await;
+    b.uas1.send(from, &answer(&req, 487, "Request Terminated", "u1", b.uas1.addr)).await;
+    let (fin, _) = expect(&b.uac, "final", |m| m.status().is_some_and(|s| s >= 300)).await;
+    assert_eq!(fin.status(), Some(487));
+    b.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenges_are_merged_and_503_becomes_500() {
+    let b = bed().await;
+    b.uac.send(b.px, &invite(&b.uac, "fork", "a1", "call-auth")).await;
+    let (r1, f1) = expect(&b.uas1, "INVITE at UAS1", method("INVITE")).await;
+    let (r2, f2) = expect(&b.uas2, "INVITE at UAS2", method("INVITE")).await;
+    let challenge = |req: &Message, realm: &str, tag: &str, contact| {
+        answer(req, 407, "Proxy Authentication Required", tag, contact).replace(
+            "Content-Length: 0",
+            &format!(
+                "Proxy-Authenticate: Digest realm=\"{realm}\", nonce=\"n\"\r\nContent-Length: 0"
+            ),
+        )
+    };
+    b.uas1.send(f1, &challenge(&r1, "one", "u1", b.uas1.addr)).await;
+    b.uas2.send(f2, &challenge(&r2, "two", "u2", b.uas2.addr)).await;
+    let (fin, _) = expect(&b.uac, "407", |m| m.status().is_some_and(|s| s >= 300)).await;
+    assert_eq!(fin.status(), Some(407));
+    let realms: Vec<&str> =
+        fin.headers_named("Proxy-Authenticate").map(|h| fin.value_of(h)).collect();
+    assert_eq!(realms.len(), 2, "both challenges: {realms:?}");
+    assert!(realms.iter().any(|r| r.contains("one")) && realms.iter().any(|r| r.contains("two")));
+
+    b.uac.send(b.px, &invite(&b.uac, "bob", "a2", "call-503")).await;
+    let (req, from) = expect(&b.uas1, "INVITE", |m| {
+        m.method_str() == Some("INVITE") && m.call_id().ok().flatten() == Some("call-503")
+    })
+    .await;
+    b.uas1.send(from, &answer(&req, 503, "Service Unavailable", "u1", b.uas1.addr)).await;
+    let (fin, _) = expect(&b.uac, "final", |m| m.status().is_some_and(|s| s >= 300)).await;
+    assert_eq!(fin.status(), Some(500), "a downstream 503 goes upstream as 500");
+    b.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_transaction_table_answers_503() {
+    let (uac, uas) = (UdpUa::bind().await, UdpUa::bind().await);
+    let src = format!(
+        "listen udp 127.0.0.1:5060;\nmodule tm {{ max_transactions = 1; t1 = 50ms; }}\n\
+         request_route {{\n    $du = \"sip:{}\";\n    relay();\n}}\n",
+        uas.addr
+    );
+    let out = sema::check_source("full.route", &src, &Options::default());
+    assert_eq!(out.errors(), 0, "{}", sipc::cli::check::render_plain(&out));
+    let program = Arc::new(Program::compile(&out.program).unwrap());
+    let mut config = sipc::cli::run::server_config(&out.program).unwrap();
+    for l in &mut config.listens {
+        l.addr.set_port(0);
+    }
+    let proxy = start(config, program.clone()).await.unwrap();
+    program.set_local(proxy.core.local.clone());
+    let px = proxy.addr(Transport::Udp).unwrap();
+    uac.send(px, &invite(&uac, "bob", "m1", "call-full-1")).await;
+    expect(&uas, "first INVITE", method("INVITE")).await;
+    uac.send(px, &invite(&uac, "bob", "m2", "call-full-2")).await;
+    let (busy, _) = expect(&uac, "503", status(503)).await;
+    assert_eq!(busy.call_id().unwrap(), Some("call-full-2"));
+    assert!(busy.headers_named("Retry-After").next().is_some());
+    proxy.stop(Duration::from_secs(1)).await;
+}

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# End-to-end load for the stateless proxy: SIPp UAC -> proxy -> SIPp UAS on
+# End-to-end load through the proxy: SIPp UAC -> proxy -> SIPp UAS on
 # loopback, with the shared bench scenarios (proxy 127.0.0.1:5060, UAS :5080,
 # UAC :5070). Measured in one run, so the figures compare under the same load:
 #
 #   direct    SIPp UAC -> UAS with no proxy (this machine's ceiling)
-#   sipc      target/release/sipc run examples/bench/stateless.route
-#   kamailio  ../shared/bench/kamailio/stateless.cfg (skipped if not installed)
+#   sipc      target/release/sipc run examples/bench/MODE.route
+#   kamailio  ../shared/bench/kamailio/MODE.cfg (skipped if not installed)
+#
+# MODE is `stateless` (default) or `stateful` (--stateful: transactions,
+# record-routing, the same logic in both configs).
 #
 # For each: the proxy's CPU-seconds per 1,000 calls at a fixed rate
 # (default 1,000 calls/s for 10 s), and the highest rate sustained for 10 s
 # with 0 failed calls (stepping up until a step fails).
 #
-# Usage: benches/sipp_stateless.sh [--quick]     (--quick: fewer, shorter steps)
+# Usage: benches/sipp_proxy.sh [--stateful] [--quick]   (--quick: fewer, shorter steps)
 #   env: TARGETS="direct sipc kamailio" (a subset to measure), RATE, SECS, STEPS
 # Needs: sipp (Debian package sip-tester); kamailio optional.
 set -euo pipefail
@@ -22,7 +25,14 @@ SIPC_BIN=${SIPC_BIN:-${CARGO_TARGET_DIR:-target}/release/sipc}
 RATE=${RATE:-1000}
 SECS=${SECS:-10}
 STEPS=${STEPS:-"1000 2000 3000 4000 5000 6000 8000 10000"}
-if [[ "${1:-}" == "--quick" ]]; then SECS=3; STEPS="1000 2000 4000"; fi
+MODE=stateless
+for arg in "$@"; do
+  case "$arg" in
+    --quick) SECS=3; STEPS="1000 2000 4000" ;;
+    --stateful) MODE=stateful ;;
+    *) echo "usage: $0 [--stateful] [--quick]" >&2; exit 2 ;;
+  esac
+done
 SCEN=$SHARED/bench/sipp
 command -v sipp >/dev/null || { echo "sipp not found: apt-get install sip-tester" >&2; exit 2; }
 [[ -x "$SIPC_BIN" ]] || cargo build --release --quiet
@@ -50,8 +60,9 @@ run_uac() {
 
 start_proxy() {
   case "$1" in
-    sipc) "$SIPC_BIN" run examples/bench/stateless.route >"$TMP/proxy.log" 2>&1 & PROXY_PID=$! ;;
-    kamailio) kamailio -f "$SHARED/bench/kamailio/stateless.cfg" -DD -E -w "$TMP" >"$TMP/proxy.log" 2>&1 &
+    sipc) "$SIPC_BIN" run "examples/bench/$MODE.route" --control "$TMP/ctl.sock" >"$TMP/proxy.log" 2>&1 &
+          PROXY_PID=$! ;;
+    kamailio) kamailio -f "$SHARED/bench/kamailio/$MODE.cfg" -DD -E -w "$TMP" >"$TMP/proxy.log" 2>&1 &
               PROXY_PID=$! ;;
   esac
   PIDS+=("$PROXY_PID")
@@ -80,9 +91,18 @@ measure() { # TARGET_NAME
   local calls=$(( RATE * SECS ))
   if [[ $name != direct ]]; then
     local t0 t1 note=""
+    local rss0 rss1 txns
+    rss0=$(awk '/VmRSS/ {print $2}' "/proc/$PROXY_PID/status")
     t0=$(proxy_cpu_ticks)
     run_uac "$target" "$RATE" "$calls" || note="*"
     t1=$(proxy_cpu_ticks)
+    rss1=$(awk '/VmRSS/ {print $2}' "/proc/$PROXY_PID/status")
+    if [[ $name == sipc && $MODE == stateful ]]; then
+      # Transactions still alive (RFC 6026 keeps a 2xx'd INVITE 32 s): memory per transaction.
+      txns=$("$SIPC_BIN" reload --control "$TMP/ctl.sock" --status | awk '/^transactions:/ {print $2}')
+      MEM_NOTE=$(awk -v a="$rss0" -v b="$rss1" -v t="$txns" 'BEGIN {
+        if (t > 0) printf "RSS %d -> %d KiB with %d live transactions: %.0f bytes per transaction", a, b, t, (b - a) * 1024 / t }')
+    fi
     # CPU per call is measured whatever happened; `*` marks a run with failed calls
     # (a multi-process proxy reorders 180/200 under load, which SIPp counts as failed).
     cpu=$(awk -v d=$(( t1 - t0 )) -v hz="$hz" -v c="$calls" 'BEGIN { printf "%.3f", d / hz / c * 1000 }')
@@ -102,10 +122,13 @@ measure() { # TARGET_NAME
   PROXY_PID=""
   sleep 1
   printf '%-9s %22s %18s   %s\n' "$name" "$cpu" "$best" "${FAILS:+failed calls in the CPU run: $FAILS}"
+  [[ -n "${MEM_NOTE:-}" ]] && echo "          $MEM_NOTE"
   FAILS=""
+  MEM_NOTE=""
   eval "CPU_$name=${cpu%\*}"
 }
 
+echo "mode: $MODE"
 printf '%-9s %22s %18s\n' target "CPU-s/1000 calls@$RATE" "max calls/s (0 fail)"
 TARGETS=${TARGETS:-"direct sipc kamailio"}
 [[ $TARGETS == *direct* ]] && measure direct
