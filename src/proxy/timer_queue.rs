@@ -6,6 +6,12 @@
 //! state machine. So a binary heap of deadlines drained by one task is
 //! enough: arming is a push under a mutex, and there is no per-timer task or
 //! cancellation bookkeeping.
+//!
+//! Deadlines are rounded up to a [`TICK`]: the draining task then wakes once
+//! per tick for every timer due in it, instead of once per timer (measured:
+//! per-timer wakeups were a visible share of the proxy's CPU at 1,000
+//! calls/s, in context switches). A tick is far below T1 (500 ms), the
+//! finest interval the RFC timers use.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -40,8 +46,13 @@ impl<E> Ord for Entry<E> {
     }
 }
 
+/// The granularity of deadlines.
+pub const TICK: Duration = Duration::from_millis(5);
+
 /// Deadlines with their events; see the module docs.
 pub struct TimerQueue<E> {
+    /// Deadlines are counted in ticks from here.
+    base: Instant,
     heap: Mutex<BinaryHeap<Entry<E>>>,
     seq: AtomicU64,
     wake: Notify,
@@ -56,6 +67,7 @@ impl<E> std::fmt::Debug for TimerQueue<E> {
 impl<E> Default for TimerQueue<E> {
     fn default() -> Self {
         TimerQueue {
+            base: Instant::now(),
             heap: Mutex::new(BinaryHeap::new()),
             seq: AtomicU64::new(0),
             wake: Notify::new(),
@@ -66,7 +78,9 @@ impl<E> Default for TimerQueue<E> {
 impl<E> TimerQueue<E> {
     /// Fires `event` after `after`.
     pub fn arm(&self, after: Duration, event: E) {
-        let at = Instant::now() + after;
+        let exact = (Instant::now() + after).duration_since(self.base).as_nanos();
+        let tick = TICK.as_nanos();
+        let at = self.base + Duration::from_nanos((exact.div_ceil(tick) * tick) as u64);
         let seq = self.seq.fetch_add(1, AtomicOrdering::Relaxed);
         let earliest = {
             let mut heap = self.heap.lock().unwrap_or_else(|e| e.into_inner());

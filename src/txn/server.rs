@@ -133,8 +133,10 @@ impl ServerTxn {
                 out.push(ServerAction::Send(data));
             }
             (Proceeding, 200..=299) if self.invite => {
+                // Accepted never resends the 2xx itself (RFC 6026): not kept.
                 self.state = Accepted;
-                self.remember(code, &data);
+                self.status = code;
+                self.last = None;
                 out.push(ServerAction::Send(data));
                 out.push(ServerAction::Arm(ServerTimer::L, self.timers.wait()));
             }

@@ -1,0 +1,84 @@
+//! Messages the transaction layer builds or rewrites itself: ACK and
+//! CANCEL on a branch, reply targets, status rewrites.
+
+use super::*;
+
+/// Several steps as one.
+pub(super) fn batch(mut steps: Vec<Step>) -> Option<Step> {
+    match steps.len() {
+        0 => None,
+        1 => steps.pop(),
+        _ => Some(Step::Batch(steps)),
+    }
+}
+
+pub(super) fn send(to: (Transport, SocketAddr), data: Bytes) -> Step {
+    Step::Send(Outgoing { transport: to.0, peer: to.1, data, branch: None })
+}
+
+/// Where replies to this request go (RFC 3261 §18.2.2, RFC 3581 §4).
+pub(super) fn reply_target(req: &EditedMessage, inbound: Inbound) -> (Transport, SocketAddr) {
+    if inbound.transport != Transport::Udp {
+        return (inbound.transport, inbound.peer);
+    }
+    let via = req.original().via().ok().flatten();
+    match via {
+        Some(v) if v.rport().is_none() && v.maddr().is_none() => {
+            (Transport::Udp, SocketAddr::new(inbound.peer.ip(), v.port_or_default()))
+        }
+        _ => (Transport::Udp, inbound.peer),
+    }
+}
+
+/// A reason phrase for statuses this proxy makes up.
+pub(super) fn reason(code: u16) -> &'static str {
+    match code {
+        400 => "Bad Request",
+        408 => "Request Timeout",
+        416 => "Unsupported URI Scheme",
+        487 => "Request Terminated",
+        500 | 503 => "Server Internal Error",
+        _ => "Error",
+    }
+}
+
+/// `data` with its status line replaced.
+pub(super) fn with_status(data: &Bytes, code: u16, reason: &str) -> Bytes {
+    let Some(end) = data.iter().position(|&b| b == b'\n') else { return data.clone() };
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n").into_bytes();
+    out.extend_from_slice(&data[end + 1..]);
+    Bytes::from(out)
+}
+
+/// The ACK of a non-2xx final reply, sent hop-by-hop on the branch
+/// (§17.1.1.3): the request's Request-URI, top Via, Route set, From,
+/// Call-ID and CSeq number, and the reply's To.
+pub(super) fn ack_for(request: &Bytes, resp: &Message) -> Option<Bytes> {
+    let req = Message::parse(request.clone()).ok()?;
+    let to = resp.header_value(HeaderName::To)?;
+    hop_request(&req, "ACK", to)
+}
+
+/// The CANCEL of a branch (§9.1).
+pub(super) fn cancel_for(request: &Bytes) -> Option<Bytes> {
+    let req = Message::parse(request.clone()).ok()?;
+    let to = req.header_value(HeaderName::To)?;
+    hop_request(&req, "CANCEL", to)
+}
+
+pub(super) fn hop_request(req: &Message, method: &str, to: &str) -> Option<Bytes> {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(512);
+    let _ = write!(out, "{method} {} SIP/2.0\r\n", req.request_uri_str()?);
+    // Our Via is the first header line of a request we forwarded.
+    let _ = write!(out, "Via: {}\r\n", req.header_value(HeaderName::Via)?);
+    for r in req.header_values(HeaderName::Route) {
+        let _ = write!(out, "Route: {r}\r\n");
+    }
+    let _ = write!(out, "From: {}\r\n", req.header_value(HeaderName::From)?);
+    let _ = write!(out, "To: {to}\r\n");
+    let _ = write!(out, "Call-ID: {}\r\n", req.header_value(HeaderName::CallId)?);
+    let _ = write!(out, "CSeq: {} {method}\r\n", req.cseq().ok()??.seq);
+    out.push_str("Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    Some(Bytes::from(out))
+}

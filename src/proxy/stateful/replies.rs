@@ -1,0 +1,245 @@
+//! The reply side (§16.7): matching replies to branches, passing
+//! provisional and 2xx replies on, reply routes, the failure route and the
+//! best final reply.
+
+use super::*;
+
+impl Core {
+    /// The reply `msg` to one of our branches, if it is one (`None`: handle
+    /// it statelessly).
+    pub(in crate::proxy) fn match_response(&self, msg: &Message) -> Option<(TxnRef, u32)> {
+        let via = msg.via().ok().flatten()?;
+        let branch = via.branch()?;
+        let (id, index) = self.txn.parse_branch(branch)?;
+        let txn = self.txn.table.by_id(id)?;
+        let ok = lock(&txn).branches.get(index as usize).is_some_and(|b| b.via_branch == branch);
+        ok.then_some((txn, index))
+    }
+
+    /// A reply to branch `index` of `txn` (§16.7).
+    pub(in crate::proxy) fn branch_response(
+        &self,
+        txn_ref: &TxnRef,
+        index: u32,
+        msg: Message,
+        source: Inbound,
+    ) -> Option<Step> {
+        let code = msg.status()?;
+        if msg.cseq().ok().flatten().is_some_and(|c| c.method == "CANCEL") {
+            return None; // the reply to our own CANCEL
+        }
+        let mut t = lock(txn_ref);
+        let i = index as usize;
+        let actions = t.branches.get_mut(i)?.client.on_response(code);
+        let mut steps = Vec::new();
+        let mut deliver = false;
+        for a in actions {
+            match a {
+                ClientAction::SendAck => {
+                    let b = &mut t.branches[i];
+                    if b.ack.is_none() {
+                        b.ack = ack_for(&b.request, &msg);
+                    }
+                    steps.extend(b.ack.clone().map(|ack| send(b.target, ack)));
+                }
+                ClientAction::Deliver => deliver = true,
+                other => steps.extend(self.client_actions(&mut t, index, vec![other])),
+            }
+        }
+        if code >= 200 {
+            // Only the ACK (kept above) is built from the request from now on.
+            t.branches[i].request = Bytes::new();
+        }
+        if deliver {
+            steps.extend(self.deliver(&mut t, index, msg, code, source));
+        }
+        steps.extend(self.remove_if_done(&mut t));
+        batch(steps)
+    }
+
+    pub(super) fn deliver(
+        &self,
+        t: &mut Txn,
+        index: u32,
+        msg: Message,
+        code: u16,
+        source: Inbound,
+    ) -> Vec<Step> {
+        let i = index as usize;
+        let mut steps = Vec::new();
+        if code < 200 {
+            let b = &mut t.branches[i];
+            b.provisional = true;
+            if b.cancel == CancelState::Pending {
+                steps.extend(self.send_cancel(t, index));
+            }
+            if code > 100 && t.invite {
+                let b = &mut t.branches[i];
+                b.c_epoch += 1;
+                let ev = TimerEvent::C(t.id, index, b.c_epoch);
+                self.txn.timers.arm(self.txn.config.timers.timer_c, ev);
+            }
+        }
+        // Reply routes see the reply as it will go upstream.
+        let mut ctx = RequestContext::new(strip_own_via(msg), source.peer, source.transport);
+        ctx.txn = t.scope.clone();
+        ctx.services = t.services.clone();
+        let mut dropped = false;
+        for route in [t.router.reply_route(), t.scope.on_reply].into_iter().flatten() {
+            if t.router.run_hook(route, &mut ctx) == Decision::Drop {
+                dropped = true;
+            }
+        }
+        t.scope.avps = std::mem::take(&mut ctx.txn.avps);
+        t.scope.flags = ctx.txn.flags;
+        if dropped && code >= 200 {
+            tracing::debug!(code, "a final reply cannot be dropped; passing it on");
+        }
+        let edit = ctx.msg;
+        match code {
+            100 => {}
+            101..=199 => {
+                if !dropped {
+                    let actions = t.server.respond(code, edit.serialize());
+                    steps.extend(self.server_actions(t, actions));
+                    self.count_forwarded_response();
+                }
+            }
+            200..=299 => {
+                let data = edit.serialize();
+                let actions = t.server.respond(code, data.clone());
+                if actions.is_empty() {
+                    // Already final upstream: a 2xx still goes (RFC 6026 §8.4).
+                    steps.push(send(t.reply_to, data));
+                } else {
+                    steps.extend(self.server_actions(t, actions));
+                }
+                self.count_forwarded_response();
+                if !t.answered {
+                    t.answered = true;
+                    steps.extend(self.cancel_pending(t, Some(index)));
+                }
+            }
+            _ => {
+                let shed = t.shed;
+                let b = &mut t.branches[i];
+                b.code = code;
+                if !shed {
+                    b.response = Some(edit);
+                }
+                if ends_fork(code) {
+                    steps.extend(self.cancel_pending(t, Some(index)));
+                }
+                steps.extend(self.finish_if_done(t));
+            }
+        }
+        steps
+    }
+
+    /// When no branch is pending: runs the failure route (which may start
+    /// new branches or reply), else sends the best reply (§16.7 step 6).
+    pub(super) fn finish_if_done(&self, t: &mut Txn) -> Vec<Step> {
+        if t.answered
+            || t.server.is_final()
+            || t.resolving > 0
+            || t.branches.iter().any(|b| b.client.is_pending())
+        {
+            return Vec::new();
+        }
+        // The next group of serial targets (contacts of lower q) first.
+        if !t.canceled && !t.scope.serial.is_empty() {
+            let group = t.scope.serial.remove(0);
+            let Some(txn_ref) = self.txn.table.by_id(t.id) else { return Vec::new() };
+            let mut steps = Vec::new();
+            for target in group {
+                steps.extend(self.start_target(t, &txn_ref, target));
+            }
+            steps.extend(self.finish_if_done(t));
+            return steps;
+        }
+        let codes: Vec<u16> =
+            t.branches.iter().map(|b| if b.code == 0 { 408 } else { b.code }).collect();
+        let winner = best(&codes);
+        let code = winner.map_or(500, |w| codes[w]);
+        if let Some(route) = t.scope.on_failure.take() {
+            let mut ctx =
+                RequestContext::new(t.request.clone(), t.inbound.peer, t.inbound.transport);
+            ctx.txn = t.scope.clone();
+            ctx.services = t.services.clone();
+            ctx.txn.reply_code = code;
+            ctx.txn.canceled = t.canceled;
+            ctx.txn.branch_timeout = winner.is_some_and(|w| t.branches[w].timed_out);
+            ctx.record_route = t.record_route;
+            let decision = t.router.run_hook(route, &mut ctx);
+            let RequestContext { msg, destination, txn: mut scope, reply_headers, .. } = ctx;
+            let extra = std::mem::take(&mut scope.branches);
+            t.scope = TxnScope {
+                exists: false,
+                reply_code: 0,
+                canceled: false,
+                branch_timeout: false,
+                ..scope
+            };
+            match decision {
+                Decision::Relay | Decision::Forward if !t.canceled => {
+                    let before = t.branches.len();
+                    t.request = msg;
+                    let Some(txn_ref) = self.txn.table.by_id(t.id) else { return Vec::new() };
+                    let mut steps = self.start_branches(t, &txn_ref, destination, extra);
+                    if t.branches.len() > before || t.resolving > 0 {
+                        steps.extend(self.finish_if_done(t));
+                        return steps;
+                    }
+                    // Every new branch failed at once: fall through to the
+                    // best reply, now including them.
+                    steps.extend(self.finish_if_done(t));
+                    return steps;
+                }
+                Decision::Reply { code, reason } => {
+                    let extra: Vec<(&str, &str)> =
+                        reply_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                    let data = build_response(&msg, code, &reason, &extra);
+                    let actions = t.server.respond(code, data);
+                    self.count_replied();
+                    return self.server_actions(t, actions);
+                }
+                _ => {}
+            }
+        }
+        let data = self.best_reply(t, winner);
+        let upstream = Message::parse(data.clone()).ok().and_then(|m| m.status()).unwrap_or(500);
+        let actions = t.server.respond(upstream, data);
+        self.count_forwarded_response();
+        self.server_actions(t, actions)
+    }
+
+    /// The reply to send upstream for the chosen branch: its reply with the
+    /// challenges of every 401/407 merged in and 503 made 500, or a local
+    /// 408 (487 after a CANCEL) when the branch got no reply.
+    pub(super) fn best_reply(&self, t: &Txn, winner: Option<usize>) -> Bytes {
+        let Some(b) = winner.map(|w| &t.branches[w]) else {
+            return build_response(&t.request, 500, "Server Internal Error", &[]);
+        };
+        let Some(resp) = &b.response else {
+            return match (b.code, t.canceled) {
+                (_, true) => build_response(&t.request, 487, "Request Terminated", &[]),
+                (0 | 408, _) => build_response(&t.request, 408, "Request Timeout", &[]),
+                (code, _) => build_response(&t.request, upstream_status(code), reason(code), &[]),
+            };
+        };
+        let mut out = resp.clone();
+        if matches!(b.code, 401 | 407) {
+            for other in t.branches.iter().filter(|o| !std::ptr::eq(*o, b)) {
+                let Some(r) = &other.response else { continue };
+                for name in ["WWW-Authenticate", "Proxy-Authenticate"] {
+                    let values: Vec<String> = r.current_values(name).map(str::to_owned).collect();
+                    for v in values {
+                        out.append(name, &v);
+                    }
+                }
+            }
+        }
+        let data = out.serialize();
+        if b.code == 503 { with_status(&data, 500, "Server Internal Error") } else { data }
+    }
+}

@@ -1,0 +1,320 @@
+//! The request side: matching requests to transactions, `relay()`,
+//! starting branches, CANCEL.
+
+use super::*;
+
+impl Core {
+    /// Absorbs retransmissions and the ACK of non-2xx replies (§17.2) and
+    /// finds the transaction a CANCEL cancels.
+    pub(in crate::proxy) fn match_request(&self, msg: &Message) -> Matched {
+        let method = msg.method_str().unwrap_or("");
+        if method == "CANCEL" {
+            return Matched::Cancel(
+                ServerKey::cancelled_invite(msg).and_then(|k| self.txn.table.by_key(&k)),
+            );
+        }
+        let Some(txn) = ServerKey::of(msg).and_then(|k| self.txn.table.by_key(&k)) else {
+            return Matched::New;
+        };
+        let mut t = lock(&txn);
+        if method == "ACK" {
+            if t.server.state() == ServerState::Accepted {
+                // An ACK for a 2xx reusing the INVITE's branch (RFC 2543
+                // style): it is end-to-end, route it.
+                return Matched::New;
+            }
+            let actions = t.server.on_ack();
+            let steps = self.server_actions(&mut t, actions);
+            return Matched::Absorbed(batch(steps));
+        }
+        self.count_absorbed();
+        let resend = t.server.on_request();
+        let to = t.reply_to;
+        Matched::Absorbed(resend.map(|data| send(to, data)))
+    }
+
+    /// `relay()` of a request that is neither ACK nor a CANCEL: creates the
+    /// transaction, answers 100 to an INVITE, and starts the branches.
+    pub(in crate::proxy) fn relay(
+        &self,
+        ctx: RequestContext,
+        inbound: Inbound,
+        router: Arc<dyn Router>,
+    ) -> Option<Step> {
+        let Some(key) = ServerKey::of(ctx.msg.original()) else {
+            return self.reject_request(&ctx.msg, inbound, Reject::new(400, "Bad Request"));
+        };
+        if self.txn.table.len() >= self.txn.config.max_transactions {
+            let mut r = Reject::new(503, "Service Unavailable");
+            r.extra.push(("Retry-After", "5".into()));
+            return self.reject_request(&ctx.msg, inbound, r);
+        }
+        let id = self.txn.next_id.fetch_add(1, Ordering::Relaxed);
+        let invite = ctx.msg.original().method_str() == Some("INVITE");
+        let reliable = inbound.transport != Transport::Udp;
+        let reply_to = reply_target(&ctx.msg, inbound);
+        let RequestContext { msg, destination, record_route, txn: mut scope, services, .. } = ctx;
+        let extra = std::mem::take(&mut scope.branches);
+        let txn = Txn {
+            id,
+            key: key.clone(),
+            invite,
+            router,
+            request: msg,
+            inbound,
+            reply_to,
+            scope,
+            services,
+            record_route,
+            server: ServerTxn::new(invite, reliable, self.txn.config.timers),
+            branches: Vec::new(),
+            resolving: 0,
+            canceled: false,
+            answered: false,
+            removed: false,
+            shed: false,
+        };
+        let txn_ref: TxnRef = Arc::new(Mutex::new(txn));
+        if !self.txn.table.insert(key, id, Arc::clone(&txn_ref)) {
+            return None; // the original is being handled
+        }
+        self.count_created();
+        let mut t = lock(&txn_ref);
+        let mut steps = Vec::new();
+        if invite {
+            let trying = build_response(&t.request, 100, "Trying", &[]);
+            let actions = t.server.respond(100, trying);
+            steps.extend(self.server_actions(&mut t, actions));
+        }
+        steps.extend(self.start_branches(&mut t, &txn_ref, destination, extra));
+        steps.extend(self.finish_if_done(&mut t));
+        batch(steps)
+    }
+
+    /// Starts the main branch (to `destination`, the Route set or the R-URI)
+    /// and one branch per `extra` target.
+    pub(super) fn start_branches(
+        &self,
+        t: &mut Txn,
+        txn_ref: &TxnRef,
+        destination: Option<String>,
+        extra: Vec<BranchTarget>,
+    ) -> Vec<Step> {
+        let mut steps = Vec::new();
+        steps.extend(self.start_branch(t, txn_ref, None, destination, &[]));
+        for target in extra {
+            steps.extend(self.start_target(t, txn_ref, target));
+        }
+        steps
+    }
+
+    /// Starts a branch to `target` (its URI, destination and Route set).
+    pub(super) fn start_target(
+        &self,
+        t: &mut Txn,
+        txn_ref: &TxnRef,
+        target: BranchTarget,
+    ) -> Option<Step> {
+        let BranchTarget { uri, destination, route } = target;
+        self.start_branch(t, txn_ref, Some(uri), destination, &route)
+    }
+
+    /// Runs the branch route, prepares the copy and sends it.
+    pub(super) fn start_branch(
+        &self,
+        t: &mut Txn,
+        txn_ref: &TxnRef,
+        uri: Option<String>,
+        mut destination: Option<String>,
+        route: &[String],
+    ) -> Option<Step> {
+        let mut edit = t.request.clone();
+        if let Some(uri) = uri {
+            edit.set_request_uri(uri);
+        }
+        for r in route.iter().rev() {
+            edit.insert_first("Route", r);
+        }
+        if let Some(route) = t.scope.on_branch {
+            let mut ctx = RequestContext::new(edit, t.inbound.peer, t.inbound.transport);
+            ctx.txn = t.scope.clone();
+            ctx.services = t.services.clone();
+            ctx.destination = destination;
+            ctx.record_route = t.record_route;
+            let decision = t.router.run_hook(route, &mut ctx);
+            t.scope.avps = ctx.txn.avps;
+            t.scope.flags = ctx.txn.flags;
+            if decision == Decision::Drop {
+                return None;
+            }
+            edit = ctx.msg;
+            destination = ctx.destination;
+        }
+        let index = t.branches.len() as u32;
+        let part = self.txn.branch_part(t.id, index);
+        let fwd = Forward {
+            destination: destination.as_deref(),
+            record_route: t.record_route,
+            branch: Some(&part),
+        };
+        let hop = match next_hop(&edit, &fwd) {
+            Ok(hop) => hop,
+            Err(r) => {
+                t.branches.push(Branch::failed(r.code, self.txn.config.timers));
+                return None;
+            }
+        };
+        if hop.socket_addr().is_none() {
+            if !self.has_dns() {
+                t.branches.push(Branch::failed(503, self.txn.config.timers));
+                return None;
+            }
+            t.resolving += 1;
+            return Some(self.resolve_branch(hop, Arc::clone(txn_ref), edit, destination));
+        }
+        self.send_branch(t, edit, destination.as_deref(), None)
+    }
+
+    /// Prepares and sends a branch whose next hop is known (`resolved`, or
+    /// an IP literal).
+    pub(in crate::proxy) fn send_branch(
+        &self,
+        t: &mut Txn,
+        mut edit: EditedMessage,
+        destination: Option<&str>,
+        resolved: Option<(Transport, SocketAddr)>,
+    ) -> Option<Step> {
+        let index = t.branches.len() as u32;
+        let part = self.txn.branch_part(t.id, index);
+        let fwd = Forward { destination, record_route: t.record_route, branch: Some(&part) };
+        let (target, data) = match self.prepare_copy(&mut edit, &fwd, t.inbound, resolved) {
+            Ok(x) => x,
+            Err(r) => {
+                t.branches.push(Branch::failed(r.code, self.txn.config.timers));
+                return None;
+            }
+        };
+        // The branch prepare_copy put in our Via (see `prepare_forward`).
+        let via_branch = format!(
+            "{}{part}.{:016x}",
+            crate::proxy::branch::MAGIC_COOKIE,
+            crate::proxy::branch::loop_hash(edit.original())
+        );
+        let reliable = target.0 != Transport::Udp;
+        let (client, actions) = ClientTxn::start(t.invite, reliable, self.txn.config.timers);
+        t.branches.push(Branch {
+            via_branch,
+            target,
+            request: data.clone(),
+            ack: None,
+            client,
+            response: None,
+            code: 0,
+            provisional: false,
+            cancel: CancelState::No,
+            c_epoch: 0,
+            timed_out: false,
+        });
+        let mut steps = self.client_actions(t, index, actions);
+        if t.invite {
+            self.txn.timers.arm(self.txn.config.timers.timer_c, TimerEvent::C(t.id, index, 0));
+        }
+        self.count_forwarded_request();
+        steps.push(Step::Send(Outgoing {
+            transport: target.0,
+            peer: target.1,
+            data,
+            branch: Some((t.id, index)),
+        }));
+        batch(steps)
+    }
+
+    /// A branch whose name resolution finished (`target` is `None` when it
+    /// failed).
+    pub(in crate::proxy) fn branch_resolved(
+        &self,
+        txn_ref: &TxnRef,
+        edit: EditedMessage,
+        destination: Option<String>,
+        target: Option<(Transport, SocketAddr)>,
+    ) -> Option<Step> {
+        let mut t = lock(txn_ref);
+        t.resolving = t.resolving.saturating_sub(1);
+        if t.removed {
+            return None;
+        }
+        let mut steps = Vec::new();
+        if t.canceled || t.answered || t.server.is_final() {
+            // Too late for a new branch.
+        } else {
+            match target {
+                Some(target) => steps.extend(self.send_branch(
+                    &mut t,
+                    edit,
+                    destination.as_deref(),
+                    Some(target),
+                )),
+                None => t.branches.push(Branch::failed(503, self.txn.config.timers)),
+            }
+        }
+        steps.extend(self.finish_if_done(&mut t));
+        batch(steps)
+    }
+
+    /// `relay()` of a CANCEL whose INVITE transaction exists: cancels every
+    /// pending branch and answers the CANCEL 200 (§16.10).
+    pub(in crate::proxy) fn cancel(
+        &self,
+        txn_ref: &TxnRef,
+        cancel: &EditedMessage,
+        inbound: Inbound,
+    ) -> Option<Step> {
+        let mut steps = Vec::new();
+        {
+            let mut t = lock(txn_ref);
+            if !t.server.is_final() {
+                t.canceled = true;
+                steps.extend(self.cancel_pending(&mut t, None));
+                steps.extend(self.finish_if_done(&mut t));
+            }
+        }
+        self.count_replied();
+        steps.push(Step::Send(Outgoing {
+            transport: inbound.transport,
+            peer: inbound.peer,
+            data: build_response(cancel, 200, "OK", &[]),
+            branch: None,
+        }));
+        batch(steps)
+    }
+
+    /// Cancels every pending branch except `except`.
+    pub(super) fn cancel_pending(&self, t: &mut Txn, except: Option<u32>) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for index in 0..t.branches.len() as u32 {
+            let b = &mut t.branches[index as usize];
+            if Some(index) == except
+                || !b.client.is_pending()
+                || b.cancel != CancelState::No
+                || !t.invite
+            {
+                continue;
+            }
+            if b.provisional {
+                steps.extend(self.send_cancel(t, index));
+            } else {
+                b.cancel = CancelState::Pending;
+            }
+        }
+        steps
+    }
+
+    pub(super) fn send_cancel(&self, t: &mut Txn, index: u32) -> Option<Step> {
+        let b = &mut t.branches[index as usize];
+        b.cancel = CancelState::Sent;
+        let data = cancel_for(&b.request)?;
+        let target = b.target;
+        self.txn.timers.arm(self.txn.config.timers.wait(), TimerEvent::CancelWait(t.id, index));
+        Some(send(target, data))
+    }
+}

@@ -1,0 +1,171 @@
+//! Timers, transport errors, applying the state machines' actions, and
+//! removing finished transactions.
+
+use super::*;
+
+impl Core {
+    /// A timer fired.
+    pub(in crate::proxy) fn on_timer(&self, ev: TimerEvent) -> Option<Step> {
+        let id = match ev {
+            TimerEvent::Server(id, _)
+            | TimerEvent::Client(id, ..)
+            | TimerEvent::C(id, ..)
+            | TimerEvent::CancelWait(id, _) => id,
+        };
+        let txn_ref = self.txn.table.by_id(id)?;
+        let mut t = lock(&txn_ref);
+        let mut steps = Vec::new();
+        match ev {
+            TimerEvent::Server(_, timer) => {
+                let actions = t.server.on_timer(timer);
+                steps.extend(self.server_actions(&mut t, actions));
+            }
+            TimerEvent::Client(_, index, timer) => {
+                let actions = t.branches.get_mut(index as usize)?.client.on_timer(timer);
+                steps.extend(self.client_actions(&mut t, index, actions));
+            }
+            TimerEvent::C(_, index, epoch) => {
+                let b = t.branches.get_mut(index as usize)?;
+                if b.client.is_pending() && b.c_epoch == epoch {
+                    if b.provisional {
+                        if b.cancel != CancelState::Sent {
+                            steps.extend(self.send_cancel(&mut t, index));
+                        }
+                    } else {
+                        steps.extend(self.abandon(&mut t, index, 408));
+                    }
+                }
+            }
+            TimerEvent::CancelWait(_, index) => {
+                if t.branches.get(index as usize)?.client.is_pending() {
+                    steps.extend(self.abandon(&mut t, index, 408));
+                }
+            }
+        }
+        steps.extend(self.remove_if_done(&mut t));
+        batch(steps)
+    }
+
+    /// Sending branch `index` of transaction `id` failed.
+    pub(in crate::proxy) fn branch_send_failed(&self, id: u64, index: u32) -> Option<Step> {
+        let txn_ref = self.txn.table.by_id(id)?;
+        let mut t = lock(&txn_ref);
+        let actions = t.branches.get_mut(index as usize)?.client.on_transport_error();
+        let mut steps = Vec::new();
+        if !actions.is_empty() {
+            t.branches[index as usize].code = 503;
+            steps.extend(self.finish_if_done(&mut t));
+        }
+        steps.extend(self.remove_if_done(&mut t));
+        batch(steps)
+    }
+
+    /// Gives up on a branch as if it answered `code` (a timeout).
+    pub(super) fn abandon(&self, t: &mut Txn, index: u32, code: u16) -> Vec<Step> {
+        let b = &mut t.branches[index as usize];
+        b.client.abandon();
+        b.code = code;
+        b.timed_out = true;
+        self.finish_if_done(t)
+    }
+
+    pub(super) fn client_actions(
+        &self,
+        t: &mut Txn,
+        index: u32,
+        actions: Vec<ClientAction>,
+    ) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for a in actions {
+            match a {
+                ClientAction::Retransmit => {
+                    let b = &t.branches[index as usize];
+                    steps.push(send(b.target, b.request.clone()));
+                }
+                ClientAction::Arm(timer, after) => {
+                    self.txn.timers.arm(after, TimerEvent::Client(t.id, index, timer));
+                }
+                ClientAction::Timeout => {
+                    let b = &mut t.branches[index as usize];
+                    b.code = 408;
+                    b.timed_out = true;
+                    steps.extend(self.finish_if_done(t));
+                }
+                ClientAction::SendAck | ClientAction::Deliver | ClientAction::Terminate => {}
+            }
+        }
+        steps
+    }
+
+    pub(super) fn server_actions(&self, t: &mut Txn, actions: Vec<ServerAction>) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for a in actions {
+            match a {
+                ServerAction::Send(data) => steps.push(send(t.reply_to, data)),
+                ServerAction::Arm(timer, after) => {
+                    self.txn.timers.arm(after, TimerEvent::Server(t.id, timer));
+                }
+                ServerAction::Terminate => {}
+            }
+        }
+        if t.server.is_final() {
+            shed(t);
+        }
+        steps.extend(self.remove_if_done(t));
+        steps
+    }
+
+    /// Forgets the transaction once its server side and every branch ended.
+    pub(super) fn remove_if_done(&self, t: &mut Txn) -> Vec<Step> {
+        let server_done = t.server.state() == ServerState::Terminated;
+        let branches_done = t
+            .branches
+            .iter()
+            .all(|b| matches!(b.client.state(), crate::txn::ClientState::Terminated));
+        if server_done && branches_done && t.resolving == 0 && !t.removed {
+            t.removed = true;
+            self.txn.table.remove(&t.key, t.id);
+        }
+        Vec::new()
+    }
+
+    /// Live transactions.
+    pub fn transactions(&self) -> usize {
+        self.txn.table.len()
+    }
+
+    /// Timers armed and not yet fired.
+    pub fn armed_timers(&self) -> usize {
+        self.txn.timers.len()
+    }
+
+    /// Runs the transaction timers while the core lives; after `stop`
+    /// turns true it ends once no transaction is left (the server's grace
+    /// period bounds that).
+    pub fn start_timers(
+        self: &Arc<Self>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        let queue = Arc::clone(&self.txn.timers);
+        tokio::spawn(async move {
+            loop {
+                let (due, next) = queue.due(tokio::time::Instant::now());
+                let Some(core) = weak.upgrade() else { return };
+                for ev in due {
+                    if let Some(step) = core.on_timer(ev) {
+                        core.run_step(step).await;
+                    }
+                }
+                if *stop.borrow() && core.transactions() == 0 {
+                    return;
+                }
+                drop(core);
+                tokio::select! {
+                    _ = queue.wait(next) => {}
+                    r = stop.changed() => if r.is_err() { return },
+                }
+            }
+        })
+    }
+}
