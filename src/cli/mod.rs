@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 pub mod check;
 mod dump;
 pub mod run;
+pub mod services;
+pub mod user;
 
 /// sipc: a SIP proxy whose routing logic is a compiled language.
 #[derive(Debug, Parser)]
@@ -27,6 +29,9 @@ pub enum Command {
     Dump(dump::DumpCommand),
     /// Check, compile and serve a route file as a SIP proxy.
     Run(run::RunArgs),
+    /// Manage the subscriber table digest authentication checks.
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -36,5 +41,6 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Dump(cmd) => dump::run(cmd),
         Command::Run(args) => run::run(args),
+        Command::User(cmd) => user::run(cmd),
     }
 }

@@ -48,9 +48,30 @@ pub struct Binding {
     /// `+sip.instance` (RFC 5626), with its `reg-id`.
     pub instance: Option<String>,
     pub reg_id: Option<u32>,
+    /// The methods the REGISTER's Allow header listed, as a [`method_bit`]
+    /// set; `None` when it had no Allow header (everything allowed).
+    pub methods: Option<u32>,
+}
+
+/// The methods a binding's Allow set can name; others are always allowed.
+const METHODS: &[&str] = &[
+    "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "PRACK", "UPDATE",
+    "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH",
+];
+
+/// The bit of a method in an Allow set; 0 for methods not in the list.
+pub fn method_bit(method: &str) -> u32 {
+    METHODS.iter().position(|m| m.eq_ignore_ascii_case(method)).map_or(0, |i| 1 << i)
 }
 
 impl Binding {
+    /// Whether a request of `method` may be sent to this contact (RFC 3261
+    /// §10.2.1: the Allow header of the REGISTER).
+    pub fn allows(&self, method: &str) -> bool {
+        let bit = method_bit(method);
+        bit == 0 || self.methods.is_none_or(|m| m & bit != 0)
+    }
+
     /// Seconds left at `now`.
     pub fn remaining(&self, now: u64) -> u64 {
         self.expires_at.saturating_sub(now)
@@ -125,6 +146,10 @@ impl Location {
             let mut table = self.shard(&aor).lock().unwrap_or_else(|e| e.into_inner());
             table.entry(aor).or_default().push(b);
         }
+        for shard in &self.shards {
+            let mut table = shard.lock().unwrap_or_else(|e| e.into_inner());
+            table.values_mut().for_each(Vec::shrink_to_fit);
+        }
     }
 
     fn mark(&self, aor: &str, bindings: &[Binding]) {
@@ -157,6 +182,13 @@ impl Location {
             req.contacts().collect::<Result<_, _>>().map_err(|_| bad())?;
         let path: Vec<String> =
             req.paths().filter_map(Result::ok).map(|p| format!("<{}>", p.uri.raw())).collect();
+        let mut methods: Option<u32> = None;
+        for h in req.headers_named("Allow") {
+            let set = methods.get_or_insert(0);
+            for m in req.value_of(h).split(',') {
+                *set |= method_bit(m.trim());
+            }
+        }
 
         let mut table = self.shard(&aor).lock().unwrap_or_else(|e| e.into_inner());
         let bindings = table.entry(aor.clone()).or_default();
@@ -211,6 +243,7 @@ impl Location {
                     received: (contact_addr != Some(source)).then_some(source),
                     instance,
                     reg_id,
+                    methods,
                 },
                 expires,
             ));
@@ -239,6 +272,8 @@ impl Location {
             *bindings = before;
             return Err(RegisterError::new(503, "Too Many Registered Contacts"));
         }
+        // One binding per AOR is the common case: no spare capacity.
+        bindings.shrink_to_fit();
         let left = bindings.clone();
         if bindings.is_empty() {
             table.remove(&aor);
@@ -246,6 +281,16 @@ impl Location {
         drop(table);
         self.mark(&aor, &left);
         Ok((aor, left))
+    }
+
+    /// Removes every binding of `aor`; returns how many there were.
+    pub fn remove(&self, aor: &str) -> usize {
+        let removed = self.shard(aor).lock().unwrap_or_else(|e| e.into_inner()).remove(aor);
+        let n = removed.map_or(0, |b| b.len());
+        if n > 0 {
+            self.mark(aor, &[]);
+        }
+        n
     }
 
     /// The live bindings of an AOR, best `q` first (absent q counts as 1.0).
