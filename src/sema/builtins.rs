@@ -424,7 +424,7 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
         Str,
         RQF,
         RO,
-        MessageLocal,
+        Message,
         "Outcome of the last `lookup()` in this message: `found`, `not_found`, `method_not_allowed`, `error`; empty before any."
     ),
     pv!(
@@ -433,7 +433,7 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
         Str,
         RQF,
         RO,
-        MessageLocal,
+        Message,
         "Outcome of the last `auth_check()` in this message: `ok`, `no_credentials`, `wrong_password`, `stale_nonce`, `unknown_user`, `user_mismatch`, `invalid`; empty before any."
     ),
     pv!("ml", None, Int, ANY, RO, Message, "Length of the message in bytes."),
