@@ -209,8 +209,8 @@ mod tests {
         let a = auth();
         let ch = a.challenge("example.com", false, 100);
         assert!(ch[0].contains("algorithm=SHA-256") && ch[1].contains("algorithm=MD5"));
-        // A nonce per algorithm (challenges issued at different times).
-        let ch = [ch[0].clone(), a.challenge("example.com", false, 99)[1].clone()];
+        // A nonce per algorithm (two challenges).
+        let ch = [ch[0].clone(), a.challenge("example.com", false, 100)[1].clone()];
         for (alg, c) in [(Algorithm::Sha256, &ch[0]), (Algorithm::Md5, &ch[1])] {
             let ok = answer(c, alg, "alice", "secret", 1);
             assert_eq!(a.check(&req(&ok), "example.com", 101), AuthResult::Ok, "{alg:?}");

@@ -1,5 +1,7 @@
-//! Stateless nonces: `<issue time, 16 hex digits><HMAC-SHA256(key, time ‖
-//! realm), first 16 bytes, 32 hex digits>`.
+//! Stateless nonces: `<issue time, 16 hex digits><salt, 16 hex digits>
+//! <HMAC-SHA256(key, time ‖ salt ‖ realm), first 16 bytes, 32 hex digits>`.
+//! The salt is a counter starting at a random value, so two challenges
+//! never share a nonce (and so never share its nonce-counts).
 //!
 //! The server keeps no per-nonce state to accept a nonce: the MAC proves it
 //! issued it, the time says whether it expired (then the next challenge
@@ -36,6 +38,7 @@ pub enum NonceState {
 /// Issues and verifies nonces with one secret key.
 pub struct NonceKey {
     key: [u8; 32],
+    salt: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for NonceKey {
@@ -46,41 +49,46 @@ impl std::fmt::Debug for NonceKey {
 
 impl NonceKey {
     pub fn new(key: [u8; 32]) -> NonceKey {
-        NonceKey { key }
+        let mut start = [0u8; 8];
+        getrandom::fill(&mut start).expect("the OS random source works");
+        NonceKey { key, salt: u64::from_le_bytes(start).into() }
     }
 
     /// A key from the operating system's random source.
     pub fn random() -> NonceKey {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).expect("the OS random source works");
-        NonceKey { key }
+        NonceKey::new(key)
     }
 
     pub fn bytes(&self) -> &[u8; 32] {
         &self.key
     }
 
-    fn mac(&self, time: u64, realm: &str) -> Hmac<Sha256> {
+    fn mac(&self, time: u64, salt: u64, realm: &str) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).expect("any key length");
         mac.update(&time.to_be_bytes());
+        mac.update(&salt.to_be_bytes());
         mac.update(realm.as_bytes());
         mac
     }
 
     /// A new nonce for `realm` at `now` (Unix seconds).
     pub fn issue(&self, realm: &str, now: u64) -> String {
-        let tag = self.mac(now, realm).finalize().into_bytes();
-        format!("{now:016x}{}", hex(&tag[..16]))
+        let salt = self.salt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = self.mac(now, salt, realm).finalize().into_bytes();
+        format!("{now:016x}{salt:016x}{}", hex(&tag[..16]))
     }
 
     /// Checks a nonce for `realm` at `now` against a `lifetime` in seconds.
     pub fn verify(&self, nonce: &str, realm: &str, now: u64, lifetime: u64) -> NonceState {
-        if nonce.len() != 48 || !nonce.is_ascii() {
+        if nonce.len() != 64 || !nonce.is_ascii() {
             return NonceState::Invalid;
         }
         let Ok(time) = u64::from_str_radix(&nonce[..16], 16) else { return NonceState::Invalid };
-        let Some(tag) = unhex(&nonce[16..]) else { return NonceState::Invalid };
-        if self.mac(time, realm).verify_truncated_left(&tag).is_err() {
+        let Ok(salt) = u64::from_str_radix(&nonce[16..32], 16) else { return NonceState::Invalid };
+        let Some(tag) = unhex(&nonce[32..]) else { return NonceState::Invalid };
+        if self.mac(time, salt, realm).verify_truncated_left(&tag).is_err() {
             return NonceState::Invalid;
         }
         if time > now + 5 {
@@ -134,7 +142,8 @@ mod tests {
     fn issued_nonces_verify_until_they_expire() {
         let k = NonceKey::new([7; 32]);
         let n = k.issue("example.com", 1_000);
-        assert_eq!(n.len(), 48);
+        assert_eq!(n.len(), 64);
+        assert_ne!(n, k.issue("example.com", 1_000), "unique per challenge");
         assert_eq!(k.verify(&n, "example.com", 1_010, 30), NonceState::Valid);
         assert_eq!(k.verify(&n, "example.com", 1_031, 30), NonceState::Stale);
         assert_eq!(k.verify(&n, "example.org", 1_010, 30), NonceState::Invalid, "bound to realm");
