@@ -26,6 +26,17 @@ impl Algorithm {
         }
     }
 
+    /// A comma-separated list such as `"SHA-256, MD5"`.
+    pub fn parse_list(text: &str) -> Result<Vec<Algorithm>, String> {
+        let list: Vec<Algorithm> = text
+            .split(',')
+            .map(|t| {
+                Algorithm::parse(Some(t.trim())).ok_or_else(|| format!("unknown algorithm `{}`", t.trim()))
+            })
+            .collect::<Result<_, _>>()?;
+        if list.is_empty() { Err("no algorithm".into()) } else { Ok(list) }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Md5 => "MD5",

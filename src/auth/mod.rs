@@ -80,11 +80,21 @@ pub struct Auth {
     pub nonce_expire: u64,
     /// `module auth { realm }`.
     pub default_realm: Option<String>,
+    /// The algorithms challenges offer, in order of preference
+    /// (`module auth { algorithms }`).
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl Auth {
     pub fn new(subscribers: SubscriberStore, key: NonceKey, nonce_expire: u64) -> Auth {
-        Auth { subscribers, key, nc: NcTracker::new(100_000), nonce_expire, default_realm: None }
+        Auth {
+            subscribers,
+            key,
+            nc: NcTracker::new(100_000),
+            nonce_expire,
+            default_realm: None,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+        }
     }
 
     /// Verifies the request's credentials for `realm` at `now` (Unix seconds).
@@ -142,12 +152,13 @@ impl Auth {
         AuthResult::Ok
     }
 
-    /// The challenge values for `realm`: SHA-256 first, then MD5 (RFC 8760
-    /// §2.4: most preferred first), both qop=auth.
+    /// The challenge values for `realm`, one per offered algorithm (by
+    /// default SHA-256 first, then MD5: RFC 8760 §2.4, most preferred
+    /// first), all qop=auth.
     pub fn challenge(&self, realm: &str, stale: bool, now: u64) -> Vec<String> {
         let nonce = self.key.issue(realm, now);
         let stale = if stale { ", stale=true" } else { "" };
-        [Algorithm::Sha256, Algorithm::Md5]
+        self.algorithms
             .iter()
             .map(|a| {
                 format!(

@@ -140,6 +140,10 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
         if let Some(Value::Str(r)) = setting(prog, "auth", "realm") {
             auth.default_realm = Some(r.clone());
         }
+        if let Some(Value::Str(list)) = setting(prog, "auth", "algorithms") {
+            auth.algorithms = crate::auth::Algorithm::parse_list(list)
+                .map_err(|e| format!("`module auth {{ algorithms }}`: {e}"))?;
+        }
         let auth = Arc::new(auth);
         subscribers_reload = Some(Arc::clone(&auth));
         services.auth = Some(auth);

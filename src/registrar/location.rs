@@ -44,6 +44,8 @@ pub struct Binding {
     pub path: Vec<String>,
     /// The source of the REGISTER when it differs from the contact's
     /// address (a NATed device): requests go there instead.
+    /// (Behind NAT: the Via's sent-by is not the source, or the contact
+    /// is a private address; see `register`.)
     pub received: Option<SocketAddr>,
     /// `+sip.instance` (RFC 5626), with its `reg-id`.
     pub instance: Option<String>,
@@ -190,6 +192,15 @@ impl Location {
             }
         }
 
+        // The device is behind NAT when its Via's sent-by is not where the
+        // request came from (Kamailio's nat_uac_test 2|16).
+        let via_nat = req
+            .via()
+            .ok()
+            .flatten()
+            .and_then(|v| v.host.ip().map(|ip| SocketAddr::new(ip, v.port.unwrap_or(5060))))
+            .is_some_and(|v| v != source);
+
         let mut table = self.shard(&aor).lock().unwrap_or_else(|e| e.into_inner());
         let bindings = table.entry(aor.clone()).or_default();
         bindings.retain(|b| b.expires_at > now);
@@ -240,7 +251,13 @@ impl Location {
                     call_id: call_id.clone(),
                     cseq,
                     path: path.clone(),
-                    received: (contact_addr != Some(source)).then_some(source),
+                    // NATed: a private contact address that is not the
+                    // source (nat_uac_test 1), or the Via test above. A
+                    // public contact elsewhere is a third-party
+                    // registration and is used as it is.
+                    received: (contact_addr != Some(source)
+                        && (via_nat || contact_addr.is_some_and(|c| is_private(c.ip()))))
+                    .then_some(source),
                     instance,
                     reg_id,
                     methods,
@@ -322,6 +339,18 @@ impl Location {
     /// Number of AORs with at least one binding.
     pub fn aor_count(&self) -> usize {
         self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
+    }
+}
+
+/// RFC 1918, RFC 6598 (carrier-grade NAT), link-local and IPv6 unique
+/// local addresses: a contact there is unreachable from outside its NAT.
+fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private() || v4.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
     }
 }
 

@@ -267,7 +267,7 @@ pub static FUNCTIONS: &[Func] = &[
     func!(auth_check(realm: P::Str, table: P::Str) -> Bool, RQ, None,
         "Verifies the request's digest credentials (RFC 7616: MD5 or SHA-256, qop=auth; Authorization for REGISTER, else Proxy-Authorization) for `realm` (empty: `module auth { realm }`, else the From host) against the subscriber table, and that the user is the From user (To for REGISTER). True when valid; `$auth_result` tells `ok`, `no_credentials`, `wrong_password`, `stale_nonce`, `unknown_user`, `user_mismatch` or `invalid`. Failures other than `no_credentials` and `stale_nonce` log one warn line (see docs/auth.md). `table` is accepted for Kamailio parity. Kamailio: `auth_check`."),
     func!(auth_challenge(realm: P::Str) -> Bool, RQ, Handles,
-        "Replies 401 (REGISTER, WWW-Authenticate) or 407 (others, Proxy-Authenticate) with two digest challenges for `realm` (empty: as in `auth_check`), SHA-256 first then MD5, qop=auth; `stale=true` when `auth_check` found a stale nonce. Kamailio: `auth_challenge`."),
+        "Replies 401 (REGISTER, WWW-Authenticate) or 407 (others, Proxy-Authenticate) with a digest challenge per algorithm of `module auth { algorithms }` (default SHA-256 then MD5) for `realm` (empty: as in `auth_check`), qop=auth; `stale=true` when `auth_check` found a stale nonce. Kamailio: `auth_challenge`."),
     func!(consume_credentials() -> Bool, RQ, None,
         "Removes the Authorization and Proxy-Authorization headers, so credentials are not forwarded. True when one was removed."),
     // Headers
@@ -582,7 +582,7 @@ pub static SETTINGS: &[SettingDef] = &[
         Duration,
         "Lifetime of a registration that asks for none."
     ),
-    setting!("auth", nonce_expire, Duration, "How long a digest nonce stays valid."),
+    setting!("auth", nonce_expire, Duration, "How long a digest nonce stays valid (default 300s); an older one gets a new challenge with `stale=true`."),
     setting!(
         "tls",
         certificate,
@@ -602,6 +602,12 @@ pub static SETTINGS: &[SettingDef] = &[
         "PEM CA certificates trusted for outgoing TLS (path); without it outgoing TLS is refused."
     ),
     setting!("auth", realm, Str, "Default realm for challenges."),
+    setting!(
+        "auth",
+        algorithms,
+        Str,
+        "Digest algorithms challenges offer, most preferred first (default `\"SHA-256, MD5\"`). `\"MD5\"` for clients that only read the first challenge and know only MD5 (SIPp 3.6). Both are always verified."
+    ),
 ];
 
 pub fn function(name: &str) -> Option<(usize, &'static Func)> {
