@@ -167,7 +167,10 @@ async fn register_then_call_reaches_the_contact() {
     assert_eq!(ok.status(), Some(200));
     let contacts = values(&ok, "Contact");
     assert_eq!(contacts.len(), 1);
-    assert!(contacts[0].starts_with(&format!("<sip:bob@{}>;expires=", b.uas1.addr)), "{contacts:?}");
+    assert!(
+        contacts[0].starts_with(&format!("<sip:bob@{}>;expires=", b.uas1.addr)),
+        "{contacts:?}"
+    );
     let left: u32 = contacts[0].rsplit('=').next().unwrap().parse().unwrap();
     assert!((598..=600).contains(&left), "remaining expiry {left}");
     assert!(values(&ok, "Date")[0].ends_with(" GMT"));

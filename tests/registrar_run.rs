@@ -196,9 +196,10 @@ fn register(ua: &UdpUa, user: &str, cseq: u32, auth: &str) -> String {
 /// The Authorization line answering `challenge` (a WWW-Authenticate value).
 fn authorization(challenge: &str, user: &str, password: &str) -> String {
     let param = |name: &str| {
-        challenge.split(&format!("{name}=")).nth(1).map(|v| {
-            v.trim_start_matches('"').split(['"', ',']).next().unwrap().to_owned()
-        })
+        challenge
+            .split(&format!("{name}="))
+            .nth(1)
+            .map(|v| v.trim_start_matches('"').split(['"', ',']).next().unwrap().to_owned())
     };
     let alg = Algorithm::parse(param("algorithm").as_deref()).unwrap();
     let nonce = param("nonce").unwrap();
@@ -270,7 +271,11 @@ async fn digest_register_wrong_password_and_stale_nonce() {
     let late = authorization(&challenges(&ch)[0], "alice", "wonderland");
     ua.send(px, &register(&ua, "alice", 2, &late)).await;
     let again = next(&ua, "401 stale", |m| m.status() == Some(401)).await;
-    assert!(challenges(&again).iter().all(|c| c.ends_with("stale=true")), "{:?}", challenges(&again));
+    assert!(
+        challenges(&again).iter().all(|c| c.ends_with("stale=true")),
+        "{:?}",
+        challenges(&again)
+    );
 
     let log = proxy.log();
     assert!(
@@ -281,7 +286,10 @@ async fn digest_register_wrong_password_and_stale_nonce() {
         log.contains(r#"auth failed: user="mallory@example.com" ip=127.0.0.1 reason=unknown_user"#),
         "{log}"
     );
-    assert!(!log.contains("alice@example.com"), "successes and stale nonces are not warnings: {log}");
+    assert!(
+        !log.contains("alice@example.com"),
+        "successes and stale nonces are not warnings: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,10 +306,17 @@ async fn bindings_survive_sigterm_and_sigkill() {
     let mut proxy = spawn(&file, 2);
     wait_up(&ua, px).await;
     let call = |user: &str, n: u32| {
-        request("INVITE", &format!("sip:{user}@example.com"), &ua.via(&format!("c{n}")), &format!("call-{n}"), "")
+        request(
+            "INVITE",
+            &format!("sip:{user}@example.com"),
+            &ua.via(&format!("c{n}")),
+            &format!("call-{n}"),
+            "",
+        )
     };
     ua.send(px, &call("alice", 1)).await;
-    let inv = next(&alice, "INVITE at alice after SIGTERM", |m| m.method_str() == Some("INVITE")).await;
+    let inv =
+        next(&alice, "INVITE at alice after SIGTERM", |m| m.method_str() == Some("INVITE")).await;
     alice.send(px, &response_to(&inv, 486, "Busy Here")).await;
 
     assert_eq!(register_with_auth(&bob, px, "bob", "builder", 1).await.status(), Some(200));

@@ -31,7 +31,8 @@ impl Algorithm {
         let list: Vec<Algorithm> = text
             .split(',')
             .map(|t| {
-                Algorithm::parse(Some(t.trim())).ok_or_else(|| format!("unknown algorithm `{}`", t.trim()))
+                Algorithm::parse(Some(t.trim()))
+                    .ok_or_else(|| format!("unknown algorithm `{}`", t.trim()))
             })
             .collect::<Result<_, _>>()?;
         if list.is_empty() { Err("no algorithm".into()) } else { Ok(list) }
@@ -83,7 +84,9 @@ pub fn ha1(alg: Algorithm, user: &str, realm: &str, password: &str) -> String {
 pub fn response(alg: Algorithm, ha1: &str, c: &Credentials<'_>, method: &str) -> String {
     let ha2 = alg.hash(&[method, c.uri]);
     match c.qop {
-        Some(qop) => alg.hash(&[ha1, c.nonce, c.nc.unwrap_or(""), c.cnonce.unwrap_or(""), qop, &ha2]),
+        Some(qop) => {
+            alg.hash(&[ha1, c.nonce, c.nc.unwrap_or(""), c.cnonce.unwrap_or(""), qop, &ha2])
+        }
         None => alg.hash(&[ha1, c.nonce, &ha2]),
     }
 }
@@ -183,7 +186,10 @@ mod tests {
 
     #[test]
     fn rfc7616_sha256_example() {
-        check(Algorithm::Sha256, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+        check(
+            Algorithm::Sha256,
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+        );
     }
 
     #[test]

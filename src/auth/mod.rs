@@ -99,11 +99,8 @@ impl Auth {
 
     /// Verifies the request's credentials for `realm` at `now` (Unix seconds).
     pub fn check(&self, req: &AuthRequest<'_>, realm: &str, now: u64) -> AuthResult {
-        let creds = req
-            .credentials
-            .iter()
-            .filter_map(|v| Credentials::parse(v))
-            .find(|c| c.realm == realm);
+        let creds =
+            req.credentials.iter().filter_map(|v| Credentials::parse(v)).find(|c| c.realm == realm);
         let Some(c) = creds else { return AuthResult::NoCredentials };
         let result = self.verify(req, &c, realm, now);
         if result.is_suspicious() {
@@ -121,7 +118,13 @@ impl Auth {
         result
     }
 
-    fn verify(&self, req: &AuthRequest<'_>, c: &Credentials<'_>, realm: &str, now: u64) -> AuthResult {
+    fn verify(
+        &self,
+        req: &AuthRequest<'_>,
+        c: &Credentials<'_>,
+        realm: &str,
+        now: u64,
+    ) -> AuthResult {
         let Some(alg) = Algorithm::parse(c.algorithm) else { return AuthResult::Invalid };
         match self.key.verify(c.nonce, realm, now, self.nonce_expire) {
             NonceState::Valid => {}
@@ -180,7 +183,8 @@ mod tests {
 
     fn auth() -> Auth {
         let subs = SubscriberStore::in_memory();
-        subs.put("alice", "example.com", Subscriber::new("alice", "example.com", "secret")).unwrap();
+        subs.put("alice", "example.com", Subscriber::new("alice", "example.com", "secret"))
+            .unwrap();
         Auth::new(subs, NonceKey::new([1; 32]), 30)
     }
 

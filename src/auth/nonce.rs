@@ -147,7 +147,10 @@ mod tests {
         assert_eq!(k.verify(&n, "example.com", 1_010, 30), NonceState::Valid);
         assert_eq!(k.verify(&n, "example.com", 1_031, 30), NonceState::Stale);
         assert_eq!(k.verify(&n, "example.org", 1_010, 30), NonceState::Invalid, "bound to realm");
-        assert_eq!(NonceKey::new([8; 32]).verify(&n, "example.com", 1_010, 30), NonceState::Invalid);
+        assert_eq!(
+            NonceKey::new([8; 32]).verify(&n, "example.com", 1_010, 30),
+            NonceState::Invalid
+        );
         let mut forged = n.clone();
         forged.replace_range(0..16, &format!("{:016x}", 1_020));
         assert_eq!(k.verify(&forged, "example.com", 1_021, 30), NonceState::Invalid);

@@ -31,8 +31,11 @@ const RELOAD_SUBSCRIBERS_EVERY: Duration = Duration::from_secs(30);
 pub struct RunningServices {
     pub services: Arc<Services>,
     persister: Option<Persister>,
-    maintenance: Option<(Arc<(Mutex<bool>, Condvar)>, std::thread::JoinHandle<()>)>,
+    maintenance: Option<(Arc<StopFlag>, std::thread::JoinHandle<()>)>,
 }
+
+/// A stop request a background thread waits on.
+type StopFlag = (Mutex<bool>, Condvar);
 
 impl RunningServices {
     /// Ends the background threads; every pending location change is written.
@@ -54,7 +57,7 @@ fn setting<'p>(prog: &'p CheckedProgram, module: &str, name: &str) -> Option<&'p
 
 fn secs(prog: &CheckedProgram, module: &str, name: &str) -> Option<u64> {
     match setting(prog, module, name) {
-        Some(Value::Duration(ms)) => Some((*ms).max(0) as u64 / 1000),
+        Some(Value::Duration(ms)) => Some(*ms / 1000),
         _ => None,
     }
 }
@@ -114,7 +117,7 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
                 tracing::info!("location: {} bindings restored from {}", live.len(), db.display());
                 location.restore(live);
                 let delay = match setting(prog, "usrloc", "write_delay") {
-                    Some(Value::Duration(ms)) if *ms > 0 => Duration::from_millis(*ms as u64),
+                    Some(Value::Duration(ms)) if *ms > 0 => Duration::from_millis(*ms),
                     _ => Duration::from_secs(1),
                 };
                 persister = Some(Persister::start(Arc::clone(&location), Arc::clone(&s), delay));

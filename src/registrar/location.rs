@@ -57,8 +57,20 @@ pub struct Binding {
 
 /// The methods a binding's Allow set can name; others are always allowed.
 const METHODS: &[&str] = &[
-    "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "PRACK", "UPDATE",
-    "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH",
+    "INVITE",
+    "ACK",
+    "CANCEL",
+    "BYE",
+    "OPTIONS",
+    "REGISTER",
+    "INFO",
+    "PRACK",
+    "UPDATE",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "MESSAGE",
+    "PUBLISH",
 ];
 
 /// The bit of a method in an Allow set; 0 for methods not in the list.

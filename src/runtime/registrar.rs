@@ -79,11 +79,7 @@ fn target(b: &Binding) -> BranchTarget {
         uri: b.contact.clone(),
         // A Path leads through the edge proxy; else a NATed contact is
         // reached at the address its REGISTER came from.
-        destination: if b.path.is_empty() {
-            b.received.map(|r| format!("sip:{r}"))
-        } else {
-            None
-        },
+        destination: if b.path.is_empty() { b.received.map(|r| format!("sip:{r}")) } else { None },
         route: b.path.clone(),
     }
 }

@@ -573,7 +573,12 @@ pub static SETTINGS: &[SettingDef] = &[
         "Write-behind period (default 1s): at most this much of registration changes is lost when the process is killed without a chance to flush."
     ),
     setting!("registrar", max_contacts, Int, "Most bindings per address of record (0: unlimited)."),
-    setting!("usrloc", hash_size, Int, "Accepted for Kamailio parity; the location table is sharded and grows as needed."),
+    setting!(
+        "usrloc",
+        hash_size,
+        Int,
+        "Accepted for Kamailio parity; the location table is sharded and grows as needed."
+    ),
     setting!("registrar", max_expires, Duration, "Largest registration lifetime accepted."),
     setting!("registrar", min_expires, Duration, "Smallest registration lifetime accepted."),
     setting!(
@@ -582,7 +587,12 @@ pub static SETTINGS: &[SettingDef] = &[
         Duration,
         "Lifetime of a registration that asks for none."
     ),
-    setting!("auth", nonce_expire, Duration, "How long a digest nonce stays valid (default 300s); an older one gets a new challenge with `stale=true`."),
+    setting!(
+        "auth",
+        nonce_expire,
+        Duration,
+        "How long a digest nonce stays valid (default 300s); an older one gets a new challenge with `stale=true`."
+    ),
     setting!(
         "tls",
         certificate,
