@@ -72,7 +72,7 @@ PY
 start_proxy() {
   case "$1" in
     sipc) "$SIPC_BIN" run "$TMP/sipc/register_auth.route" >"$TMP/proxy.log" 2>&1 & PROXY_PID=$! ;;
-    kamailio) kamailio -f benches/kamailio/register_auth.cfg -A "DBURL=\"sqlite://$TMP/kam/kamailio.db\"" \
+    kamailio) kamailio -f benches/kamailio/register_auth.cfg -A "DBURL=\"sqlite:///$TMP/kam/kamailio.db\"" \
                 -DD -E -w "$TMP" >"$TMP/proxy.log" 2>&1 & PROXY_PID=$! ;;
   esac
   PIDS+=("$PROXY_PID")
