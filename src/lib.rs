@@ -7,6 +7,7 @@
 //! stateless proxy core in [`proxy`], and the command line in [`cli`]. Later
 //! stages (codegen, runtime, reload) sit beside them as they land.
 
+pub mod auth;
 pub mod cli;
 pub mod codegen;
 pub mod diag;

@@ -323,7 +323,7 @@ fn in_dialog_helpers() {
 }
 
 #[test]
-fn not_yet_available_builtins_return_false() {
+fn registrar_builtins_without_services_return_false() {
     let src = r#"request_route {
         if t_check_trans() || lookup("location") || save("location") { reply(500, "faked"); exit; }
         if !save("location") { reply_error(); }

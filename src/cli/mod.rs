@@ -12,6 +12,8 @@ pub mod fmt;
 pub mod lsp;
 pub mod reload;
 pub mod run;
+pub mod services;
+pub mod user;
 
 /// sipc: a SIP proxy whose routing logic is a compiled language.
 #[derive(Debug, Parser)]
@@ -36,6 +38,9 @@ pub enum Command {
     Fmt(fmt::FmtArgs),
     /// Run the language server on standard input and output (for editors).
     Lsp(lsp::LspArgs),
+    /// Manage the subscriber table digest authentication checks.
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -48,5 +53,6 @@ pub fn main() -> ExitCode {
         Command::Reload(args) => reload::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Lsp(args) => lsp::run(args),
+        Command::User(cmd) => user::run(cmd),
     }
 }

@@ -4,8 +4,10 @@
 //! them; any error exits 1), compiles it to native code, and serves it:
 //! the `listen` items become the proxy's sockets, `domain`/`alias` its
 //! names, `settings { children }` the number of routing workers and
-//! `settings { debug }` the log level (overridden by `-v`). SIGINT or
-//! SIGTERM stops the server and exits 0.
+//! `settings { debug }` the log level (overridden by `-v`); a program that
+//! calls the registrar or auth builtins gets its location table and
+//! subscriber store (`cli::services`). SIGINT or SIGTERM stops the server,
+//! writes every pending location change and exits 0.
 
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -235,7 +237,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let base = args.file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-    let config = match server_config_in(&out.program, &base) {
+    let mut config = match server_config_in(&out.program, &base) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -297,7 +299,18 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    rt.block_on(serve(config, program, reload))
+    let services = match super::services::start(&reload.first.checked, &base) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    config.services = Arc::clone(&services.services);
+    let code = rt.block_on(serve(config, program, reload));
+    // After the server stopped: every pending location change is written.
+    services.stop();
+    code
 }
 
 /// What `serve` needs to reload the config.

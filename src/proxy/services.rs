@@ -1,11 +1,14 @@
 //! State the routes use that outlives a message and a config: the
-//! location table (and, as they land, the subscriber database, trunk health
-//! and rate-limit tables). The server owns one [`Services`]; every
-//! [`super::RequestContext`] carries its `Arc`, so a reload that swaps the
-//! compiled program keeps them (DESIGN.md, "where state lives").
+//! location table and the digest authentication state (subscriber cache,
+//! nonce key), and as they land trunk health and rate-limit tables. The
+//! server owns one [`Services`]; every [`super::RequestContext`] carries its
+//! `Arc`, so a reload that swaps the compiled program keeps them
+//! (DESIGN.md, "where state lives"). `sipc run` builds them from the
+//! program's settings (`cli::services`).
 
 use std::sync::Arc;
 
+use crate::auth::Auth;
 use crate::registrar::Location;
 
 /// Long-lived state shared by every program generation.
@@ -14,4 +17,7 @@ pub struct Services {
     /// The location table `save()`/`lookup()` use; `None` when the config has
     /// no registrar.
     pub location: Option<Arc<Location>>,
+    /// What `auth_check()`/`auth_challenge()` use; `None` when the config
+    /// does not authenticate.
+    pub auth: Option<Arc<Auth>>,
 }

@@ -44,13 +44,48 @@ pub struct Binding {
     pub path: Vec<String>,
     /// The source of the REGISTER when it differs from the contact's
     /// address (a NATed device): requests go there instead.
+    /// (Behind NAT: the Via's sent-by is not the source, or the contact
+    /// is a private address; see `register`.)
     pub received: Option<SocketAddr>,
     /// `+sip.instance` (RFC 5626), with its `reg-id`.
     pub instance: Option<String>,
     pub reg_id: Option<u32>,
+    /// The methods the REGISTER's Allow header listed, as a [`method_bit`]
+    /// set; `None` when it had no Allow header (everything allowed).
+    pub methods: Option<u32>,
+}
+
+/// The methods a binding's Allow set can name; others are always allowed.
+const METHODS: &[&str] = &[
+    "INVITE",
+    "ACK",
+    "CANCEL",
+    "BYE",
+    "OPTIONS",
+    "REGISTER",
+    "INFO",
+    "PRACK",
+    "UPDATE",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "MESSAGE",
+    "PUBLISH",
+];
+
+/// The bit of a method in an Allow set; 0 for methods not in the list.
+pub fn method_bit(method: &str) -> u32 {
+    METHODS.iter().position(|m| m.eq_ignore_ascii_case(method)).map_or(0, |i| 1 << i)
 }
 
 impl Binding {
+    /// Whether a request of `method` may be sent to this contact (RFC 3261
+    /// §10.2.1: the Allow header of the REGISTER).
+    pub fn allows(&self, method: &str) -> bool {
+        let bit = method_bit(method);
+        bit == 0 || self.methods.is_none_or(|m| m & bit != 0)
+    }
+
     /// Seconds left at `now`.
     pub fn remaining(&self, now: u64) -> u64 {
         self.expires_at.saturating_sub(now)
@@ -125,6 +160,10 @@ impl Location {
             let mut table = self.shard(&aor).lock().unwrap_or_else(|e| e.into_inner());
             table.entry(aor).or_default().push(b);
         }
+        for shard in &self.shards {
+            let mut table = shard.lock().unwrap_or_else(|e| e.into_inner());
+            table.values_mut().for_each(Vec::shrink_to_fit);
+        }
     }
 
     fn mark(&self, aor: &str, bindings: &[Binding]) {
@@ -157,6 +196,22 @@ impl Location {
             req.contacts().collect::<Result<_, _>>().map_err(|_| bad())?;
         let path: Vec<String> =
             req.paths().filter_map(Result::ok).map(|p| format!("<{}>", p.uri.raw())).collect();
+        let mut methods: Option<u32> = None;
+        for h in req.headers_named("Allow") {
+            let set = methods.get_or_insert(0);
+            for m in req.value_of(h).split(',') {
+                *set |= method_bit(m.trim());
+            }
+        }
+
+        // The device is behind NAT when its Via's sent-by is not where the
+        // request came from (Kamailio's nat_uac_test 2|16).
+        let via_nat = req
+            .via()
+            .ok()
+            .flatten()
+            .and_then(|v| v.host.ip().map(|ip| SocketAddr::new(ip, v.port.unwrap_or(5060))))
+            .is_some_and(|v| v != source);
 
         let mut table = self.shard(&aor).lock().unwrap_or_else(|e| e.into_inner());
         let bindings = table.entry(aor.clone()).or_default();
@@ -208,9 +263,16 @@ impl Location {
                     call_id: call_id.clone(),
                     cseq,
                     path: path.clone(),
-                    received: (contact_addr != Some(source)).then_some(source),
+                    // NATed: a private contact address that is not the
+                    // source (nat_uac_test 1), or the Via test above. A
+                    // public contact elsewhere is a third-party
+                    // registration and is used as it is.
+                    received: (contact_addr != Some(source)
+                        && (via_nat || contact_addr.is_some_and(|c| is_private(c.ip()))))
+                    .then_some(source),
                     instance,
                     reg_id,
+                    methods,
                 },
                 expires,
             ));
@@ -239,6 +301,8 @@ impl Location {
             *bindings = before;
             return Err(RegisterError::new(503, "Too Many Registered Contacts"));
         }
+        // One binding per AOR is the common case: no spare capacity.
+        bindings.shrink_to_fit();
         let left = bindings.clone();
         if bindings.is_empty() {
             table.remove(&aor);
@@ -246,6 +310,16 @@ impl Location {
         drop(table);
         self.mark(&aor, &left);
         Ok((aor, left))
+    }
+
+    /// Removes every binding of `aor`; returns how many there were.
+    pub fn remove(&self, aor: &str) -> usize {
+        let removed = self.shard(aor).lock().unwrap_or_else(|e| e.into_inner()).remove(aor);
+        let n = removed.map_or(0, |b| b.len());
+        if n > 0 {
+            self.mark(aor, &[]);
+        }
+        n
     }
 
     /// The live bindings of an AOR, best `q` first (absent q counts as 1.0).
@@ -277,6 +351,18 @@ impl Location {
     /// Number of AORs with at least one binding.
     pub fn aor_count(&self) -> usize {
         self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
+    }
+}
+
+/// RFC 1918, RFC 6598 (carrier-grade NAT), link-local and IPv6 unique
+/// local addresses: a contact there is unreachable from outside its NAT.
+fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private() || v4.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
     }
 }
 

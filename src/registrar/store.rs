@@ -42,6 +42,7 @@ impl SqliteStore {
                 received TEXT,
                 instance TEXT,
                 reg_id INTEGER,
+                methods INTEGER,
                 PRIMARY KEY (aor, contact)
             );
             CREATE INDEX IF NOT EXISTS location_expiry ON location (expires_at);",
@@ -57,8 +58,8 @@ impl SqliteStore {
             let mut del = tx.prepare_cached("DELETE FROM location WHERE aor = ?1")?;
             let mut ins = tx.prepare_cached(
                 "INSERT OR REPLACE INTO location
-                 (aor, contact, expires_at, q, call_id, cseq, path, received, instance, reg_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 (aor, contact, expires_at, q, call_id, cseq, path, received, instance, reg_id, methods)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             for (aor, bindings) in aors {
                 del.execute([aor])?;
@@ -74,6 +75,7 @@ impl SqliteStore {
                         b.received.map(|r| r.to_string()),
                         b.instance,
                         b.reg_id.map(i64::from),
+                        b.methods.map(i64::from),
                     ])?;
                 }
             }
@@ -91,7 +93,8 @@ impl SqliteStore {
     pub fn load(&self, now: u64) -> rusqlite::Result<Vec<(String, Binding)>> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let mut stmt = conn.prepare(
-            "SELECT aor, contact, expires_at, q, call_id, cseq, path, received, instance, reg_id
+            "SELECT aor, contact, expires_at, q, call_id, cseq, path, received, instance, reg_id,
+                    methods
              FROM location WHERE expires_at > ?1",
         )?;
         let rows = stmt.query_map([now as i64], |r| {
@@ -109,6 +112,7 @@ impl SqliteStore {
                     received: received.and_then(|r| r.parse().ok()),
                     instance: r.get(8)?,
                     reg_id: r.get::<_, Option<i64>>(9)?.map(|v| v as u32),
+                    methods: r.get::<_, Option<i64>>(10)?.map(|v| v as u32),
                 },
             ))
         })?;

@@ -21,6 +21,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::RouteCtx;
 use super::builtins::{self as b, Impl};
+use super::registrar as reg;
 use crate::sema::builtins::{FUNCTIONS, PSEUDO_VARS};
 
 /// A native entry point, typed by its arity.
@@ -159,6 +160,8 @@ runtime_table! {
     sipc_rt_pv_au(a) => b::pv_au;
     sipc_rt_pv_ar(a) => b::pv_ar;
     sipc_rt_pv_ml(a) => b::pv_ml;
+    sipc_rt_pv_lookup_result(a) => reg::pv_lookup_result;
+    sipc_rt_pv_auth_result(a) => reg::pv_auth_result;
     sipc_rt_pv_proto(a) => b::pv_proto;
     sipc_rt_pv_Ri(a) => b::pv_empty;
     sipc_rt_pv_Rp(a) => b::pv_zero;
@@ -190,12 +193,13 @@ runtime_table! {
     sipc_rt_on_reply(r) => b::arm_reply;
     sipc_rt_on_branch(r) => b::arm_branch;
     sipc_rt_append_branch(u) => b::append_branch;
-    sipc_rt_save(t) => b::save;
-    sipc_rt_lookup(t) => b::lookup;
-    sipc_rt_registered(t) => b::registered;
-    sipc_rt_auth_check(r, t) => b::auth_check;
-    sipc_rt_auth_challenge(r) => b::auth_challenge;
-    sipc_rt_consume_credentials() => b::consume_credentials;
+    sipc_rt_save(t) => reg::save;
+    sipc_rt_lookup(t) => reg::lookup;
+    sipc_rt_registered(t) => reg::registered;
+    sipc_rt_unregister(t, aor) => reg::unregister;
+    sipc_rt_auth_check(r, t) => reg::auth_check;
+    sipc_rt_auth_challenge(r) => reg::auth_challenge;
+    sipc_rt_consume_credentials() => reg::consume_credentials;
     sipc_rt_is_present_hf(n) => b::is_present_hf;
     sipc_rt_append_hf(h) => b::append_hf;
     sipc_rt_remove_hf(n) => b::remove_hf;

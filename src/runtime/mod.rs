@@ -24,18 +24,19 @@
 //! handle can at worst read the wrong string (out-of-range handles read as
 //! the empty string), never freed memory.
 //!
-//! # Builtins with later behaviour
+//! # Registrar and authentication
 //!
-//! The registrar and authentication builtins land with their own issue.
-//! Until then they return a documented failure value and log at `debug`:
-//! `save`, `lookup`, `registered` (false; `save` failing makes
-//! `reply_error()` answer 500), `auth_check`, `auth_challenge`,
-//! `consume_credentials` (false, no reply). `t_precheck_trans()` is always
+//! `save`, `lookup`, `registered`, `unregister`, `auth_check`,
+//! `auth_challenge` and `consume_credentials` live in [`registrar`]; they
+//! use the request's long-lived services and, without them (a program run
+//! outside a server), return false and change nothing (`save` failing then
+//! makes `reply_error()` answer 500). `t_precheck_trans()` is always
 //! false: retransmissions are absorbed by the transaction layer before any
 //! route runs.
 
 pub mod abi;
 pub mod builtins;
+pub mod registrar;
 
 use std::net::SocketAddr;
 
@@ -172,6 +173,10 @@ pub struct RouteCtx<'a> {
     pub flags: u64,
     pub decision: Option<Decision>,
     pub depth: u32,
+    /// `$lookup_result`: the outcome of the last `lookup()` ("" before any).
+    pub lookup_result: &'static str,
+    /// `$auth_result`: the outcome of the last `auth_check()` ("" before any).
+    pub auth_result: &'static str,
     /// A runtime function panicked or the depth guard tripped: the message
     /// is answered 500 and the rest of the route sees neutral values.
     pub failed: bool,
@@ -190,6 +195,8 @@ impl<'a> RouteCtx<'a> {
             flags,
             decision: None,
             depth: 0,
+            lookup_result: "",
+            auth_result: "",
             failed: false,
         };
         // `$avp`s set by an earlier route of the same transaction.

@@ -256,18 +256,20 @@ pub static FUNCTIONS: &[Func] = &[
         "Adds a new branch to the request (with `uri`, or the current request URI) for parallel forking."),
     // REGISTRAR / LOCATION
     func!(save(table: P::Str) -> Bool, RQ, Handles,
-        "Stores the Contacts of a REGISTER in the location table `table` and replies to it. Kamailio: registrar `save`."),
+        "Applies a REGISTER to the location table (RFC 3261 §10.3: expiry limits, `*`, CSeq order, Path, `+sip.instance`/`reg-id`) and replies itself: 200 listing every current binding with its remaining expiry, or the error (400, 423 with Min-Expires, 503). True on 200; false when it replied an error (a later `reply_error()` is then ignored) or when no registrar is running (nothing replied: `reply_error()` answers 500). sipc keeps one location table; `table` is accepted for Kamailio parity. Kamailio: registrar `save`."),
     func!(lookup(table: P::Str) -> Bool, RQF, None,
-        "Replaces the request URI with the contacts registered for it in `table`; false when the user is not registered."),
+        "Looks the request URI's address of record up in the location table. Found: the R-URI becomes the best contact (`$du` its NAT source address, or its Path as Route headers), other contacts of the same q become parallel branches and lower q groups are tried serially, best first. True when found; `$lookup_result` tells `found`, `not_found`, `method_not_allowed` (the contacts registered an Allow list without this method) or `error`. Kamailio: registrar `lookup` (1, -1, -2, -3)."),
     func!(registered(table: P::Str) -> Bool, RQF, None,
-        "True when the request URI has a registered contact in `table`."),
+        "True when the request URI's address of record has a live binding in the location table. Changes nothing."),
+    func!(unregister(table: P::Str, aor: P::Str) -> Bool, RQF, None,
+        "Removes every binding of the address of record `aor` (a SIP URI; reduced to `sip:user@host`). True when there were bindings. Kamailio: registrar `unregister`."),
     // AUTH
     func!(auth_check(realm: P::Str, table: P::Str) -> Bool, RQ, None,
-        "Verifies the request's digest credentials for `realm` against the subscriber `table`, and that the authenticated user matches From (or To for REGISTER)."),
+        "Verifies the request's digest credentials (RFC 7616: MD5 or SHA-256, qop=auth; Authorization for REGISTER, else Proxy-Authorization) for `realm` (empty: `module auth { realm }`, else the From host) against the subscriber table, and that the user is the From user (To for REGISTER). True when valid; `$auth_result` tells `ok`, `no_credentials`, `wrong_password`, `stale_nonce`, `unknown_user`, `user_mismatch` or `invalid`. Failures other than `no_credentials` and `stale_nonce` log one warn line (see docs/auth.md). `table` is accepted for Kamailio parity. Kamailio: `auth_check`."),
     func!(auth_challenge(realm: P::Str) -> Bool, RQ, Handles,
-        "Replies 401 (REGISTER) or 407 (others) with a digest challenge for `realm`."),
+        "Replies 401 (REGISTER, WWW-Authenticate) or 407 (others, Proxy-Authenticate) with a digest challenge per algorithm of `module auth { algorithms }` (default SHA-256 then MD5) for `realm` (empty: as in `auth_check`), qop=auth; `stale=true` when `auth_check` found a stale nonce. Kamailio: `auth_challenge`."),
     func!(consume_credentials() -> Bool, RQ, None,
-        "Removes the credentials the request was authenticated with, so they are not forwarded."),
+        "Removes the Authorization and Proxy-Authorization headers, so credentials are not forwarded. True when one was removed."),
     // Headers
     func!(is_present_hf(name: P::Str) -> Bool, ANY, None,
         "True when the message has at least one header called `name`."),
@@ -416,6 +418,24 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
         Message,
         "Realm in the Authorization/Proxy-Authorization credentials."
     ),
+    pv!(
+        "lookup_result",
+        None,
+        Str,
+        RQF,
+        RO,
+        Message,
+        "Outcome of the last `lookup()` in this message: `found`, `not_found`, `method_not_allowed`, `error`; empty before any."
+    ),
+    pv!(
+        "auth_result",
+        None,
+        Str,
+        RQF,
+        RO,
+        Message,
+        "Outcome of the last `auth_check()` in this message: `ok`, `no_credentials`, `wrong_password`, `stale_nonce`, `unknown_user`, `user_mismatch`, `invalid`; empty before any."
+    ),
     pv!("ml", None, Int, ANY, RO, Message, "Length of the message in bytes."),
     pv!(
         "proto",
@@ -534,7 +554,31 @@ pub static SETTINGS: &[SettingDef] = &[
     ),
     setting!("rr", append_fromtag, Bool, "Put the From tag into Record-Route headers."),
     setting!("rr", enable_full_lr, Bool, "Write `lr=on` instead of `lr` in Record-Route."),
-    setting!("usrloc", hash_size, Int, "Log2 of the number of slots of the location table."),
+    setting!(
+        "usrloc",
+        db_path,
+        Str,
+        "SQLite database of the location table and the `subscriber` table (path; relative to the config file). Default `sipc.db` next to the config."
+    ),
+    setting!(
+        "usrloc",
+        db_mode,
+        Int,
+        "0: bindings only in memory (lost on restart); 2 (default): kept in memory and written behind to `db_path`. Kamailio: `db_mode`."
+    ),
+    setting!(
+        "usrloc",
+        write_delay,
+        Duration,
+        "Write-behind period (default 1s): at most this much of registration changes is lost when the process is killed without a chance to flush."
+    ),
+    setting!("registrar", max_contacts, Int, "Most bindings per address of record (0: unlimited)."),
+    setting!(
+        "usrloc",
+        hash_size,
+        Int,
+        "Accepted for Kamailio parity; the location table is sharded and grows as needed."
+    ),
     setting!("registrar", max_expires, Duration, "Largest registration lifetime accepted."),
     setting!("registrar", min_expires, Duration, "Smallest registration lifetime accepted."),
     setting!(
@@ -543,7 +587,12 @@ pub static SETTINGS: &[SettingDef] = &[
         Duration,
         "Lifetime of a registration that asks for none."
     ),
-    setting!("auth", nonce_expire, Duration, "How long a digest nonce stays valid."),
+    setting!(
+        "auth",
+        nonce_expire,
+        Duration,
+        "How long a digest nonce stays valid (default 300s); an older one gets a new challenge with `stale=true`."
+    ),
     setting!(
         "tls",
         certificate,
@@ -563,6 +612,12 @@ pub static SETTINGS: &[SettingDef] = &[
         "PEM CA certificates trusted for outgoing TLS (path); without it outgoing TLS is refused."
     ),
     setting!("auth", realm, Str, "Default realm for challenges."),
+    setting!(
+        "auth",
+        algorithms,
+        Str,
+        "Digest algorithms challenges offer, most preferred first (default `\"SHA-256, MD5\"`). `\"MD5\"` for clients that only read the first challenge and know only MD5 (SIPp 3.6). Both are always verified."
+    ),
 ];
 
 pub fn function(name: &str) -> Option<(usize, &'static Func)> {
@@ -652,6 +707,8 @@ pub static KAMAILIO_NAMES: &[(&str, &str)] = &[
     ("proxy_authorize", "auth_check"),
     ("www_challenge", "auth_challenge"),
     ("proxy_challenge", "auth_challenge"),
+    ("www_authenticate", "auth_check"),
+    ("proxy_authenticate", "auth_check"),
     ("subst_hf", "replace_hf"),
     ("is_uri_host_local", "is_myself"),
 ];

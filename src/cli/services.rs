@@ -1,0 +1,202 @@
+//! Starting and stopping the long-lived services `sipc run` gives the
+//! routes: the location table (restored from SQLite, written behind) and
+//! the digest authentication state, built from the program's settings and
+//! only when the program calls builtins that need them (a config without a
+//! registrar touches no database file).
+//!
+//! The write-behind delay defaults to 1 s: a REGISTER never waits for a
+//! disk write, a burst of refreshes costs one SQLite transaction per second,
+//! and a crash (SIGKILL, power loss after the OS buffers) loses at most the
+//! last second of changes — which devices repeat at their next refresh
+//! anyway. SIGTERM/SIGINT flush everything before exit ([`RunningServices::stop`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::auth::{Auth, NonceKey, SubscriberStore};
+use crate::proxy::services::Services;
+use crate::registrar::store::{Persister, SqliteStore};
+use crate::registrar::{Location, RegistrarConfig};
+use crate::runtime::registrar::unix_now;
+use crate::sema::ir::{CheckedProgram, Value};
+
+/// How often expired bindings are purged (memory and database).
+const PURGE_EVERY: Duration = Duration::from_secs(10);
+/// How often the subscriber cache is re-read from the database.
+const RELOAD_SUBSCRIBERS_EVERY: Duration = Duration::from_secs(30);
+
+/// The services of one `sipc run`, with their background threads.
+#[derive(Debug)]
+pub struct RunningServices {
+    pub services: Arc<Services>,
+    persister: Option<Persister>,
+    maintenance: Option<(Arc<StopFlag>, std::thread::JoinHandle<()>)>,
+}
+
+/// A stop request a background thread waits on.
+type StopFlag = (Mutex<bool>, Condvar);
+
+impl RunningServices {
+    /// Ends the background threads; every pending location change is written.
+    pub fn stop(mut self) {
+        if let Some((flag, thread)) = self.maintenance.take() {
+            *flag.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            flag.1.notify_all();
+            let _ = thread.join();
+        }
+        if let Some(p) = self.persister.take() {
+            p.stop();
+        }
+    }
+}
+
+fn setting<'p>(prog: &'p CheckedProgram, module: &str, name: &str) -> Option<&'p Value> {
+    prog.settings.iter().find(|s| s.module == module && s.name == name).map(|s| &s.value)
+}
+
+fn secs(prog: &CheckedProgram, module: &str, name: &str) -> Option<u64> {
+    match setting(prog, module, name) {
+        Some(Value::Duration(ms)) => Some(*ms / 1000),
+        _ => None,
+    }
+}
+
+/// The registrar settings (`module registrar`).
+pub fn registrar_config(prog: &CheckedProgram) -> RegistrarConfig {
+    let d = RegistrarConfig::default();
+    let max_contacts = match setting(prog, "registrar", "max_contacts") {
+        Some(Value::Int(n)) => (*n).max(0) as usize,
+        _ => d.max_contacts,
+    };
+    let secs32 = |name, default: u32| {
+        secs(prog, "registrar", name).map_or(default, |s| s.min(u64::from(u32::MAX)) as u32)
+    };
+    RegistrarConfig {
+        min_expires: secs32("min_expires", d.min_expires),
+        max_expires: secs32("max_expires", d.max_expires),
+        default_expires: secs32("default_expires", d.default_expires),
+        max_contacts,
+    }
+}
+
+/// The database file: `module usrloc { db_path }` relative to `base`, else
+/// `sipc.db` there.
+pub fn db_path(prog: &CheckedProgram, base: &Path) -> PathBuf {
+    match setting(prog, "usrloc", "db_path") {
+        Some(Value::Str(p)) => base.join(p),
+        _ => base.join("sipc.db"),
+    }
+}
+
+/// Builds the services the program needs and starts their threads.
+pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, String> {
+    let called: Vec<&str> = crate::codegen::called_builtins(prog)
+        .into_iter()
+        .map(|i| crate::sema::builtins::FUNCTIONS[i].name)
+        .collect();
+    let uses = |names: &[&str]| called.iter().any(|c| names.contains(c));
+    let db = db_path(prog, base);
+    let mut services = Services::default();
+    let mut persister = None;
+    let mut store = None;
+    if uses(&["save", "lookup", "registered", "unregister"]) {
+        let config = registrar_config(prog);
+        let mode = match setting(prog, "usrloc", "db_mode") {
+            Some(Value::Int(m)) => *m,
+            _ => 2,
+        };
+        let location = match mode {
+            0 => Arc::new(Location::new(config)),
+            1 | 2 => {
+                let s = Arc::new(
+                    SqliteStore::open(&db).map_err(|e| format!("`{}`: {e}", db.display()))?,
+                );
+                let location = Arc::new(Location::new(config).persistent());
+                let live = s.load(unix_now()).map_err(|e| format!("`{}`: {e}", db.display()))?;
+                tracing::info!("location: {} bindings restored from {}", live.len(), db.display());
+                location.restore(live);
+                let delay = match setting(prog, "usrloc", "write_delay") {
+                    Some(Value::Duration(ms)) if *ms > 0 => Duration::from_millis(*ms),
+                    _ => Duration::from_secs(1),
+                };
+                persister = Some(Persister::start(Arc::clone(&location), Arc::clone(&s), delay));
+                store = Some(s);
+                location
+            }
+            other => {
+                return Err(format!(
+                    "`module usrloc {{ db_mode = {other}; }}`: use 0 (memory only) or 2 (write-behind)"
+                ));
+            }
+        };
+        services.location = Some(location);
+    }
+    let mut subscribers_reload = None;
+    if uses(&["auth_check", "auth_challenge"]) {
+        let subs = SubscriberStore::open(&db).map_err(|e| format!("`{}`: {e}", db.display()))?;
+        let key = match subs.secret().map_err(|e| format!("`{}`: {e}", db.display()))? {
+            Some(k) => NonceKey::new(k),
+            None => NonceKey::random(),
+        };
+        let mut auth = Auth::new(subs, key, secs(prog, "auth", "nonce_expire").unwrap_or(300));
+        if let Some(Value::Str(r)) = setting(prog, "auth", "realm") {
+            auth.default_realm = Some(r.clone());
+        }
+        if let Some(Value::Str(list)) = setting(prog, "auth", "algorithms") {
+            auth.algorithms = crate::auth::Algorithm::parse_list(list)
+                .map_err(|e| format!("`module auth {{ algorithms }}`: {e}"))?;
+        }
+        let auth = Arc::new(auth);
+        subscribers_reload = Some(Arc::clone(&auth));
+        services.auth = Some(auth);
+    }
+    let services = Arc::new(services);
+    let maintenance = if services.location.is_some() || subscribers_reload.is_some() {
+        let flag = Arc::new((Mutex::new(false), Condvar::new()));
+        let stop = Arc::clone(&flag);
+        let location = services.location.clone();
+        let thread = std::thread::Builder::new()
+            .name("sipc-maintenance".into())
+            .spawn(move || {
+                let mut last_reload = Instant::now();
+                loop {
+                    {
+                        let guard = stop.0.lock().unwrap_or_else(|e| e.into_inner());
+                        let (guard, _) = stop
+                            .1
+                            .wait_timeout_while(guard, PURGE_EVERY, |stopped| !*stopped)
+                            .unwrap_or_else(|e| e.into_inner());
+                        if *guard {
+                            return;
+                        }
+                    }
+                    let now = unix_now();
+                    if let Some(l) = &location {
+                        let n = l.purge(now);
+                        if n > 0 {
+                            tracing::debug!("location: {n} expired bindings purged");
+                        }
+                    }
+                    if let Some(s) = &store
+                        && let Err(e) = s.purge(now)
+                    {
+                        tracing::error!("location store purge failed: {e}");
+                    }
+                    if let Some(a) = &subscribers_reload
+                        && last_reload.elapsed() >= RELOAD_SUBSCRIBERS_EVERY
+                    {
+                        last_reload = Instant::now();
+                        if let Err(e) = a.subscribers.reload() {
+                            tracing::error!("subscriber reload failed: {e}");
+                        }
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the maintenance thread: {e}"))?;
+        Some((flag, thread))
+    } else {
+        None
+    };
+    Ok(RunningServices { services, persister, maintenance })
+}

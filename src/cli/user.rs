@@ -1,0 +1,158 @@
+//! `sipc user add|del|list|import`: the subscriber table digest
+//! authentication reads (HA1 hashes per `user@realm`, never passwords).
+//!
+//! Passwords never come from the command line (it is visible in `ps` and
+//! shell history): `add` prompts on the terminal with echo off, or reads
+//! one line from standard input with `--password-stdin`; `import` reads
+//! `user@realm;password` lines (SIPp's CSV shape) from standard input into
+//! one transaction. A running proxy sees a new user at once (cache misses
+//! read the database) and deletions within 30 s.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use crate::auth::{Subscriber, SubscriberStore};
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user, or change its password.
+    Add {
+        /// `user@realm` (the realm is the domain users register with).
+        user: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Remove a user.
+    Del {
+        user: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List the users.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Add or update users from standard input, one `user@realm;password` a line.
+    Import {
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DbArg {
+    /// The database (`module usrloc { db_path }` of the config; default: sipc.db).
+    #[arg(long, default_value = "sipc.db")]
+    pub db: PathBuf,
+}
+
+fn split(user: &str) -> Result<(&str, &str), String> {
+    match user.split_once('@') {
+        Some((u, r)) if !u.is_empty() && !r.is_empty() => Ok((u, r)),
+        _ => Err(format!("`{user}`: expected user@realm")),
+    }
+}
+
+fn open(db: &DbArg) -> Result<SubscriberStore, String> {
+    SubscriberStore::open(&db.db).map_err(|e| format!("`{}`: {e}", db.db.display()))
+}
+
+/// Reads a line from the terminal with echo off (restored afterwards).
+fn prompt(label: &str) -> Result<String, String> {
+    let stty = |arg: &str| {
+        std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    eprint!("{label}");
+    let _ = std::io::stderr().flush();
+    let quiet = stty("-echo");
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if quiet {
+        stty("echo");
+        eprintln!();
+    }
+    read.map_err(|e| e.to_string())?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn password(from_stdin: bool) -> Result<String, String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err("standard input is not a terminal: pass --password-stdin".into());
+    }
+    let first = prompt("password: ")?;
+    if prompt("again: ")? != first {
+        return Err("the passwords differ".into());
+    }
+    Ok(first)
+}
+
+fn run_inner(cmd: UserCommand) -> Result<(), String> {
+    match cmd {
+        UserCommand::Add { user, password_stdin, db } => {
+            let (u, r) = split(&user)?;
+            let pw = password(password_stdin)?;
+            if pw.is_empty() {
+                return Err("empty password".into());
+            }
+            open(&db)?.put(u, r, Subscriber::new(u, r, &pw)).map_err(|e| e.to_string())
+        }
+        UserCommand::Del { user, db } => {
+            let (u, r) = split(&user)?;
+            match open(&db)?.delete(u, r).map_err(|e| e.to_string())? {
+                true => Ok(()),
+                false => Err(format!("no user `{user}`")),
+            }
+        }
+        UserCommand::List { db } => {
+            let mut out = std::io::stdout().lock();
+            for u in open(&db)?.list() {
+                let _ = writeln!(out, "{u}");
+            }
+            Ok(())
+        }
+        UserCommand::Import { db } => {
+            let mut users = Vec::new();
+            for (n, line) in std::io::stdin().lock().lines().enumerate() {
+                let line = line.map_err(|e| e.to_string())?;
+                let line = line.trim_end_matches('\r');
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (user, pw) = line
+                    .split_once(';')
+                    .ok_or_else(|| format!("line {}: expected user@realm;password", n + 1))?;
+                let (u, r) = split(user).map_err(|e| format!("line {}: {e}", n + 1))?;
+                users.push((u.to_owned(), r.to_owned(), Subscriber::new(u, r, pw)));
+            }
+            open(&db)?.put_many(&users).map_err(|e| e.to_string())?;
+            eprintln!("{} users imported", users.len());
+            Ok(())
+        }
+    }
+}
+
+pub fn run(cmd: UserCommand) -> ExitCode {
+    match run_inner(cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The registrar, location and authentication builtins: `save`, `lookup`,
+//! `registered`, `unregister`, `auth_check`, `auth_challenge`,
+//! `consume_credentials`.
+//!
+//! They are thin: the rules live in [`crate::registrar`] and
+//! [`crate::auth`], the state in the request's
+//! [`crate::proxy::services::Services`]; this module moves values between
+//! the message and those. Builtins that can fail for more than one reason
+//! return a bool (so `if !lookup(…)` reads naturally, as in kamailio.cfg)
+//! and leave the reason in `$lookup_result` / `$auth_result`.
+//! Without the services (a program run by tests without a server) they
+//! report failure and change nothing.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::auth::{AuthRequest, AuthResult};
+use crate::proxy::Decision;
+use crate::proxy::router::BranchTarget;
+use crate::registrar::{Binding, canonical_aor, contact_values};
+use crate::sip::{NameAddr, Uri};
+
+use super::RouteCtx;
+
+/// Unix time in seconds: the registrar's and the nonces' clock.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn decide(ctx: &mut RouteCtx<'_>, code: u16, reason: &str) -> bool {
+    if ctx.decision.is_some() {
+        tracing::debug!("request already handled; reply {code} ignored");
+        return false;
+    }
+    ctx.decision = Some(Decision::Reply { code, reason: reason.to_owned() });
+    true
+}
+
+fn method(ctx: &RouteCtx<'_>) -> String {
+    ctx.req.msg.original().method_str().unwrap_or("").to_owned()
+}
+
+/// `save(table)`: apply the REGISTER and reply to it.
+pub fn save(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let Some(loc) = ctx.req.services.as_ref().and_then(|s| s.location.clone()) else {
+        tracing::debug!("save(): no location table is running");
+        return 0;
+    };
+    if method(ctx) != "REGISTER" {
+        tracing::warn!("save() called for a {} request; only REGISTER can be saved", method(ctx));
+        return 0;
+    }
+    let now = unix_now();
+    match loc.register(ctx.req.msg.original(), ctx.req.source, now) {
+        Ok((_, bindings)) => {
+            for v in contact_values(&bindings, now) {
+                ctx.req.reply_headers.push(("Contact".into(), v));
+            }
+            ctx.req.reply_headers.push(("Date".into(), http_date(now)));
+            i64::from(decide(ctx, 200, "OK"))
+        }
+        Err(e) => {
+            for (n, v) in e.extra {
+                ctx.req.reply_headers.push((n.to_owned(), v));
+            }
+            decide(ctx, e.code, e.reason);
+            0
+        }
+    }
+}
+
+/// The AOR of the current request URI.
+fn ruri_aor(ctx: &RouteCtx<'_>) -> Option<String> {
+    let ruri = ctx.req.msg.request_uri()?;
+    canonical_aor(&Uri::parse(ruri).ok()?)
+}
+
+fn target(b: &Binding) -> BranchTarget {
+    BranchTarget {
+        uri: b.contact.clone(),
+        // A Path leads through the edge proxy; else a NATed contact is
+        // reached at the address its REGISTER came from.
+        destination: if b.path.is_empty() { b.received.map(|r| format!("sip:{r}")) } else { None },
+        route: b.path.clone(),
+    }
+}
+
+/// `lookup(table)`: see the catalog entry.
+pub fn lookup(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let result = lookup_into(ctx);
+    ctx.lookup_result = result;
+    i64::from(result == "found")
+}
+
+fn lookup_into(ctx: &mut RouteCtx<'_>) -> &'static str {
+    let Some(loc) = ctx.req.services.as_ref().and_then(|s| s.location.clone()) else {
+        tracing::debug!("lookup(): no location table is running");
+        return "error";
+    };
+    let Some(aor) = ruri_aor(ctx) else { return "error" };
+    let found = loc.lookup(&aor, unix_now());
+    if found.is_empty() {
+        return "not_found";
+    }
+    let m = method(ctx);
+    let allowed: Vec<Binding> = found.into_iter().filter(|b| b.allows(&m)).collect();
+    let Some(best) = allowed.first() else { return "method_not_allowed" };
+    let q = |b: &Binding| b.q.unwrap_or(1000);
+    let main = target(best);
+    ctx.req.msg.set_request_uri(main.uri);
+    ctx.req.destination = main.destination;
+    for r in main.route.iter().rev() {
+        ctx.req.msg.insert_first("Route", r);
+    }
+    let mut serial: Vec<Vec<BranchTarget>> = Vec::new();
+    let mut group_q = q(best);
+    for b in &allowed[1..] {
+        if q(b) == q(best) {
+            ctx.req.txn.branches.push(target(b));
+        } else {
+            if serial.is_empty() || q(b) != group_q {
+                serial.push(Vec::new());
+                group_q = q(b);
+            }
+            if let Some(g) = serial.last_mut() {
+                g.push(target(b));
+            }
+        }
+    }
+    ctx.req.txn.serial = serial;
+    "found"
+}
+
+/// `registered(table)`.
+pub fn registered(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let Some(loc) = ctx.req.services.as_ref().and_then(|s| s.location.clone()) else { return 0 };
+    i64::from(ruri_aor(ctx).is_some_and(|aor| !loc.lookup(&aor, unix_now()).is_empty()))
+}
+
+/// `unregister(table, aor)`.
+pub fn unregister(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let Some(loc) = ctx.req.services.as_ref().and_then(|s| s.location.clone()) else { return 0 };
+    let text = ctx.str(a[1]).to_owned();
+    let aor = Uri::parse(&text).ok().and_then(|u| canonical_aor(&u));
+    i64::from(aor.is_some_and(|aor| loc.remove(&aor) > 0))
+}
+
+fn user_of(ctx: &RouteCtx<'_>, header: &str) -> Option<String> {
+    let v = ctx.req.msg.current_values(header).next()?;
+    NameAddr::parse(v).ok()?.uri.user.map(str::to_owned)
+}
+
+/// The realm argument, else `module auth { realm }`, else the From host.
+fn realm(ctx: &RouteCtx<'_>, arg: i64, default: Option<&str>) -> String {
+    let given = ctx.str(arg);
+    if !given.is_empty() {
+        return given.to_owned();
+    }
+    if let Some(d) = default {
+        return d.to_owned();
+    }
+    ctx.req
+        .msg
+        .current_values("From")
+        .next()
+        .and_then(|v| NameAddr::parse(v).ok().map(|n| n.uri.host_str.to_owned()))
+        .unwrap_or_default()
+}
+
+/// `auth_check(realm, table)`.
+pub fn auth_check(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let Some(auth) = ctx.req.services.as_ref().and_then(|s| s.auth.clone()) else {
+        tracing::debug!("auth_check(): no subscriber table is open");
+        ctx.auth_result = AuthResult::Invalid.as_str();
+        return 0;
+    };
+    let realm = realm(ctx, a[0], auth.default_realm.as_deref());
+    let m = method(ctx);
+    let register = m == "REGISTER";
+    let (header, identity_header) =
+        if register { ("Authorization", "To") } else { ("Proxy-Authorization", "From") };
+    let identity = user_of(ctx, identity_header);
+    let req = AuthRequest {
+        method: &m,
+        credentials: ctx.req.msg.current_values(header).collect(),
+        identity: identity.as_deref(),
+        source: ctx.req.source.ip(),
+    };
+    let result = auth.check(&req, &realm, unix_now());
+    ctx.auth_result = result.as_str();
+    i64::from(result == AuthResult::Ok)
+}
+
+/// `auth_challenge(realm)`.
+pub fn auth_challenge(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let Some(auth) = ctx.req.services.as_ref().and_then(|s| s.auth.clone()) else {
+        tracing::debug!("auth_challenge(): no subscriber table is open");
+        return 0;
+    };
+    let realm = realm(ctx, a[0], auth.default_realm.as_deref());
+    let stale = ctx.auth_result == AuthResult::StaleNonce.as_str();
+    let (code, reason, header) = if method(ctx) == "REGISTER" {
+        (401, "Unauthorized", "WWW-Authenticate")
+    } else {
+        (407, "Proxy Authentication Required", "Proxy-Authenticate")
+    };
+    for v in auth.challenge(&realm, stale, unix_now()) {
+        ctx.req.reply_headers.push((header.to_owned(), v));
+    }
+    i64::from(decide(ctx, code, reason))
+}
+
+/// `consume_credentials()`.
+pub fn consume_credentials(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let n = ctx.req.msg.remove_all("Authorization") + ctx.req.msg.remove_all("Proxy-Authorization");
+    i64::from(n > 0)
+}
+
+pub fn pv_lookup_result(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let v = ctx.lookup_result;
+    ctx.alloc(v)
+}
+
+pub fn pv_auth_result(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let v = ctx.auth_result;
+    ctx.alloc(v)
+}
+
+/// RFC 1123 date (RFC 3261 §20.17), e.g. `Sat, 13 Nov 2010 23:29:00 GMT`.
+pub fn http_date(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MO: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        WD[(days.rem_euclid(7)) as usize],
+        MO[(month - 1) as usize],
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates() {
+        assert_eq!(super::http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(super::http_date(1_289_690_940), "Sat, 13 Nov 2010 23:29:00 GMT");
+        assert_eq!(super::http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+}
