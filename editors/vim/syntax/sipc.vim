@@ -31,11 +31,12 @@ syn keyword sipcMisspelling elif elsif elseif
 syn keyword sipcBuiltin     maxfwd_ok sanity_check is_method is_myself has_to_tag loose_route
 syn keyword sipcBuiltin     record_route t_check_trans t_precheck_trans t_is_canceled t_check_status
 syn keyword sipcBuiltin     t_branch_timeout relay forward reply reply_error on_failure on_reply
-syn keyword sipcBuiltin     on_branch append_branch save lookup registered auth_check auth_challenge
-syn keyword sipcBuiltin     consume_credentials is_present_hf append_hf remove_hf replace_hf str_len
-syn keyword sipcBuiltin     str_lower str_upper str_substr str_contains str_starts_with to_str
-syn keyword sipcBuiltin     to_int log setflag resetflag isflagset table_get table_has
-syn match   sipcPseudoVar "\$\%(ru\|rU\|rd\|rp\|du\|fu\|fU\|fd\|tu\|tU\|td\|si\|sp\|rm\|rs\|rr\|ci\|ua\|cs\|ct\|au\|ar\|ml\|proto\|Ri\|Rp\|T_reply_code\)\>(\@!"
+syn keyword sipcBuiltin     on_branch append_branch save lookup registered unregister auth_check
+syn keyword sipcBuiltin     auth_challenge consume_credentials is_present_hf append_hf remove_hf
+syn keyword sipcBuiltin     replace_hf str_len str_lower str_upper str_substr str_contains
+syn keyword sipcBuiltin     str_starts_with to_str to_int log setflag resetflag isflagset table_get
+syn keyword sipcBuiltin     table_has
+syn match   sipcPseudoVar "\$\%(ru\|rU\|rd\|rp\|du\|fu\|fU\|fd\|tu\|tU\|td\|si\|sp\|rm\|rs\|rr\|ci\|ua\|cs\|ct\|au\|ar\|lookup_result\|auth_result\|ml\|proto\|Ri\|Rp\|T_reply_code\)\>(\@!"
 syn match   sipcPseudoVarArg "\$\%(hdr\|var\|avp\|match\)([^()]*)"
 " END GENERATED
 
