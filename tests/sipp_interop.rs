@@ -9,22 +9,11 @@
 //! Without sipp the test says so loudly; under CI (`CI=true`) it fails.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+mod support;
 use std::time::{Duration, Instant};
-
-/// Kills the child process when dropped, so a failing assertion cleans up.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn have_sipp() -> bool {
-    Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
-}
+use support::{Reaper, have_sipp};
 
 fn scenarios() -> std::path::PathBuf {
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/sipp");

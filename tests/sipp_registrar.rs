@@ -13,8 +13,11 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+mod support;
 use std::time::{Duration, Instant};
+use support::{Reaper, have_sipp};
 
 const USERS: u32 = 1000;
 
@@ -80,20 +83,6 @@ request_route {
     relay();
 }
 "#;
-
-/// Kills the child process when dropped, so a failing assertion cleans up.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn have_sipp() -> bool {
-    Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
-}
 
 fn sipp(dir: &Path, scenario: &str, csv: &str, calls: u32) -> std::process::ExitStatus {
     let scen = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sipp").join(scenario);

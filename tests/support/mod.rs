@@ -229,3 +229,20 @@ pub fn tls_client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
             .with_no_client_auth(),
     )
 }
+
+/// Kills a child process (a proxy, a SIPp) when dropped, so a failing
+/// assertion cleans up.
+pub struct Reaper(pub std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether SIPp (Debian `sip-tester`) is installed.
+pub fn have_sipp() -> bool {
+    use std::process::{Command, Stdio};
+    Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
