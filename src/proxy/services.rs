@@ -14,4 +14,6 @@ pub struct Services {
     /// The location table `save()`/`lookup()` use; `None` when the config has
     /// no registrar.
     pub location: Option<Arc<Location>>,
+    /// Trunk health and counters, by trunk name and URI.
+    pub trunks: crate::routing::health::Trunks,
 }

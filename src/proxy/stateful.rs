@@ -467,6 +467,7 @@ impl Core {
             c_epoch: 0,
             timed_out: false,
         });
+        crate::routing::health::on_branch_started(&t.services, target.1, t.invite);
         let mut steps = self.client_actions(t, index, actions);
         if t.invite {
             self.txn.timers.arm(self.txn.config.timers.timer_c, TimerEvent::C(t.id, index, 0));
@@ -565,6 +566,7 @@ impl Core {
     ) -> Vec<Step> {
         let i = index as usize;
         let mut steps = Vec::new();
+        report_final(t, i, code);
         if code < 200 {
             let b = &mut t.branches[i];
             b.provisional = true;
@@ -853,6 +855,7 @@ impl Core {
 
     /// Gives up on a branch as if it answered `code` (a timeout).
     fn abandon(&self, t: &mut Txn, index: u32, code: u16) -> Vec<Step> {
+        report_final(t, index as usize, 408);
         let b = &mut t.branches[index as usize];
         b.client.abandon();
         b.code = code;
@@ -872,6 +875,7 @@ impl Core {
                     self.txn.timers.arm(after, TimerEvent::Client(t.id, index, timer));
                 }
                 ClientAction::Timeout => {
+                    report_final(t, index as usize, 408);
                     let b = &mut t.branches[index as usize];
                     b.code = 408;
                     b.timed_out = true;
@@ -1032,4 +1036,14 @@ fn hop_request(req: &Message, method: &str, to: &str) -> Option<Bytes> {
     let _ = write!(out, "CSeq: {} {method}\r\n", req.cseq().ok()??.seq);
     out.push_str("Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
     Some(Bytes::from(out))
+}
+
+/// Tells trunk health and counters (routing/health.rs) the first final
+/// outcome of branch `i`.
+fn report_final(t: &Txn, i: usize, code: u16) {
+    let b = &t.branches[i];
+    if code >= 200 && b.code == 0 && !(code < 300 && t.answered) {
+        let call_id = t.request.original().call_id().ok().flatten().unwrap_or("");
+        crate::routing::health::on_branch_final(&t.services, b.target.1, t.invite, code, call_id);
+    }
 }

@@ -25,7 +25,7 @@ syn keyword sipcRouteKind   request_route reply_route onreply_route failure_rout
 syn keyword sipcRouteKind   event_route route
 syn keyword sipcControl     if else switch case default while return exit drop break
 syn keyword sipcDeclaration let listen advertise domain alias settings module include const define
-syn keyword sipcDeclaration ifdef ifndef flag table
+syn keyword sipcDeclaration ifdef ifndef flag table trunk trunk_group
 syn keyword sipcBoolean     true false
 syn keyword sipcMisspelling elif elsif elseif
 syn keyword sipcBuiltin     maxfwd_ok sanity_check is_method is_myself has_to_tag loose_route
@@ -34,8 +34,9 @@ syn keyword sipcBuiltin     t_branch_timeout relay forward reply reply_error on_
 syn keyword sipcBuiltin     on_branch append_branch save lookup registered auth_check auth_challenge
 syn keyword sipcBuiltin     consume_credentials is_present_hf append_hf remove_hf replace_hf str_len
 syn keyword sipcBuiltin     str_lower str_upper str_substr str_contains str_starts_with to_str
-syn keyword sipcBuiltin     to_int log setflag resetflag isflagset table_get table_has
-syn match   sipcPseudoVar "\$\%(ru\|rU\|rd\|rp\|du\|fu\|fU\|fd\|tu\|tU\|td\|si\|sp\|rm\|rs\|rr\|ci\|ua\|cs\|ct\|au\|ar\|ml\|proto\|Ri\|Rp\|T_reply_code\)\>(\@!"
+syn keyword sipcBuiltin     to_int log setflag resetflag isflagset table_get table_has select
+syn keyword sipcBuiltin     next_destination fork route_attr trunk_stat trunk_is_up trunk_set_up
+syn match   sipcPseudoVar "\$\%(ru\|rU\|rd\|rp\|du\|fu\|fU\|fd\|tu\|tU\|td\|si\|sp\|rm\|rs\|rr\|ci\|ua\|cs\|ct\|au\|ar\|ml\|in_trunk\|out_trunk\|proto\|Ri\|Rp\|T_reply_code\)\>(\@!"
 syn match   sipcPseudoVarArg "\$\%(hdr\|var\|avp\|match\)([^()]*)"
 " END GENERATED
 
