@@ -16,6 +16,7 @@ pub mod lsp;
 pub mod proxy;
 pub mod registrar;
 pub mod reload;
+pub mod routing;
 pub mod runtime;
 pub mod sema;
 pub mod sip;

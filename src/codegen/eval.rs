@@ -327,6 +327,7 @@ impl Evaluator {
                 i64::from(self.prog.flags.get(*i as usize).map_or(0, |f| f.bit))
             }
             ExprKind::TableRef(i) => i64::from(*i),
+            ExprKind::DestRef(d) => d.encode(),
             ExprKind::Level(l) => i64::from(*l),
             ExprKind::Regex(r) => i64::from(*r),
             ExprKind::Unary { op: UnOp::Not, expr } => {

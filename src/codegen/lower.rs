@@ -393,6 +393,7 @@ impl<'a, 'f> FnLower<'a, 'f> {
                 self.iconst(i64::from(bit))
             }
             ExprKind::TableRef(i) => self.iconst(i64::from(*i)),
+            ExprKind::DestRef(d) => self.iconst(d.encode()),
             ExprKind::Level(l) => self.iconst(i64::from(*l)),
             ExprKind::Regex(r) => self.iconst(i64::from(*r)),
             ExprKind::Unary { op: UnOp::Not, expr } => {

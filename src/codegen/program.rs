@@ -80,6 +80,7 @@ impl Program {
     /// Runs `request_route` on one request with a fresh context.
     pub fn run(&self, req: &mut RequestContext) -> Decision {
         let Some(route) = self.request_route else { return Decision::Drop };
+        crate::routing::probe::note_request(&self.shared.routing, req);
         let mut ctx = RouteCtx::new(req, &self.shared);
         let result = self.code.call(route, &mut ctx);
         ctx.finish(result)

@@ -31,6 +31,11 @@ pub enum Code {
     WrongRouteKind,
     UnknownSetting,
     BadDefineOption,
+    UnknownTrunk,
+    BadDeclaration,
+    DuplicateKey,
+    EmptyGroup,
+    BadCsvRow,
     // Types and values.
     TypeMismatch,
     WrongArgCount,
@@ -54,6 +59,8 @@ pub enum Code {
     UnusedTable,
     ReadBeforeWrite,
     NoFinalAction,
+    ShadowedRow,
+    UnreachableFailover,
 }
 
 /// Every code, in documentation order.
@@ -79,6 +86,11 @@ pub const ALL: &[Code] = &[
     Code::WrongRouteKind,
     Code::UnknownSetting,
     Code::BadDefineOption,
+    Code::UnknownTrunk,
+    Code::BadDeclaration,
+    Code::DuplicateKey,
+    Code::EmptyGroup,
+    Code::BadCsvRow,
     Code::TypeMismatch,
     Code::WrongArgCount,
     Code::OutOfRange,
@@ -99,6 +111,8 @@ pub const ALL: &[Code] = &[
     Code::UnusedTable,
     Code::ReadBeforeWrite,
     Code::NoFinalAction,
+    Code::ShadowedRow,
+    Code::UnreachableFailover,
 ];
 
 impl Code {
@@ -173,6 +187,21 @@ impl Code {
                 "E0213",
                 "a `-D NAME=VALUE` option that matches no `const` or `define`, or has the wrong type",
             ),
+            Code::UnknownTrunk => {
+                ("E0214", "a table row or group names a trunk or trunk group that is not declared")
+            }
+            Code::BadDeclaration => (
+                "E0215",
+                "a trunk, trunk group or routing table declaration with a word it does not understand or a missing value",
+            ),
+            Code::DuplicateKey => {
+                ("E0216", "two rows of a routing table have the same key, or their ranges overlap")
+            }
+            Code::EmptyGroup => ("E0217", "a trunk group without members"),
+            Code::BadCsvRow => (
+                "E0218",
+                "a routing table's CSV file cannot be read, or one of its rows is malformed",
+            ),
             Code::TypeMismatch => ("E0301", "a value of one type where another is required"),
             Code::WrongArgCount => ("E0302", "a call with too few or too many arguments"),
             Code::OutOfRange => (
@@ -209,6 +238,10 @@ impl Code {
             ),
             Code::NoFinalAction => {
                 ("W0507", "a `request_route` path that ends without relaying, replying or dropping")
+            }
+            Code::ShadowedRow => ("W0508", "a routing table row that can never be chosen"),
+            Code::UnreachableFailover => {
+                ("W0509", "a trunk listed twice in a group: the second place is never tried")
             }
         }
     }

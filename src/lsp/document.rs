@@ -166,7 +166,10 @@ fn collect(items: &[Item], defs: &mut Vec<Def>, incs: &mut Vec<(Span, String)>) 
             ItemKind::Const { name, .. } => def(DefKind::Const, name),
             ItemKind::Define { name, .. } => def(DefKind::Define, name),
             ItemKind::Flag { name, .. } => def(DefKind::Flag, name),
-            ItemKind::Table { name, .. } => def(DefKind::Table, name),
+            ItemKind::Table { name, .. }
+            | ItemKind::RouteTable { name, .. }
+            | ItemKind::TrunkGroup { name, .. } => def(DefKind::Table, name),
+            ItemKind::Trunk(t) => def(DefKind::Table, &t.name),
             ItemKind::Include(lit) => incs.push((lit.span, lit.value.clone())),
             ItemKind::Ifdef { then_items, else_items, .. } => {
                 collect(then_items, defs, incs);

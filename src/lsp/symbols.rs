@@ -36,8 +36,14 @@ fn item(doc: &SourceDoc, item: &Item) -> Option<DocumentSymbol> {
         ItemKind::Flag { name, .. } => {
             symbol(doc, &name.name, "flag", SymbolKind::KEY, span, name.span, None)
         }
-        ItemKind::Table { name, .. } => {
+        ItemKind::Table { name, .. } | ItemKind::RouteTable { name, .. } => {
             symbol(doc, &name.name, "table", SymbolKind::STRUCT, span, name.span, None)
+        }
+        ItemKind::Trunk(t) => {
+            symbol(doc, &t.name.name, "trunk", SymbolKind::OBJECT, span, t.name.span, None)
+        }
+        ItemKind::TrunkGroup { name, .. } => {
+            symbol(doc, &name.name, "trunk_group", SymbolKind::ARRAY, span, name.span, None)
         }
         ItemKind::Settings(s) => {
             symbol(doc, "settings", "", SymbolKind::NAMESPACE, span, span, Some(settings(doc, s)))

@@ -87,6 +87,18 @@ pub struct TxnScope {
     pub canceled: bool,
     /// `t_branch_timeout()`: the failure came from a timeout.
     pub branch_timeout: bool,
+    /// What `select()` chose and what is left for `next_destination()`.
+    pub routing: RoutingScope,
+}
+
+/// The trunk a transaction goes to and its failover sequence (trunk
+/// indices of the transaction's program).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutingScope {
+    pub out_trunk: Option<u32>,
+    pub failover: Vec<u32>,
+    /// Attributes of the chosen table row.
+    pub attrs: Vec<(String, String)>,
 }
 
 /// Where one extra branch goes.

@@ -20,4 +20,6 @@ pub struct Services {
     /// What `auth_check()`/`auth_challenge()` use; `None` when the config
     /// does not authenticate.
     pub auth: Option<Arc<Auth>>,
+    /// Trunk health and counters, by trunk name and URI.
+    pub trunks: crate::routing::health::Trunks,
 }

@@ -22,6 +22,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use super::RouteCtx;
 use super::builtins::{self as b, Impl};
 use super::registrar as reg;
+use super::routing as r;
 use crate::sema::builtins::{FUNCTIONS, PSEUDO_VARS};
 
 /// A native entry point, typed by its arity.
@@ -218,6 +219,15 @@ runtime_table! {
     sipc_rt_isflagset(f) => b::isflagset;
     sipc_rt_table_get(t, k) => b::table_get;
     sipc_rt_table_has(t, k) => b::table_has;
+    sipc_rt_select(d) => r::select;
+    sipc_rt_next_destination() => r::next_destination;
+    sipc_rt_fork(d) => r::fork;
+    sipc_rt_route_attr(n) => r::route_attr;
+    sipc_rt_trunk_stat(t, c) => r::trunk_stat;
+    sipc_rt_trunk_is_up(t) => r::trunk_is_up;
+    sipc_rt_trunk_set_up(t, u) => r::trunk_set_up;
+    sipc_rt_pv_in_trunk(a) => r::pv_in_trunk;
+    sipc_rt_pv_out_trunk(a) => r::pv_out_trunk;
 }
 
 /// The runtime function called `symbol`.

@@ -37,6 +37,7 @@
 pub mod abi;
 pub mod builtins;
 pub mod registrar;
+pub mod routing;
 
 use std::net::SocketAddr;
 
@@ -80,6 +81,8 @@ pub struct Shared {
     /// `CheckedProgram::regexes`, compiled once.
     pub regexes: Vec<regex::Regex>,
     pub tables: Vec<Vec<(Value, Value)>>,
+    /// Routing tables, groups and trunks.
+    pub routing: routing::RoutingRt,
     /// Initial value of every `$var` slot (empty of its type).
     pub var_init: Vec<i64>,
     pub avp_count: usize,
@@ -118,6 +121,7 @@ impl Shared {
             consts: vec![String::new()],
             regexes,
             tables: prog.tables.iter().map(|t| t.entries.clone()).collect(),
+            routing: routing::RoutingRt::new(&prog.routing)?,
             var_init: Vec::new(),
             avp_count: prog.avps.len(),
             max_while,

@@ -123,6 +123,8 @@ pub enum Param {
     Route(RouteKind),
     /// The name of a declared table.
     Table,
+    /// The name of a routing table, trunk group or trunk.
+    Dest,
     /// A log level name: `err`, `warn`, `notice`, `info`, `debug`.
     Level,
 }
@@ -139,6 +141,7 @@ impl Param {
             Param::Flag => "flag name".into(),
             Param::Route(k) => format!("{} name", k.keyword()),
             Param::Table => "table name".into(),
+            Param::Dest => "routing table, trunk group or trunk name".into(),
             Param::Level => "log level".into(),
         }
     }
@@ -301,6 +304,21 @@ pub static FUNCTIONS: &[Func] = &[
         "The value stored under `key` in a declared table, or the empty string."),
     func!(table_has(table: P::Table, key: P::Str) -> Bool, ANY, None,
         "True when a declared table has an entry for `key`."),
+    // Routing tables and trunks
+    func!(select(dest: P::Dest) -> Bool, RQF, None,
+        "Chooses where the request goes: for a routing table, looks its key up (longest prefix, exact or range) and applies the row's translation (strip, prefix, replace) to the key; then orders the row's group (or the named group) by its strategy, skipping members that are down or at `max_calls`. Sets `$du` to the first and keeps the rest for `next_destination()`. False when nothing matches or every member is unavailable."),
+    func!(next_destination() -> Bool, RQF, None,
+        "Serial failover: sets `$du` to the next member chosen by the last `select`, skipping members that went down meanwhile; false when none is left. Call it in a failure_route, then `relay()` (and arm `on_failure` again for another round)."),
+    func!(fork(dest: P::Dest) -> Bool, RQF, None,
+        "Like `select`, but forks the request in parallel to every available member (the first as the main branch, the others as extra branches)."),
+    func!(route_attr(name: P::Str) -> Str, ANY, None,
+        "An attribute (`attr NAME \"value\"`) of the table row or trunk chosen by the last `select`/`next_destination`, or of the incoming trunk; empty when none."),
+    func!(trunk_stat(trunk: P::Str, counter: P::Str) -> Int, ANY, None,
+        "A counter of a trunk: `calls`, `answered`, `failed`, `active`, `probes` or `up` (1/0); -1 for an unknown trunk or counter. Counters survive reloads."),
+    func!(trunk_is_up(trunk: P::Str) -> Bool, ANY, None,
+        "True when the trunk is healthy (probing and passive marking decide)."),
+    func!(trunk_set_up(trunk: P::Str, up: P::Bool) -> Bool, ANY, None,
+        "Marks a trunk up or down by hand (until probing decides otherwise); false for an unknown trunk."),
 ];
 
 /// How a pseudo-variable takes an argument.
@@ -437,6 +455,24 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
         "Outcome of the last `auth_check()` in this message: `ok`, `no_credentials`, `wrong_password`, `stale_nonce`, `unknown_user`, `user_mismatch`, `invalid`; empty before any."
     ),
     pv!("ml", None, Int, ANY, RO, Message, "Length of the message in bytes."),
+    pv!(
+        "in_trunk",
+        None,
+        Str,
+        ANY,
+        RO,
+        Message,
+        "Name of the trunk whose `from` networks contain the source address; empty when none."
+    ),
+    pv!(
+        "out_trunk",
+        None,
+        Str,
+        ANY,
+        RO,
+        Transaction,
+        "Name of the trunk chosen by the last `select`/`next_destination` of the transaction."
+    ),
     pv!(
         "proto",
         None,

@@ -60,6 +60,9 @@ pub struct Checker<'a> {
     pub consts: HashMap<String, ConstInfo>,
     pub flags: HashMap<String, Named>,
     pub tables: HashMap<String, Named>,
+    /// Routing tables, trunk groups and trunks: what `select(NAME)` names
+    /// (the flag says whether something used it).
+    pub dests: HashMap<String, (ir::DestRef, Span, bool)>,
     pub msg_vars: Vec<ir::Var>,
     pub msg_var_slots: HashMap<String, u32>,
     /// Where each `$var` slot got its type.
@@ -93,6 +96,7 @@ impl<'a> Checker<'a> {
             consts: HashMap::new(),
             flags: HashMap::new(),
             tables: HashMap::new(),
+            dests: HashMap::new(),
             msg_vars: Vec::new(),
             msg_var_slots: HashMap::new(),
             msg_var_typed_at: Vec::new(),

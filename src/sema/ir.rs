@@ -48,6 +48,8 @@ pub struct CheckedProgram {
     pub avps: Vec<String>,
     pub flags: Vec<Flag>,
     pub tables: Vec<Table>,
+    /// Trunks, trunk groups and routing tables (`table … by prefix(…)`).
+    pub routing: Routing,
     /// Regex sources, already validated; indexed by the `regex` fields below.
     pub regexes: Vec<String>,
     pub listens: Vec<Listen>,
@@ -82,6 +84,122 @@ pub struct Flag {
 pub struct Table {
     pub name: String,
     pub entries: Vec<(Value, Value)>,
+}
+
+/// The routing declarations, resolved: groups and rows name trunks and
+/// groups by index, tables are already compiled to their lookup structure.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    pub trunks: Vec<Trunk>,
+    pub groups: Vec<Group>,
+    pub tables: Vec<RouteTable>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trunk {
+    pub name: String,
+    /// `sip:host:port`, with `;transport=` when one was given.
+    pub uri: String,
+    pub weight: u32,
+    pub priority: i64,
+    /// 0: no limit.
+    pub max_calls: u32,
+    /// Source networks that identify an incoming call from this trunk.
+    pub from: Vec<(std::net::IpAddr, u8)>,
+    pub attrs: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    RoundRobin,
+    Weighted,
+    Priority,
+    Hash(HashKey),
+    LeastCalls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashKey {
+    CallId,
+    FromUser,
+    RuriUser,
+}
+
+/// OPTIONS health probing of a group's members.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    pub interval_ms: u64,
+    /// Failed probes (or passive failures) in a row before a trunk is down.
+    pub down: u32,
+    /// Good probes in a row before a down trunk is up again.
+    pub up: u32,
+    /// Regex over the status code of replies that count as alive.
+    pub alive: String,
+}
+
+/// What `select` does when every member of a group is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllDown {
+    /// No destination: `select` returns false.
+    Fail,
+    /// Ignore health and try every member anyway.
+    TryAll,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub name: String,
+    pub strategy: Strategy,
+    /// Trunk indices, in declaration order.
+    pub members: Vec<u32>,
+    pub probe: Option<Probe>,
+    pub all_down: AllDown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    Group(u32),
+    Trunk(u32),
+}
+
+/// What a table row yields: a destination plus number translation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RowAction {
+    pub target: Target,
+    /// Leading characters of the key value removed.
+    pub strip: u32,
+    /// Put in front after stripping.
+    pub prefix: String,
+    /// A regex substitution applied last (`replace "^0" "+49"`).
+    pub replace: Option<(String, String)>,
+    pub attrs: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchKind {
+    Prefix,
+    Exact,
+    Range,
+}
+
+#[derive(Debug, Clone)]
+pub enum TableIndex {
+    Prefix(std::sync::Arc<crate::routing::index::PrefixIndex>),
+    Exact(std::sync::Arc<crate::routing::index::ExactIndex>),
+    Range(std::sync::Arc<crate::routing::index::RangeIndex>),
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    pub name: String,
+    pub kind: MatchKind,
+    /// The key: a message pseudo-variable (catalog index) and its argument.
+    pub key_pv: usize,
+    pub key_arg: Option<String>,
+    /// Distinct row actions; the index maps keys to positions in here.
+    pub actions: Vec<RowAction>,
+    pub index: TableIndex,
+    pub rows: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +299,9 @@ pub enum ExprKind {
     RouteRef(RouteId),
     FlagRef(u32),
     TableRef(u32),
+    /// A routing destination named as an argument (`select(outbound)`):
+    /// [`DestRef::encode`]d.
+    DestRef(DestRef),
     /// Index into [`super::builtins::LOG_LEVELS`].
     Level(u8),
     /// A constant regex argument.
@@ -201,4 +322,34 @@ pub enum ExprKind {
     },
     /// Stands where an error was reported.
     Error,
+}
+
+/// A routing table, trunk group or trunk named as a builtin's argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestRef {
+    Table(u32),
+    Group(u32),
+    Trunk(u32),
+}
+
+impl DestRef {
+    /// The `i64` the runtime receives: kind in bits 32.., index below.
+    pub fn encode(self) -> i64 {
+        let (kind, i) = match self {
+            DestRef::Table(i) => (1, i),
+            DestRef::Group(i) => (2, i),
+            DestRef::Trunk(i) => (3, i),
+        };
+        (kind << 32) | i64::from(i)
+    }
+
+    pub fn decode(v: i64) -> Option<DestRef> {
+        let i = (v & 0xffff_ffff) as u32;
+        match v >> 32 {
+            1 => Some(DestRef::Table(i)),
+            2 => Some(DestRef::Group(i)),
+            3 => Some(DestRef::Trunk(i)),
+            _ => None,
+        }
+    }
 }

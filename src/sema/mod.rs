@@ -14,6 +14,8 @@ pub mod ir;
 pub mod lints;
 pub mod regexes;
 pub mod resolve;
+pub mod routing;
+mod routing_table;
 pub mod types;
 
 use std::collections::HashMap;
@@ -165,6 +167,8 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
         );
         program.tables.push(table);
     }
+
+    routing::declare(&mut c, &collected.routing, &sources.csv, &mut program);
 
     for (module, setting) in &collected.settings {
         settings(&mut c, *module, setting, &mut program);

@@ -55,6 +55,10 @@ pub struct Sources {
     pub asts: Vec<ast::File>,
     paths: Vec<PathBuf>,
     includes: HashMap<Span, IncludeResult>,
+    /// CSV files of routing tables (`from "routes.csv"`), by the span of
+    /// the file name: loaded into the source map so bad rows are reported
+    /// with file and line, or the error reading them.
+    pub csv: HashMap<Span, Result<FileId, String>>,
 }
 
 /// Parses `text` as the root file, then every file it includes.
@@ -69,7 +73,51 @@ pub fn load(
     let root = add_file(&mut s, name.to_string(), path.to_path_buf(), text, diags);
     let mut stack = vec![path.to_path_buf()];
     load_includes(&mut s, root, loader, &mut stack, diags);
+    load_csv_files(&mut s, loader);
     s
+}
+
+/// Reads the CSV file of every `table … from "FILE"`, relative to the file
+/// declaring the table.
+fn load_csv_files(s: &mut Sources, loader: &dyn Loader) {
+    let mut wanted = Vec::new();
+    for (i, ast) in s.asts.iter().enumerate() {
+        collect_csv(&ast.items, i, &mut wanted);
+    }
+    for (file, span, rel) in wanted {
+        let dir = s.paths[file].parent().map(Path::to_path_buf).unwrap_or_default();
+        let display_dir = Path::new(&s.map.get(FileId(file as u32)).name)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let result = match loader.load(&normalize(&dir.join(&rel))) {
+            Ok(text) => Ok(s.map.add(display_dir.join(&rel).to_string_lossy().into_owned(), text)),
+            Err(e) => Err(e.to_string()),
+        };
+        s.csv.insert(span, result);
+    }
+}
+
+fn collect_csv(items: &[Item], file: usize, out: &mut Vec<(usize, Span, String)>) {
+    for item in items {
+        match &item.kind {
+            ItemKind::RouteTable { head, .. } => {
+                for w in head.windows(2) {
+                    if let (ast::ExprKind::Name(n), ast::ExprKind::Str(lit)) =
+                        (&w[0].kind, &w[1].kind)
+                        && n.name == "from"
+                    {
+                        out.push((file, w[1].span, lit.value.clone()));
+                    }
+                }
+            }
+            ItemKind::Ifdef { then_items, else_items, .. } => {
+                collect_csv(then_items, file, out);
+                collect_csv(else_items, file, out);
+            }
+            _ => {}
+        }
+    }
 }
 
 fn add_file(
@@ -171,6 +219,8 @@ pub struct Collected<'a> {
     pub consts: Vec<(&'a Ident, &'a ast::Expr)>,
     pub flags: Vec<(&'a Ident, Option<&'a ast::Expr>)>,
     pub tables: Vec<(&'a Ident, &'a [(ast::Expr, ast::Expr)])>,
+    /// `trunk`, `trunk_group` and `table … by …` items.
+    pub routing: Vec<&'a Item>,
     pub settings: Vec<(Option<&'a Ident>, &'a ast::Setting)>,
     pub listens: Vec<&'a Item>,
     pub domains: Vec<&'a ast::Expr>,
@@ -209,6 +259,9 @@ fn expand_items<'a>(
             ItemKind::Const { name, value } => c.consts.push((name, value)),
             ItemKind::Flag { name, value } => c.flags.push((name, value.as_ref())),
             ItemKind::Table { name, entries } => c.tables.push((name, entries)),
+            ItemKind::RouteTable { .. } | ItemKind::Trunk(_) | ItemKind::TrunkGroup { .. } => {
+                c.routing.push(item)
+            }
             ItemKind::Settings(list) => c.settings.extend(list.iter().map(|s| (None, s))),
             ItemKind::Module { name, params } => {
                 c.settings.extend(params.iter().map(|s| (Some(name), s)))

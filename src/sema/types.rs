@@ -433,6 +433,12 @@ impl Checker<'_> {
                     K::TableRef(t.index)
                 })
             }),
+            Param::Dest => self.named_arg(a, "destination", |c, n| {
+                c.dests.get_mut(n).map(|d| {
+                    d.2 = true;
+                    K::DestRef(d.0)
+                })
+            }),
             Param::Route(kind) => match &a.kind {
                 ExprKind::Name(id) => match self.route_ref(id, kind) {
                     Some(r) => {
@@ -493,6 +499,8 @@ impl Checker<'_> {
         }
         let (code, names): (Code, Vec<&str>) = if what == "flag" {
             (Code::UnknownFlag, self.flags.keys().map(String::as_str).collect())
+        } else if what == "destination" {
+            (Code::UnknownTrunk, self.dests.keys().map(String::as_str).collect())
         } else {
             (Code::UnknownTable, self.tables.keys().map(String::as_str).collect())
         };

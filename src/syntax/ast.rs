@@ -89,6 +89,21 @@ pub enum ItemKind {
         name: Ident,
         entries: Vec<(Expr, Expr)>,
     },
+    /// `table NAME by prefix($rU) [from "file.csv"] { "0086" => group cn strip 2; }`:
+    /// a routing table; the head and row values are words the checker reads.
+    RouteTable {
+        name: Ident,
+        head: Vec<Expr>,
+        rows: Vec<RouteRow>,
+    },
+    /// `trunk NAME "sip:host:port" weight 50 from 10.0.0.0/24;`
+    Trunk(TrunkDecl),
+    /// `trunk_group NAME strategy round_robin probe every 2s { trunk …; }`
+    TrunkGroup {
+        name: Ident,
+        words: Vec<Expr>,
+        members: Vec<TrunkDecl>,
+    },
     Route(RouteDef),
     /// `ifdef NAME { items } else { items }` (`negate` for `ifndef`).
     Ifdef {
@@ -98,6 +113,22 @@ pub enum ItemKind {
         else_items: Vec<Item>,
     },
     Error,
+}
+
+/// `trunk NAME words…;`, at top level or inside a `trunk_group`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrunkDecl {
+    pub name: Ident,
+    pub words: Vec<Expr>,
+    pub span: Span,
+}
+
+/// `KEY => words…;` in a routing table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteRow {
+    pub key: Expr,
+    pub words: Vec<Expr>,
+    pub span: Span,
 }
 
 #[derive(Debug, Clone, PartialEq)]

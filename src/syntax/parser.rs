@@ -179,6 +179,8 @@ pub fn describe_expected(expected: &[String]) -> String {
             "\"ifndef\"",
             "\"flag\"",
             "\"table\"",
+            "\"trunk\"",
+            "\"trunk_group\"",
         ]);
     } else if ROUTE_KEYWORDS.iter().filter(|t| has(t)).count() >= 3 {
         words.push("a route block".into());

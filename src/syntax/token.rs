@@ -89,6 +89,10 @@ pub enum Tok<'a> {
     Flag,
     #[token("table")]
     Table,
+    #[token("trunk")]
+    Trunk,
+    #[token("trunk_group")]
+    TrunkGroup,
 
     #[token("{")]
     LBrace,
@@ -222,6 +226,8 @@ impl Tok<'_> {
             Tok::Ifndef => "ifndef",
             Tok::Flag => "flag",
             Tok::Table => "table",
+            Tok::Trunk => "trunk",
+            Tok::TrunkGroup => "trunk_group",
             Tok::LBrace => "{",
             Tok::RBrace => "}",
             Tok::LParen => "(",
@@ -303,6 +309,8 @@ pub const KEYWORDS: &[(&str, KeywordClass)] = {
         ("ifndef", Declaration),
         ("flag", Declaration),
         ("table", Declaration),
+        ("trunk", Declaration),
+        ("trunk_group", Declaration),
         ("true", Constant),
         ("false", Constant),
         ("elif", Misspelling),

@@ -25,7 +25,7 @@ syn keyword sipcRouteKind   request_route reply_route onreply_route failure_rout
 syn keyword sipcRouteKind   event_route route
 syn keyword sipcControl     if else switch case default while return exit drop break
 syn keyword sipcDeclaration let listen advertise domain alias settings module include const define
-syn keyword sipcDeclaration ifdef ifndef flag table
+syn keyword sipcDeclaration ifdef ifndef flag table trunk trunk_group
 syn keyword sipcBoolean     true false
 syn keyword sipcMisspelling elif elsif elseif
 syn keyword sipcBuiltin     maxfwd_ok sanity_check is_method is_myself has_to_tag loose_route
@@ -35,8 +35,9 @@ syn keyword sipcBuiltin     on_branch append_branch save lookup registered unreg
 syn keyword sipcBuiltin     auth_challenge consume_credentials is_present_hf append_hf remove_hf
 syn keyword sipcBuiltin     replace_hf str_len str_lower str_upper str_substr str_contains
 syn keyword sipcBuiltin     str_starts_with to_str to_int log setflag resetflag isflagset table_get
-syn keyword sipcBuiltin     table_has
-syn match   sipcPseudoVar "\$\%(ru\|rU\|rd\|rp\|du\|fu\|fU\|fd\|tu\|tU\|td\|si\|sp\|rm\|rs\|rr\|ci\|ua\|cs\|ct\|au\|ar\|lookup_result\|auth_result\|ml\|proto\|Ri\|Rp\|T_reply_code\)\>(\@!"
+syn keyword sipcBuiltin     table_has select next_destination fork route_attr trunk_stat trunk_is_up
+syn keyword sipcBuiltin     trunk_set_up
+syn match   sipcPseudoVar "\$\%(ru\|rU\|rd\|rp\|du\|fu\|fU\|fd\|tu\|tU\|td\|si\|sp\|rm\|rs\|rr\|ci\|ua\|cs\|ct\|au\|ar\|lookup_result\|auth_result\|ml\|in_trunk\|out_trunk\|proto\|Ri\|Rp\|T_reply_code\)\>(\@!"
 syn match   sipcPseudoVarArg "\$\%(hdr\|var\|avp\|match\)([^()]*)"
 " END GENERATED
 

@@ -82,3 +82,13 @@ pub(super) fn hop_request(req: &Message, method: &str, to: &str) -> Option<Bytes
     out.push_str("Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
     Some(Bytes::from(out))
 }
+
+/// Tells trunk health and counters (`routing/health.rs`) the first final
+/// outcome of branch `i`.
+pub(super) fn report_final(t: &Txn, i: usize, code: u16) {
+    let b = &t.branches[i];
+    if code >= 200 && b.code == 0 && !(code < 300 && t.answered) {
+        let call_id = t.request.original().call_id().ok().flatten().unwrap_or("");
+        crate::routing::health::on_branch_final(&t.services, b.target.1, t.invite, code, call_id);
+    }
+}

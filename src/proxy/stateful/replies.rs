@@ -67,6 +67,7 @@ impl Core {
     ) -> Vec<Step> {
         let i = index as usize;
         let mut steps = Vec::new();
+        report_final(t, i, code);
         if code < 200 {
             let b = &mut t.branches[i];
             b.provisional = true;

@@ -215,6 +215,7 @@ impl Core {
             c_epoch: 0,
             timed_out: false,
         });
+        crate::routing::health::on_branch_started(&t.services, target.1, t.invite);
         let mut steps = self.client_actions(t, index, actions);
         if t.invite {
             self.txn.timers.arm(self.txn.config.timers.timer_c, TimerEvent::C(t.id, index, 0));

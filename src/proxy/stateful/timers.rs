@@ -62,6 +62,7 @@ impl Core {
 
     /// Gives up on a branch as if it answered `code` (a timeout).
     pub(super) fn abandon(&self, t: &mut Txn, index: u32, code: u16) -> Vec<Step> {
+        report_final(t, index as usize, 408);
         let b = &mut t.branches[index as usize];
         b.client.abandon();
         b.code = code;
@@ -86,6 +87,7 @@ impl Core {
                     self.txn.timers.arm(after, TimerEvent::Client(t.id, index, timer));
                 }
                 ClientAction::Timeout => {
+                    report_final(t, index as usize, 408);
                     let b = &mut t.branches[index as usize];
                     b.code = 408;
                     b.timed_out = true;
