@@ -38,6 +38,12 @@ trunk_group sticky strategy hash(from_user) {
     trunk s3 "sip:UAS3";
 }
 
+trunk_group probed strategy round_robin probe every 400ms down 1 up 1 {
+    trunk p1 "sip:UAS1";
+    trunk p2 "sip:UAS2";
+    trunk p3 "sip:UAS3";
+}
+
 trunk_group limited strategy priority {
     trunk l1 "sip:UAS1" priority 1 max_calls 1;
     trunk l2 "sip:UAS2" priority 2;
@@ -69,6 +75,12 @@ request_route {
     append_hf("X-In: $in_trunk\r\n");
     if str_starts_with($rU, "sticky") {
         select(sticky);
+    } else if str_starts_with($rU, "probed") {
+        select(probed);
+    } else if str_starts_with($rU, "markdown") {
+        trunk_set_up("m1", false);
+        reply(200, "Marked");
+        exit;
     } else if str_starts_with($rU, "limited") {
         select(limited);
     } else if str_starts_with($rU, "49") {
@@ -101,6 +113,8 @@ struct Seen {
 struct Uas {
     addr: SocketAddr,
     status: Arc<AtomicU16>,
+    /// Answer OPTIONS (health probes); false: stay silent to them.
+    options: Arc<std::sync::atomic::AtomicBool>,
     seen: Arc<Mutex<Vec<Seen>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -119,8 +133,9 @@ async fn uas() -> Uas {
     let ua = UdpUa::bind().await;
     let addr = ua.addr;
     let status = Arc::new(AtomicU16::new(200));
+    let options = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let (st, sn) = (Arc::clone(&status), Arc::clone(&seen));
+    let (st, sn, op) = (Arc::clone(&status), Arc::clone(&seen), Arc::clone(&options));
     let task = tokio::spawn(async move {
         loop {
             let Some((m, from)) = ua.recv_within(Duration::from_secs(60)).await else { continue };
@@ -139,6 +154,7 @@ async fn uas() -> Uas {
                     });
                     st.load(Ordering::Relaxed)
                 }
+                Some("OPTIONS") if !op.load(Ordering::Relaxed) => continue,
                 Some("BYE" | "OPTIONS") => 200,
                 _ => continue,
             };
@@ -150,7 +166,7 @@ async fn uas() -> Uas {
             ua.send(from, &reply).await;
         }
     });
-    Uas { addr, status, seen, task }
+    Uas { addr, status, options, seen, task }
 }
 
 struct Bed {
@@ -282,5 +298,68 @@ async fn incoming_trunk_is_identified_by_source_address() {
     assert_eq!(b.call("bob", "alice", "in-1").await, 200);
     let (_, seen) = b.who_got("in-1").unwrap();
     assert_eq!(seen.in_trunk, "pbx");
+    b.proxy.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_answering_probes_gets_no_calls_until_it_answers() {
+    let b = bed().await;
+    assert_eq!(b.call("probed", "alice", "pr-0").await, 200); // starts probing
+    b.uas[0].options.store(false, Ordering::Relaxed);
+    // Two probe intervals (400 ms each, ±15 %, a probe fails after 200 ms).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for n in 1..=9 {
+        let call_id = format!("pr-down-{n}");
+        assert_eq!(b.call("probed", "alice", &call_id).await, 200);
+        assert_ne!(b.who_got(&call_id).unwrap().0, 0, "{call_id} went to the silent member");
+    }
+    b.uas[0].options.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut members = std::collections::BTreeSet::new();
+    for n in 1..=9 {
+        let call_id = format!("pr-up-{n}");
+        assert_eq!(b.call("probed", "alice", &call_id).await, 200);
+        members.insert(b.who_got(&call_id).unwrap().0);
+    }
+    assert!(members.contains(&0), "the member is back: {members:?}");
+    b.proxy.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_edits_a_group_keeps_the_health_of_unchanged_trunks() {
+    let b = bed().await;
+    let dir = std::env::temp_dir().join(format!("sipc-routing-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("routing.route");
+    let src = ROUTES
+        .replace("UAS1", &b.uas[0].addr.to_string())
+        .replace("UAS2", &b.uas[1].addr.to_string())
+        .replace("UAS3", &b.uas[2].addr.to_string());
+    std::fs::write(&path, &src).unwrap();
+    let first = sipc::reload::build(&path, &Options::default()).unwrap();
+    b.proxy.core.set_router(first.program.clone());
+    first.program.set_local(b.proxy.core.local.clone());
+    let reloader = sipc::reload::Reloader::new(
+        &path,
+        Options::default(),
+        Arc::clone(&b.proxy.core),
+        &first,
+        None,
+    );
+    // m1 is marked down from a route.
+    assert_eq!(b.call("markdown", "alice", "mark-1").await, 200);
+    // The group changes (strategy and member order); m1 is the same trunk.
+    let edited = src.replace(
+        "trunk_group media strategy round_robin {",
+        "trunk_group media strategy weighted {",
+    );
+    std::fs::write(&path, edited).unwrap();
+    reloader.reload("test").await.expect("the edited config loads");
+    for n in 0..9 {
+        let call_id = format!("after-reload-{n}");
+        assert_eq!(b.call("bob", "alice", &call_id).await, 200);
+        assert_ne!(b.who_got(&call_id).unwrap().0, 0, "m1 is still down after the reload");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     b.proxy.stop(Duration::from_secs(1)).await;
 }
