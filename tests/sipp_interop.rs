@@ -189,3 +189,83 @@ fn wait_for_proxy() {
     }
     panic!("sipc did not answer on 127.0.0.1:5060 within 20 s");
 }
+
+/// Issue 9: examples/freeswitch-cluster.route in front of three SIPp UAS on
+/// 5081–5083 (they answer the OPTIONS probes with `-aa`): 600 calls with no
+/// failure; then one UAS is stopped, and once the probes have marked it
+/// down, 600 more calls all succeed on the other two. (The even spread is
+/// asserted in tests/routing.rs.)
+#[test]
+fn sipp_calls_through_the_freeswitch_cluster_example() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    if !have_sipp() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "SIPp is not installed: the cluster test did NOT run"
+        );
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("sipc-sipp-cluster-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _proxy = Reaper(
+        Command::new(env!("CARGO_BIN_EXE_sipc"))
+            .args(["run", "examples/freeswitch-cluster.route", "--no-watch", "--control"])
+            .arg(dir.join("ctl.sock"))
+            .current_dir(root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipc starts"),
+    );
+    let scen = scenarios();
+    let media = |port: u16| {
+        Reaper(
+            Command::new("sipp")
+                .arg("-sf")
+                .arg(scen.join("uas.xml"))
+                .args([
+                    "-i",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-nostdin",
+                    "-aa",
+                    "-trace_stat",
+                ])
+                .args(["-stf", &format!("uas_{port}.csv"), "-fd", "1"])
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("sipp uas starts"),
+        )
+    };
+    let (fs1, fs2, mut fs3) = (media(5081), media(5082), Some(media(5083)));
+    wait_for_proxy();
+    let calls = |n: u32| {
+        Command::new("timeout")
+            .arg("120")
+            .arg("sipp")
+            .arg("-sf")
+            .arg(scen.join("uac.xml"))
+            .args(["127.0.0.1:5060", "-i", "127.0.0.1", "-p", "5070", "-nostdin"])
+            .args(["-r", "100", "-m", &n.to_string(), "-l", "1000", "-recv_timeout", "10000"])
+            .args(["-timeout", "90", "-timeout_error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("sipp uac runs")
+    };
+    let status = calls(600);
+    assert!(status.success(), "calls failed with all three media servers up (exit {status})");
+    // One media server stops; the probes (every 2 s, down after 1 miss) take
+    // it out of the rotation.
+    drop(fs3.take());
+    std::thread::sleep(Duration::from_secs(6));
+    let status = calls(600);
+    assert!(status.success(), "calls failed with one media server stopped (exit {status})");
+    drop((fs1, fs2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
