@@ -332,6 +332,7 @@ async fn serve(config: ServerConfig, program: Arc<Program>, reload: ReloadSetup)
         }
     };
     program.set_local(handle.core.local.clone());
+    program.attach(handle.core.services());
     for (t, a) in &handle.bound {
         tracing::info!("listening on {} {a}", t.via_token().to_ascii_lowercase());
     }

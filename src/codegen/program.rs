@@ -77,6 +77,15 @@ impl Program {
         self.shared.set_local(local);
     }
 
+    /// Registers this program's trunks with the long-lived trunk registry
+    /// and starts health probing, at load time rather than on the first
+    /// request (call from within the tokio runtime).
+    pub fn attach(&self, services: &crate::proxy::services::Services) {
+        if !self.shared.routing.is_empty() {
+            self.shared.routing.states(Some(&services.trunks));
+        }
+    }
+
     /// Runs `request_route` on one request with a fresh context.
     pub fn run(&self, req: &mut RequestContext) -> Decision {
         let Some(route) = self.request_route else { return Decision::Drop };
