@@ -61,6 +61,11 @@ syn match   sipcOperator "=\~\|==\|!=\|<=\|>=\|&&\|||\|=>\|[-+*/%<>=!]"
 " Folding on braces.
 syn region  sipcBlock start="{" end="}" transparent fold
 
+" Words of trunk, trunk_group and table declarations (sema/routing*.rs; hand-kept).
+syn keyword sipcRoutingWord by prefix exact range strategy round_robin weighted priority hash
+syn keyword sipcRoutingWord least_calls callid from_user ruri_user probe every down up alive
+syn keyword sipcRoutingWord all_down weight max_calls transport from group strip replace attr
+
 hi def link sipcTodo             Todo
 hi def link sipcLineComment      Comment
 hi def link sipcBlockComment     Comment
@@ -70,6 +75,7 @@ hi def link sipcDeclaration      Keyword
 hi def link sipcBoolean          Boolean
 hi def link sipcMisspelling      Error
 hi def link sipcBuiltin          Function
+hi def link sipcRoutingWord      Keyword
 hi def link sipcPseudoVar        Identifier
 hi def link sipcPseudoVarArg     Identifier
 hi def link sipcPseudoVarUnknown Special
