@@ -26,15 +26,7 @@ SECS=${SECS:-10}
 STEPS=${STEPS:-"500 1000 1500 2000 3000 4000"}
 if [[ "${1:-}" == "--quick" ]]; then SECS=4; STEPS="500 1000 2000"; fi
 SCEN=tests/data/sipp/reg_auth.xml
-command -v sipp >/dev/null || { echo "sipp not found: apt-get install sip-tester" >&2; exit 2; }
-[[ -x "$SIPC_BIN" ]] || cargo build --release --quiet
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
-trap cleanup EXIT
-
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
+source benches/common.sh
 
 # Users: user<i>@127.0.0.1 / pw<i>; SIPp CSV with the credentials keyword.
 {

@@ -1,0 +1,13 @@
+# Shared setup of the end-to-end load scripts (sourced): SIPp present, the
+# release binary built (cargo skips the work when it is current), a temp dir,
+# and cleanup of every process started (their pids go into PIDS).
+command -v sipp >/dev/null || { echo "sipp not found: apt-get install sip-tester" >&2; exit 2; }
+cargo build --release --quiet
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+# CPU ticks (user + system) of a process, and ticks per second.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
