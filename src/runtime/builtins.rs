@@ -155,17 +155,59 @@ pub fn pv_ru(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     share!(ctx, |m| m.request_uri())
 }
 
+/// The facts about URI `text`, parsed on first use (at most 8 kept).
+fn facts<'c>(uris: &'c mut Vec<super::UriFacts>, text: &str) -> &'c mut super::UriFacts {
+    if let Some(i) = uris.iter().position(|f| f.text == text) {
+        return &mut uris[i];
+    }
+    if uris.len() >= 8 {
+        uris.clear();
+    }
+    let range = |part: &str| {
+        let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+        (start + part.len() <= text.len()).then_some((start, start + part.len()))
+    };
+    let parsed = Uri::parse(text)
+        .ok()
+        .and_then(|u| Some((u.user.and_then(range), range(u.host_str)?, u.port)));
+    uris.push(super::UriFacts { text: text.to_owned(), parsed, local: None });
+    uris.last_mut().expect("just pushed")
+}
+
+/// A part of the current R-URI (`pick` chooses its byte range), shared
+/// zero-copy when the R-URI is unedited.
+fn ruri_part(
+    ctx: &mut RouteCtx<'_>,
+    pick: fn(&(Option<(usize, usize)>, (usize, usize), Option<u16>)) -> Option<(usize, usize)>,
+) -> i64 {
+    let owned = {
+        let Some(ruri) = ctx.req.msg.request_uri() else { return ctx.shared.empty };
+        let f = facts(&mut ctx.uris, ruri);
+        let Some((start, end)) = f.parsed.as_ref().and_then(pick) else { return ctx.shared.empty };
+        let part = &ruri[start..end];
+        if part.is_empty() {
+            return ctx.shared.empty;
+        }
+        match super::head_handle(ctx.req.msg.original().head(), part) {
+            Some(h) => return h,
+            None => part.to_owned(),
+        }
+    };
+    ctx.alloc(owned)
+}
+
 pub fn pv_ru_user(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    share!(ctx, |m| m.request_uri().and_then(|u| Uri::parse(u).ok()).and_then(|u| u.user))
+    ruri_part(ctx, |p| p.0)
 }
 
 pub fn pv_ru_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    share!(ctx, |m| m.request_uri().and_then(|u| Uri::parse(u).ok()).map(|u| u.host_str))
+    ruri_part(ctx, |p| Some(p.1))
 }
 
 pub fn pv_ru_port(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    let v = ruri(ctx);
-    Uri::parse(&v).ok().map_or(0, |u| i64::from(u.port.unwrap_or(5060)))
+    let Some(ruri) = ctx.req.msg.request_uri() else { return 0 };
+    let f = facts(&mut ctx.uris, ruri);
+    f.parsed.as_ref().map_or(0, |p| i64::from(p.2.unwrap_or(5060)))
 }
 
 pub fn set_ru(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
@@ -381,8 +423,15 @@ pub fn is_method(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 
 pub fn is_myself(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let text = s(ctx, a[0]);
-    let local = ctx.shared.local.read().unwrap_or_else(|e| e.into_inner());
-    b(Uri::parse(&text).is_ok_and(|u| local.is_local_uri(&u)))
+    let shared = ctx.shared;
+    let f = facts(&mut ctx.uris, &text);
+    if let Some(known) = f.local {
+        return b(known);
+    }
+    let local = shared.local.read().unwrap_or_else(|e| e.into_inner());
+    let mine = f.parsed.is_some() && Uri::parse(&f.text).is_ok_and(|u| local.is_local_uri(&u));
+    f.local = Some(mine);
+    b(mine)
 }
 
 pub fn has_to_tag(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
