@@ -167,19 +167,20 @@ fn facts<'c>(uris: &'c mut Vec<super::UriFacts>, text: &str) -> &'c mut super::U
         let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
         (start + part.len() <= text.len()).then_some((start, start + part.len()))
     };
-    let parsed = Uri::parse(text)
-        .ok()
-        .and_then(|u| Some((u.user.and_then(range), range(u.host_str)?, u.port)));
+    let parsed = Uri::parse(text).ok().and_then(|u| {
+        Some(super::UriParts {
+            user: u.user.and_then(range),
+            host: range(u.host_str)?,
+            port: u.port,
+        })
+    });
     uris.push(super::UriFacts { text: text.to_owned(), parsed, local: None });
     uris.last_mut().expect("just pushed")
 }
 
 /// A part of the current R-URI (`pick` chooses its byte range), shared
 /// zero-copy when the R-URI is unedited.
-fn ruri_part(
-    ctx: &mut RouteCtx<'_>,
-    pick: fn(&(Option<(usize, usize)>, (usize, usize), Option<u16>)) -> Option<(usize, usize)>,
-) -> i64 {
+fn ruri_part(ctx: &mut RouteCtx<'_>, pick: fn(&super::UriParts) -> Option<(usize, usize)>) -> i64 {
     let owned = {
         let Some(ruri) = ctx.req.msg.request_uri() else { return ctx.shared.empty };
         let f = facts(&mut ctx.uris, ruri);
@@ -197,17 +198,17 @@ fn ruri_part(
 }
 
 pub fn pv_ru_user(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    ruri_part(ctx, |p| p.0)
+    ruri_part(ctx, |p| p.user)
 }
 
 pub fn pv_ru_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    ruri_part(ctx, |p| Some(p.1))
+    ruri_part(ctx, |p| Some(p.host))
 }
 
 pub fn pv_ru_port(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     let Some(ruri) = ctx.req.msg.request_uri() else { return 0 };
     let f = facts(&mut ctx.uris, ruri);
-    f.parsed.as_ref().map_or(0, |p| i64::from(p.2.unwrap_or(5060)))
+    f.parsed.as_ref().map_or(0, |p| i64::from(p.port.unwrap_or(5060)))
 }
 
 pub fn set_ru(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {

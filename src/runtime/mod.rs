@@ -167,10 +167,18 @@ impl Shared {
 #[derive(Debug, Clone)]
 pub struct UriFacts {
     pub text: String,
-    /// `(user, host, port)`, as byte ranges of `text`; `None`: not a URI.
-    pub parsed: Option<(Option<(usize, usize)>, (usize, usize), Option<u16>)>,
+    /// `None`: `text` is not a URI.
+    pub parsed: Option<UriParts>,
     /// `is_myself(text)`, once asked.
     pub local: Option<bool>,
+}
+
+/// The parts of a URI the routes read, as byte ranges of its text.
+#[derive(Debug, Clone, Copy)]
+pub struct UriParts {
+    pub user: Option<(usize, usize)>,
+    pub host: (usize, usize),
+    pub port: Option<u16>,
 }
 
 /// The state of one message being routed. Created fresh for every message,
