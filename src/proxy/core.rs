@@ -408,10 +408,10 @@ impl Core {
     }
 
     fn process_request(&self, msg: Message, inbound: Inbound) -> Option<Step> {
-        let cancels = match self.match_request(&msg) {
+        let (cancels, key) = match self.match_request(&msg) {
             Matched::Absorbed(step) => return step,
-            Matched::Cancel(txn) => txn,
-            Matched::New => None,
+            Matched::Cancel(txn) => (txn, None),
+            Matched::New(key) => (None, key),
         };
         let mut edit = EditedMessage::new(msg);
         apply_received(&mut edit, inbound.peer);
@@ -456,7 +456,7 @@ impl Core {
                     Some(txn) => self.cancel(&txn, &ctx.msg, inbound),
                     None => self.forward(ctx, inbound, None),
                 },
-                _ => self.relay(ctx, inbound, Arc::clone(&router.0)),
+                _ => self.relay(ctx, inbound, Arc::clone(&router.0), key),
             },
         }
     }

@@ -228,7 +228,9 @@ pub(super) enum Matched {
     Absorbed(Option<Step>),
     /// A CANCEL, with the INVITE transaction it cancels if there is one.
     Cancel(Option<TxnRef>),
-    New,
+    /// A new request, with its transaction key (computed once, here, and
+    /// used by `relay()`); `None` when it has no usable Via or CSeq.
+    New(Option<ServerKey>),
 }
 
 mod messages;

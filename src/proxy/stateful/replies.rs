@@ -81,22 +81,26 @@ impl Core {
                 self.txn.timers.arm(self.txn.config.timers.timer_c, ev);
             }
         }
-        // Reply routes see the reply as it will go upstream.
-        let mut ctx = RequestContext::new(strip_own_via(msg), source.peer, source.transport);
-        ctx.txn = t.scope.clone();
-        ctx.services = t.services.clone();
+        // Reply routes, if any, see the reply as it will go upstream.
+        let mut edit = strip_own_via(msg);
         let mut dropped = false;
-        for route in [t.router.reply_route(), t.scope.on_reply].into_iter().flatten() {
-            if t.router.run_hook(route, &mut ctx) == Decision::Drop {
-                dropped = true;
+        let hooks = [t.router.reply_route(), t.scope.on_reply];
+        if hooks.iter().any(Option::is_some) {
+            let mut ctx = RequestContext::new(edit, source.peer, source.transport);
+            ctx.txn = t.scope.clone();
+            ctx.services = t.services.clone();
+            for route in hooks.into_iter().flatten() {
+                if t.router.run_hook(route, &mut ctx) == Decision::Drop {
+                    dropped = true;
+                }
             }
+            t.scope.avps = std::mem::take(&mut ctx.txn.avps);
+            t.scope.flags = ctx.txn.flags;
+            edit = ctx.msg;
         }
-        t.scope.avps = std::mem::take(&mut ctx.txn.avps);
-        t.scope.flags = ctx.txn.flags;
         if dropped && code >= 200 {
             tracing::debug!(code, "a final reply cannot be dropped; passing it on");
         }
-        let edit = ctx.msg;
         match code {
             100 => {}
             101..=199 => {
@@ -183,16 +187,11 @@ impl Core {
             };
             match decision {
                 Decision::Relay | Decision::Forward if !t.canceled => {
-                    let before = t.branches.len();
                     t.request = msg;
                     let Some(txn_ref) = self.txn.table.by_id(t.id) else { return Vec::new() };
                     let mut steps = self.start_branches(t, &txn_ref, destination, extra);
-                    if t.branches.len() > before || t.resolving > 0 {
-                        steps.extend(self.finish_if_done(t));
-                        return steps;
-                    }
-                    // Every new branch failed at once: fall through to the
-                    // best reply, now including them.
+                    // Waits for the new branches; if every one failed at
+                    // once, sends the best reply, now including them.
                     steps.extend(self.finish_if_done(t));
                     return steps;
                 }
@@ -207,8 +206,7 @@ impl Core {
                 _ => {}
             }
         }
-        let data = self.best_reply(t, winner);
-        let upstream = Message::parse(data.clone()).ok().and_then(|m| m.status()).unwrap_or(500);
+        let (upstream, data) = self.best_reply(t, winner);
         let actions = t.server.respond(upstream, data);
         self.count_forwarded_response();
         self.server_actions(t, actions)
@@ -216,16 +214,16 @@ impl Core {
 
     /// The reply to send upstream for the chosen branch: its reply with the
     /// challenges of every 401/407 merged in and 503 made 500, or a local
-    /// 408 (487 after a CANCEL) when the branch got no reply.
-    pub(super) fn best_reply(&self, t: &Txn, winner: Option<usize>) -> Bytes {
-        let Some(b) = winner.map(|w| &t.branches[w]) else {
-            return build_response(&t.request, 500, "Server Internal Error", &[]);
-        };
+    /// 408 (487 after a CANCEL) when the branch got no reply. Returns its
+    /// status with it.
+    pub(super) fn best_reply(&self, t: &Txn, winner: Option<usize>) -> (u16, Bytes) {
+        let local = |code: u16| (code, build_response(&t.request, code, reason(code), &[]));
+        let Some(b) = winner.map(|w| &t.branches[w]) else { return local(500) };
         let Some(resp) = &b.response else {
             return match (b.code, t.canceled) {
-                (_, true) => build_response(&t.request, 487, "Request Terminated", &[]),
-                (0 | 408, _) => build_response(&t.request, 408, "Request Timeout", &[]),
-                (code, _) => build_response(&t.request, upstream_status(code), reason(code), &[]),
+                (_, true) => local(487),
+                (0 | 408, _) => local(408),
+                (code, _) => local(upstream_status(code)),
             };
         };
         let mut out = resp.clone();
@@ -241,6 +239,6 @@ impl Core {
             }
         }
         let data = out.serialize();
-        if b.code == 503 { with_status(&data, 500, "Server Internal Error") } else { data }
+        if b.code == 503 { (500, with_status(&data, 500, reason(500))) } else { (b.code, data) }
     }
 }

@@ -13,15 +13,16 @@ impl Core {
                 ServerKey::cancelled_invite(msg).and_then(|k| self.txn.table.by_key(&k)),
             );
         }
-        let Some(txn) = ServerKey::of(msg).and_then(|k| self.txn.table.by_key(&k)) else {
-            return Matched::New;
+        let key = ServerKey::of(msg);
+        let Some(txn) = key.as_ref().and_then(|k| self.txn.table.by_key(k)) else {
+            return Matched::New(key);
         };
         let mut t = lock(&txn);
         if method == "ACK" {
             if t.server.state() == ServerState::Accepted {
                 // An ACK for a 2xx reusing the INVITE's branch (RFC 2543
                 // style): it is end-to-end, route it.
-                return Matched::New;
+                return Matched::New(key);
             }
             let actions = t.server.on_ack();
             let steps = self.server_actions(&mut t, actions);
@@ -40,8 +41,9 @@ impl Core {
         ctx: RequestContext,
         inbound: Inbound,
         router: Arc<dyn Router>,
+        key: Option<ServerKey>,
     ) -> Option<Step> {
-        let Some(key) = ServerKey::of(ctx.msg.original()) else {
+        let Some(key) = key else {
             return self.reject_request(&ctx.msg, inbound, Reject::new(400, "Bad Request"));
         };
         if self.txn.table.len() >= self.txn.config.max_transactions {
