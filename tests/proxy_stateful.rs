@@ -7,13 +7,10 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sipc::codegen::Program;
 use sipc::proxy::Transport;
-use sipc::proxy::server::{ServerHandle, start};
-use sipc::sema::{self, Options};
+use sipc::proxy::server::ServerHandle;
 use sipc::sip::Message;
 use support::*;
 
@@ -109,16 +106,7 @@ async fn bed() -> Bed {
         .replace("UAS1", &uas1.addr.to_string())
         .replace("UAS2_TCP", &format!("{};transport=tcp", uas2_tcp.addr))
         .replace("UAS2", &uas2.addr.to_string());
-    let out = sema::check_source("stateful.route", &src, &Options::default());
-    assert_eq!(out.errors(), 0, "{}", sipc::cli::check::render_plain(&out));
-    let program = Arc::new(Program::compile(&out.program).unwrap());
-    let mut config = sipc::cli::run::server_config(&out.program).unwrap();
-    for l in &mut config.listens {
-        l.addr.set_port(0);
-    }
-    config.workers = 2;
-    let proxy = start(config, program.clone()).await.unwrap();
-    program.set_local(proxy.core.local.clone());
+    let proxy = serve_source("stateful.route", &src, |_, c| c.workers = 2).await;
     let px = proxy.addr(Transport::Udp).unwrap();
     Bed { proxy, px, uac, uas1, uas2, uas2_tcp }
 }
@@ -539,15 +527,7 @@ async fn a_full_transaction_table_answers_503() {
          request_route {{\n    $du = \"sip:{}\";\n    relay();\n}}\n",
         uas.addr
     );
-    let out = sema::check_source("full.route", &src, &Options::default());
-    assert_eq!(out.errors(), 0, "{}", sipc::cli::check::render_plain(&out));
-    let program = Arc::new(Program::compile(&out.program).unwrap());
-    let mut config = sipc::cli::run::server_config(&out.program).unwrap();
-    for l in &mut config.listens {
-        l.addr.set_port(0);
-    }
-    let proxy = start(config, program.clone()).await.unwrap();
-    program.set_local(proxy.core.local.clone());
+    let proxy = serve_source("full.route", &src, |_, _| {}).await;
     let px = proxy.addr(Transport::Udp).unwrap();
     uac.send(px, &invite(&uac, "bob", "m1", "call-full-1")).await;
     expect(&uas, "first INVITE", method("INVITE")).await;

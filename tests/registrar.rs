@@ -11,10 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sipc::codegen::Program;
 use sipc::proxy::Transport;
-use sipc::proxy::server::{ServerHandle, start};
-use sipc::sema::{self, Options};
+use sipc::proxy::server::ServerHandle;
 use sipc::sip::Message;
 use support::*;
 
@@ -91,20 +89,17 @@ struct Bed {
 
 async fn bed() -> Bed {
     let (uac, uas1, uas2) = (UdpUa::bind().await, UdpUa::bind().await, UdpUa::bind().await);
-    let out = sema::check_source("registrar.route", ROUTES, &Options::default());
-    assert_eq!(out.errors(), 0, "{}", sipc::cli::check::render_plain(&out));
-    let program = Arc::new(Program::compile(&out.program).unwrap());
-    let mut config = sipc::cli::run::server_config(&out.program).unwrap();
-    for l in &mut config.listens {
-        l.addr.set_port(0);
-    }
-    config.workers = 2;
-    let services =
-        sipc::cli::services::start(&out.program, &std::env::temp_dir()).expect("services start");
-    assert!(services.services.location.is_some());
-    config.services = Arc::clone(&services.services);
-    let proxy = start(config, program.clone()).await.unwrap();
-    program.set_local(proxy.core.local.clone());
+    let mut started = None;
+    let proxy = serve_source("registrar.route", ROUTES, |prog, config| {
+        config.workers = 2;
+        let services =
+            sipc::cli::services::start(prog, &std::env::temp_dir()).expect("services start");
+        assert!(services.services.location.is_some());
+        config.services = Arc::clone(&services.services);
+        started = Some(services);
+    })
+    .await;
+    let services = started.expect("services started");
     let px = proxy.addr(Transport::Udp).unwrap();
     Bed { proxy, _services: services, px, uac, uas1, uas2 }
 }

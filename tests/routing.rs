@@ -10,10 +10,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sipc::codegen::Program;
 use sipc::proxy::Transport;
-use sipc::proxy::server::{ServerHandle, start};
-use sipc::sema::{self, Options};
+use sipc::proxy::server::ServerHandle;
+use sipc::sema::Options;
 use sipc::sip::Message;
 use support::*;
 
@@ -182,16 +181,7 @@ async fn bed() -> Bed {
         .replace("UAS1", &uas[0].addr.to_string())
         .replace("UAS2", &uas[1].addr.to_string())
         .replace("UAS3", &uas[2].addr.to_string());
-    let out = sema::check_source("routing.route", &src, &Options::default());
-    assert_eq!(out.errors(), 0, "{}", sipc::cli::check::render_plain(&out));
-    let program = Arc::new(Program::compile(&out.program).unwrap());
-    let mut config = sipc::cli::run::server_config(&out.program).unwrap();
-    for l in &mut config.listens {
-        l.addr.set_port(0);
-    }
-    config.workers = 2;
-    let proxy = start(config, program.clone()).await.unwrap();
-    program.set_local(proxy.core.local.clone());
+    let proxy = serve_source("routing.route", &src, |_, c| c.workers = 2).await;
     let px = proxy.addr(Transport::Udp).unwrap();
     Bed { proxy, px, uac: UdpUa::bind().await, uas }
 }

@@ -6,28 +6,16 @@ mod support;
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sipc::codegen::Program;
 use sipc::proxy::Transport;
-use sipc::proxy::server::{ServerHandle, start};
-use sipc::sema::{self, Options};
+use sipc::proxy::server::ServerHandle;
 use support::*;
 
 /// Checks and compiles `src`, then serves it on UDP 127.0.0.1 with an
 /// ephemeral port (the `listen` items of the source are rebound to port 0).
 async fn serve(src: &str) -> ServerHandle {
-    let out = sema::check_source("test.route", src, &Options::default());
-    assert_eq!(out.errors(), 0, "{}", sipc::cli::check::render_plain(&out));
-    let program = Arc::new(Program::compile(&out.program).unwrap());
-    let mut config = sipc::cli::run::server_config(&out.program).unwrap();
-    for l in &mut config.listens {
-        l.addr.set_port(0);
-    }
-    let handle = start(config, program.clone()).await.unwrap();
-    program.set_local(handle.core.local.clone());
-    handle
+    serve_source("test.route", src, |_, _| {}).await
 }
 
 fn example_with_next_hop(port: u16) -> String {

@@ -246,3 +246,25 @@ pub fn have_sipp() -> bool {
     use std::process::{Command, Stdio};
     Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
+
+/// Checks and compiles route source `src` (named `name` in diagnostics),
+/// then serves it with its `listen` items rebound to ephemeral ports;
+/// `tune` adjusts the configuration (workers, services …) before the start.
+pub async fn serve_source(
+    name: &str,
+    src: &str,
+    tune: impl FnOnce(&sipc::sema::CheckedProgram, &mut ServerConfig),
+) -> ServerHandle {
+    use sipc::sema::{self, Options};
+    let out = sema::check_source(name, src, &Options::default());
+    assert_eq!(out.errors(), 0, "{}", sipc::cli::check::render_plain(&out));
+    let program = Arc::new(sipc::codegen::Program::compile(&out.program).unwrap());
+    let mut config = sipc::cli::run::server_config(&out.program).unwrap();
+    for l in &mut config.listens {
+        l.addr.set_port(0);
+    }
+    tune(&out.program, &mut config);
+    let handle = start(config, program.clone()).await.unwrap();
+    program.set_local(handle.core.local.clone());
+    handle
+}
