@@ -585,3 +585,70 @@ fn one_program_routes_on_many_threads_at_once() {
         assert_eq!(h.join().unwrap(), want);
     }
 }
+
+/// The code generator compiles some builtins with constant arguments to
+/// cheaper code (method masks, flags changed in place, constant answers);
+/// the evaluator always calls the general runtime function. Both must agree
+/// for every method, standard or not.
+#[test]
+fn specialized_builtins_agree_with_the_general_ones() {
+    let src = r#"
+        flag A;
+        flag B;
+        flag C;
+        request_route {
+            let s = "";
+            if is_method("INVITE|BYE") { s = s + "1"; } else { s = s + "0"; }
+            if is_method(" ACK | CANCEL ") { s = s + "1"; } else { s = s + "0"; }
+            if is_method("FOO|INVITE") { s = s + "1"; } else { s = s + "0"; }
+            if is_method("invite") { s = s + "1"; } else { s = s + "0"; }
+            if is_method("INVITE|") { s = s + "1"; } else { s = s + "0"; }
+            if is_method("PUBLISH|MESSAGE|REFER|NOTIFY|SUBSCRIBE|PRACK|UPDATE|INFO|OPTIONS|REGISTER") {
+                s = s + "1";
+            } else { s = s + "0"; }
+            setflag(A); setflag(C); resetflag(A); setflag(B); resetflag(B); setflag(B);
+            if isflagset(A) { s = s + "a"; }
+            if isflagset(B) { s = s + "b"; }
+            if isflagset(C) { s = s + "c"; }
+            if sanity_check() && !t_precheck_trans() { s = s + "!"; }
+            reply(200, s);
+        }"#;
+    let prog = checked(src);
+    let jit = compile(&prog).unwrap();
+    let eval = Evaluator::new(&prog).unwrap();
+    let want = [
+        ("INVITE", "101010bc!"),
+        ("BYE", "100000bc!"),
+        ("ACK", "010000bc!"),
+        ("CANCEL", "010000bc!"),
+        ("FOO", "001000bc!"),
+        ("invite", "000100bc!"),
+        ("NOTIFY", "000001bc!"),
+        ("REGISTER", "000001bc!"),
+    ];
+    for (method, expected) in want {
+        let o = both(&jit, &eval, &request(method, "sip:bob@example.com", ""));
+        assert_eq!(reply_of(&o), Some((200, expected)), "{method}");
+    }
+}
+
+/// A chain of calls deeper than the depth guard allows keeps the guard in
+/// compiled code (shallower programs leave it out): both engines fail the
+/// message with 500.
+#[test]
+fn call_chains_deeper_than_the_guard_fail_the_message() {
+    let mut src = String::from("request_route { route(R0); reply(200, \"deep\"); }\n");
+    for i in 0..110 {
+        src.push_str(&format!("route R{i} {{ route(R{}); }}\n", i + 1));
+    }
+    src.push_str("route R110 { return; }\n");
+    let o = run(&src, &invite());
+    assert_eq!(reply_of(&o), Some((500, "Server Internal Error")));
+    // Within the limit the same shape runs normally.
+    let mut src = String::from("request_route { route(R0); reply(200, \"deep\"); }\n");
+    for i in 0..50 {
+        src.push_str(&format!("route R{i} {{ route(R{}); }}\n", i + 1));
+    }
+    src.push_str("route R50 { return; }\n");
+    assert_eq!(reply_of(&run(&src, &invite())), Some((200, "deep")));
+}

@@ -79,6 +79,7 @@ impl JitCode {
         // `finalize_definitions` below, so a missing or mistyped symbol is
         // a compile error, never a silent libc fallback.
         let mut module = JITModule::new(builder);
+        let guard_calls = super::depth::max_call_depth(prog) > crate::runtime::MAX_DEPTH as usize;
 
         let route_sig = signature(&module, 0);
         let mut ids = Vec::with_capacity(prog.routes.len());
@@ -95,7 +96,16 @@ impl JitCode {
             ctx.func.signature = route_sig.clone();
             ctx.func.name = UserFuncName::user(0, id.as_u32());
             let b = cranelift_frontend::FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            FnLower::route(b, &mut module, &mut imports, shared, prog, &ids, i as u32)?;
+            FnLower::route(
+                b,
+                &mut module,
+                &mut imports,
+                shared,
+                prog,
+                &ids,
+                i as u32,
+                guard_calls,
+            )?;
             if let Some(ir) = ir.as_deref_mut() {
                 ir.push(ctx.func.display().to_string());
             }

@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{AbiParam, BlockArg, FuncRef, InstBuilder, Signature, types};
+use cranelift_codegen::ir::{
+    AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, Signature, types,
+};
 use cranelift_codegen::ir::{Block, Value as V};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_jit::JITModule;
@@ -17,7 +19,9 @@ use cranelift_module::{FuncId, Linkage, Module};
 
 use super::{CompileError, expr_ty};
 use crate::runtime::abi;
-use crate::runtime::{ABSENT, RESULT_DROP, RESULT_EXIT, RESULT_FALSE, RESULT_TRUE, Shared};
+use crate::runtime::{
+    ABSENT, RESULT_DROP, RESULT_EXIT, RESULT_FALSE, RESULT_TRUE, RouteCtx, Shared,
+};
 use crate::sema::builtins::{FUNCTIONS, PSEUDO_VARS, Ty};
 use crate::sema::ir::{
     CaseTest, CheckedProgram, Expr, ExprKind, InterpPart, Place, RouteId, Stmt, Value,
@@ -72,10 +76,13 @@ pub struct FnLower<'a, 'f> {
     refs: HashMap<String, FuncRef>,
     route_refs: HashMap<RouteId, FuncRef>,
     breaks: Vec<Block>,
+    /// Whether call sites need the run-time depth guard ([`super::depth`]).
+    guard_calls: bool,
 }
 
 impl<'a, 'f> FnLower<'a, 'f> {
     /// Lowers a whole route body into `b`, which must be fresh.
+    #[allow(clippy::too_many_arguments)]
     pub fn route(
         mut b: FunctionBuilder<'f>,
         module: &'a mut JITModule,
@@ -84,6 +91,7 @@ impl<'a, 'f> FnLower<'a, 'f> {
         prog: &'a CheckedProgram,
         routes: &'a [FuncId],
         route: RouteId,
+        guard_calls: bool,
     ) -> Result<(), CompileError> {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
@@ -113,6 +121,7 @@ impl<'a, 'f> FnLower<'a, 'f> {
             refs: HashMap::new(),
             route_refs: HashMap::new(),
             breaks: Vec::new(),
+            guard_calls,
         };
         me.stmts(&r.body)?;
         me.ret_const(RESULT_TRUE);
@@ -377,6 +386,9 @@ impl<'a, 'f> FnLower<'a, 'f> {
             ExprKind::Local(i) => self.b.use_var(self.locals[*i as usize]),
             ExprKind::Call { func, args } => {
                 let f = &FUNCTIONS[*func];
+                if let Some(v) = self.specialized(f.name, args)? {
+                    return Ok(v);
+                }
                 let mut vals = Vec::with_capacity(f.params.len());
                 for a in args {
                     vals.push(self.expr(a)?);
@@ -419,13 +431,76 @@ impl<'a, 'f> FnLower<'a, 'f> {
 
     /// `route(NAME)`: depth guard, direct call, exit/drop propagation; the
     /// value is whether the route returned true (a positive result).
+    /// A builtin call whose constant arguments let it be compiled to a
+    /// cheaper runtime function with the same answer (the evaluator calls
+    /// the general one, and the differential tests compare the two).
+    fn specialized(&mut self, name: &str, args: &[Expr]) -> Result<Option<V>, CompileError> {
+        let prog = self.prog;
+        let flag_bit = |e: &Expr| match e.kind {
+            ExprKind::FlagRef(i) => prog.flags.get(i as usize).map(|f| 1u64 << f.bit.clamp(0, 63)),
+            _ => None,
+        };
+        match (name, args) {
+            // The method is fixed for the message: compare masks in place.
+            ("is_method", [Expr { kind: ExprKind::Lit(Value::Str(list)), .. }]) => {
+                let Some(mask) = crate::runtime::builtins::method_mask(list) else {
+                    return Ok(None);
+                };
+                let bits = self.ctx_field(std::mem::offset_of!(RouteCtx<'_>, method_bit));
+                let hit = self.b.ins().band_imm_u(bits, i64::from(mask));
+                let c = self.b.ins().icmp_imm_u(IntCC::NotEqual, hit, 0);
+                Ok(Some(self.b.ins().uextend(I64, c)))
+            }
+            // Declared flags are bits of `RouteCtx::flags`, changed in place.
+            ("setflag" | "resetflag" | "isflagset", [flag]) => {
+                let Some(bit) = flag_bit(flag) else { return Ok(None) };
+                let offset = std::mem::offset_of!(RouteCtx<'_>, flags);
+                let flags = self.ctx_field(offset);
+                let out = match name {
+                    "setflag" => self.b.ins().bor_imm_u(flags, bit as i64),
+                    "resetflag" => self.b.ins().band_imm_u(flags, !bit as i64),
+                    _ => {
+                        let hit = self.b.ins().band_imm_u(flags, bit as i64);
+                        let c = self.b.ins().icmp_imm_u(IntCC::NotEqual, hit, 0);
+                        return Ok(Some(self.b.ins().uextend(I64, c)));
+                    }
+                };
+                self.set_ctx_field(offset, out);
+                Ok(Some(self.iconst(0)))
+            }
+            // Constant answers (see their runtime functions): the core has
+            // validated the message, and retransmissions never reach a route.
+            ("sanity_check", []) => Ok(Some(self.iconst(1))),
+            ("t_precheck_trans", []) => Ok(Some(self.iconst(0))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Loads the 64-bit field at `offset` of the route context. Sound
+    /// because `ctx` is the pointer `Program::run` made from a live
+    /// `&mut RouteCtx` for the duration of the call, `offset` comes from
+    /// `offset_of!` on that type and names a `u64` field, and runtime
+    /// functions (the only other code touching the context meanwhile) run
+    /// strictly between these loads and stores, never concurrently.
+    fn ctx_field(&mut self, offset: usize) -> V {
+        // Aligned and never trapping: a field of a live context.
+        self.b.ins().load(I64, MemFlagsData::trusted(), self.ctx, offset as i32)
+    }
+
+    /// Stores a 64-bit field of the route context (see [`Self::ctx_field`]).
+    fn set_ctx_field(&mut self, offset: usize, v: V) {
+        self.b.ins().store(MemFlagsData::trusted(), v, self.ctx, offset as i32);
+    }
+
     fn call_route(&mut self, id: RouteId) -> Result<V, CompileError> {
-        let ok = self.rt("sipc_rt_enter", &[])?;
-        let (call_blk, fail) = (self.b.create_block(), self.b.create_block());
-        self.b.ins().brif(ok, call_blk, &[], fail, &[]);
-        self.b.switch_to_block(fail);
-        self.ret_const(RESULT_EXIT);
-        self.b.switch_to_block(call_blk);
+        if self.guard_calls {
+            let ok = self.rt("sipc_rt_enter", &[])?;
+            let (call_blk, fail) = (self.b.create_block(), self.b.create_block());
+            self.b.ins().brif(ok, call_blk, &[], fail, &[]);
+            self.b.switch_to_block(fail);
+            self.ret_const(RESULT_EXIT);
+            self.b.switch_to_block(call_blk);
+        }
         let fref = match self.route_refs.get(&id) {
             Some(f) => *f,
             None => {
@@ -436,7 +511,9 @@ impl<'a, 'f> FnLower<'a, 'f> {
         };
         let call = self.b.ins().call(fref, &[self.ctx]);
         let r = self.b.inst_results(call)[0];
-        self.rt("sipc_rt_leave", &[])?;
+        if self.guard_calls {
+            self.rt("sipc_rt_leave", &[])?;
+        }
         let ends = self.b.ins().icmp_imm_s(IntCC::SignedLessThanOrEqual, r, RESULT_DROP);
         let (out, cont) = (self.b.create_block(), self.b.create_block());
         self.b.ins().brif(ends, out, &[], cont, &[]);

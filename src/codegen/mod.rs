@@ -18,7 +18,8 @@
 //! A `route(NAME)` call site calls `sipc_rt_enter` (the depth guard, at most
 //! [`MAX_DEPTH`](crate::runtime::MAX_DEPTH) nested calls; tripping it fails
 //! the message with 500), calls the callee directly, calls `sipc_rt_leave`
-//! and returns at once when the callee ended with exit or drop.
+//! and returns at once when the callee ended with exit or drop. The guard
+//! is left out when the call graph cannot nest that deep ([`depth`]).
 //!
 //! Values are `i64`s as described in [`crate::runtime`]. Semantics chosen
 //! where docs/language.md is silent: string `==`/`!=` compare bytes (case
@@ -29,6 +30,7 @@
 //! `break`. `$var`s, `$match` captures and flags are per message; `$avp`s
 //! are per message too until the transaction layer lands.
 
+mod depth;
 pub mod eval;
 mod jit;
 mod lower;

@@ -63,7 +63,9 @@ pub struct RtEntry {
     pub body: Impl,
 }
 
-/// Runs a body with the panic guard.
+/// Runs a body with the panic guard. Inlined into every native wrapper so
+/// the body is a direct (inlinable) call, not one through a fn pointer.
+#[inline(always)]
 pub fn guarded(ctx: &mut RouteCtx<'_>, body: Impl, args: &[i64]) -> i64 {
     match catch_unwind(AssertUnwindSafe(|| body(ctx, args))) {
         Ok(v) => v,
@@ -75,6 +77,7 @@ pub fn guarded(ctx: &mut RouteCtx<'_>, body: Impl, args: &[i64]) -> i64 {
     }
 }
 
+#[inline(always)]
 fn from_native(ctx: *mut c_void, body: Impl, args: &[i64]) -> i64 {
     // SAFETY: compiled route code only passes on the pointer it was called
     // with, and `Program::run` calls it with a pointer made from a live
@@ -177,6 +180,7 @@ runtime_table! {
     sipc_rt_maxfwd_ok(limit) => b::maxfwd_ok;
     sipc_rt_sanity_check() => b::sanity_check;
     sipc_rt_is_method(m) => b::is_method;
+    sipc_rt_is_method_in(mask) => b::is_method_in;
     sipc_rt_is_myself(u) => b::is_myself;
     sipc_rt_has_to_tag() => b::has_to_tag;
     sipc_rt_loose_route() => b::loose_route;

@@ -8,7 +8,7 @@
 
 use crate::proxy::Decision;
 use crate::sema::ir::Value;
-use crate::sip::{NameAddr, Uri};
+use crate::sip::{Method, NameAddr, Uri};
 
 use super::{ABSENT, RouteCtx};
 
@@ -20,6 +20,18 @@ fn b(v: bool) -> i64 {
 
 fn s(ctx: &RouteCtx<'_>, h: i64) -> String {
     ctx.str(h).to_owned()
+}
+
+/// A string argument that outlives the borrow of `ctx`, for builtins that
+/// go on to change the message: a constant (header names, mostly) borrows
+/// the program's pool, anything else is copied.
+fn arg<'s>(ctx: &RouteCtx<'s>, h: i64) -> std::borrow::Cow<'s, str> {
+    let shared: &'s super::Shared = ctx.shared;
+    if h > super::MSG_BASE && h < 0 && h != ABSENT {
+        std::borrow::Cow::Borrowed(super::resolve_const(shared, h))
+    } else {
+        std::borrow::Cow::Owned(ctx.str(h).to_owned())
+    }
 }
 
 /// Builtins whose behaviour lands with later work, and what brings them.
@@ -52,8 +64,13 @@ pub fn bool_to_str(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 pub fn regex_match(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let shared = ctx.shared;
     let Some(re) = shared.regexes.get(a[1] as usize) else { return 0 };
-    let text = s(ctx, a[0]);
-    let Some(caps) = re.captures(&text) else { return 0 };
+    let text = ctx.str(a[0]);
+    // Most tests do not match (scanner lists, number plans): find that out
+    // without the capture machinery or a copy of the text.
+    if !re.is_match(text) {
+        return 0;
+    }
+    let Some(caps) = re.captures(text) else { return 0 };
     let groups: Vec<String> =
         caps.iter().map(|m| m.map_or(String::new(), |m| m.as_str().to_owned())).collect();
     let handles: Vec<i64> = groups.into_iter().map(|g| ctx.alloc(g)).collect();
@@ -155,35 +172,12 @@ pub fn pv_ru(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     share!(ctx, |m| m.request_uri())
 }
 
-/// The facts about URI `text`, parsed on first use (at most 8 kept).
-fn facts<'c>(uris: &'c mut Vec<super::UriFacts>, text: &str) -> &'c mut super::UriFacts {
-    if let Some(i) = uris.iter().position(|f| f.text == text) {
-        return &mut uris[i];
-    }
-    if uris.len() >= 8 {
-        uris.clear();
-    }
-    let range = |part: &str| {
-        let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
-        (start + part.len() <= text.len()).then_some((start, start + part.len()))
-    };
-    let parsed = Uri::parse(text).ok().and_then(|u| {
-        Some(super::UriParts {
-            user: u.user.and_then(range),
-            host: range(u.host_str)?,
-            port: u.port,
-        })
-    });
-    uris.push(super::UriFacts { text: text.to_owned(), parsed, local: None });
-    uris.last_mut().expect("just pushed")
-}
-
 /// A part of the current R-URI (`pick` chooses its byte range), shared
 /// zero-copy when the R-URI is unedited.
 fn ruri_part(ctx: &mut RouteCtx<'_>, pick: fn(&super::UriParts) -> Option<(usize, usize)>) -> i64 {
     let owned = {
         let Some(ruri) = ctx.req.msg.request_uri() else { return ctx.shared.empty };
-        let f = facts(&mut ctx.uris, ruri);
+        let f = ctx.uris.get(ctx.req.msg.original().head(), ruri);
         let Some((start, end)) = f.parsed.as_ref().and_then(pick) else { return ctx.shared.empty };
         let part = &ruri[start..end];
         if part.is_empty() {
@@ -207,7 +201,7 @@ pub fn pv_ru_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 
 pub fn pv_ru_port(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     let Some(ruri) = ctx.req.msg.request_uri() else { return 0 };
-    let f = facts(&mut ctx.uris, ruri);
+    let f = ctx.uris.get(ctx.req.msg.original().head(), ruri);
     f.parsed.as_ref().map_or(0, |p| i64::from(p.port.unwrap_or(5060)))
 }
 
@@ -422,21 +416,43 @@ pub fn is_method(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     b(ctx.str(a[0]).split('|').any(|x| x.trim() == m))
 }
 
+/// The method set a constant `is_method` argument names, as a mask of
+/// [`Method::bit`]s; `None` when it names an extension method (which only
+/// the string comparison of [`is_method`] can test).
+pub fn method_mask(list: &str) -> Option<u32> {
+    list.split('|')
+        .map(|m| match Method::from_token(m.trim()) {
+            Method::Extension => None,
+            m => Some(m.bit()),
+        })
+        .try_fold(0, |acc, bit| bit.map(|b| acc | b))
+}
+
+/// `is_method(LIST)` with a constant LIST of standard methods, compiled to
+/// a mask ([`method_mask`]): the same answer as [`is_method`] without
+/// splitting and comparing strings on every message.
+pub fn is_method_in(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let bit = ctx.req.msg.original().method().map_or(0, Method::bit);
+    b(i64::from(bit) & a[0] != 0)
+}
+
 pub fn is_myself(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
-    let text = s(ctx, a[0]);
     let shared = ctx.shared;
-    let f = facts(&mut ctx.uris, &text);
+    let text = super::resolve(ctx.req, shared, &ctx.strings, a[0]);
+    let f = ctx.uris.get(ctx.req.msg.original().head(), text);
     if let Some(known) = f.local {
         return b(known);
     }
-    let local = shared.local.read().unwrap_or_else(|e| e.into_inner());
-    let mine = f.parsed.is_some() && Uri::parse(&f.text).is_ok_and(|u| local.is_local_uri(&u));
+    let mine = f.parsed.as_ref().is_some_and(|p| {
+        let local = shared.local.read().unwrap_or_else(|e| e.into_inner());
+        p.is_local(text, &local)
+    });
     f.local = Some(mine);
     b(mine)
 }
 
 pub fn has_to_tag(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    b(ctx.req.msg.original().to().ok().flatten().is_some_and(|t| t.tag().is_some()))
+    b(ctx.req.msg.original().to_tag().is_some())
 }
 
 /// The core has already done RFC 3261 §16.4 (this proxy's own Route
@@ -554,13 +570,13 @@ pub fn reply_error(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 }
 
 pub fn is_present_hf(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
-    let name = s(ctx, a[0]);
+    let name = arg(ctx, a[0]);
     b(ctx.req.msg.current_values(&name).next().is_some())
 }
 
 /// `"Name: value\r\n"` (the line end is optional).
 pub fn append_hf(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
-    let line = s(ctx, a[0]);
+    let line = arg(ctx, a[0]);
     let mut ok = false;
     for l in line.split("\r\n").flat_map(|l| l.split('\n')).filter(|l| !l.trim().is_empty()) {
         let Some((name, value)) = l.split_once(':') else { return 0 };
@@ -575,12 +591,12 @@ pub fn append_hf(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 }
 
 pub fn remove_hf(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
-    let name = s(ctx, a[0]);
+    let name = arg(ctx, a[0]);
     ctx.req.msg.remove_all(&name) as i64
 }
 
 pub fn replace_hf(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
-    let (name, value) = (s(ctx, a[0]), s(ctx, a[1]));
+    let (name, value) = (arg(ctx, a[0]), arg(ctx, a[1]));
     ctx.req.msg.set_header(&name, &value);
     1
 }

@@ -38,6 +38,9 @@ pub mod abi;
 pub mod builtins;
 pub mod registrar;
 pub mod routing;
+mod uri_facts;
+
+pub use uri_facts::{UriCache, UriFacts, UriParts};
 
 use std::net::SocketAddr;
 
@@ -67,6 +70,33 @@ pub fn head_handle(head: &str, part: &str) -> Option<i64> {
     Some(MSG_BASE - (((start as i64) << LEN_BITS) | part.len() as i64))
 }
 
+/// The string handle `h` names, from the parts of a [`RouteCtx`] it may
+/// live in: a builtin can hold it while it changes other fields (the URI
+/// cache) of the context.
+pub fn resolve<'s>(
+    req: &'s RequestContext,
+    shared: &'s Shared,
+    strings: &'s [String],
+    h: i64,
+) -> &'s str {
+    if h >= 0 {
+        strings.get(h as usize).map_or("", String::as_str)
+    } else if h == ABSENT {
+        ""
+    } else if h <= MSG_BASE {
+        let v = MSG_BASE - h;
+        let (start, len) = ((v >> LEN_BITS) as usize, (v & ((1 << LEN_BITS) - 1)) as usize);
+        req.msg.original().head().get(start..start + len).unwrap_or("")
+    } else {
+        resolve_const(shared, h)
+    }
+}
+
+/// The constant-pool string of handle `h` (`MSG_BASE < h < 0`).
+pub fn resolve_const(shared: &Shared, h: i64) -> &str {
+    shared.consts.get((-(h + 1)) as usize).map_or("", String::as_str)
+}
+
 /// How deeply `route(…)` calls may nest (recursion is already a check error).
 pub const MAX_DEPTH: u32 = 100;
 /// Default bound on `while` iterations (`max_while_loops`).
@@ -92,6 +122,9 @@ pub struct Shared {
     pub empty: i64,
     /// Constant pool index of each interned string.
     index: std::collections::HashMap<String, usize>,
+    /// Handles of the fixed words runtime functions answer with
+    /// ([`registrar::RESULT_WORDS`]), so reading one copies nothing.
+    words: Vec<(&'static str, i64)>,
 }
 
 impl Shared {
@@ -128,7 +161,9 @@ impl Shared {
             local: std::sync::RwLock::new(local),
             empty: -1,
             index: std::collections::HashMap::from([(String::new(), 0)]),
+            words: Vec::new(),
         };
+        shared.words = registrar::RESULT_WORDS.iter().map(|w| (*w, shared.intern(w))).collect();
         shared.var_init = prog
             .msg_vars
             .iter()
@@ -141,6 +176,11 @@ impl Shared {
     }
 
     /// Interns a constant string, returning its (negative) handle.
+    /// The handle of a fixed result word, if it is one of them.
+    pub fn word(&self, w: &str) -> Option<i64> {
+        self.words.iter().find(|(x, _)| *x == w).map(|&(_, h)| h)
+    }
+
     pub fn intern(&mut self, s: &str) -> i64 {
         let i = match self.index.get(s) {
             Some(&i) => i,
@@ -159,28 +199,6 @@ impl Shared {
     }
 }
 
-/// What the routes of one message asked about one URI string: `$rU`,
-/// `$rd`, `$rp` and `is_myself(…)` are typically read several times per
-/// message (default.route reads `$rU` four times and asks `is_myself($ru)`
-/// three times), and parsing was a quarter of its routing time. Keyed by
-/// the text itself, so an edited R-URI is simply another entry.
-#[derive(Debug, Clone)]
-pub struct UriFacts {
-    pub text: String,
-    /// `None`: `text` is not a URI.
-    pub parsed: Option<UriParts>,
-    /// `is_myself(text)`, once asked.
-    pub local: Option<bool>,
-}
-
-/// The parts of a URI the routes read, as byte ranges of its text.
-#[derive(Debug, Clone, Copy)]
-pub struct UriParts {
-    pub user: Option<(usize, usize)>,
-    pub host: (usize, usize),
-    pub port: Option<u16>,
-}
-
 /// The state of one message being routed. Created fresh for every message,
 /// so `$var`s, captures and flags never leak from one message to the next.
 #[derive(Debug)]
@@ -196,11 +214,16 @@ pub struct RouteCtx<'a> {
     pub avps: Vec<i64>,
     /// `$match(N)` of the last successful `=~`.
     pub captures: Vec<i64>,
+    /// Transaction flags. Compiled code reads and writes this field in
+    /// place (`setflag`/`isflagset` of a declared flag; see
+    /// `codegen::lower`), so it stays a plain `u64`.
     pub flags: u64,
+    /// [`Method::bit`](crate::sip::Method::bit) of the request's method,
+    /// set once here and read in place by compiled `is_method(…)` tests.
+    pub method_bit: u64,
     pub decision: Option<Decision>,
-    /// URIs this message's routes looked into, parsed once each (see
-    /// [`UriFacts`]).
-    pub uris: Vec<UriFacts>,
+    /// URIs this message's routes looked into, parsed once each.
+    pub uris: UriCache,
     pub depth: u32,
     /// `$lookup_result`: the outcome of the last `lookup()` ("" before any).
     pub lookup_result: &'static str,
@@ -214,6 +237,7 @@ pub struct RouteCtx<'a> {
 impl<'a> RouteCtx<'a> {
     pub fn new(req: &'a mut RequestContext, shared: &'a Shared) -> RouteCtx<'a> {
         let flags = req.txn.flags;
+        let method_bit = u64::from(req.msg.original().method().map_or(0, crate::sip::Method::bit));
         let mut ctx = RouteCtx {
             req,
             shared,
@@ -222,8 +246,9 @@ impl<'a> RouteCtx<'a> {
             avps: vec![shared.empty; shared.avp_count],
             captures: Vec::new(),
             flags,
+            method_bit,
             decision: None,
-            uris: Vec::new(),
+            uris: UriCache::default(),
             depth: 0,
             lookup_result: "",
             auth_result: "",
@@ -239,17 +264,7 @@ impl<'a> RouteCtx<'a> {
 
     /// The string a handle names (empty for unknown handles).
     pub fn str(&self, h: i64) -> &str {
-        if h >= 0 {
-            self.strings.get(h as usize).map_or("", String::as_str)
-        } else if h == ABSENT {
-            ""
-        } else if h <= MSG_BASE {
-            let v = MSG_BASE - h;
-            let (start, len) = ((v >> LEN_BITS) as usize, (v & ((1 << LEN_BITS) - 1)) as usize);
-            self.req.msg.original().head().get(start..start + len).unwrap_or("")
-        } else {
-            self.shared.consts.get((-(h + 1)) as usize).map_or("", String::as_str)
-        }
+        resolve(self.req, self.shared, &self.strings, h)
     }
 
     /// Stores a string in the arena and returns its handle.
@@ -264,18 +279,23 @@ impl<'a> RouteCtx<'a> {
 
     /// The decision for the core, given the route's result.
     pub fn finish(&mut self, result: i64) -> Decision {
-        // Transaction-scoped values outlive this context.
+        let decision = if self.failed {
+            Decision::Reply { code: 500, reason: "Server Internal Error".into() }
+        } else if result == RESULT_DROP {
+            Decision::Drop
+        } else {
+            self.decision.take().unwrap_or(Decision::Drop)
+        };
+        // Transaction-scoped values outlive this context when there is a
+        // transaction to keep them: the request is relayed, or this route
+        // is a hook of one (its `$avp`s were loaded from it). A stateless
+        // answer or forward has none, and copying them out would be waste.
         self.req.txn.flags = self.flags;
-        if !self.avps.is_empty() {
+        let in_txn = !self.req.txn.avps.is_empty() || decision == Decision::Relay;
+        if !self.avps.is_empty() && in_txn {
             let avps = self.avps.iter().map(|&h| self.str(h).to_owned()).collect();
             self.req.txn.avps = avps;
         }
-        if self.failed {
-            return Decision::Reply { code: 500, reason: "Server Internal Error".into() };
-        }
-        if result == RESULT_DROP {
-            return Decision::Drop;
-        }
-        self.decision.take().unwrap_or(Decision::Drop)
+        decision
     }
 }

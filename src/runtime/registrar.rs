@@ -215,14 +215,37 @@ pub fn consume_credentials(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     i64::from(n > 0)
 }
 
+/// Every value `$lookup_result` and `$auth_result` take: interned in the
+/// program's constant pool, so reading them copies nothing.
+pub const RESULT_WORDS: &[&str] = &[
+    "found",
+    "not_found",
+    "method_not_allowed",
+    "error",
+    "ok",
+    "no_credentials",
+    "wrong_password",
+    "stale_nonce",
+    "unknown_user",
+    "user_mismatch",
+    "invalid",
+];
+
+fn word(ctx: &mut RouteCtx<'_>, v: &'static str) -> i64 {
+    match ctx.shared.word(v) {
+        Some(h) => h,
+        None => ctx.alloc(v),
+    }
+}
+
 pub fn pv_lookup_result(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     let v = ctx.lookup_result;
-    ctx.alloc(v)
+    word(ctx, v)
 }
 
 pub fn pv_auth_result(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     let v = ctx.auth_result;
-    ctx.alloc(v)
+    word(ctx, v)
 }
 
 /// RFC 1123 date (RFC 3261 §20.17), e.g. `Sat, 13 Nov 2010 23:29:00 GMT`.
@@ -254,6 +277,15 @@ pub fn http_date(unix: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn result_words_cover_every_auth_result() {
+        use crate::auth::AuthResult::*;
+        for r in [Ok, NoCredentials, WrongPassword, StaleNonce, UnknownUser, UserMismatch, Invalid]
+        {
+            assert!(super::RESULT_WORDS.contains(&r.as_str()), "{}", r.as_str());
+        }
+    }
+
     #[test]
     fn dates() {
         assert_eq!(super::http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");

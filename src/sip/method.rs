@@ -48,6 +48,15 @@ impl Method {
         }
     }
 
+    /// A bit of its own for each standard method, 0 for an extension
+    /// method: sets of methods (`is_method("INVITE|BYE")`) as masks.
+    pub fn bit(self) -> u32 {
+        match self {
+            Method::Extension => 0,
+            m => 1 << (m as u32),
+        }
+    }
+
     /// The method's name, or `None` for an extension method.
     pub fn as_str(self) -> Option<&'static str> {
         use Method::*;

@@ -74,11 +74,53 @@ impl<'a> NameAddr<'a> {
     pub fn tag(&self) -> Option<&'a str> {
         self.params.get("tag").flatten()
     }
+
+    /// The header parameters of a name-addr or addr-spec value (those after
+    /// `>`, or after the first `;` of a bare URI) without parsing the URI:
+    /// what `has_to_tag()` needs on every request, at a fraction of the
+    /// cost of [`NameAddr::parse`]. The structure is checked as there; the
+    /// URI is not.
+    pub fn header_params(s: &'a str) -> Result<Params<'a>, Malformed> {
+        let s = trim_lws(s);
+        let b = s.as_bytes();
+        let after_display =
+            if b.first() == Some(&b'"') { &s[quoted_end(b).ok_or(Malformed)?..] } else { s };
+        let rest = trim_lws(after_display);
+        let tail = match find_byte(b'<', rest.as_bytes()) {
+            Some(lt) => {
+                let inner = &rest[lt + 1..];
+                &inner[find_byte(b'>', inner.as_bytes()).ok_or(Malformed)? + 1..]
+            }
+            None => &rest[find_byte(b';', rest.as_bytes()).unwrap_or(rest.len())..],
+        };
+        let (params, tail) = Params::parse(tail, None)?;
+        if !trim_lws(tail).is_empty() {
+            return Err(Malformed);
+        }
+        Ok(params)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_params_agree_with_the_full_parse() {
+        for v in [
+            r#""J Rosenberg \\\"" <sip:jdrosen@example.com>;tag=98asjd8"#,
+            "Bob <sip:bob@example.com;transport=tcp>;tag=a;x=y",
+            "sip:bob@example.com;tag=z",
+            "<sip:bob@example.com>",
+            "\"a<b>\" <sip:c@d>; TAG = q",
+        ] {
+            let full = NameAddr::parse(v).unwrap();
+            assert_eq!(NameAddr::header_params(v).unwrap(), full.params, "{v}");
+        }
+        assert!(NameAddr::header_params("<sip:x@y").is_err());
+        assert!(NameAddr::header_params("<sip:x@y> junk").is_err());
+        assert!(NameAddr::parse("<sip:x@y> junk").is_err());
+    }
 
     #[test]
     fn quoted_display_with_escapes() {

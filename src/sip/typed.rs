@@ -200,6 +200,14 @@ impl Message {
         self.name_addr(HeaderName::To)
     }
 
+    /// The To tag, without parsing the To URI (see
+    /// [`NameAddr::header_params`]); `None` when there is no To header, no
+    /// tag or the value is malformed.
+    pub fn to_tag(&self) -> Option<&str> {
+        let (_, v) = self.single(HeaderName::To).ok()??;
+        NameAddr::header_params(v).ok()?.get("tag").flatten()
+    }
+
     /// The Call-ID (`word [@ word]`, no white space).
     pub fn call_id(&self) -> Result<Option<&str>, ParseError> {
         match self.single(HeaderName::CallId)? {

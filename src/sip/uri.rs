@@ -153,7 +153,9 @@ impl<'a> Uri<'a> {
         {
             return Err(Malformed);
         }
-        if s.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        // Branch-free, so the compiler vectorises it: URIs are short and
+        // almost never hold a control byte.
+        if s.bytes().fold(false, |bad, b| bad | (b <= b' ') | (b == 0x7f)) {
             return Err(Malformed);
         }
         debug_assert!(colon < s.len());

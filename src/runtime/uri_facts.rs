@@ -1,0 +1,145 @@
+//! What the routes of one message asked about each URI string, parsed once.
+//!
+//! `$rU`, `$rd`, `$rp` and `is_myself(…)` are typically read several times
+//! per message (default.route reads `$rU` four times and asks
+//! `is_myself($ru)` twice), and parsing was a quarter of its routing time.
+//! Entries are keyed by the text itself, so an edited R-URI is simply
+//! another entry; a URI that is a slice of the received message is keyed
+//! by its position there, so caching it copies nothing.
+
+use crate::proxy::LocalIdentity;
+use crate::sip::{Host, Scheme, Uri};
+
+/// How many URIs one message keeps facts about (more are rare: the R-URI,
+/// From and To; the oldest entry makes room).
+const SLOTS: usize = 4;
+
+/// Facts about one URI string.
+#[derive(Debug, Clone)]
+pub struct UriFacts {
+    key: Key,
+    /// `None`: the text is not a URI.
+    pub parsed: Option<UriParts>,
+    /// `is_myself(text)`, once asked.
+    pub local: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+enum Key {
+    /// Bytes `start..end` of the received message's head.
+    Head(usize, usize),
+    Owned(String),
+}
+
+/// The parts of a URI the routes read, as byte ranges of its text.
+#[derive(Debug, Clone, Copy)]
+pub struct UriParts {
+    pub user: Option<(usize, usize)>,
+    pub host: (usize, usize),
+    pub port: Option<u16>,
+    pub sips: bool,
+    /// `None`: no host (`tel:`); `Some(None)`: a host name; else its address.
+    pub ip: Option<Option<std::net::IpAddr>>,
+}
+
+impl UriParts {
+    fn of(text: &str) -> Option<UriParts> {
+        let range = |part: &str| {
+            let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+            (start + part.len() <= text.len()).then_some((start, start + part.len()))
+        };
+        let u = Uri::parse(text).ok()?;
+        Some(UriParts {
+            user: u.user.and_then(range),
+            host: range(u.host_str)?,
+            port: u.port,
+            sips: u.scheme == Scheme::Sips,
+            ip: match u.host {
+                None => None,
+                Some(Host::Name(_)) => Some(None),
+                Some(Host::V4(a)) => Some(Some(a.into())),
+                Some(Host::V6(a)) => Some(Some(a.into())),
+            },
+        })
+    }
+
+    /// Does the URI (`text`, which these parts describe) name this proxy?
+    /// The same answer as [`LocalIdentity::is_local_uri`] without parsing
+    /// the URI again.
+    pub fn is_local(&self, text: &str, local: &LocalIdentity) -> bool {
+        let port = self.port.unwrap_or(if self.sips { 5061 } else { 5060 });
+        let host = match self.ip {
+            None => return false,
+            Some(None) => Host::Name(&text[self.host.0..self.host.1]),
+            Some(Some(std::net::IpAddr::V4(a))) => Host::V4(a),
+            Some(Some(std::net::IpAddr::V6(a))) => Host::V6(a),
+        };
+        local.is_local(&host, port)
+    }
+}
+
+/// The facts of one message, held inline (no allocation for URIs that are
+/// slices of the message).
+#[derive(Debug, Default)]
+pub struct UriCache {
+    slots: [Option<UriFacts>; SLOTS],
+    next: usize,
+}
+
+impl UriCache {
+    /// The facts about `text`, parsed on first use. `head` is the received
+    /// message's head, which `text` may be a slice of.
+    pub fn get(&mut self, head: &str, text: &str) -> &mut UriFacts {
+        let in_head = (text.as_ptr() as usize)
+            .checked_sub(head.as_ptr() as usize)
+            .filter(|&start| start + text.len() <= head.len())
+            .map(|start| (start, start + text.len()));
+        let found = self.slots.iter().position(|f| {
+            f.as_ref().is_some_and(|f| match &f.key {
+                Key::Head(s, e) => in_head == Some((*s, *e)) || head.get(*s..*e) == Some(text),
+                Key::Owned(t) => t == text,
+            })
+        });
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let i = self.next;
+                self.next = (self.next + 1) % SLOTS;
+                let key = match in_head {
+                    Some((s, e)) => Key::Head(s, e),
+                    None => Key::Owned(text.to_owned()),
+                };
+                self.slots[i] = Some(UriFacts { key, parsed: UriParts::of(text), local: None });
+                i
+            }
+        };
+        self.slots[i].as_mut().expect("filled above")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UriCache;
+
+    #[test]
+    fn one_parse_per_text_and_edits_are_new_entries() {
+        let head = "INVITE sip:bob@example.com SIP/2.0";
+        let ruri = &head[7..26];
+        let mut c = UriCache::default();
+        let f = c.get(head, ruri);
+        assert_eq!(f.parsed.unwrap().user, Some((4, 7)));
+        f.local = Some(true);
+        // The same text, as a copy, finds the same entry.
+        let copy = String::from(ruri);
+        assert_eq!(c.get(head, copy.as_str()).local, Some(true));
+        let edited = "sip:carol@example.org:5070".to_owned();
+        let f = c.get(head, &edited);
+        assert_eq!(f.local, None);
+        assert_eq!(f.parsed.unwrap().port, Some(5070));
+        assert!(c.get(head, "not a uri").parsed.is_none());
+        for i in 0..10 {
+            let u = format!("sip:u{i}@example.com");
+            assert_eq!(c.get(head, &u).parsed.unwrap().user, Some((4, 4 + format!("u{i}").len())));
+        }
+    }
+}
