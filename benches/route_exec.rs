@@ -22,6 +22,14 @@ Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\nCSeq: 314159 INVITE\r\n\
 Contact: <sip:alice@192.0.2.1>\r\nUser-Agent: softphone/2.1\r\n\
 Content-Type: application/sdp\r\nContent-Length: 0\r\n\r\n";
 
+const REGISTER: &str = "REGISTER sip:sip.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKnashds7;rport\r\n\
+Max-Forwards: 70\r\nTo: Alice <sip:alice@sip.example.com>\r\n\
+From: Alice <sip:alice@sip.example.com>;tag=456248\r\n\
+Call-ID: 843817637684230@998sdasdh09\r\nCSeq: 1826 REGISTER\r\n\
+Contact: <sip:alice@192.0.2.1>\r\nExpires: 3600\r\nUser-Agent: softphone/2.1\r\n\
+Content-Length: 0\r\n\r\n";
+
 /// A config heavier on the language itself: loops, arithmetic, string ops.
 const COMPUTE: &str = r#"
 listen udp 127.0.0.1:5060;
@@ -70,15 +78,22 @@ fn time(iters: u32, mut f: impl FnMut() -> Decision) -> f64 {
 
 fn main() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let default = std::fs::read_to_string(dir.join("default.route")).unwrap();
     let configs = [
-        ("default.route", std::fs::read_to_string(dir.join("default.route")).unwrap()),
-        ("stateless.route", std::fs::read_to_string(dir.join("bench/stateless.route")).unwrap()),
-        ("compute", COMPUTE.to_owned()),
+        ("default.route", default.clone(), INVITE),
+        ("default.route, REGISTER", default, REGISTER),
+        (
+            "stateless.route",
+            std::fs::read_to_string(dir.join("bench/stateless.route")).unwrap(),
+            INVITE,
+        ),
+        ("compute", COMPUTE.to_owned(), INVITE),
     ];
-    let msg = EditedMessage::new(Message::parse(Bytes::from_static(INVITE.as_bytes())).unwrap());
     let mut c = Criterion::default().configure_from_args();
     let mut ratios = Vec::new();
-    for (name, text) in &configs {
+    for (name, text, message) in &configs {
+        let msg =
+            EditedMessage::new(Message::parse(Bytes::from_static(message.as_bytes())).unwrap());
         let prog = program(name, text);
         let jit = Program::compile(&prog).unwrap();
         let eval = Evaluator::new(&prog).unwrap();

@@ -61,9 +61,24 @@ impl Gen<'_> {
         match self.byte() % if depth == 0 { 5 } else { 8 } {
             0 => format!("{} {} {}", self.str(1), self.pick(&["==", "!="]), self.str(1)),
             1 => format!("{} {} {}", self.int(1), self.pick(&["<", ">", "<=", ">=", "=="]), self.int(1)),
-            2 => format!("is_method(\"{}\")", self.pick(&["INVITE", "OPTIONS", "BYE", "INVITE|BYE"])),
+            2 => format!(
+                "is_method(\"{}\")",
+                self.pick(&["INVITE", "OPTIONS", "BYE", "INVITE|BYE", " ACK | BYE ", "FOO|INVITE", "invite", "BYE|", "PUBLISH|NOTIFY|OPTIONS"])
+            ),
             3 => format!("{} =~ \"{}\"", self.str(0), self.pick(&["^b", "o+", "(a|b)c?", "^$", "[0-9]+"])),
-            4 => self.pick(&["has_to_tag()", "is_present_hf(\"X-A\")", "loose_route()"]).into(),
+            4 => self
+                .pick(&[
+                    "has_to_tag()",
+                    "is_present_hf(\"X-A\")",
+                    "loose_route()",
+                    "isflagset(F1)",
+                    "isflagset(F2)",
+                    "is_myself($ru)",
+                    "is_myself($fu)",
+                    "sanity_check()",
+                    "t_precheck_trans()",
+                ])
+                .into(),
             5 => format!("!({})", self.cond(depth - 1)),
             6 => format!("({} && {})", self.cond(depth - 1), self.cond(depth - 1)),
             _ => format!("({} || {})", self.cond(depth - 1), self.cond(depth - 1)),
@@ -75,7 +90,7 @@ impl Gen<'_> {
     }
 
     fn stmt(&mut self, depth: u8) -> String {
-        match self.byte() % if depth == 0 { 9 } else { 12 } {
+        match self.byte() % if depth == 0 { 9 } else { 13 } {
             0 => format!("$var(a) = {};", self.int(2)),
             1 => format!("$var(s) = {};", self.str(2)),
             2 => format!("$ru = \"sip:{}@192.0.2.{}\";", self.pick(&["bob", "carol", "x"]), self.byte() % 9 + 1),
@@ -93,6 +108,7 @@ impl Gen<'_> {
                 let (a, b) = (self.stmts(depth - 1, 2), self.stmts(depth - 1, 1));
                 format!("switch $rU {{\ncase \"bob\":\n{a}\nbreak;\ndefault:\n{b}\n}}")
             }
+            11 => format!("{}({});", self.pick(&["setflag", "resetflag"]), self.pick(&["F1", "F2"])),
             _ => format!("if {} {{ drop; }}", self.cond(1)),
         }
     }
@@ -113,7 +129,10 @@ fuzz_target!(|data: &[u8]| {
     let msg = MESSAGES[usize::from(g.byte()) % MESSAGES.len()];
     let n = g.byte() % 6 + 1;
     let body = g.stmts(2, n);
-    let src = format!("listen udp 127.0.0.1:5060;\nrequest_route {{\n{body}\nforward();\n}}\n");
+    let src = format!(
+        "listen udp 127.0.0.1:5060;\ndomain \"example.com\";\nflag F1;\nflag F2;\n\
+         request_route {{\n{body}\nif isflagset(F1) {{ append_hf(\"X-F: 1\\r\\n\"); }}\nforward();\n}}\n"
+    );
     let out = sema::check_source("fuzz.route", &src, &Options::default());
     if out.errors() > 0 {
         return;

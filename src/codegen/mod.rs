@@ -27,8 +27,8 @@
 //! wraps on overflow (`+ - *`, unary `-`); `x / 0` and `x % 0` are 0, and
 //! `i64::MIN / -1` wraps to `i64::MIN`; a `while` loop that reaches
 //! `max_while_loops` iterations is left (with a warning logged), as if by
-//! `break`. `$var`s, `$match` captures and flags are per message; `$avp`s
-//! are per message too until the transaction layer lands.
+//! `break`. `$var`s and `$match` captures are per message; `$avp`s and flags
+//! belong to the transaction (see [`crate::runtime::RouteCtx`]).
 
 mod depth;
 pub mod eval;

@@ -444,7 +444,7 @@ pub fn is_myself(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
         return b(known);
     }
     let mine = f.parsed.as_ref().is_some_and(|p| {
-        let local = shared.local.read().unwrap_or_else(|e| e.into_inner());
+        let local = shared.local.load();
         p.is_local(text, &local)
     });
     f.local = Some(mine);

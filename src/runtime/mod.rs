@@ -117,7 +117,9 @@ pub struct Shared {
     pub var_init: Vec<i64>,
     pub avp_count: usize,
     pub max_while: i64,
-    pub local: std::sync::RwLock<LocalIdentity>,
+    /// Who "myself" is: read by `is_myself` on most messages, replaced
+    /// once when the server has bound its sockets (a lock-free load).
+    pub local: arc_swap::ArcSwap<LocalIdentity>,
     /// Handle of the empty string.
     pub empty: i64,
     /// Constant pool index of each interned string.
@@ -158,7 +160,7 @@ impl Shared {
             var_init: Vec::new(),
             avp_count: prog.avps.len(),
             max_while,
-            local: std::sync::RwLock::new(local),
+            local: arc_swap::ArcSwap::from_pointee(local),
             empty: -1,
             index: std::collections::HashMap::from([(String::new(), 0)]),
             words: Vec::new(),
@@ -195,9 +197,12 @@ impl Shared {
 
     /// Replaces who "myself" is (after binding, when ports were 0).
     pub fn set_local(&self, local: LocalIdentity) {
-        *self.local.write().unwrap_or_else(|e| e.into_inner()) = local;
+        self.local.store(std::sync::Arc::new(local));
     }
 }
+
+/// Per-message value slots (`$var`, `$avp`).
+pub type Slots = smallvec::SmallVec<[i64; 8]>;
 
 /// The state of one message being routed. Created fresh for every message,
 /// so `$var`s, captures and flags never leak from one message to the next.
@@ -207,11 +212,13 @@ pub struct RouteCtx<'a> {
     pub shared: &'a Shared,
     /// The per-message string arena (non-negative handles).
     pub strings: Vec<String>,
-    pub vars: Vec<i64>,
+    /// `$var` and `$avp` slots live inline for the usual handful (no
+    /// allocation per message).
+    pub vars: Slots,
     /// `$avp(x)`: loaded from and saved back to the transaction scope
     /// ([`crate::proxy::router::TxnScope`]), so failure and reply routes
     /// see what the request route set.
-    pub avps: Vec<i64>,
+    pub avps: Slots,
     /// `$match(N)` of the last successful `=~`.
     pub captures: Vec<i64>,
     /// Transaction flags. Compiled code reads and writes this field in
@@ -242,8 +249,8 @@ impl<'a> RouteCtx<'a> {
             req,
             shared,
             strings: Vec::new(),
-            vars: shared.var_init.clone(),
-            avps: vec![shared.empty; shared.avp_count],
+            vars: Slots::from_slice(&shared.var_init),
+            avps: smallvec::smallvec![shared.empty; shared.avp_count],
             captures: Vec::new(),
             flags,
             method_bit,
