@@ -411,7 +411,8 @@ impl Core {
         let (cancels, key) = match self.match_request(&msg) {
             Matched::Absorbed(step) => return step,
             Matched::Cancel(txn) => (txn, None),
-            Matched::New(key) => (None, key),
+            Matched::New(key) => (None, Some(key)),
+            Matched::Fresh => (None, None),
         };
         let mut edit = EditedMessage::new(msg);
         apply_received(&mut edit, inbound.peer);
@@ -456,7 +457,10 @@ impl Core {
                     Some(txn) => self.cancel(&txn, &ctx.msg, inbound),
                     None => self.forward(ctx, inbound, None),
                 },
-                _ => self.relay(ctx, inbound, Arc::clone(&router.0), key),
+                _ => {
+                    let key = key.unwrap_or_else(|| crate::txn::ServerKey::of(ctx.msg.original()));
+                    self.relay(ctx, inbound, Arc::clone(&router.0), key)
+                }
             },
         }
     }

@@ -231,6 +231,10 @@ pub(super) enum Matched {
     /// A new request, with its transaction key (computed once, here, and
     /// used by `relay()`); `None` when it has no usable Via or CSeq.
     New(Option<ServerKey>),
+    /// A new request while no transaction exists at all (a stateless
+    /// configuration, or an idle proxy): nothing to look up, and the key
+    /// is computed only if `relay()` needs it.
+    Fresh,
 }
 
 mod messages;

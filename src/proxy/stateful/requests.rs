@@ -13,6 +13,9 @@ impl Core {
                 ServerKey::cancelled_invite(msg).and_then(|k| self.txn.table.by_key(&k)),
             );
         }
+        if self.txn.table.len() == 0 {
+            return Matched::Fresh;
+        }
         let key = ServerKey::of(msg);
         let Some(txn) = key.as_ref().and_then(|k| self.txn.table.by_key(k)) else {
             return Matched::New(key);
