@@ -88,9 +88,13 @@ struct Bed {
 }
 
 async fn bed() -> Bed {
+    bed_with(ROUTES).await
+}
+
+async fn bed_with(routes: &str) -> Bed {
     let (uac, uas1, uas2) = (UdpUa::bind().await, UdpUa::bind().await, UdpUa::bind().await);
     let mut started = None;
-    let proxy = serve_source("registrar.route", ROUTES, |prog, config| {
+    let proxy = serve_source("registrar.route", routes, |prog, config| {
         config.workers = 2;
         let services =
             sipc::cli::services::start(prog, &std::env::temp_dir()).expect("services start");
@@ -268,5 +272,42 @@ async fn nated_contacts_are_reached_at_their_source_and_allow_is_honoured() {
     let msg = request("MESSAGE", "sip:bob@example.com", &b.uac.via("m1"), "msg-1", "");
     b.uac.send(b.px, &msg).await;
     expect(&b.uac, "405: MESSAGE not in Allow", status(405)).await;
+    b.proxy.stop(Duration::from_secs(1)).await;
+}
+
+/// A TCP client behind NAT (its Via and Contact name a private address)
+/// registers over its own connection; a call to it must come back over
+/// that connection, not as UDP to the connection's port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nated_tcp_contacts_are_reached_over_their_connection() {
+    use tokio::io::AsyncWriteExt;
+    let routes = ROUTES.replacen(
+        "listen udp 127.0.0.1:5060;",
+        "listen udp 127.0.0.1:5060;\nlisten tcp 127.0.0.1:5060;",
+        1,
+    );
+    let b = bed_with(&routes).await;
+    let tcp_addr = b.proxy.addr(Transport::Tcp).expect("a TCP listener");
+    let mut stream = tokio::net::TcpStream::connect(tcp_addr).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let register = "REGISTER sip:example.com SIP/2.0\r\n\
+        Via: SIP/2.0/TCP 10.0.0.9:5060;branch=z9hG4bKnattcp1;rport\r\nMax-Forwards: 70\r\n\
+        To: <sip:bob@example.com>\r\nFrom: <sip:bob@example.com>;tag=nt1\r\n\
+        Call-ID: nat-tcp-1\r\nCSeq: 1 REGISTER\r\n\
+        Contact: <sip:bob@10.0.0.9:5060;transport=tcp>\r\nExpires: 600\r\n\
+        Content-Length: 0\r\n\r\n";
+    stream.write_all(register.as_bytes()).await.unwrap();
+    let ok = read_message(&mut stream, &mut buf).await.expect("reply to REGISTER");
+    assert_eq!(ok.status(), Some(200));
+
+    b.uac.send(b.px, &invite(&b.uac, "nt-i1", "call-nat-tcp")).await;
+    let inv =
+        read_message(&mut stream, &mut buf).await.expect("INVITE over the client's connection");
+    assert_eq!(inv.method_str(), Some("INVITE"));
+    assert_eq!(inv.request_uri_str(), Some("sip:bob@10.0.0.9:5060;transport=tcp"));
+    let top_via = values(&inv, "Via")[0].to_owned();
+    assert!(top_via.starts_with("SIP/2.0/TCP"), "sent over TCP: {top_via}");
+    stream.write_all(reply(&inv, 486, "Busy Here").as_bytes()).await.unwrap();
+    expect(&b.uac, "486 upstream", status(486)).await;
     b.proxy.stop(Duration::from_secs(1)).await;
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use super::canonical_aor;
-use crate::proxy::Reject;
+use crate::proxy::{Reject, Transport};
 use crate::sip::{Contact, Message};
 
 /// Registrar settings.
@@ -47,6 +47,10 @@ pub struct Binding {
     /// (Behind NAT: the Via's sent-by is not the source, or the contact
     /// is a private address; see `register`.)
     pub received: Option<SocketAddr>,
+    /// The transport the REGISTER arrived over. Requests to `received` use
+    /// it: a TCP or TLS client behind NAT can only be reached over the
+    /// connection it opened (the proxy reuses connections by peer).
+    pub transport: Transport,
     /// `+sip.instance` (RFC 5626), with its `reg-id`.
     pub instance: Option<String>,
     pub reg_id: Option<u32>,
@@ -79,6 +83,29 @@ pub fn method_bit(method: &str) -> u32 {
 }
 
 impl Binding {
+    /// Where requests for this binding go when it is behind NAT: the source
+    /// of its REGISTER as a SIP URI, with the transport it came over
+    /// (`sip:198.51.100.7:40312;transport=tcp`), like Kamailio's
+    /// `received` column.
+    pub fn received_uri(&self) -> Option<String> {
+        let r = self.received?;
+        Some(match self.transport {
+            Transport::Udp => format!("sip:{r}"),
+            t => format!("sip:{r};transport={}", t.via_token().to_ascii_lowercase()),
+        })
+    }
+
+    /// Parses what [`Binding::received_uri`] wrote (or a bare `ip:port`,
+    /// as stores written before transports were kept hold: UDP).
+    pub fn parse_received(text: &str) -> Option<(SocketAddr, Transport)> {
+        let text = text.strip_prefix("sip:").unwrap_or(text);
+        let (addr, transport) = match text.split_once(";transport=") {
+            Some((a, t)) => (a, Transport::from_name(&t.to_ascii_lowercase())?),
+            None => (text, Transport::Udp),
+        };
+        Some((addr.parse().ok()?, transport))
+    }
+
     /// Whether a request of `method` may be sent to this contact (RFC 3261
     /// §10.2.1: the Allow header of the REGISTER).
     pub fn allows(&self, method: &str) -> bool {
@@ -178,12 +205,24 @@ impl Location {
         &self.shards[h.finish() as usize % SHARDS]
     }
 
-    /// Applies a REGISTER received from `source` at time `now`; returns the
-    /// AOR and its bindings to list in the 200 OK.
+    /// Applies a REGISTER received over UDP from `source` at time `now`;
+    /// see [`Location::register_from`].
     pub fn register(
         &self,
         req: &Message,
         source: SocketAddr,
+        now: u64,
+    ) -> Result<(String, Vec<Binding>), RegisterError> {
+        self.register_from(req, source, Transport::Udp, now)
+    }
+
+    /// Applies a REGISTER received over `transport` from `source` at time
+    /// `now`; returns the AOR and its bindings to list in the 200 OK.
+    pub fn register_from(
+        &self,
+        req: &Message,
+        source: SocketAddr,
+        transport: Transport,
         now: u64,
     ) -> Result<(String, Vec<Binding>), RegisterError> {
         let bad = || RegisterError::new(400, "Bad Request");
@@ -270,6 +309,7 @@ impl Location {
                     received: (contact_addr != Some(source)
                         && (via_nat || contact_addr.is_some_and(|c| is_private(c.ip()))))
                     .then_some(source),
+                    transport,
                     instance,
                     reg_id,
                     methods,
@@ -416,6 +456,7 @@ mod tests {
         let found = l.lookup(&aor, 1000);
         assert_eq!(found[0].contact, "sip:bob@10.0.0.2:5070", "higher q (absent = 1.0) first");
         assert_eq!(found[0].received, Some(src()), "NATed contact remembers the source");
+        assert_eq!(found[0].received_uri(), Some(format!("sip:{}", src())));
         assert_eq!(found[1].received, None);
         assert_eq!(found[1].contact_value(1060), "<sip:bob@198.51.100.7>;expires=60;q=0.500");
         assert!(l.lookup(&aor, 1120).is_empty(), "expired");

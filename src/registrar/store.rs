@@ -17,6 +17,7 @@ use std::time::Duration;
 use rusqlite::{Connection, params};
 
 use super::{Binding, Location};
+use crate::proxy::Transport;
 
 /// A SQLite database holding the location table.
 #[derive(Debug)]
@@ -72,7 +73,7 @@ impl SqliteStore {
                         b.call_id,
                         i64::from(b.cseq),
                         b.path.join("\n"),
-                        b.received.map(|r| r.to_string()),
+                        b.received_uri(),
                         b.instance,
                         b.reg_id.map(i64::from),
                         b.methods.map(i64::from),
@@ -100,6 +101,7 @@ impl SqliteStore {
         let rows = stmt.query_map([now as i64], |r| {
             let path: String = r.get(6)?;
             let received: Option<String> = r.get(7)?;
+            let received = received.as_deref().and_then(Binding::parse_received);
             Ok((
                 r.get::<_, String>(0)?,
                 Binding {
@@ -109,7 +111,8 @@ impl SqliteStore {
                     call_id: r.get(4)?,
                     cseq: r.get::<_, i64>(5)? as u32,
                     path: path.lines().map(str::to_owned).filter(|p| !p.is_empty()).collect(),
-                    received: received.and_then(|r| r.parse().ok()),
+                    received: received.map(|(addr, _)| addr),
+                    transport: received.map_or(Transport::Udp, |(_, t)| t),
                     instance: r.get(8)?,
                     reg_id: r.get::<_, Option<i64>>(9)?.map(|v| v as u32),
                     methods: r.get::<_, Option<i64>>(10)?.map(|v| v as u32),
@@ -218,6 +221,10 @@ mod tests {
             let p = Persister::start(Arc::clone(&loc), store, Duration::from_secs(3600));
             loc.register(&reg("alice", "sip:alice@192.0.2.10", 600), src, 1_000).unwrap();
             loc.register(&reg("bob", "sip:bob@192.0.2.11", 60), src, 1_000).unwrap();
+            // A TCP client behind NAT: reached back over its own connection.
+            let nat = "198.51.100.7:40312".parse().unwrap();
+            let tcp = Transport::Tcp;
+            loc.register_from(&reg("dave", "sip:dave@10.0.0.7", 600), nat, tcp, 1_000).unwrap();
             p.stop(); // flushes although the delay has not passed
         }
         let store = SqliteStore::open(&db).unwrap();
@@ -229,9 +236,21 @@ mod tests {
         assert_eq!(alice[0].expires_at, 1_600);
         assert_eq!(alice[0].path, ["<sip:edge.example.com;lr>"]);
         assert_eq!(alice[0].received, Some(src));
+        assert_eq!(alice[0].transport, Transport::Udp);
+        let dave = restored.lookup("sip:dave@example.com", 1_100);
+        assert_eq!(dave[0].received_uri().as_deref(), Some("sip:198.51.100.7:40312;transport=tcp"));
         assert!(restored.lookup("sip:bob@example.com", 1_100).is_empty(), "expired while down");
         assert_eq!(store.purge(1_100).unwrap(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn received_addresses_of_older_stores_are_udp() {
+        let udp = Binding::parse_received("203.0.113.9:5060").unwrap();
+        assert_eq!(udp, ("203.0.113.9:5060".parse().unwrap(), Transport::Udp));
+        let tls = Binding::parse_received("sip:[2001:db8::1]:5061;transport=TLS").unwrap();
+        assert_eq!(tls, ("[2001:db8::1]:5061".parse().unwrap(), Transport::Tls));
+        assert_eq!(Binding::parse_received("sip:x;transport=sctp"), None);
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub fn save(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
         return 0;
     }
     let now = unix_now();
-    match loc.register(ctx.req.msg.original(), ctx.req.source, now) {
+    match loc.register_from(ctx.req.msg.original(), ctx.req.source, ctx.req.transport, now) {
         Ok((_, bindings)) => {
             for v in contact_values(&bindings, now) {
                 ctx.req.reply_headers.push(("Contact".into(), v));
@@ -79,7 +79,7 @@ fn target(b: &Binding) -> BranchTarget {
         uri: b.contact.clone(),
         // A Path leads through the edge proxy; else a NATed contact is
         // reached at the address its REGISTER came from.
-        destination: if b.path.is_empty() { b.received.map(|r| format!("sip:{r}")) } else { None },
+        destination: if b.path.is_empty() { b.received_uri() } else { None },
         route: b.path.clone(),
     }
 }
