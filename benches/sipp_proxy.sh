@@ -135,7 +135,7 @@ if [[ $TARGETS != *kamailio* ]]; then
   :
 elif command -v kamailio >/dev/null; then
   measure kamailio
-  awk -v s="$CPU_sipc" -v k="$CPU_kamailio" 'BEGIN {
+  awk -v s="${CPU_sipc:-}" -v k="${CPU_kamailio:-}" 'BEGIN {
     if (s+0 > 0 && k+0 > 0) printf "sipc CPU per call / kamailio CPU per call = %.2f (target <= 0.33)\n", s / k }'
 else
   echo "kamailio not installed: no comparison (apt-get install kamailio)"
