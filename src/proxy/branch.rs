@@ -29,7 +29,7 @@ pub fn stateless_branch(req: &Message, outgoing_uri: &str) -> String {
     match req.via().ok().flatten() {
         Some(v) if v.has_rfc3261_branch() => {
             v.branch().hash(&mut h);
-            v.host.to_string().hash(&mut h);
+            v.host.hash(&mut h);
             v.port.hash(&mut h);
         }
         _ => {
@@ -40,7 +40,21 @@ pub fn stateless_branch(req: &Message, outgoing_uri: &str) -> String {
         }
     }
     outgoing_uri.hash(&mut h);
-    format!("{MAGIC_COOKIE}{:016x}.{:016x}", h.finish(), loop_hash(req))
+    let mut out = String::with_capacity(MAGIC_COOKIE.len() + 33);
+    out.push_str(MAGIC_COOKIE);
+    push_hex16(&mut out, h.finish());
+    out.push('.');
+    push_hex16(&mut out, loop_hash(req));
+    out
+}
+
+/// Appends `v` as 16 lowercase hex digits (`{:016x}`, without the
+/// formatting machinery: this runs for every forwarded request).
+pub fn push_hex16(out: &mut String, v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[((v >> (shift * 4)) & 0xf) as usize]));
+    }
 }
 
 /// The loop part of a branch (see the module docs).
@@ -79,6 +93,18 @@ pub fn is_loop(req: &Message, local: &LocalIdentity) -> bool {
                     loop_part == want.get_or_insert_with(|| format!("{:016x}", loop_hash(req)))
                 })
     })
+}
+
+#[cfg(test)]
+mod hex_tests {
+    #[test]
+    fn push_hex16_is_016x() {
+        for v in [0, 1, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
+            let mut s = String::new();
+            super::push_hex16(&mut s, v);
+            assert_eq!(s, format!("{v:016x}"));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -487,14 +487,19 @@ impl Core {
                 extra: vec![],
             })?;
             target = Some((transport, peer));
-            let mut record_routes = vec![rr_uri(transport, out_addr)];
-            if transport != inbound.transport || out_addr.ip() != inbound.local.ip() {
-                record_routes.push(rr_uri(inbound.transport, inbound.local));
+            let mut record_routes = Vec::new();
+            if fwd.record_route {
+                record_routes.push(rr_uri(transport, out_addr));
+                if transport != inbound.transport || out_addr.ip() != inbound.local.ip() {
+                    record_routes.push(rr_uri(inbound.transport, inbound.local));
+                }
             }
-            Ok(HopHeaders {
-                via_sent_by: format!("SIP/2.0/{} {}", transport.via_token(), out_addr),
-                record_routes,
-            })
+            let mut via_sent_by = String::with_capacity(40);
+            via_sent_by.push_str("SIP/2.0/");
+            via_sent_by.push_str(transport.via_token());
+            via_sent_by.push(' ');
+            super::request::push_socket_addr(&mut via_sent_by, out_addr);
+            Ok(HopHeaders { via_sent_by, record_routes })
         })?;
         let target = target.ok_or(CANNOT_RESOLVE)?;
         Ok((target, edit.serialize()))
@@ -584,13 +589,13 @@ fn literal(hop: &NextHop) -> Result<(Transport, SocketAddr), Reject> {
 }
 
 fn rr_uri(transport: Transport, addr: SocketAddr) -> String {
-    let host = match addr {
-        SocketAddr::V4(a) => a.ip().to_string(),
-        SocketAddr::V6(a) => format!("[{}]", a.ip()),
-    };
-    match transport {
-        Transport::Udp => format!("<sip:{host}:{};lr>", addr.port()),
-        Transport::Tcp => format!("<sip:{host}:{};transport=tcp;lr>", addr.port()),
-        Transport::Tls => format!("<sip:{host}:{};transport=tls;lr>", addr.port()),
-    }
+    let mut out = String::with_capacity(48);
+    out.push_str("<sip:");
+    super::request::push_socket_addr(&mut out, addr);
+    out.push_str(match transport {
+        Transport::Udp => ";lr>",
+        Transport::Tcp => ";transport=tcp;lr>",
+        Transport::Tls => ";transport=tls;lr>",
+    });
+    out
 }

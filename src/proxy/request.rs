@@ -97,6 +97,52 @@ pub fn check_request(
     Ok(())
 }
 
+/// Appends `v` in decimal, without the formatting machinery (addresses and
+/// ports are written into every forwarded message).
+pub fn push_u16(out: &mut String, v: u16) {
+    let mut buf = [0u8; 5];
+    let (mut i, mut v) = (buf.len(), v);
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(buf[i..].iter().map(|&d| char::from(d)));
+}
+
+/// Appends `ip` as text (see [`push_u16`]; IPv6 goes through `Display`).
+pub fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_u16(out, u16::from(o));
+            }
+        }
+        std::net::IpAddr::V6(a) => {
+            let _ = write!(out, "{a}");
+        }
+    }
+}
+
+/// Appends `ip:port`, or `[ip]:port` for IPv6 (a Via sent-by, a URI host).
+pub fn push_socket_addr(out: &mut String, addr: SocketAddr) {
+    if addr.is_ipv6() {
+        out.push('[');
+        push_ip(out, addr.ip());
+        out.push(']');
+    } else {
+        push_ip(out, addr.ip());
+    }
+    out.push(':');
+    push_u16(out, addr.port());
+}
+
 /// RFC 3261 §18.2.1 and RFC 3581 §4: records where the request really came
 /// from in its top Via: `received` when the sent-by host is not the source
 /// address (always, when `rport` was asked for), and the source port in an
@@ -111,7 +157,8 @@ pub fn apply_received(edit: &mut EditedMessage, source: SocketAddr) {
     }
     let mut value = format!("SIP/2.0/{} {}", via.transport, via.host);
     if let Some(p) = via.port {
-        let _ = write!(value, ":{p}");
+        value.push(':');
+        push_u16(&mut value, p);
     }
     for (name, v) in via.params.iter() {
         if name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport") {
@@ -124,9 +171,11 @@ pub fn apply_received(edit: &mut EditedMessage, source: SocketAddr) {
             value.push_str(v);
         }
     }
-    let _ = write!(value, ";received={}", source.ip());
+    value.push_str(";received=");
+    push_ip(&mut value, source.ip());
     if wants_rport {
-        let _ = write!(value, ";rport={}", source.port());
+        value.push_str(";rport=");
+        push_u16(&mut value, source.port());
     }
     edit.replace_first_value("Via", &value);
 }
@@ -268,19 +317,48 @@ pub fn prepare_forward(
         }
     }
     let branch = match fwd.branch {
-        Some(part) => format!("{MAGIC_COOKIE}{part}.{:016x}", loop_hash(edit.original())),
+        Some(part) => {
+            let mut b = String::with_capacity(MAGIC_COOKIE.len() + part.len() + 17);
+            b.push_str(MAGIC_COOKIE);
+            b.push_str(part);
+            b.push('.');
+            super::branch::push_hex16(&mut b, loop_hash(edit.original()));
+            b
+        }
         None => {
             let outgoing = edit.request_uri().unwrap_or_default().to_owned();
             stateless_branch(edit.original(), &outgoing)
         }
     };
-    edit.insert_first("Via", &format!("{};branch={branch}", added.via_sent_by));
+    let mut via = added.via_sent_by;
+    via.push_str(";branch=");
+    via.push_str(&branch);
+    edit.insert_first("Via", &via);
     Ok(hop)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_address_writing_matches_display() {
+        for a in [
+            "0.0.0.0:0",
+            "127.0.0.1:5060",
+            "255.255.255.255:65535",
+            "[::1]:5061",
+            "[2001:db8::7]:9",
+        ] {
+            let a: SocketAddr = a.parse().unwrap();
+            let mut s = String::new();
+            push_socket_addr(&mut s, a);
+            assert_eq!(s, a.to_string());
+            let mut ip = String::new();
+            push_ip(&mut ip, a.ip());
+            assert_eq!(ip, a.ip().to_string());
+        }
+    }
     use bytes::Bytes;
 
     fn local() -> LocalIdentity {

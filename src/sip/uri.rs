@@ -23,7 +23,7 @@ pub enum Scheme {
 }
 
 /// The host part of a SIP URI or Via sent-by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Host<'a> {
     Name(&'a str),
     V4(Ipv4Addr),
