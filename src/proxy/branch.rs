@@ -71,10 +71,8 @@ pub fn loop_hash(req: &Message) -> u64 {
 }
 
 fn hash_dialog(req: &Message, h: &mut DefaultHasher) {
-    let from = req.from().ok().flatten();
-    let to = req.to().ok().flatten();
-    from.and_then(|f| f.tag()).hash(h);
-    to.and_then(|t| t.tag()).hash(h);
+    req.from_tag().hash(h);
+    req.to_tag().hash(h);
     req.call_id().ok().flatten().hash(h);
     req.cseq().ok().flatten().map(|c| c.seq).hash(h);
 }

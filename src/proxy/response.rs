@@ -34,7 +34,7 @@ pub fn build_response(
         }
     }
     if let Some(to) = req.current_values("To").next() {
-        let has_tag = msg.to().ok().flatten().is_some_and(|t| t.tag().is_some());
+        let has_tag = msg.to_tag().is_some();
         if code > 100 && !has_tag {
             let _ = write!(out, "To: {to};tag={}\r\n", stateless_to_tag(msg));
         } else {
@@ -52,7 +52,7 @@ pub fn build_response(
 pub fn stateless_to_tag(req: &Message) -> String {
     let mut h = DefaultHasher::new();
     req.call_id().ok().flatten().hash(&mut h);
-    req.from().ok().flatten().and_then(|f| f.tag()).hash(&mut h);
+    req.from_tag().hash(&mut h);
     req.via().ok().flatten().and_then(|v| v.branch()).hash(&mut h);
     req.cseq().ok().flatten().map(|c| c.seq).hash(&mut h);
     format!("sc{:012x}", h.finish() & 0xffff_ffff_ffff)

@@ -204,7 +204,16 @@ impl Message {
     /// [`NameAddr::header_params`]); `None` when there is no To header, no
     /// tag or the value is malformed.
     pub fn to_tag(&self) -> Option<&str> {
-        let (_, v) = self.single(HeaderName::To).ok()??;
+        self.tag_of(HeaderName::To)
+    }
+
+    /// The From tag, as [`Message::to_tag`] finds the To tag.
+    pub fn from_tag(&self) -> Option<&str> {
+        self.tag_of(HeaderName::From)
+    }
+
+    fn tag_of(&self, name: HeaderName) -> Option<&str> {
+        let (_, v) = self.single(name).ok()??;
         NameAddr::header_params(v).ok()?.get("tag").flatten()
     }
 

@@ -48,7 +48,7 @@ impl ServerKey {
                 method: method.to_owned(),
             }),
             _ => {
-                let from_tag = req.from().ok().flatten().and_then(|f| f.tag().map(str::to_owned));
+                let from_tag = req.from_tag().map(str::to_owned);
                 let cseq = req.cseq().ok().flatten()?.seq;
                 let fields = format!(
                     "{}\n{}\n{}\n{}\n{}",
