@@ -7,7 +7,7 @@
 //! site (two runtime calls per `route(…)` saved); otherwise every call site
 //! keeps it.
 
-use crate::sema::ir::{CaseTest, CheckedProgram, Expr, ExprKind, InterpPart, Stmt};
+use crate::sema::ir::{CheckedProgram, ExprKind, visit_exprs};
 
 /// The longest chain of nested `route(…)` calls in `prog` (0 when no
 /// route calls another); `usize::MAX` if the calls form a cycle, which the
@@ -18,7 +18,11 @@ pub fn max_call_depth(prog: &CheckedProgram) -> usize {
         .iter()
         .map(|r| {
             let mut out = Vec::new();
-            stmts(&r.body, &mut out);
+            visit_exprs(&r.body, &mut |e| {
+                if let ExprKind::CallRoute(id) = e.kind {
+                    out.push(id as usize);
+                }
+            });
             out
         })
         .collect();
@@ -42,67 +46,6 @@ pub fn max_call_depth(prog: &CheckedProgram) -> usize {
         d
     }
     (0..callees.len()).map(|r| visit(r, &callees, &mut state, &mut depth)).max().unwrap_or(0)
-}
-
-fn stmts(body: &[Stmt], out: &mut Vec<usize>) {
-    for s in body {
-        match s {
-            Stmt::Expr(e) | Stmt::Assign { value: e, .. } | Stmt::Return(Some(e)) => expr(e, out),
-            Stmt::If { cond, then_body, else_body } => {
-                expr(cond, out);
-                stmts(then_body, out);
-                stmts(else_body, out);
-            }
-            Stmt::Switch { scrutinee, cases, default } => {
-                expr(scrutinee, out);
-                for (test, body) in cases {
-                    let (CaseTest::Str(_) | CaseTest::Int(_) | CaseTest::Regex(_)) = test;
-                    stmts(body, out);
-                }
-                if let Some(d) = default {
-                    stmts(d, out);
-                }
-            }
-            Stmt::While { cond, body } => {
-                expr(cond, out);
-                stmts(body, out);
-            }
-            Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break => {}
-        }
-    }
-}
-
-fn expr(e: &Expr, out: &mut Vec<usize>) {
-    match &e.kind {
-        ExprKind::CallRoute(id) => out.push(*id as usize),
-        ExprKind::Call { args, .. } => args.iter().for_each(|a| expr(a, out)),
-        ExprKind::Interp(parts) => {
-            for p in parts {
-                if let InterpPart::Expr(e) = p {
-                    expr(e, out);
-                }
-            }
-        }
-        ExprKind::Unary { expr: e, .. } => expr(e, out),
-        ExprKind::Binary { lhs, rhs, .. } => {
-            expr(lhs, out);
-            expr(rhs, out);
-        }
-        ExprKind::Matches { lhs, .. } => expr(lhs, out),
-        ExprKind::Lit(_)
-        | ExprKind::Pv { .. }
-        | ExprKind::MsgVar(_)
-        | ExprKind::Avp(_)
-        | ExprKind::Capture(_)
-        | ExprKind::Local(_)
-        | ExprKind::RouteRef(_)
-        | ExprKind::FlagRef(_)
-        | ExprKind::TableRef(_)
-        | ExprKind::DestRef(_)
-        | ExprKind::Level(_)
-        | ExprKind::Regex(_)
-        | ExprKind::Error => {}
-    }
 }
 
 #[cfg(test)]

@@ -128,57 +128,13 @@ pub(crate) fn expr_ty(
 
 /// The catalog indices of every builtin function the program calls.
 pub fn called_builtins(prog: &CheckedProgram) -> std::collections::BTreeSet<usize> {
-    use crate::sema::ir::{Expr, ExprKind, InterpPart, Stmt};
-    fn expr(e: &Expr, out: &mut std::collections::BTreeSet<usize>) {
-        match &e.kind {
-            ExprKind::Call { func, args } => {
-                out.insert(*func);
-                args.iter().for_each(|a| expr(a, out));
-            }
-            ExprKind::Interp(parts) => {
-                for p in parts {
-                    if let InterpPart::Expr(x) = p {
-                        expr(x, out);
-                    }
-                }
-            }
-            ExprKind::Unary { expr: x, .. } | ExprKind::Matches { lhs: x, .. } => expr(x, out),
-            ExprKind::Binary { lhs, rhs, .. } => {
-                expr(lhs, out);
-                expr(rhs, out);
-            }
-            _ => {}
-        }
-    }
-    fn stmts(body: &[Stmt], out: &mut std::collections::BTreeSet<usize>) {
-        for s in body {
-            match s {
-                Stmt::Expr(e) | Stmt::Assign { value: e, .. } | Stmt::Return(Some(e)) => {
-                    expr(e, out)
-                }
-                Stmt::If { cond, then_body, else_body } => {
-                    expr(cond, out);
-                    stmts(then_body, out);
-                    stmts(else_body, out);
-                }
-                Stmt::Switch { scrutinee, cases, default } => {
-                    expr(scrutinee, out);
-                    cases.iter().for_each(|(_, b)| stmts(b, out));
-                    if let Some(d) = default {
-                        stmts(d, out);
-                    }
-                }
-                Stmt::While { cond, body } => {
-                    expr(cond, out);
-                    stmts(body, out);
-                }
-                Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break => {}
-            }
-        }
-    }
     let mut out = std::collections::BTreeSet::new();
     for r in &prog.routes {
-        stmts(&r.body, &mut out);
+        crate::sema::ir::visit_exprs(&r.body, &mut |e| {
+            if let crate::sema::ir::ExprKind::Call { func, .. } = e.kind {
+                out.insert(func);
+            }
+        });
     }
     out
 }

@@ -245,6 +245,53 @@ pub enum Stmt {
     Break,
 }
 
+/// Calls `f` on every expression in `body`, nested ones included
+/// (conditions, statement bodies, call arguments, operands, interpolated
+/// parts), for analyses that only look at expressions.
+pub fn visit_exprs<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Expr)) {
+    fn expr<'a>(e: &'a Expr, f: &mut impl FnMut(&'a Expr)) {
+        f(e);
+        match &e.kind {
+            ExprKind::Call { args, .. } => args.iter().for_each(|a| expr(a, f)),
+            ExprKind::Interp(parts) => {
+                for p in parts {
+                    if let InterpPart::Expr(x) = p {
+                        expr(x, f);
+                    }
+                }
+            }
+            ExprKind::Unary { expr: x, .. } | ExprKind::Matches { lhs: x, .. } => expr(x, f),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                expr(lhs, f);
+                expr(rhs, f);
+            }
+            _ => {}
+        }
+    }
+    for s in body {
+        match s {
+            Stmt::Expr(e) | Stmt::Assign { value: e, .. } | Stmt::Return(Some(e)) => expr(e, f),
+            Stmt::If { cond, then_body, else_body } => {
+                expr(cond, f);
+                visit_exprs(then_body, f);
+                visit_exprs(else_body, f);
+            }
+            Stmt::Switch { scrutinee, cases, default } => {
+                expr(scrutinee, f);
+                cases.iter().for_each(|(_, b)| visit_exprs(b, f));
+                if let Some(d) = default {
+                    visit_exprs(d, f);
+                }
+            }
+            Stmt::While { cond, body } => {
+                expr(cond, f);
+                visit_exprs(body, f);
+            }
+            Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break => {}
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum CaseTest {
     Str(String),
