@@ -498,7 +498,7 @@ impl Core {
             via_sent_by.push_str("SIP/2.0/");
             via_sent_by.push_str(transport.via_token());
             via_sent_by.push(' ');
-            super::request::push_socket_addr(&mut via_sent_by, out_addr);
+            crate::sip::write::push_socket_addr(&mut via_sent_by, out_addr);
             Ok(HopHeaders { via_sent_by, record_routes })
         })?;
         let target = target.ok_or(CANNOT_RESOLVE)?;
@@ -591,7 +591,7 @@ fn literal(hop: &NextHop) -> Result<(Transport, SocketAddr), Reject> {
 fn rr_uri(transport: Transport, addr: SocketAddr) -> String {
     let mut out = String::with_capacity(48);
     out.push_str("<sip:");
-    super::request::push_socket_addr(&mut out, addr);
+    crate::sip::write::push_socket_addr(&mut out, addr);
     out.push_str(match transport {
         Transport::Udp => ";lr>",
         Transport::Tcp => ";transport=tcp;lr>",

@@ -79,17 +79,9 @@ pub fn next_hop_for_response(resp: &Message, local: &LocalIdentity) -> Option<Ne
 /// The address a response is sent to for this Via.
 pub fn response_target(via: &Via<'_>) -> NextHop {
     let host = via.maddr().or(via.received()).map(str::to_owned).unwrap_or_else(|| {
-        // What `Host`'s `Display` writes, without the formatting machinery
-        // (every relayed response comes through here).
-        match via.host {
-            crate::sip::Host::Name(n) => n.to_owned(),
-            crate::sip::Host::V4(a) => {
-                let mut s = String::with_capacity(15);
-                super::request::push_ip(&mut s, a.into());
-                s
-            }
-            crate::sip::Host::V6(a) => format!("[{a}]"),
-        }
+        let mut s = String::new();
+        via.host.push_to(&mut s);
+        s
     });
     let port = match via.rport() {
         Some(Some(p)) => p,

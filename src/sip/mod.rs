@@ -25,6 +25,7 @@ mod typed;
 mod uri;
 mod validate;
 mod via;
+pub mod write;
 
 pub mod dump;
 

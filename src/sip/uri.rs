@@ -52,6 +52,20 @@ impl<'a> Host<'a> {
         if ok { Ok(Host::Name(s)) } else { Err(Malformed) }
     }
 
+    /// Appends the host as `Display` writes it (`[…]` around IPv6), without
+    /// the formatting machinery.
+    pub fn push_to(&self, out: &mut String) {
+        match *self {
+            Host::Name(n) => out.push_str(n),
+            Host::V4(a) => super::write::push_ip(out, a.into()),
+            Host::V6(a) => {
+                out.push('[');
+                super::write::push_ip(out, a.into());
+                out.push(']');
+            }
+        }
+    }
+
     /// The IP address, when the host is one.
     pub fn ip(&self) -> Option<std::net::IpAddr> {
         match *self {
