@@ -77,7 +77,7 @@ fn invite() -> String {
 
 fn reply_of(o: &Outcome) -> Option<(u16, &str)> {
     match &o.decision {
-        Decision::Reply { code, reason } => Some((*code, reason.as_str())),
+        Decision::Reply { code, reason } => Some((*code, &**reason)),
         _ => None,
     }
 }

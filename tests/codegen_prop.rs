@@ -160,7 +160,7 @@ proptest! {
         let (jit, eval) = run(&out.program);
         let want = Decision::Reply {
             code: if model_b(&cond, &env) { 200 } else { 201 },
-            reason: model_i(&value, &env).to_string(),
+            reason: model_i(&value, &env).to_string().into(),
         };
         prop_assert_eq!(&jit, &eval, "{}", src);
         prop_assert_eq!(&jit, &want, "{}", src);

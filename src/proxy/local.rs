@@ -14,6 +14,9 @@ use crate::sip::{Host, Scheme, Uri, Via};
 pub struct LocalIdentity {
     sockets: Vec<SocketAddr>,
     names: Vec<(String, u16)>,
+    /// The names that are IP literals, parsed once here rather than on
+    /// every lookup.
+    named_addresses: Vec<SocketAddr>,
 }
 
 impl LocalIdentity {
@@ -42,6 +45,9 @@ impl LocalIdentity {
     /// Adds a host name (domain, alias, advertised name) served on `port`.
     pub fn add_name(&mut self, name: &str, port: u16) {
         self.names.push((name.to_ascii_lowercase(), port));
+        if let Ok(ip) = name.parse::<IpAddr>() {
+            self.named_addresses.push(SocketAddr::new(ip, port));
+        }
     }
 
     /// Every listening socket.
@@ -61,8 +67,8 @@ impl LocalIdentity {
     }
 
     fn has_socket(&self, ip: IpAddr, port: u16) -> bool {
-        self.sockets.iter().any(|s| s.ip() == ip && s.port() == port)
-            || self.names.iter().any(|(n, p)| *p == port && n.parse::<IpAddr>() == Ok(ip))
+        // By address and port only: a bound IPv6 socket may carry a scope id.
+        self.sockets.iter().chain(&self.named_addresses).any(|s| s.ip() == ip && s.port() == port)
     }
 
     /// Does this SIP URI name this proxy? (`tel:` and other schemes never do.)

@@ -127,8 +127,10 @@ pub enum Decision {
     Forward,
     /// Relay statefully (`relay()`): create a transaction and branches.
     Relay,
-    /// Answer with this status.
-    Reply { code: u16, reason: String },
+    /// Answer with this status. The reason is shared: a constant reason
+    /// (`reply(404, "Not Here")`) is the program's own copy, so answering
+    /// allocates nothing for it.
+    Reply { code: u16, reason: std::sync::Arc<str> },
     /// Do nothing (or, in a reply route, do not pass this reply on).
     Drop,
 }

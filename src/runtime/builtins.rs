@@ -192,11 +192,11 @@ fn ruri_part(ctx: &mut RouteCtx<'_>, pick: fn(&super::UriParts) -> Option<(usize
 }
 
 pub fn pv_ru_user(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    ruri_part(ctx, |p| p.user)
+    ruri_part(ctx, super::UriParts::user)
 }
 
 pub fn pv_ru_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    ruri_part(ctx, |p| Some(p.host))
+    ruri_part(ctx, |p| Some(p.host()))
 }
 
 pub fn pv_ru_port(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
@@ -561,12 +561,13 @@ pub fn relay(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 
 pub fn reply(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let code = a[0].clamp(100, 699) as u16;
-    let reason = s(ctx, a[1]);
+    let reason = ctx.shared.shared_str(ctx.req, &ctx.strings, a[1]);
     decide(ctx, Decision::Reply { code, reason })
 }
 
 pub fn reply_error(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    decide(ctx, Decision::Reply { code: 500, reason: "Server Internal Error".into() })
+    let reason = ctx.shared.reason("Server Internal Error");
+    decide(ctx, Decision::Reply { code: 500, reason })
 }
 
 pub fn is_present_hf(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {

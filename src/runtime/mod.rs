@@ -94,8 +94,11 @@ pub fn resolve<'s>(
 
 /// The constant-pool string of handle `h` (`MSG_BASE < h < 0`).
 pub fn resolve_const(shared: &Shared, h: i64) -> &str {
-    shared.consts.get((-(h + 1)) as usize).map_or("", String::as_str)
+    shared.consts.get((-(h + 1)) as usize).map_or("", |s| s)
 }
+
+/// Reason phrases the runtime itself answers with (see [`Shared::reason`]).
+const STOCK_REASONS: [&str; 2] = ["OK", "Server Internal Error"];
 
 /// How deeply `route(…)` calls may nest (recursion is already a check error).
 pub const MAX_DEPTH: u32 = 100;
@@ -106,8 +109,10 @@ pub const DEFAULT_MAX_WHILE: i64 = 100;
 /// flags, tables and who "myself" is. Shared by the JIT and the evaluator.
 #[derive(Debug)]
 pub struct Shared {
-    /// The constant string pool: handle `-i - 1` is `consts[i]`.
-    pub consts: Vec<String>,
+    /// The constant string pool: handle `-i - 1` is `consts[i]`. Shared
+    /// strings, so a constant reply reason leaves with the decision
+    /// without a copy.
+    pub consts: Vec<std::sync::Arc<str>>,
     /// `CheckedProgram::regexes`, compiled once.
     pub regexes: Vec<regex::Regex>,
     pub tables: Vec<Vec<(Value, Value)>>,
@@ -153,7 +158,7 @@ impl Shared {
             .and_then(|s| if let Value::Int(i) = s.value { Some(i) } else { None })
             .unwrap_or(DEFAULT_MAX_WHILE);
         let mut shared = Shared {
-            consts: vec![String::new()],
+            consts: vec!["".into()],
             regexes,
             tables: prog.tables.iter().map(|t| t.entries.clone()).collect(),
             routing: routing::RoutingRt::new(&prog.routing)?,
@@ -165,6 +170,9 @@ impl Shared {
             index: std::collections::HashMap::from([(String::new(), 0)]),
             words: Vec::new(),
         };
+        for reason in STOCK_REASONS {
+            shared.intern(reason);
+        }
         shared.words = registrar::RESULT_WORDS.iter().map(|w| (*w, shared.intern(w))).collect();
         shared.var_init = prog
             .msg_vars
@@ -177,7 +185,26 @@ impl Shared {
         Ok(shared)
     }
 
-    /// Interns a constant string, returning its (negative) handle.
+    /// The string of handle `h` as a shared string: a constant's own copy,
+    /// anything else copied once.
+    pub fn shared_str(&self, req: &RequestContext, strings: &[String], h: i64) -> std::sync::Arc<str> {
+        if h > MSG_BASE && h < 0 {
+            self.consts.get((-(h + 1)) as usize).unwrap_or(&self.consts[0]).clone()
+        } else {
+            resolve(req, self, strings, h).into()
+        }
+    }
+
+    /// A fixed reason phrase the runtime answers with ("OK", "Server
+    /// Internal Error" …): interned when the program was built, so it
+    /// costs no allocation per answer.
+    pub fn reason(&self, text: &str) -> std::sync::Arc<str> {
+        match self.index.get(text) {
+            Some(&i) => self.consts[i].clone(),
+            None => text.into(),
+        }
+    }
+
     /// The handle of a fixed result word, if it is one of them.
     pub fn word(&self, w: &str) -> Option<i64> {
         self.words.iter().find(|(x, _)| *x == w).map(|&(_, h)| h)
@@ -187,7 +214,7 @@ impl Shared {
         let i = match self.index.get(s) {
             Some(&i) => i,
             None => {
-                self.consts.push(s.to_owned());
+                self.consts.push(s.into());
                 self.index.insert(s.to_owned(), self.consts.len() - 1);
                 self.consts.len() - 1
             }
@@ -287,7 +314,7 @@ impl<'a> RouteCtx<'a> {
     /// The decision for the core, given the route's result.
     pub fn finish(&mut self, result: i64) -> Decision {
         let decision = if self.failed {
-            Decision::Reply { code: 500, reason: "Server Internal Error".into() }
+            Decision::Reply { code: 500, reason: self.shared.reason("Server Internal Error") }
         } else if result == RESULT_DROP {
             Decision::Drop
         } else {

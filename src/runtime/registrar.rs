@@ -31,7 +31,7 @@ fn decide(ctx: &mut RouteCtx<'_>, code: u16, reason: &str) -> bool {
         tracing::debug!("request already handled; reply {code} ignored");
         return false;
     }
-    ctx.decision = Some(Decision::Reply { code, reason: reason.to_owned() });
+    ctx.decision = Some(Decision::Reply { code, reason: ctx.shared.reason(reason) });
     true
 }
 

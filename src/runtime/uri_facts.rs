@@ -27,26 +27,29 @@ pub struct UriFacts {
 #[derive(Debug, Clone)]
 enum Key {
     /// Bytes `start..end` of the received message's head.
-    Head(usize, usize),
+    Head(u32, u32),
     Owned(String),
 }
 
-/// The parts of a URI the routes read, as byte ranges of its text.
+/// The parts of a URI the routes read, as byte ranges of its text. Small
+/// and aligned (u32 ranges, no address): a message's cache is built and
+/// moved with its route context.
 #[derive(Debug, Clone, Copy)]
 pub struct UriParts {
-    pub user: Option<(usize, usize)>,
-    pub host: (usize, usize),
+    user: Option<(u32, u32)>,
+    host: (u32, u32),
     pub port: Option<u16>,
     pub sips: bool,
-    /// `None`: no host (`tel:`); `Some(None)`: a host name; else its address.
-    pub ip: Option<Option<std::net::IpAddr>>,
+    /// No host: a `tel:` URI or another scheme.
+    hostless: bool,
 }
 
 impl UriParts {
     fn of(text: &str) -> Option<UriParts> {
         let range = |part: &str| {
             let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
-            (start + part.len() <= text.len()).then_some((start, start + part.len()))
+            let end = start + part.len();
+            (end <= text.len()).then_some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
         };
         let u = Uri::parse(text).ok()?;
         Some(UriParts {
@@ -54,27 +57,30 @@ impl UriParts {
             host: range(u.host_str)?,
             port: u.port,
             sips: u.scheme == Scheme::Sips,
-            ip: match u.host {
-                None => None,
-                Some(Host::Name(_)) => Some(None),
-                Some(Host::V4(a)) => Some(Some(a.into())),
-                Some(Host::V6(a)) => Some(Some(a.into())),
-            },
+            hostless: u.host.is_none(),
         })
+    }
+
+    /// The user part's byte range, if there is one.
+    pub fn user(&self) -> Option<(usize, usize)> {
+        self.user.map(|(s, e)| (s as usize, e as usize))
+    }
+
+    /// The host's byte range, as written (`[…]` around IPv6).
+    pub fn host(&self) -> (usize, usize) {
+        (self.host.0 as usize, self.host.1 as usize)
     }
 
     /// Does the URI (`text`, which these parts describe) name this proxy?
     /// The same answer as [`LocalIdentity::is_local_uri`] without parsing
-    /// the URI again.
+    /// the whole URI again (only its host, once per URI and message).
     pub fn is_local(&self, text: &str, local: &LocalIdentity) -> bool {
+        if self.hostless {
+            return false;
+        }
         let port = self.port.unwrap_or(if self.sips { 5061 } else { 5060 });
-        let host = match self.ip {
-            None => return false,
-            Some(None) => Host::Name(&text[self.host.0..self.host.1]),
-            Some(Some(std::net::IpAddr::V4(a))) => Host::V4(a),
-            Some(Some(std::net::IpAddr::V6(a))) => Host::V6(a),
-        };
-        local.is_local(&host, port)
+        let (start, end) = self.host();
+        Host::parse(&text[start..end]).is_ok_and(|host| local.is_local(&host, port))
     }
 }
 
@@ -93,10 +99,12 @@ impl UriCache {
         let in_head = (text.as_ptr() as usize)
             .checked_sub(head.as_ptr() as usize)
             .filter(|&start| start + text.len() <= head.len())
-            .map(|start| (start, start + text.len()));
+            .and_then(|start| Some((u32::try_from(start).ok()?, u32::try_from(start + text.len()).ok()?)));
         let found = self.slots.iter().position(|f| {
             f.as_ref().is_some_and(|f| match &f.key {
-                Key::Head(s, e) => in_head == Some((*s, *e)) || head.get(*s..*e) == Some(text),
+                Key::Head(s, e) => {
+                    in_head == Some((*s, *e)) || head.get(*s as usize..*e as usize) == Some(text)
+                }
                 Key::Owned(t) => t == text,
             })
         });
@@ -127,7 +135,7 @@ mod tests {
         let ruri = &head[7..26];
         let mut c = UriCache::default();
         let f = c.get(head, ruri);
-        assert_eq!(f.parsed.unwrap().user, Some((4, 7)));
+        assert_eq!(f.parsed.unwrap().user(), Some((4, 7)));
         f.local = Some(true);
         // The same text, as a copy, finds the same entry.
         let copy = String::from(ruri);
@@ -139,7 +147,7 @@ mod tests {
         assert!(c.get(head, "not a uri").parsed.is_none());
         for i in 0..10 {
             let u = format!("sip:u{i}@example.com");
-            assert_eq!(c.get(head, &u).parsed.unwrap().user, Some((4, 4 + format!("u{i}").len())));
+            assert_eq!(c.get(head, &u).parsed.unwrap().user(), Some((4, 4 + format!("u{i}").len())));
         }
     }
 }

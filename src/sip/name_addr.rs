@@ -89,7 +89,7 @@ impl<'a> NameAddr<'a> {
         let tail = match find_byte(b'<', rest.as_bytes()) {
             Some(lt) => {
                 let inner = &rest[lt + 1..];
-                &inner[find_byte(b'>', inner.as_bytes()).ok_or(Malformed)? + 1..]
+                &inner[memchr::memchr(b'>', inner.as_bytes()).ok_or(Malformed)? + 1..]
             }
             None => &rest[find_byte(b';', rest.as_bytes()).unwrap_or(rest.len())..],
         };
