@@ -42,6 +42,16 @@ pub const LATER: &[(&str, &str)] = &[];
 // ---- internal operations -------------------------------------------------
 
 pub fn str_eq(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    // The constant pool holds each string once, so two constant handles
+    // (a result word against a literal, say) are equal exactly when they
+    // are the same handle.
+    let constant = |h: i64| h > super::MSG_BASE && h < 0;
+    if a[0] == a[1] {
+        return 1;
+    }
+    if constant(a[0]) && constant(a[1]) {
+        return 0;
+    }
     b(ctx.str(a[0]) == ctx.str(a[1]))
 }
 
@@ -443,10 +453,7 @@ pub fn is_myself(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     if let Some(known) = f.local {
         return b(known);
     }
-    let mine = f.parsed.as_ref().is_some_and(|p| {
-        let local = shared.local.load();
-        p.is_local(text, &local)
-    });
+    let mine = f.parsed.as_ref().is_some_and(|p| p.is_local(text, shared.local()));
     f.local = Some(mine);
     b(mine)
 }

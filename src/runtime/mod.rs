@@ -122,9 +122,14 @@ pub struct Shared {
     pub var_init: Vec<i64>,
     pub avp_count: usize,
     pub max_while: i64,
-    /// Who "myself" is: read by `is_myself` on most messages, replaced
-    /// once when the server has bound its sockets (a lock-free load).
-    pub local: arc_swap::ArcSwap<LocalIdentity>,
+    /// Who "myself" is, from the config's `listen` and `domain` lines,
+    /// until the server has bound its sockets and set [`Shared::bound`].
+    configured: LocalIdentity,
+    /// Who "myself" is once bound (ports that were 0 are known). Set once
+    /// per program, before or while it serves: `listen` and `domain`
+    /// cannot change without a restart, so it never needs replacing, and
+    /// reading it is one atomic load.
+    bound: std::sync::OnceLock<LocalIdentity>,
     /// Handle of the empty string.
     pub empty: i64,
     /// Constant pool index of each interned string.
@@ -165,7 +170,8 @@ impl Shared {
             var_init: Vec::new(),
             avp_count: prog.avps.len(),
             max_while,
-            local: arc_swap::ArcSwap::from_pointee(local),
+            configured: local,
+            bound: std::sync::OnceLock::new(),
             empty: -1,
             index: std::collections::HashMap::from([(String::new(), 0)]),
             words: Vec::new(),
@@ -222,9 +228,17 @@ impl Shared {
         -(i as i64) - 1
     }
 
-    /// Replaces who "myself" is (after binding, when ports were 0).
+    /// Sets who "myself" is after binding (when ports were 0). Only the
+    /// first call counts: a program is bound to one server.
     pub fn set_local(&self, local: LocalIdentity) {
-        self.local.store(std::sync::Arc::new(local));
+        if self.bound.set(local).is_err() {
+            tracing::debug!("local identity already set for this program");
+        }
+    }
+
+    /// Who "myself" is (see [`Shared::set_local`]).
+    pub fn local(&self) -> &LocalIdentity {
+        self.bound.get().unwrap_or(&self.configured)
     }
 }
 
@@ -269,6 +283,9 @@ pub struct RouteCtx<'a> {
 }
 
 impl<'a> RouteCtx<'a> {
+    /// Inlined so the context is built in its caller's frame rather than
+    /// built and then copied there.
+    #[inline]
     pub fn new(req: &'a mut RequestContext, shared: &'a Shared) -> RouteCtx<'a> {
         let flags = req.txn.flags;
         let method_bit = u64::from(req.msg.original().method().map_or(0, crate::sip::Method::bit));

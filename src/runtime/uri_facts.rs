@@ -40,8 +40,17 @@ pub struct UriParts {
     host: (u32, u32),
     pub port: Option<u16>,
     pub sips: bool,
-    /// No host: a `tel:` URI or another scheme.
-    hostless: bool,
+    host_kind: HostKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostKind {
+    /// A `tel:` URI or another scheme.
+    None,
+    Name,
+    /// An IP address (parsed again from the text when asked: rare enough
+    /// not to carry 17 bytes of address in every entry).
+    Address,
 }
 
 impl UriParts {
@@ -57,7 +66,11 @@ impl UriParts {
             host: range(u.host_str)?,
             port: u.port,
             sips: u.scheme == Scheme::Sips,
-            hostless: u.host.is_none(),
+            host_kind: match u.host {
+                None => HostKind::None,
+                Some(Host::Name(_)) => HostKind::Name,
+                Some(_) => HostKind::Address,
+            },
         })
     }
 
@@ -75,12 +88,15 @@ impl UriParts {
     /// The same answer as [`LocalIdentity::is_local_uri`] without parsing
     /// the whole URI again (only its host, once per URI and message).
     pub fn is_local(&self, text: &str, local: &LocalIdentity) -> bool {
-        if self.hostless {
-            return false;
-        }
         let port = self.port.unwrap_or(if self.sips { 5061 } else { 5060 });
         let (start, end) = self.host();
-        Host::parse(&text[start..end]).is_ok_and(|host| local.is_local(&host, port))
+        match self.host_kind {
+            HostKind::None => false,
+            HostKind::Name => local.is_local(&Host::Name(&text[start..end]), port),
+            HostKind::Address => {
+                Host::parse(&text[start..end]).is_ok_and(|host| local.is_local(&host, port))
+            }
+        }
     }
 }
 
