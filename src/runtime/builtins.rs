@@ -8,7 +8,7 @@
 
 use crate::proxy::Decision;
 use crate::sema::ir::Value;
-use crate::sip::{Method, NameAddr, Uri};
+use crate::sip::{HeaderName, Method, NameAddr, Uri};
 
 use super::{ABSENT, RouteCtx};
 
@@ -295,31 +295,31 @@ pub fn set_du(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     0
 }
 
-fn first<'m>(m: &'m crate::sip::EditedMessage, name: &'m str) -> Option<&'m str> {
-    m.current_values(name).next()
+fn first(m: &crate::sip::EditedMessage, name: HeaderName) -> Option<&str> {
+    m.first_current(name)
 }
 
-fn uri_of<'m>(m: &'m crate::sip::EditedMessage, name: &'m str) -> Option<crate::sip::Uri<'m>> {
+fn uri_of(m: &crate::sip::EditedMessage, name: HeaderName) -> Option<crate::sip::Uri<'_>> {
     first(m, name).and_then(|l| NameAddr::parse(l).ok()).map(|n| n.uri)
 }
 
 pub fn pv_fu(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    share!(ctx, |m| uri_of(m, "From").map(|u| u.raw()))
+    share!(ctx, |m| uri_of(m, HeaderName::From).map(|u| u.raw()))
 }
 pub fn pv_fu_user(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    share!(ctx, |m| uri_of(m, "From").and_then(|u| u.user))
+    share!(ctx, |m| uri_of(m, HeaderName::From).and_then(|u| u.user))
 }
 pub fn pv_fu_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    share!(ctx, |m| uri_of(m, "From").map(|u| u.host_str))
+    share!(ctx, |m| uri_of(m, HeaderName::From).map(|u| u.host_str))
 }
 pub fn pv_tu(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    share!(ctx, |m| uri_of(m, "To").map(|u| u.raw()))
+    share!(ctx, |m| uri_of(m, HeaderName::To).map(|u| u.raw()))
 }
 pub fn pv_tu_user(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    share!(ctx, |m| uri_of(m, "To").and_then(|u| u.user))
+    share!(ctx, |m| uri_of(m, HeaderName::To).and_then(|u| u.user))
 }
 pub fn pv_tu_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    share!(ctx, |m| uri_of(m, "To").map(|u| u.host_str))
+    share!(ctx, |m| uri_of(m, HeaderName::To).map(|u| u.host_str))
 }
 
 pub fn pv_si(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
@@ -355,11 +355,11 @@ pub fn pv_ci(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 }
 
 pub fn pv_ua(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    share!(ctx, |m| first(m, "User-Agent"))
+    share!(ctx, |m| first(m, HeaderName::UserAgent))
 }
 
 pub fn pv_ct(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    share!(ctx, |m| first(m, "Contact"))
+    share!(ctx, |m| first(m, HeaderName::Contact))
 }
 
 pub fn pv_cs(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
@@ -402,8 +402,8 @@ pub fn pv_proto(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 }
 
 pub fn pv_hdr(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
-    let name = s(ctx, a[0]);
-    share!(ctx, |m| first(m, &name))
+    let name = arg(ctx, a[0]);
+    share!(ctx, |m| m.current_values(&name).next())
 }
 
 // ---- functions -----------------------------------------------------------

@@ -143,6 +143,12 @@ impl EditedMessage {
         self.msg.indices_named(name).filter_map(|i| self.current(i))
     }
 
+    /// The current value of the first received line of a known kind (what
+    /// `current_values(name).next()` gives, without classifying a name).
+    pub fn first_current(&self, kind: super::HeaderName) -> Option<&str> {
+        self.msg.indices_of(kind).find_map(|i| self.current(i))
+    }
+
     /// The topmost value of a list header as it will be written.
     pub fn first_value(&self, name: &str) -> Option<String> {
         self.msg.indices_named(name).find_map(|i| {

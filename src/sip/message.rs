@@ -328,6 +328,14 @@ impl Message {
         })
     }
 
+    /// The indices of the lines of a known kind (not [`HeaderName::Other`]),
+    /// found from the parser's index without comparing names.
+    pub fn indices_of(&self, kind: HeaderName) -> impl Iterator<Item = usize> + '_ {
+        debug_assert_ne!(kind, HeaderName::Other);
+        let from = usize::from(self.first[kind as usize]).min(self.headers.len());
+        (from..self.headers.len()).filter(move |&i| self.headers[i].name == kind)
+    }
+
     /// The value lines of every header of a known kind, in order.
     pub fn header_values(&self, name: HeaderName) -> impl Iterator<Item = &str> + '_ {
         let from = usize::from(self.first[name as usize]).min(self.headers.len());
