@@ -15,17 +15,32 @@
 //!   nothing changed on the way round: a loop (482). A different loop part is a
 //!   legitimate spiral.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
 use super::LocalIdentity;
 use crate::sip::{HeaderName, Message};
+
+/// The hasher of branches, stateless To tags and the dispatcher: fast and
+/// the same in every process (a fixed seed), so a retransmission gets the
+/// same branch even after a restart. Not keyed: nothing here must resist a
+/// peer that crafts collisions (a colliding branch only makes a next hop
+/// treat two requests as one transaction, which their own branches already
+/// could).
+pub type StableHasher = foldhash::fast::FoldHasher<'static>;
+
+/// A fresh [`StableHasher`].
+pub fn stable_hasher() -> StableHasher {
+    use std::hash::BuildHasher;
+    static STATE: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5195_c0de);
+    STATE.build_hasher()
+}
 
 /// The RFC 3261 magic cookie.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// The branch for forwarding `req` with Request-URI `outgoing_uri`.
 pub fn stateless_branch(req: &Message, outgoing_uri: &str) -> String {
-    let mut h = DefaultHasher::new();
+    let mut h = stable_hasher();
     match req.via().ok().flatten() {
         Some(v) if v.has_rfc3261_branch() => {
             v.branch().hash(&mut h);
@@ -59,7 +74,7 @@ pub fn push_hex16(out: &mut String, v: u64) {
 
 /// The loop part of a branch (see the module docs).
 pub fn loop_hash(req: &Message) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = stable_hasher();
     req.request_uri_str().hash(&mut h);
     hash_dialog(req, &mut h);
     for name in [HeaderName::Route, HeaderName::ProxyRequire, HeaderName::ProxyAuthorization] {
@@ -70,7 +85,7 @@ pub fn loop_hash(req: &Message) -> u64 {
     h.finish()
 }
 
-fn hash_dialog(req: &Message, h: &mut DefaultHasher) {
+fn hash_dialog(req: &Message, h: &mut StableHasher) {
     req.from_tag().hash(h);
     req.to_tag().hash(h);
     req.call_id().ok().flatten().hash(h);

@@ -419,9 +419,7 @@ impl Core {
         if let Err(r) = check_request(edit.original(), &self.local, SUPPORTED) {
             return self.reject(&edit, inbound, r);
         }
-        if edit.request_uri().is_some_and(|u| {
-            crate::sip::Uri::parse(u).is_ok_and(|u| u.scheme == crate::sip::Scheme::Other)
-        }) {
+        if edit.request_uri().is_some_and(|u| crate::sip::Uri::scheme_of(u) == crate::sip::Scheme::Other) {
             return self.reject(
                 &edit,
                 inbound,

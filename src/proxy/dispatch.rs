@@ -37,7 +37,7 @@ impl Dispatcher {
     pub fn submit(&self, job: Job) -> Result<(), Job> {
         let n = self.workers.len();
         let start = {
-            let mut h = std::hash::DefaultHasher::new();
+            let mut h = super::branch::stable_hasher();
             std::hash::Hash::hash(&job.1.peer, &mut h);
             std::hash::Hasher::finish(&h) as usize
         };

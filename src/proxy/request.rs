@@ -48,7 +48,11 @@ impl NextHop {
         let host = uri.host?;
         let host = match uri.maddr() {
             Some(m) => m.to_owned(),
-            None => host.to_string(),
+            None => {
+                let mut text = String::with_capacity(uri.host_str.len() + 2);
+                host.push_to(&mut text);
+                text
+            }
         };
         let (transport, explicit_transport) = match (uri.scheme, uri.transport()) {
             (Scheme::Sips, _) => ("tls".to_owned(), true),
@@ -152,9 +156,10 @@ pub enum RoutePreprocess {
 /// entries from the top of the route set.
 pub fn preprocess_routes(edit: &mut EditedMessage, local: &LocalIdentity) -> RoutePreprocess {
     let routes: Vec<String> = edit.current_values("Route").flat_map(split_values).collect();
-    let ruri_local =
-        edit.request_uri().and_then(|u| Uri::parse(u).ok()).is_some_and(|u| local.is_local_uri(&u));
-    if ruri_local && !routes.is_empty() {
+    let ruri_local = || {
+        edit.request_uri().and_then(|u| Uri::parse(u).ok()).is_some_and(|u| local.is_local_uri(&u))
+    };
+    if !routes.is_empty() && ruri_local() {
         let last =
             routes.last().and_then(|r| NameAddr::parse(r).ok().map(|n| n.uri.raw().to_owned()));
         if let Some(last) = last {
@@ -241,7 +246,9 @@ pub fn prepare_forward(
     headers: impl FnOnce(&NextHop) -> Result<HopHeaders, Reject>,
 ) -> Result<NextHop, Reject> {
     let mf = edit.original().max_forwards().ok().flatten();
-    edit.set_header("Max-Forwards", &mf.map_or(70, |m| m.saturating_sub(1)).to_string());
+    let mut value = String::with_capacity(3);
+    push_u16(&mut value, mf.map_or(70, |m| u16::from(m.saturating_sub(1))));
+    edit.set_header("Max-Forwards", &value);
     // Step 6: a strict router next (first Route without `lr`) gets the R-URI
     // as its Request-URI, and the original R-URI goes to the end of the set.
     let routes: Vec<String> = edit.current_values("Route").flat_map(split_values).collect();
@@ -280,10 +287,7 @@ pub fn prepare_forward(
             super::branch::push_hex16(&mut b, loop_hash(edit.original()));
             b
         }
-        None => {
-            let outgoing = edit.request_uri().unwrap_or_default().to_owned();
-            stateless_branch(edit.original(), &outgoing)
-        }
+        None => stateless_branch(edit.original(), edit.request_uri().unwrap_or_default()),
     };
     let mut via = added.via_sent_by;
     via.push_str(";branch=");

@@ -2,7 +2,7 @@
 //! a response goes next (§16.7 step 3, §18.2.2, RFC 3581 §4).
 
 use std::fmt::Write as _;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
 use bytes::Bytes;
 
@@ -50,7 +50,7 @@ pub fn build_response(
 
 /// A To tag that is the same for every retransmission of a request.
 pub fn stateless_to_tag(req: &Message) -> String {
-    let mut h = DefaultHasher::new();
+    let mut h = super::branch::stable_hasher();
     req.call_id().ok().flatten().hash(&mut h);
     req.from_tag().hash(&mut h);
     req.via().ok().flatten().and_then(|v| v.branch()).hash(&mut h);

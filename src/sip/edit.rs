@@ -60,12 +60,12 @@ impl EditedMessage {
     /// adds its Via (RFC 3261 §16.6 step 8) and Record-Route (step 4).
     pub fn insert_first(&mut self, name: &str, value: &str) {
         let pos = self.msg.indices_named(name).next().unwrap_or(0);
-        self.inserted.push((pos, format!("{name}: {value}")));
+        self.inserted.push((pos, header_line(name, value)));
     }
 
     /// Adds a header after all the others.
     pub fn append(&mut self, name: &str, value: &str) {
-        self.inserted.push((self.msg.headers().len(), format!("{name}: {value}")));
+        self.inserted.push((self.msg.headers().len(), header_line(name, value)));
     }
 
     /// Removes every header line with this name (compact forms included).
@@ -269,4 +269,14 @@ fn write_header(out: &mut BytesMut, name: &str, value: &str) {
     out.put_slice(b": ");
     out.put_slice(value.as_bytes());
     out.put_slice(b"\r\n");
+}
+
+/// `Name: value`, without the formatting machinery (a Via and often a
+/// Record-Route are added to every forwarded request).
+fn header_line(name: &str, value: &str) -> String {
+    let mut line = String::with_capacity(name.len() + 2 + value.len());
+    line.push_str(name);
+    line.push_str(": ");
+    line.push_str(value);
+    line
 }

@@ -176,6 +176,21 @@ impl<'a> Uri<'a> {
         Self::parse_general(s)
     }
 
+    /// The scheme of URI text that [`Uri::parse`] accepts (validation has
+    /// parsed the Request-URI already; the proxy then only asks this).
+    pub fn scheme_of(s: &str) -> Scheme {
+        let scheme = s.split_once(':').map_or("", |(scheme, _)| scheme);
+        if scheme.eq_ignore_ascii_case("sip") {
+            Scheme::Sip
+        } else if scheme.eq_ignore_ascii_case("sips") {
+            Scheme::Sips
+        } else if scheme.eq_ignore_ascii_case("tel") {
+            Scheme::Tel
+        } else {
+            Scheme::Other
+        }
+    }
+
     /// The common shape, `sip[s]:[user@]host[:port][;params][?headers]`
     /// with a plain user part and a host name or IPv4 address, in one pass.
     /// `None` means "not this shape", never "malformed":
