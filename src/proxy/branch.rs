@@ -97,7 +97,7 @@ pub fn is_loop(req: &Message, local: &LocalIdentity) -> bool {
     // The hash is computed only when one of our Vias is present: most
     // requests have none, and forwarding computes it again for the branch.
     let mut want: Option<String> = None;
-    req.vias().skip(1).filter_map(Result::ok).any(|v| {
+    req.vias_below_top().filter_map(Result::ok).any(|v| {
         local.is_local_via(&v)
             && v.branch()
                 .and_then(|b| b.strip_prefix(MAGIC_COOKIE))

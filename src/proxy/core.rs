@@ -419,7 +419,10 @@ impl Core {
         if let Err(r) = check_request(edit.original(), &self.local, SUPPORTED) {
             return self.reject(&edit, inbound, r);
         }
-        if edit.request_uri().is_some_and(|u| crate::sip::Uri::scheme_of(u) == crate::sip::Scheme::Other) {
+        if edit
+            .request_uri()
+            .is_some_and(|u| crate::sip::Uri::scheme_of(u) == crate::sip::Scheme::Other)
+        {
             return self.reject(
                 &edit,
                 inbound,

@@ -62,9 +62,9 @@ impl LocalIdentity {
                 // Names are stored lower-case and nearly always arrive so:
                 // an exact comparison first (memcmp) skips the byte-wise
                 // case folding.
-                self.names.iter().any(|(name, p)| {
-                    *p == port && (name == n || name.eq_ignore_ascii_case(n))
-                })
+                self.names
+                    .iter()
+                    .any(|(name, p)| *p == port && (name == n || name.eq_ignore_ascii_case(n)))
             }
             Host::V4(a) => self.has_socket(IpAddr::V4(*a), port),
             Host::V6(a) => self.has_socket(IpAddr::V6(*a), port),

@@ -106,8 +106,14 @@ pub fn check_request(
 /// address (always, when `rport` was asked for), and the source port in an
 /// empty `rport`.
 pub fn apply_received(edit: &mut EditedMessage, source: SocketAddr) {
-    let Some(top) = edit.first_value("Via") else { return };
-    let Ok(via) = Via::parse(&top) else { return };
+    // On arrival nothing is edited yet: the received message's own top Via
+    // (parsed once, when it was validated) is the one to extend.
+    let top = if edit.is_unchanged() { None } else { edit.first_value("Via") };
+    let via = match &top {
+        Some(text) => Via::parse(text).ok(),
+        None => edit.original().via().ok().flatten(),
+    };
+    let Some(via) = via else { return };
     let wants_rport = via.rport().is_some();
     let same_host = via.host.ip() == Some(source.ip());
     if same_host && !wants_rport {

@@ -63,12 +63,11 @@ pub fn stateless_to_tag(req: &Message) -> String {
 /// `rport` and `maddr` as RFC 3261 §18.2.2 and RFC 3581 §4 direct. A next
 /// Via naming a broadcast address is refused (RFC 4475 §3.3.10).
 pub fn next_hop_for_response(resp: &Message, local: &LocalIdentity) -> Option<NextHop> {
-    let mut vias = resp.vias();
-    let top = vias.next()?.ok()?;
+    let top = resp.via().ok()??;
     if !local.is_local_via(&top) {
         return None;
     }
-    let next = vias.next()?.ok()?;
+    let next = resp.vias_below_top().next()?.ok()?;
     let hop = response_target(&next);
     if hop.host == "255.255.255.255" {
         return None;

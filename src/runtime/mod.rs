@@ -193,7 +193,12 @@ impl Shared {
 
     /// The string of handle `h` as a shared string: a constant's own copy,
     /// anything else copied once.
-    pub fn shared_str(&self, req: &RequestContext, strings: &[String], h: i64) -> std::sync::Arc<str> {
+    pub fn shared_str(
+        &self,
+        req: &RequestContext,
+        strings: &[String],
+        h: i64,
+    ) -> std::sync::Arc<str> {
         if h > MSG_BASE && h < 0 {
             self.consts.get((-(h + 1)) as usize).unwrap_or(&self.consts[0]).clone()
         } else {

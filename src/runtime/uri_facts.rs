@@ -115,7 +115,9 @@ impl UriCache {
         let in_head = (text.as_ptr() as usize)
             .checked_sub(head.as_ptr() as usize)
             .filter(|&start| start + text.len() <= head.len())
-            .and_then(|start| Some((u32::try_from(start).ok()?, u32::try_from(start + text.len()).ok()?)));
+            .and_then(|start| {
+                Some((u32::try_from(start).ok()?, u32::try_from(start + text.len()).ok()?))
+            });
         let found = self.slots.iter().position(|f| {
             f.as_ref().is_some_and(|f| match &f.key {
                 Key::Head(s, e) => {
@@ -163,7 +165,10 @@ mod tests {
         assert!(c.get(head, "not a uri").parsed.is_none());
         for i in 0..10 {
             let u = format!("sip:u{i}@example.com");
-            assert_eq!(c.get(head, &u).parsed.unwrap().user(), Some((4, 4 + format!("u{i}").len())));
+            assert_eq!(
+                c.get(head, &u).parsed.unwrap().user(),
+                Some((4, 4 + format!("u{i}").len()))
+            );
         }
     }
 }

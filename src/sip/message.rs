@@ -90,6 +90,10 @@ pub struct Message {
     headers: Vec<Header>,
     first: [u16; HeaderName::COUNT],
     count: [u8; HeaderName::COUNT],
+    /// The top Via, parsed on first use ([`Message::via`]): validation, the
+    /// `received` check, the stateless branch and response routing all
+    /// read it.
+    pub(super) top_via: std::sync::OnceLock<Result<Option<super::via::ViaSpans>, ParseError>>,
 }
 
 impl Message {
@@ -198,7 +202,7 @@ impl Message {
             }
         };
         let raw = buf.slice(lead..lead + head_len + body_len);
-        Ok(Message { raw, head, start, headers, first, count })
+        Ok(Message { raw, head, start, headers, first, count, top_via: Default::default() })
     }
 
     /// The message exactly as received (leading CRLFs and trailing extra bytes excluded).

@@ -25,6 +25,11 @@ const SPECIAL: [bool; 256] = {
 pub struct Params<'a>(&'a str);
 
 impl<'a> Params<'a> {
+    /// A list [`Params::parse`] accepted before (its text, kept as a span).
+    pub(crate) fn validated(s: &'a str) -> Params<'a> {
+        Params(s)
+    }
+
     /// Validates `s` (empty, or `;`-led) as a parameter list: every name is a
     /// non-empty token, every value a token, host-ish text or a quoted string.
     /// `stop` ends the list early at an unquoted byte (`?` for URI headers).

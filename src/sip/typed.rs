@@ -11,7 +11,7 @@ use super::message::{Header, Message};
 use super::name_addr::NameAddr;
 use super::scan::{CommaValues, parse_decimal, trim_lws};
 use super::uri::Uri;
-use super::via::Via;
+use super::via::{Via, ViaSpans};
 use super::{HeaderName, Method};
 
 /// The CSeq header: sequence number and method.
@@ -124,12 +124,25 @@ impl Message {
         }
     }
 
-    /// The topmost Via value.
+    /// The topmost Via value, parsed once per message and kept.
     pub fn via(&self) -> Result<Option<Via<'_>>, ParseError> {
-        match self.vias().next() {
+        let head = self.head();
+        let spans = self.top_via.get_or_init(|| match self.vias().next() {
             None => Ok(None),
-            Some(v) => v.map(Some),
+            Some(Err(e)) => Err(e),
+            // A value is always a slice of the head; `None` cannot happen.
+            Some(Ok(v)) => Ok(ViaSpans::of(&v, head)),
+        });
+        match spans {
+            Ok(Some(s)) => Ok(Some(s.get(head))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(*e),
         }
+    }
+
+    /// Every Via value below the top one, parsed (the top one is not).
+    pub fn vias_below_top(&self) -> impl Iterator<Item = Result<Via<'_>, ParseError>> + '_ {
+        self.list_of_from(HeaderName::Via, Via::parse, 1)
     }
 
     /// Every Via value, top first, across all Via lines.
@@ -162,19 +175,30 @@ impl Message {
         name: HeaderName,
         parse: fn(&'m str) -> Result<T, Malformed>,
     ) -> impl Iterator<Item = Result<T, ParseError>> + 'm {
+        self.list_of_from(name, parse, 0)
+    }
+
+    /// [`Message::list_of`] without the first `skip` values, which are
+    /// passed over unparsed.
+    fn list_of_from<'m, T: 'm>(
+        &'m self,
+        name: HeaderName,
+        parse: fn(&'m str) -> Result<T, Malformed>,
+        skip: usize,
+    ) -> impl Iterator<Item = Result<T, ParseError>> + 'm {
         let from = self.header_index(name).unwrap_or(self.headers().len());
-        self.headers()[from..].iter().filter(move |h| h.name == name).flat_map(move |h| {
-            CommaValues::new(self.value_of(h)).map(move |v| {
-                let err = self.bad(name, h);
-                match v {
-                    Ok(v) if !v.is_empty() => parse(v).map_err(|_| err),
-                    Ok(_) => Err(err),
-                    Err(Malformed) => {
-                        Err(ParseError::new(ErrorKind::UnterminatedQuote, h.value.start as usize))
-                    }
+        self.headers()[from..]
+            .iter()
+            .filter(move |h| h.name == name)
+            .flat_map(move |h| CommaValues::new(self.value_of(h)).map(move |v| (h, v)))
+            .skip(skip)
+            .map(move |(h, v)| match v {
+                Ok(v) if !v.is_empty() => parse(v).map_err(|_| self.bad(name, h)),
+                Ok(_) => Err(self.bad(name, h)),
+                Err(Malformed) => {
+                    Err(ParseError::new(ErrorKind::UnterminatedQuote, h.value.start as usize))
                 }
             })
-        })
     }
 
     fn name_addr(&self, name: HeaderName) -> Result<Option<NameAddr<'_>>, ParseError> {
@@ -268,6 +292,30 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kept top Via is the one `vias()` parses, host kinds and errors
+    /// included, and `vias_below_top` is the rest.
+    #[test]
+    fn the_kept_top_via_is_the_parsed_one() {
+        for vias in [
+            "Via: SIP/2.0/UDP pc33.example.com:5066;branch=z9hG4bKa;rport\r\nVia: SIP/2.0/TCP 192.0.2.2;branch=z9hG4bKb, SIP/2.0/UDP [2001:db8::9]:5070;received=192.0.2.7\r\n",
+            "Via: SIP/2.0/TLS 192.0.2.1\r\n",
+            "Via: SIP/2.0/UDP [::1];branch=z9hG4bKc\r\n",
+            "Via: SIP/2.0/UDP bad host\r\n",
+        ] {
+            let text = format!(
+                "OPTIONS sip:x@example.com SIP/2.0\r\n{vias}To: <sip:x@example.com>\r\n\
+                 From: <sip:y@example.com>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            let m = Message::parse(bytes::Bytes::from(text)).unwrap();
+            let all: Vec<_> = m.vias().collect();
+            for _ in 0..2 {
+                assert_eq!(m.via(), all[0].map(Some), "{vias}");
+            }
+            assert_eq!(m.vias_below_top().collect::<Vec<_>>(), all[1..], "{vias}");
+        }
+    }
 
     #[test]
     fn cseq_forms() {

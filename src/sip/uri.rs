@@ -46,9 +46,7 @@ impl<'a> Host<'a> {
                 return Ok(Host::V4(v4));
             }
         }
-        let ok = b.iter().all(|&c| HOST_NAME_BYTE[c as usize])
-            && b[0] != b'.'
-            && b[0] != b'-';
+        let ok = b.iter().all(|&c| HOST_NAME_BYTE[c as usize]) && b[0] != b'.' && b[0] != b'-';
         if ok { Ok(Host::Name(s)) } else { Err(Malformed) }
     }
 
@@ -231,10 +229,11 @@ impl<'a> Uri<'a> {
         if hb.is_empty() || hb.len() > 255 || hb[0] == b'.' || hb[0] == b'-' {
             return None;
         }
-        let host = match dotted_digits && hb[0].is_ascii_digit() && hb[hb.len() - 1].is_ascii_digit() {
-            true => Host::V4(parse_ipv4(hb)?),
-            false => Host::Name(host_str),
-        };
+        let host =
+            match dotted_digits && hb[0].is_ascii_digit() && hb[hb.len() - 1].is_ascii_digit() {
+                true => Host::V4(parse_ipv4(hb)?),
+                false => Host::Name(host_str),
+            };
         let mut port = None;
         if b.get(i) == Some(&b':') {
             let digits = i + 1;
@@ -469,9 +468,43 @@ mod tests {
     #[test]
     fn plain_sip_path_agrees_with_the_general_parser() {
         const PIECES: &[&str] = &[
-            "sip:", "sips:", "SIP:", "tel:", "a", "bob", "Z9", "@", "@", ".", "-", ":", ":", "5060",
-            "99999", "0", "1", "192.0.2.1", "256", "[::1]", ";", ";lr", ";transport=tcp", "?", "=",
-            "h=v", "%41", "_", " ", "\t", "\x7f", ",", "<", "\"", "é", "example.com", "10.0.0",
+            "sip:",
+            "sips:",
+            "SIP:",
+            "tel:",
+            "a",
+            "bob",
+            "Z9",
+            "@",
+            "@",
+            ".",
+            "-",
+            ":",
+            ":",
+            "5060",
+            "99999",
+            "0",
+            "1",
+            "192.0.2.1",
+            "256",
+            "[::1]",
+            ";",
+            ";lr",
+            ";transport=tcp",
+            "?",
+            "=",
+            "h=v",
+            "%41",
+            "_",
+            " ",
+            "\t",
+            "\x7f",
+            ",",
+            "<",
+            "\"",
+            "é",
+            "example.com",
+            "10.0.0",
         ];
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move || {

@@ -46,7 +46,8 @@ impl Message {
                 return Err(ParseError::new(ErrorKind::DuplicateHeader(name), h));
             }
         }
-        for v in self.vias() {
+        self.via()?;
+        for v in self.vias_below_top() {
             v?;
         }
         self.from()?;

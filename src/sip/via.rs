@@ -19,6 +19,62 @@ pub struct Via<'a> {
     pub params: Params<'a>,
 }
 
+/// A parsed [`Via`] as byte ranges of the message head that holds it, so a
+/// [`Message`](super::Message) can keep its top Via parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ViaSpans {
+    transport: (u32, u32),
+    host: SpanHost,
+    port: Option<u16>,
+    params: (u32, u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpanHost {
+    Name(u32, u32),
+    V4(std::net::Ipv4Addr),
+    V6(std::net::Ipv6Addr),
+}
+
+impl ViaSpans {
+    /// `via` as ranges of `head`; `None` if a part is not a slice of it.
+    pub(crate) fn of(via: &Via<'_>, head: &str) -> Option<ViaSpans> {
+        let range = |part: &str| {
+            let start = (part.as_ptr() as usize).checked_sub(head.as_ptr() as usize)?;
+            let end = start + part.len();
+            (end <= head.len()).then_some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
+        };
+        Some(ViaSpans {
+            transport: range(via.transport)?,
+            host: match via.host {
+                Host::Name(n) => {
+                    let (s, e) = range(n)?;
+                    SpanHost::Name(s, e)
+                }
+                Host::V4(a) => SpanHost::V4(a),
+                Host::V6(a) => SpanHost::V6(a),
+            },
+            port: via.port,
+            params: range(via.params.as_str())?,
+        })
+    }
+
+    /// The Via again, borrowing `head` (the text [`ViaSpans::of`] saw).
+    pub(crate) fn get<'a>(&self, head: &'a str) -> Via<'a> {
+        let text = |(s, e): (u32, u32)| head.get(s as usize..e as usize).unwrap_or("");
+        Via {
+            transport: text(self.transport),
+            host: match self.host {
+                SpanHost::Name(s, e) => Host::Name(text((s, e))),
+                SpanHost::V4(a) => Host::V4(a),
+                SpanHost::V6(a) => Host::V6(a),
+            },
+            port: self.port,
+            params: Params::validated(text(self.params)),
+        }
+    }
+}
+
 fn skip_lws(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && is_lws(b[i]) {
         i += 1;
