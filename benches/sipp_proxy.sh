@@ -4,6 +4,11 @@
 # UAC :5070). Measured in one run, so the figures compare under the same load:
 #
 #   direct    SIPp UAC -> UAS with no proxy (this machine's ceiling)
+#   relay-blocking, relay-tokio
+#             a UDP relay that does no SIP work (benches/udp_relay.rs): the
+#             kernel and scheduler floor under any proxy's CPU per call, one
+#             blocking thread or one task on tokio's multi-thread runtime
+#             (stateless mode only; not run unless named in TARGETS)
 #   sipc      target/release/sipc run examples/bench/MODE.route
 #   kamailio  ../shared/bench/kamailio/MODE.cfg (skipped if not installed)
 #
@@ -54,6 +59,9 @@ run_uac() {
 
 start_proxy() {
   case "$1" in
+    relay-*) "${RELAY_BIN:-${CARGO_TARGET_DIR:-target}/release/examples/udp_relay}" "${1#relay-}" \
+               >"$TMP/proxy.log" 2>&1 &
+             PROXY_PID=$! ;;
     sipc) "$SIPC_BIN" run "examples/bench/$MODE.route" --control "$TMP/ctl.sock" >"$TMP/proxy.log" 2>&1 &
           PROXY_PID=$! ;;
     # -m: Kamailio's 64 MB default shared memory runs out under tm at 1,000 calls/s
@@ -81,8 +89,8 @@ measure() { # TARGET_NAME
     start_proxy "$name"
     if ! kill -0 "$PROXY_PID" 2>/dev/null; then
       kill "$UAS_PID" 2>/dev/null || true
-      printf '%-9s %22s %18s   (did not start: %s)\n' "$name" - - "$(tail -1 "$TMP/proxy.log")"
-      eval "CPU_$name=-"
+      printf '%-14s %22s %18s   (did not start: %s)\n' "$name" - - "$(tail -1 "$TMP/proxy.log")"
+      eval "CPU_${name//-/_}=-"
       return
     fi
   fi
@@ -119,17 +127,23 @@ measure() { # TARGET_NAME
   wait 2>/dev/null || true
   PROXY_PID=""
   sleep 1
-  printf '%-9s %22s %18s   %s\n' "$name" "$cpu" "$best" "${FAILS:+failed calls in the CPU run: $FAILS}"
+  printf '%-14s %22s %18s   %s\n' "$name" "$cpu" "$best" "${FAILS:+failed calls in the CPU run: $FAILS}"
   [[ -n "${MEM_NOTE:-}" ]] && echo "          $MEM_NOTE"
   FAILS=""
   MEM_NOTE=""
-  eval "CPU_$name=${cpu%\*}"
+  eval "CPU_${name//-/_}=${cpu%\*}"
 }
 
 echo "mode: $MODE"
-printf '%-9s %22s %18s\n' target "CPU-s/1000 calls@$RATE" "max calls/s (0 fail)"
+printf '%-14s %22s %18s\n' target "CPU-s/1000 calls@$RATE" "max calls/s (0 fail)"
 TARGETS=${TARGETS:-"direct sipc kamailio"}
 [[ $TARGETS == *direct* ]] && measure direct
+if [[ $TARGETS == *relay* && $MODE == stateless ]]; then
+  [[ -x ${RELAY_BIN:-${CARGO_TARGET_DIR:-target}/release/examples/udp_relay} ]] ||
+    cargo build --release --example udp_relay >/dev/null 2>&1
+  [[ $TARGETS == *relay-blocking* ]] && measure relay-blocking
+  [[ $TARGETS == *relay-tokio* ]] && measure relay-tokio
+fi
 [[ $TARGETS == *sipc* ]] && measure sipc
 if [[ $TARGETS != *kamailio* ]]; then
   :
