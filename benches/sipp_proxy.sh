@@ -20,7 +20,7 @@
 # with 0 failed calls (stepping up until a step fails).
 #
 # Usage: benches/sipp_proxy.sh [--stateful] [--quick]   (--quick: fewer, shorter steps)
-#   env: TARGETS="direct sipc kamailio" (a subset to measure), RATE, SECS, STEPS,
+#   env: TARGETS="direct sipc kamailio" (a subset to measure), RATE, SECS, STEPS (empty: no steps),
 #        KAMAILIO_CHILDREN=1 (its `-n`: one UDP worker does not reorder 180/200),
 #        KAMAILIO_SHM (its `-m`, MB of shared memory; default here 1024)
 # Needs: sipp (Debian package sip-tester); kamailio optional.
@@ -31,7 +31,7 @@ SHARED=${SHARED:-../shared}
 SIPC_BIN=${SIPC_BIN:-${CARGO_TARGET_DIR:-target}/release/sipc}
 RATE=${RATE:-1000}
 SECS=${SECS:-10}
-STEPS=${STEPS:-"1000 2000 3000 4000 5000 6000 8000 10000"}
+STEPS=${STEPS-"1000 2000 3000 4000 5000 6000 8000 10000"}
 MODE=stateless
 for arg in "$@"; do
   case "$arg" in
