@@ -5,7 +5,7 @@
 #
 #   direct    SIPp UAC -> UAS with no proxy (this machine's ceiling)
 #   relay-blocking, relay-tokio
-#             a UDP relay that does no SIP work (benches/udp_relay.rs): the
+#             a UDP relay that does no SIP work (benches/relay/udp_relay.rs): the
 #             kernel and scheduler floor under any proxy's CPU per call, one
 #             blocking thread or one task on tokio's multi-thread runtime
 #             (stateless mode only; not run unless named in TARGETS)
