@@ -40,6 +40,13 @@ pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// The branch for forwarding `req` with Request-URI `outgoing_uri`.
 pub fn stateless_branch(req: &Message, outgoing_uri: &str) -> String {
+    let mut out = String::with_capacity(MAGIC_COOKIE.len() + 33);
+    push_stateless_branch(&mut out, req, outgoing_uri);
+    out
+}
+
+/// Appends [`stateless_branch`] to `out` (the Via value being built).
+pub fn push_stateless_branch(out: &mut String, req: &Message, outgoing_uri: &str) {
     let mut h = stable_hasher();
     match req.via().ok().flatten() {
         Some(v) if v.has_rfc3261_branch() => {
@@ -55,12 +62,10 @@ pub fn stateless_branch(req: &Message, outgoing_uri: &str) -> String {
         }
     }
     outgoing_uri.hash(&mut h);
-    let mut out = String::with_capacity(MAGIC_COOKIE.len() + 33);
     out.push_str(MAGIC_COOKIE);
-    push_hex16(&mut out, h.finish());
+    push_hex16(out, h.finish());
     out.push('.');
-    push_hex16(&mut out, loop_hash(req));
-    out
+    push_hex16(out, loop_hash(req));
 }
 
 /// Appends `v` as 16 lowercase hex digits (`{:016x}`, without the

@@ -10,7 +10,7 @@ use crate::sip::write::{push_ip, push_u16};
 use std::net::SocketAddr;
 
 use super::LocalIdentity;
-use super::branch::{MAGIC_COOKIE, is_loop, loop_hash, stateless_branch};
+use super::branch::{MAGIC_COOKIE, is_loop, loop_hash, push_stateless_branch};
 use crate::sip::{EditedMessage, Host, Message, NameAddr, Scheme, Uri, Via};
 
 /// A request the proxy refuses, with what to answer.
@@ -34,8 +34,9 @@ pub struct NextHop {
     pub host: String,
     /// `None`: not given, resolution (SRV) or the transport's default decides.
     pub port: Option<u16>,
-    /// Lowercase transport: `udp`, `tcp`, `tls`, `ws`, `wss`, `sctp`.
-    pub transport: String,
+    /// Lowercase transport: `udp`, `tcp`, `tls`, `ws`, `wss`, `sctp`
+    /// (the known ones without an allocation).
+    pub transport: std::borrow::Cow<'static, str>,
     /// The transport was given (a `transport` parameter, `sips:`, a Via),
     /// not defaulted: RFC 3263 then skips NAPTR.
     pub explicit_transport: bool,
@@ -55,16 +56,16 @@ impl NextHop {
             }
         };
         let (transport, explicit_transport) = match (uri.scheme, uri.transport()) {
-            (Scheme::Sips, _) => ("tls".to_owned(), true),
-            (_, Some(t)) => (t.to_ascii_lowercase(), true),
-            (_, None) => ("udp".to_owned(), false),
+            (Scheme::Sips, _) => ("tls".into(), true),
+            (_, Some(t)) => (transport_name(t), true),
+            (_, None) => ("udp".into(), false),
         };
         Some(NextHop { host, port: uri.port, transport, explicit_transport })
     }
 
     /// The port to use when the URI gave none and no SRV lookup applies.
     pub fn port_or_default(&self) -> u16 {
-        self.port.unwrap_or(match self.transport.as_str() {
+        self.port.unwrap_or(match &*self.transport {
             "tls" | "wss" => 5061,
             _ => 5060,
         })
@@ -73,6 +74,28 @@ impl NextHop {
     /// The socket address, when the host is an IP literal.
     pub fn socket_addr(&self) -> Option<SocketAddr> {
         Host::parse(&self.host).ok()?.ip().map(|ip| SocketAddr::new(ip, self.port_or_default()))
+    }
+}
+
+/// `v` in decimal, written into `buf` (no allocation for Max-Forwards).
+fn decimal_u8(v: u8, buf: &mut [u8; 3]) -> &str {
+    *buf = [b'0' + v / 100, b'0' + v / 10 % 10, b'0' + v % 10];
+    let skip = if v >= 100 {
+        0
+    } else if v >= 10 {
+        1
+    } else {
+        2
+    };
+    std::str::from_utf8(&buf[skip..]).unwrap_or("0")
+}
+
+/// A transport token, lowercase: the known ones borrowed, others copied.
+pub fn transport_name(token: &str) -> std::borrow::Cow<'static, str> {
+    const KNOWN: [&str; 6] = ["udp", "tcp", "tls", "ws", "wss", "sctp"];
+    match KNOWN.iter().find(|k| k.eq_ignore_ascii_case(token)) {
+        Some(k) => std::borrow::Cow::Borrowed(k),
+        None => std::borrow::Cow::Owned(token.to_ascii_lowercase()),
     }
 }
 
@@ -224,12 +247,15 @@ pub fn next_hop(edit: &EditedMessage, fwd: &Forward<'_>) -> Result<NextHop, Reje
             .next()
             .and_then(|r| NameAddr::parse(&r).ok().map(|n| n.uri.raw().to_owned()))
     };
-    let target = fwd
-        .destination
-        .map(str::to_owned)
-        .or_else(first_route)
-        .unwrap_or_else(|| edit.request_uri().unwrap_or_default().to_owned());
-    let uri = Uri::parse(&target).map_err(|_| Reject::new(400, "Bad Destination"))?;
+    let route;
+    let target = match fwd.destination {
+        Some(d) => d,
+        None => {
+            route = first_route();
+            route.as_deref().unwrap_or_else(|| edit.request_uri().unwrap_or_default())
+        }
+    };
+    let uri = Uri::parse(target).map_err(|_| Reject::new(400, "Bad Destination"))?;
     NextHop::from_uri(&uri).ok_or(Reject::new(416, "Unsupported URI Scheme"))
 }
 
@@ -252,9 +278,11 @@ pub fn prepare_forward(
     headers: impl FnOnce(&NextHop) -> Result<HopHeaders, Reject>,
 ) -> Result<NextHop, Reject> {
     let mf = edit.original().max_forwards().ok().flatten();
-    let mut value = String::with_capacity(3);
-    push_u16(&mut value, mf.map_or(70, |m| u16::from(m.saturating_sub(1))));
-    edit.set_header("Max-Forwards", &value);
+    let mut digits = [0; 3];
+    edit.set_header(
+        "Max-Forwards",
+        decimal_u8(mf.map_or(70, |m| m.saturating_sub(1)), &mut digits),
+    );
     // Step 6: a strict router next (first Route without `lr`) gets the R-URI
     // as its Request-URI, and the original R-URI goes to the end of the set.
     let routes: Vec<String> = edit.current_values("Route").flat_map(split_values).collect();
@@ -271,12 +299,12 @@ pub fn prepare_forward(
             hop_uri = Some(strict);
         }
     }
-    let target = fwd
-        .destination
-        .map(str::to_owned)
-        .or(hop_uri)
-        .unwrap_or_else(|| edit.request_uri().unwrap_or_default().to_owned());
-    let uri = Uri::parse(&target).map_err(|_| Reject::new(400, "Bad Destination"))?;
+    let target = match (fwd.destination, &hop_uri) {
+        (Some(d), _) => d,
+        (None, Some(h)) => h.as_str(),
+        (None, None) => edit.request_uri().unwrap_or_default(),
+    };
+    let uri = Uri::parse(target).map_err(|_| Reject::new(400, "Bad Destination"))?;
     let hop = NextHop::from_uri(&uri).ok_or(Reject::new(416, "Unsupported URI Scheme"))?;
     let added = headers(&hop)?;
     if fwd.record_route {
@@ -284,20 +312,19 @@ pub fn prepare_forward(
             edit.insert_first("Record-Route", rr);
         }
     }
-    let branch = match fwd.branch {
-        Some(part) => {
-            let mut b = String::with_capacity(MAGIC_COOKIE.len() + part.len() + 17);
-            b.push_str(MAGIC_COOKIE);
-            b.push_str(part);
-            b.push('.');
-            super::branch::push_hex16(&mut b, loop_hash(edit.original()));
-            b
-        }
-        None => stateless_branch(edit.original(), edit.request_uri().unwrap_or_default()),
-    };
     let mut via = added.via_sent_by;
     via.push_str(";branch=");
-    via.push_str(&branch);
+    match fwd.branch {
+        Some(part) => {
+            via.push_str(MAGIC_COOKIE);
+            via.push_str(part);
+            via.push('.');
+            super::branch::push_hex16(&mut via, loop_hash(edit.original()));
+        }
+        None => {
+            push_stateless_branch(&mut via, edit.original(), edit.request_uri().unwrap_or_default())
+        }
+    }
     edit.insert_first("Via", &via);
     Ok(hop)
 }
@@ -305,6 +332,13 @@ pub fn prepare_forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_u8_is_to_string() {
+        for v in 0..=u8::MAX {
+            assert_eq!(decimal_u8(v, &mut [0; 3]), v.to_string());
+        }
+    }
     use bytes::Bytes;
 
     fn local() -> LocalIdentity {

@@ -89,7 +89,7 @@ pub fn response_target(via: &Via<'_>) -> NextHop {
     NextHop {
         host,
         port: Some(port),
-        transport: via.transport.to_ascii_lowercase(),
+        transport: super::request::transport_name(via.transport),
         explicit_transport: true,
     }
 }
@@ -157,7 +157,7 @@ To: <sip:b@example.com>;tag=2\nFrom: <sip:a@example.com>;tag=1\nCall-ID: c1\nCSe
         );
         let hop = next_hop_for_response(&resp, &local).unwrap();
         assert_eq!(
-            (hop.host.as_str(), hop.port, hop.transport.as_str()),
+            (hop.host.as_str(), hop.port, &*hop.transport),
             ("198.51.100.1", Some(40000), "udp")
         );
         let stripped = Message::parse(strip_own_via(resp).serialize()).unwrap();
