@@ -99,22 +99,22 @@ impl EditedMessage {
     /// response, a Route naming this proxy), even when it shares a line with
     /// others. Returns the removed value.
     pub fn remove_first_value(&mut self, name: &str) -> Option<String> {
-        let idx: Vec<usize> = self.msg.indices_named(name).collect();
-        for i in idx {
-            let Some(current) = self.current(i) else { continue };
-            let current = current.to_owned();
-            let mut values = CommaValues::new(&current);
-            let Some(Ok(first)) = values.next() else { continue };
-            let first = first.to_owned();
-            let rest: Vec<&str> = values.filter_map(Result::ok).filter(|v| !v.is_empty()).collect();
-            if rest.is_empty() {
-                self.set_line(i, None);
-            } else {
-                self.set_line(i, Some(rest.join(", ")));
+        // Runs on every relayed response (our Via comes off): the line's
+        // other values are joined only when there are any.
+        let (i, first, rest) = self.msg.indices_named(name).find_map(|i| {
+            let mut values = CommaValues::new(self.current(i)?);
+            let Some(Ok(first)) = values.next() else { return None };
+            let mut rest = String::new();
+            for v in values.filter_map(Result::ok).filter(|v| !v.is_empty()) {
+                if !rest.is_empty() {
+                    rest.push_str(", ");
+                }
+                rest.push_str(v);
             }
-            return Some(first);
-        }
-        None
+            Some((i, first.to_owned(), rest))
+        })?;
+        self.set_line(i, (!rest.is_empty()).then_some(rest));
+        Some(first)
     }
 
     /// Replaces the topmost value of a list header in place (the received
@@ -213,9 +213,12 @@ impl EditedMessage {
         }
 
         // Content-Length: rewrite the first live one, drop the rest, or add one.
-        let body_len = body.len().to_string();
+        let mut body_len = String::with_capacity(20);
+        super::write::push_u64(&mut body_len, body.len() as u64);
         let mut cl_written = false;
-        let mut inserted: Vec<&(usize, String)> = self.inserted.iter().collect();
+        // Usually a Via and a Record-Route or two: sorted inline.
+        let mut inserted: smallvec::SmallVec<[&(usize, String); 4]> =
+            self.inserted.iter().collect();
         inserted.sort_by_key(|(pos, _)| *pos);
         let mut ins = inserted.into_iter().peekable();
         for (i, h) in msg.headers().iter().enumerate() {

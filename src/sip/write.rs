@@ -6,10 +6,9 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-/// Appends `v` in decimal, without the formatting machinery (addresses and
-/// ports are written into every forwarded message).
-pub fn push_u16(out: &mut String, v: u16) {
-    let mut buf = [0u8; 5];
+/// `v` in decimal, written into `buf`: for a header value that needs no
+/// `String` of its own (Max-Forwards).
+pub fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
     let (mut i, mut v) = (buf.len(), v);
     loop {
         i -= 1;
@@ -19,7 +18,19 @@ pub fn push_u16(out: &mut String, v: u16) {
             break;
         }
     }
-    out.extend(buf[i..].iter().map(|&d| char::from(d)));
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
+/// Appends `v` in decimal, without the formatting machinery (addresses,
+/// ports and Content-Length are written into every forwarded message).
+pub fn push_u64(out: &mut String, v: u64) {
+    out.push_str(decimal(v, &mut [0; 20]));
+}
+
+/// [`push_u64`] for ports.
+pub fn push_u16(out: &mut String, v: u16) {
+    push_u64(out, u64::from(v));
 }
 
 /// Appends `ip` as text (see [`push_u16`]; IPv6 goes through `Display`).
@@ -55,6 +66,13 @@ pub fn push_socket_addr(out: &mut String, addr: SocketAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_is_to_string() {
+        for v in (0..=1000).chain([65_535, 4_294_967_295, u64::MAX]) {
+            assert_eq!(super::decimal(v, &mut [0; 20]), v.to_string());
+        }
+    }
 
     #[test]
     fn fast_address_writing_matches_display() {
