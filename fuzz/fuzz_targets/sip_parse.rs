@@ -8,6 +8,10 @@ use libfuzzer_sys::fuzz_target;
 use sipc::sip::{EditedMessage, Message, ParseLimits, Sdp};
 
 fuzz_target!(|data: &[u8]| {
+    // The one-pass URI path and the general parser agree on any text.
+    if let Ok(text) = std::str::from_utf8(data) {
+        assert_eq!(sipc::sip::Uri::parse(text), sipc::sip::Uri::parse_general(text), "{text:?}");
+    }
     let _ = sipc::sip::frame_stream(data, &Default::default());
     let Ok(msg) = Message::parse(Bytes::copy_from_slice(data)) else { return };
     let valid = msg.validate().is_ok();

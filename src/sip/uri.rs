@@ -269,8 +269,11 @@ impl<'a> Uri<'a> {
         })
     }
 
-    /// Every URI [`Uri::parse`] accepts, scheme by scheme.
-    fn parse_general(s: &'a str) -> Result<Uri<'a>, Malformed> {
+    /// Every URI [`Uri::parse`] accepts, scheme by scheme. Public (hidden)
+    /// only so the `sip_parse` fuzz target can hold the one-pass path to
+    /// it.
+    #[doc(hidden)]
+    pub fn parse_general(s: &'a str) -> Result<Uri<'a>, Malformed> {
         let colon = find_byte(b':', s.as_bytes()).ok_or(Malformed)?;
         let scheme_text = &s[..colon];
         let sb = scheme_text.as_bytes();
