@@ -13,7 +13,10 @@ use crate::runtime::{
     ABSENT, RESULT_DROP, RESULT_EXIT, RESULT_FALSE, RESULT_TRUE, RouteCtx, Shared,
 };
 use crate::sema::builtins::{FUNCTIONS, PSEUDO_VARS, Ty};
-use crate::sema::ir::{CaseTest, CheckedProgram, Expr, ExprKind, InterpPart, Place, Stmt, Value};
+use crate::sema::ir::{
+    CaseTest, CheckedProgram, Expr, ExprKind, InterpPart, Place, Stmt, Value, visit_exprs,
+    visit_stmts,
+};
 use crate::syntax::ast::{BinOp, UnOp};
 
 use super::{CompileError, expr_ty};
@@ -104,7 +107,23 @@ impl Evaluator {
     fn interned(mut self) -> Self {
         let mut all = Vec::new();
         for r in &self.prog.routes {
-            collect_stmts(&r.body, &mut all);
+            visit_stmts(&r.body, &mut |s| {
+                if let Stmt::Switch { cases, .. } = s {
+                    all.extend(cases.iter().filter_map(|(t, _)| match t {
+                        CaseTest::Str(s) => Some(s.clone()),
+                        _ => None,
+                    }));
+                }
+            });
+            visit_exprs(&r.body, &mut |e| match &e.kind {
+                ExprKind::Lit(Value::Str(s) | Value::Addr(s))
+                | ExprKind::Pv { arg: Some(s), .. } => all.push(s.clone()),
+                ExprKind::Interp(parts) => all.extend(parts.iter().filter_map(|p| match p {
+                    InterpPart::Lit(s) => Some(s.clone()),
+                    InterpPart::Expr(_) => None,
+                })),
+                _ => {}
+            });
         }
         for s in all {
             let h = self.shared.intern(&s);
@@ -406,59 +425,5 @@ impl Router for Evaluator {
 
     fn reply_route(&self) -> Option<crate::proxy::router::RouteId> {
         self.prog.reply_route
-    }
-}
-
-fn collect_stmts(body: &[Stmt], out: &mut Vec<String>) {
-    for s in body {
-        match s {
-            Stmt::Expr(e) | Stmt::Assign { value: e, .. } => collect_expr(e, out),
-            Stmt::If { cond, then_body, else_body } => {
-                collect_expr(cond, out);
-                collect_stmts(then_body, out);
-                collect_stmts(else_body, out);
-            }
-            Stmt::Switch { scrutinee, cases, default } => {
-                collect_expr(scrutinee, out);
-                for (t, b) in cases {
-                    if let CaseTest::Str(s) = t {
-                        out.push(s.clone());
-                    }
-                    collect_stmts(b, out);
-                }
-                if let Some(d) = default {
-                    collect_stmts(d, out);
-                }
-            }
-            Stmt::While { cond, body } => {
-                collect_expr(cond, out);
-                collect_stmts(body, out);
-            }
-            Stmt::Return(Some(e)) => collect_expr(e, out),
-            Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break => {}
-        }
-    }
-}
-
-fn collect_expr(e: &Expr, out: &mut Vec<String>) {
-    match &e.kind {
-        ExprKind::Lit(Value::Str(s) | Value::Addr(s)) => out.push(s.clone()),
-        ExprKind::Interp(parts) => {
-            for p in parts {
-                match p {
-                    InterpPart::Lit(s) => out.push(s.clone()),
-                    InterpPart::Expr(x) => collect_expr(x, out),
-                }
-            }
-        }
-        ExprKind::Pv { arg: Some(s), .. } => out.push(s.clone()),
-        ExprKind::Call { args, .. } => args.iter().for_each(|a| collect_expr(a, out)),
-        ExprKind::Unary { expr, .. } => collect_expr(expr, out),
-        ExprKind::Binary { lhs, rhs, .. } => {
-            collect_expr(lhs, out);
-            collect_expr(rhs, out);
-        }
-        ExprKind::Matches { lhs, .. } => collect_expr(lhs, out),
-        _ => {}
     }
 }

@@ -38,14 +38,8 @@ pub fn stable_hasher() -> StableHasher {
 /// The RFC 3261 magic cookie.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
-/// The branch for forwarding `req` with Request-URI `outgoing_uri`.
-pub fn stateless_branch(req: &Message, outgoing_uri: &str) -> String {
-    let mut out = String::with_capacity(MAGIC_COOKIE.len() + 33);
-    push_stateless_branch(&mut out, req, outgoing_uri);
-    out
-}
-
-/// Appends [`stateless_branch`] to `out` (the Via value being built).
+/// Appends the branch for forwarding `req` with Request-URI `outgoing_uri`
+/// to `out` (the Via value being built).
 pub fn push_stateless_branch(out: &mut String, req: &Message, outgoing_uri: &str) {
     let mut h = stable_hasher();
     match req.via().ok().flatten() {
@@ -128,6 +122,12 @@ mod hex_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stateless_branch(req: &Message, outgoing_uri: &str) -> String {
+        let mut out = String::new();
+        push_stateless_branch(&mut out, req, outgoing_uri);
+        out
+    }
     use bytes::Bytes;
 
     fn req(method: &str, branch: &str, ruri: &str) -> Message {

@@ -49,11 +49,7 @@ impl NextHop {
         let host = uri.host?;
         let host = match uri.maddr() {
             Some(m) => m.to_owned(),
-            None => {
-                let mut text = String::with_capacity(uri.host_str.len() + 2);
-                host.push_to(&mut text);
-                text
-            }
+            None => host.text(),
         };
         let (transport, explicit_transport) = match (uri.scheme, uri.transport()) {
             (Scheme::Sips, _) => ("tls".into(), true),
@@ -257,7 +253,7 @@ pub struct HopHeaders {
 
 /// §16.6 steps 3–8 on the copy being forwarded: Max-Forwards, strict-route
 /// postprocessing, next hop, then (from `headers`, which sees the hop)
-/// Record-Route and this proxy's Via with a branch from [`stateless_branch`].
+/// Record-Route and this proxy's Via with a branch from [`push_stateless_branch`].
 /// Returns where to send it.
 pub fn prepare_forward(
     edit: &mut EditedMessage,
@@ -317,7 +313,6 @@ pub fn prepare_forward(
 #[cfg(test)]
 mod tests {
     use super::*;
-
     use bytes::Bytes;
 
     fn local() -> LocalIdentity {

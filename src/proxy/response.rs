@@ -77,11 +77,7 @@ pub fn next_hop_for_response(resp: &Message, local: &LocalIdentity) -> Option<Ne
 
 /// The address a response is sent to for this Via.
 pub fn response_target(via: &Via<'_>) -> NextHop {
-    let host = via.maddr().or(via.received()).map(str::to_owned).unwrap_or_else(|| {
-        let mut s = String::with_capacity(48); // a bracketed IPv6 address fits
-        via.host.push_to(&mut s);
-        s
-    });
+    let host = via.maddr().or(via.received()).map_or_else(|| via.host.text(), str::to_owned);
     let port = match via.rport() {
         Some(Some(p)) => p,
         _ => via.port_or_default(),

@@ -27,7 +27,7 @@ fn s(ctx: &RouteCtx<'_>, h: i64) -> String {
 /// the program's pool, anything else is copied.
 fn arg<'s>(ctx: &RouteCtx<'s>, h: i64) -> std::borrow::Cow<'s, str> {
     let shared: &'s super::Shared = ctx.shared;
-    if h > super::MSG_BASE && h < 0 && h != ABSENT {
+    if super::is_const_handle(h) {
         std::borrow::Cow::Borrowed(super::resolve_const(shared, h))
     } else {
         std::borrow::Cow::Owned(ctx.str(h).to_owned())
@@ -45,11 +45,10 @@ pub fn str_eq(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     // The constant pool holds each string once, so two constant handles
     // (a result word against a literal, say) are equal exactly when they
     // are the same handle.
-    let constant = |h: i64| h > super::MSG_BASE && h < 0;
     if a[0] == a[1] {
         return 1;
     }
-    if constant(a[0]) && constant(a[1]) {
+    if super::is_const_handle(a[0]) && super::is_const_handle(a[1]) {
         return 0;
     }
     b(ctx.str(a[0]) == ctx.str(a[1]))
@@ -295,12 +294,8 @@ pub fn set_du(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     0
 }
 
-fn first(m: &crate::sip::EditedMessage, name: HeaderName) -> Option<&str> {
-    m.first_current(name)
-}
-
 fn uri_of(m: &crate::sip::EditedMessage, name: HeaderName) -> Option<crate::sip::Uri<'_>> {
-    first(m, name).and_then(|l| NameAddr::parse(l).ok()).map(|n| n.uri)
+    m.first_current(name).and_then(|l| NameAddr::parse(l).ok()).map(|n| n.uri)
 }
 
 pub fn pv_fu(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
@@ -355,11 +350,11 @@ pub fn pv_ci(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 }
 
 pub fn pv_ua(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    share!(ctx, |m| first(m, HeaderName::UserAgent))
+    share!(ctx, |m| m.first_current(HeaderName::UserAgent))
 }
 
 pub fn pv_ct(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    share!(ctx, |m| first(m, HeaderName::Contact))
+    share!(ctx, |m| m.first_current(HeaderName::Contact))
 }
 
 pub fn pv_cs(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {

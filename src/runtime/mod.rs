@@ -61,6 +61,11 @@ pub const ABSENT: i64 = i64::MIN;
 pub const MSG_BASE: i64 = -(1 << 40);
 const LEN_BITS: u32 = 24;
 
+/// Does `h` name a constant-pool string (a literal of the program)?
+pub fn is_const_handle(h: i64) -> bool {
+    h > MSG_BASE && h < 0
+}
+
 /// The handle of `part` when it is a slice of `head` (and short enough).
 pub fn head_handle(head: &str, part: &str) -> Option<i64> {
     let start = (part.as_ptr() as usize).checked_sub(head.as_ptr() as usize)?;
@@ -132,6 +137,8 @@ pub struct Shared {
     bound: std::sync::OnceLock<LocalIdentity>,
     /// Handle of the empty string.
     pub empty: i64,
+    /// [`STOCK_REASONS`], shared ([`Shared::reason`]).
+    stock_reasons: Vec<std::sync::Arc<str>>,
     /// Constant pool index of each interned string.
     index: std::collections::HashMap<String, usize>,
     /// Handles of the fixed words runtime functions answer with
@@ -173,12 +180,10 @@ impl Shared {
             configured: local,
             bound: std::sync::OnceLock::new(),
             empty: -1,
+            stock_reasons: STOCK_REASONS.iter().map(|r| (*r).into()).collect(),
             index: std::collections::HashMap::from([(String::new(), 0)]),
             words: Vec::new(),
         };
-        for reason in STOCK_REASONS {
-            shared.intern(reason);
-        }
         shared.words = registrar::RESULT_WORDS.iter().map(|w| (*w, shared.intern(w))).collect();
         shared.var_init = prog
             .msg_vars
@@ -199,7 +204,7 @@ impl Shared {
         strings: &[String],
         h: i64,
     ) -> std::sync::Arc<str> {
-        if h > MSG_BASE && h < 0 {
+        if is_const_handle(h) {
             self.consts.get((-(h + 1)) as usize).unwrap_or(&self.consts[0]).clone()
         } else {
             resolve(req, self, strings, h).into()
@@ -210,8 +215,8 @@ impl Shared {
     /// Internal Error" …): interned when the program was built, so it
     /// costs no allocation per answer.
     pub fn reason(&self, text: &str) -> std::sync::Arc<str> {
-        match self.index.get(text) {
-            Some(&i) => self.consts[i].clone(),
+        match self.stock_reasons.iter().find(|r| ***r == *text) {
+            Some(r) => r.clone(),
             None => text.into(),
         }
     }

@@ -8,6 +8,7 @@
 //! by its position there, so caching it copies nothing.
 
 use crate::proxy::LocalIdentity;
+use crate::sip::scan::span_within;
 use crate::sip::{Host, Scheme, Uri};
 
 /// How many URIs one message keeps facts about (more are rare: the R-URI,
@@ -55,11 +56,7 @@ enum HostKind {
 
 impl UriParts {
     fn of(text: &str) -> Option<UriParts> {
-        let range = |part: &str| {
-            let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
-            let end = start + part.len();
-            (end <= text.len()).then_some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
-        };
+        let range = |part: &str| span_within(text, part);
         let u = Uri::parse(text).ok()?;
         Some(UriParts {
             user: u.user.and_then(range),
@@ -112,12 +109,7 @@ impl UriCache {
     /// The facts about `text`, parsed on first use. `head` is the received
     /// message's head, which `text` may be a slice of.
     pub fn get(&mut self, head: &str, text: &str) -> &mut UriFacts {
-        let in_head = (text.as_ptr() as usize)
-            .checked_sub(head.as_ptr() as usize)
-            .filter(|&start| start + text.len() <= head.len())
-            .and_then(|start| {
-                Some((u32::try_from(start).ok()?, u32::try_from(start + text.len()).ok()?))
-            });
+        let in_head = span_within(head, text);
         let found = self.slots.iter().position(|f| {
             f.as_ref().is_some_and(|f| match &f.key {
                 Key::Head(s, e) => {

@@ -268,26 +268,35 @@ pub fn visit_exprs<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Expr)) {
             _ => {}
         }
     }
+    visit_stmts(body, &mut |s| match s {
+        Stmt::Expr(e)
+        | Stmt::Assign { value: e, .. }
+        | Stmt::Return(Some(e))
+        | Stmt::If { cond: e, .. }
+        | Stmt::Switch { scrutinee: e, .. }
+        | Stmt::While { cond: e, .. } => expr(e, f),
+        Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break => {}
+    });
+}
+
+/// Calls `f` on every statement in `body`, those of nested bodies (`if`,
+/// `switch` cases, `while`) included, each before the ones it contains.
+pub fn visit_stmts<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Stmt)) {
     for s in body {
+        f(s);
         match s {
-            Stmt::Expr(e) | Stmt::Assign { value: e, .. } | Stmt::Return(Some(e)) => expr(e, f),
-            Stmt::If { cond, then_body, else_body } => {
-                expr(cond, f);
-                visit_exprs(then_body, f);
-                visit_exprs(else_body, f);
+            Stmt::If { then_body, else_body, .. } => {
+                visit_stmts(then_body, f);
+                visit_stmts(else_body, f);
             }
-            Stmt::Switch { scrutinee, cases, default } => {
-                expr(scrutinee, f);
-                cases.iter().for_each(|(_, b)| visit_exprs(b, f));
+            Stmt::Switch { cases, default, .. } => {
+                cases.iter().for_each(|(_, b)| visit_stmts(b, f));
                 if let Some(d) = default {
-                    visit_exprs(d, f);
+                    visit_stmts(d, f);
                 }
             }
-            Stmt::While { cond, body } => {
-                expr(cond, f);
-                visit_exprs(body, f);
-            }
-            Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break => {}
+            Stmt::While { body, .. } => visit_stmts(body, f),
+            _ => {}
         }
     }
 }

@@ -342,8 +342,7 @@ impl Message {
 
     /// The value lines of every header of a known kind, in order.
     pub fn header_values(&self, name: HeaderName) -> impl Iterator<Item = &str> + '_ {
-        let from = usize::from(self.first[name as usize]).min(self.headers.len());
-        self.headers[from..].iter().filter(move |h| h.name == name).map(|h| self.value_of(h))
+        self.indices_of(name).map(|i| self.value_of(&self.headers[i]))
     }
 
     /// The comma-separated values of every header of a list kind (Via, Route,

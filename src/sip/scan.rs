@@ -61,6 +61,15 @@ pub fn trim_lws_start(s: &str) -> &str {
     &s[n..]
 }
 
+/// Where `part`, a slice of `outer`, lies in it, as u32 byte offsets
+/// (`None` when it is not a slice of `outer`). Parsed views keep such
+/// spans so they can be stored without borrowing the text.
+pub fn span_within(outer: &str, part: &str) -> Option<(u32, u32)> {
+    let start = (part.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
+    let end = start + part.len();
+    (end <= outer.len()).then_some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
+}
+
 /// Position of byte `c` in `b`. For the short strings of URIs and
 /// parameters an inlined loop beats `memchr`'s dispatch; long haystacks
 /// (message lines) use `memchr` directly.

@@ -22,6 +22,21 @@ pub enum Scheme {
     Other,
 }
 
+impl Scheme {
+    /// The scheme a URI's scheme text names (case-insensitive).
+    fn named(text: &str) -> Scheme {
+        if text.eq_ignore_ascii_case("sip") {
+            Scheme::Sip
+        } else if text.eq_ignore_ascii_case("sips") {
+            Scheme::Sips
+        } else if text.eq_ignore_ascii_case("tel") {
+            Scheme::Tel
+        } else {
+            Scheme::Other
+        }
+    }
+}
+
 /// The host part of a SIP URI or Via sent-by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Host<'a> {
@@ -62,6 +77,14 @@ impl<'a> Host<'a> {
                 out.push(']');
             }
         }
+    }
+
+    /// The host as `Display` writes it, in a string of its own (see
+    /// [`Host::push_to`]).
+    pub fn text(&self) -> String {
+        let mut out = String::with_capacity(48); // a bracketed IPv6 address fits
+        self.push_to(&mut out);
+        out
     }
 
     /// The IP address, when the host is one.
@@ -177,16 +200,7 @@ impl<'a> Uri<'a> {
     /// The scheme of URI text that [`Uri::parse`] accepts (validation has
     /// parsed the Request-URI already; the proxy then only asks this).
     pub fn scheme_of(s: &str) -> Scheme {
-        let scheme = s.split_once(':').map_or("", |(scheme, _)| scheme);
-        if scheme.eq_ignore_ascii_case("sip") {
-            Scheme::Sip
-        } else if scheme.eq_ignore_ascii_case("sips") {
-            Scheme::Sips
-        } else if scheme.eq_ignore_ascii_case("tel") {
-            Scheme::Tel
-        } else {
-            Scheme::Other
-        }
+        Scheme::named(s.split_once(':').map_or("", |(scheme, _)| scheme))
     }
 
     /// The common shape, `sip[s]:[user@]host[:port][;params][?headers]`
@@ -290,15 +304,7 @@ impl<'a> Uri<'a> {
         }
         debug_assert!(colon < s.len());
         let rest = &s[colon + 1..];
-        let scheme = if scheme_text.eq_ignore_ascii_case("sip") {
-            Scheme::Sip
-        } else if scheme_text.eq_ignore_ascii_case("sips") {
-            Scheme::Sips
-        } else if scheme_text.eq_ignore_ascii_case("tel") {
-            Scheme::Tel
-        } else {
-            Scheme::Other
-        };
+        let scheme = Scheme::named(scheme_text);
         let mut uri = Uri {
             raw: s,
             scheme,

@@ -39,11 +39,7 @@ enum SpanHost {
 impl ViaSpans {
     /// `via` as ranges of `head`; `None` if a part is not a slice of it.
     pub(crate) fn of(via: &Via<'_>, head: &str) -> Option<ViaSpans> {
-        let range = |part: &str| {
-            let start = (part.as_ptr() as usize).checked_sub(head.as_ptr() as usize)?;
-            let end = start + part.len();
-            (end <= head.len()).then_some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
-        };
+        let range = |part: &str| super::scan::span_within(head, part);
         Some(ViaSpans {
             transport: range(via.transport)?,
             host: match via.host {
