@@ -86,7 +86,7 @@ fn main() {
     let checked = sema::check_source("stateless.route", &src, &Options::default());
     assert_eq!(checked.errors(), 0);
     let program = Arc::new(Program::compile(&checked.program).unwrap());
-    let sock = Arc::new(rt.block_on(tokio::net::UdpSocket::bind("127.0.0.1:0")).unwrap());
+    let sock = Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
     let local_addr = sock.local_addr().unwrap();
     let mut local = LocalIdentity::new();
     local.add_socket(local_addr);

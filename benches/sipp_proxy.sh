@@ -21,7 +21,10 @@
 #
 # Usage: benches/sipp_proxy.sh [--stateful] [--quick]   (--quick: fewer, shorter steps)
 #   env: TARGETS="direct sipc kamailio" (a subset to measure), RATE, SECS, STEPS (empty: no steps),
-#        KAMAILIO_CHILDREN=1 (its `-n`: one UDP worker does not reorder 180/200),
+#        WORKERS=N (both proxies' `-n`: UDP receive workers, default each config's
+#        `children`, 2; a fair CPU comparison gives both the same),
+#        KAMAILIO_CHILDREN=1 (Kamailio's `-n` alone: one UDP worker does not reorder
+#        180/200, which its shared socket does with 2),
 #        KAMAILIO_SHM (its `-m`, MB of shared memory; default here 1024)
 # Needs: sipp (Debian package sip-tester); kamailio optional.
 set -euo pipefail
@@ -41,6 +44,7 @@ for arg in "$@"; do
   esac
 done
 SCEN=$SHARED/bench/sipp
+KAMAILIO_N=${KAMAILIO_CHILDREN:-${WORKERS:-}}
 source benches/common.sh
 
 start_uas() {
@@ -62,12 +66,13 @@ start_proxy() {
     relay-*) "${RELAY_BIN:-${CARGO_TARGET_DIR:-target}/release/examples/udp_relay}" "${1#relay-}" \
                >"$TMP/proxy.log" 2>&1 &
              PROXY_PID=$! ;;
-    sipc) "$SIPC_BIN" run "examples/bench/$MODE.route" --control "$TMP/ctl.sock" >"$TMP/proxy.log" 2>&1 &
+    sipc) "$SIPC_BIN" run "examples/bench/$MODE.route" --control "$TMP/ctl.sock" \
+            ${WORKERS:+-n "$WORKERS"} >"$TMP/proxy.log" 2>&1 &
           PROXY_PID=$! ;;
     # -m: Kamailio's 64 MB default shared memory runs out under tm at 1,000 calls/s
     # ("could not allocate shared memory"), failing calls; 1 GB measures it working.
     kamailio) kamailio -f "$SHARED/bench/kamailio/$MODE.cfg" -m "${KAMAILIO_SHM:-1024}" \
-                ${KAMAILIO_CHILDREN:+-n "$KAMAILIO_CHILDREN"} \
+                ${KAMAILIO_N:+-n "$KAMAILIO_N"} \
                 -DD -E -w "$TMP" >"$TMP/proxy.log" 2>&1 &
               PROXY_PID=$! ;;
   esac

@@ -182,7 +182,8 @@ async fn overload_is_answered_503_with_retry_after() {
     let uac = UdpUa::bind().await;
     let p = proxy_with(TestRouter { target: None, tcp_target: None }, |c| {
         c.workers = 1;
-        c.queue_depth = 2;
+        // Each "slow" request takes 50 ms to route: the third waits 100 ms.
+        c.udp_max_wait = std::time::Duration::from_millis(60);
     })
     .await;
     let px = p.addr(Transport::Udp).unwrap();
@@ -213,7 +214,45 @@ async fn overload_is_answered_503_with_retry_after() {
     assert_eq!(slow + busy, 20, "every request answered");
     assert!(busy >= 10, "the queue held at most a few: {slow} routed, {busy} refused");
     assert!(slow >= 1);
+    assert_eq!(p.core.stats.dropped_overload.load(std::sync::atomic::Ordering::Relaxed), busy);
     p.stop(std::time::Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_peers_over_a_socket_group_and_a_prompt_stop() {
+    let uas = UdpUa::bind().await;
+    let p = proxy_with(TestRouter { target: Some(uas.addr), tcp_target: None }, |c| c.workers = 4)
+        .await;
+    let px = p.addr(Transport::Udp).unwrap();
+    // Sixteen callers: the kernel spreads them over the four sockets.
+    let mut uacs = Vec::new();
+    for _ in 0..16 {
+        uacs.push(UdpUa::bind().await);
+    }
+    for (i, uac) in uacs.iter().enumerate() {
+        let via = uac.via(&format!("g{i}"));
+        uac.send(px, &request("OPTIONS", "sip:bob@example.com", &via, &format!("g-{i}"), "")).await;
+    }
+    let mut forwarded = 0;
+    while let Some((req, from)) = uas.recv_within(std::time::Duration::from_secs(2)).await {
+        forwarded += 1;
+        uas.send(from, &response_to(&req, 200, "OK")).await;
+        if forwarded == 16 {
+            break;
+        }
+    }
+    assert_eq!(forwarded, 16);
+    for uac in &uacs {
+        let (resp, _) = uac.recv_within(std::time::Duration::from_secs(2)).await.expect("200");
+        assert_eq!(resp.status(), Some(200));
+    }
+    let started = std::time::Instant::now();
+    p.stop(std::time::Duration::from_secs(10)).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1500),
+        "the receive threads stop when asked, not at the grace deadline: {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

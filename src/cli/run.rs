@@ -3,7 +3,7 @@
 //! Checks the file (diagnostics are printed exactly as `sipc check` prints
 //! them; any error exits 1), compiles it to native code, and serves it:
 //! the `listen` items become the proxy's sockets, `domain`/`alias` its
-//! names, `settings { children }` the number of routing workers and
+//! names, `settings { children }` (or `-n`) the number of routing workers and
 //! `settings { debug }` the log level (overridden by `-v`); a program that
 //! calls the registrar or auth builtins gets its location table and
 //! subscriber store (`cli::services`). SIGINT or SIGTERM stops the server,
@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// still do).
     #[arg(long)]
     pub no_watch: bool,
+    /// Routing workers (UDP receive threads per listen), overriding
+    /// `settings { children }` (Kamailio's `-n`).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 /// The server configuration a checked program asks for, with relative
@@ -244,6 +248,9 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(n) = args.workers {
+        config.workers = n;
+    }
     for (name, lands_with) in crate::codegen::not_yet_available(&out.program) {
         eprintln!(
             "note: `{name}()` is not available yet (lands with {lands_with}): it returns false \

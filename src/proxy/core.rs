@@ -38,7 +38,8 @@ pub struct Stats {
     pub dropped_malformed: AtomicU64,
     pub dropped_stray: AtomicU64,
     pub dropped_by_route: AtomicU64,
-    /// Messages that found every routing queue full (requests got 503).
+    /// Messages refused for overload (requests got 503): every routing
+    /// queue was full, or the datagram waited too long in its socket.
     pub dropped_overload: AtomicU64,
     pub send_errors: AtomicU64,
     /// Transactions created by `relay()`.
@@ -271,15 +272,45 @@ impl Core {
     /// Sends one message, counting failures.
     pub async fn send(self: &Arc<Self>, out: Outgoing) {
         let on_message = self.message_sink();
-        if let Err(e) =
-            self.outbound.send(out.transport, out.peer, out.data, &on_message, self.limits).await
+        let sent = self
+            .outbound
+            .send(out.transport, out.peer, out.data.clone(), &on_message, self.limits)
+            .await;
+        if let Err(e) = sent {
+            self.send_failed(&out, e);
+        }
+    }
+
+    /// Counts a failed send and fails over the branch it started.
+    fn send_failed(self: &Arc<Self>, out: &Outgoing, e: std::io::Error) {
+        bump(&self.stats.send_errors);
+        tracing::debug!(peer = %out.peer, "send failed: {e}");
+        if let Some((id, index)) = out.branch
+            && let Some(step) = self.branch_send_failed(id, index)
         {
-            bump(&self.stats.send_errors);
-            tracing::debug!(peer = %out.peer, "send failed: {e}");
-            if let Some((id, index)) = out.branch
-                && let Some(step) = self.branch_send_failed(id, index)
-            {
-                // On a task of its own: `send` cannot await itself.
+            // On a task of its own: `send` cannot await itself.
+            tokio::spawn(Arc::clone(self).run_step_boxed(step));
+        }
+    }
+
+    /// Processes one message on the calling thread (a UDP receive thread,
+    /// see [`super::udp`]): UDP sends happen here and now, steps that wait
+    /// (streams, name resolution) go to the runtime the thread has entered.
+    pub fn handle_now(self: &Arc<Self>, data: Bytes, inbound: Inbound) {
+        if let Some(step) = self.process(data, inbound) {
+            self.run_step_now(step);
+        }
+    }
+
+    fn run_step_now(self: &Arc<Self>, step: Step) {
+        match step {
+            Step::Send(out) if out.transport == Transport::Udp => {
+                if let Err(e) = self.outbound.send_udp(out.peer, &out.data) {
+                    self.send_failed(&out, e);
+                }
+            }
+            Step::Batch(steps) => steps.into_iter().for_each(|s| self.run_step_now(s)),
+            step => {
                 tokio::spawn(Arc::clone(self).run_step_boxed(step));
             }
         }
@@ -307,24 +338,21 @@ impl Core {
     }
 
     fn accept(self: Arc<Self>, data: Bytes, inbound: Inbound) {
-        let core = self;
-        {
-            let job = match core.dispatcher.get() {
-                Some(d) => match d.submit((data, inbound)) {
-                    Ok(()) => return,
-                    Err(job) => job,
-                },
-                None => {
-                    let core = Arc::clone(&core);
-                    tokio::spawn(async move { core.handle(data, inbound).await });
-                    return;
-                }
-            };
-            bump(&core.stats.dropped_overload);
-            if let Some(out) = core.overloaded(job.0, job.1) {
-                let core = Arc::clone(&core);
-                tokio::spawn(async move { core.send(out).await });
-            }
+        let Some(d) = self.dispatcher.get() else {
+            tokio::spawn(async move { self.handle(data, inbound).await });
+            return;
+        };
+        if let Err((data, inbound)) = d.submit((data, inbound)) {
+            self.shed(data, inbound);
+        }
+    }
+
+    /// Refuses a message the proxy has no capacity to route: requests get
+    /// `503` with `Retry-After`, the rest are dropped; all are counted.
+    pub fn shed(self: &Arc<Self>, data: Bytes, inbound: Inbound) {
+        bump(&self.stats.dropped_overload);
+        if let Some(out) = self.overloaded(data, inbound) {
+            self.run_step_now(Step::Send(out));
         }
     }
 

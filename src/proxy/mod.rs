@@ -21,6 +21,7 @@ pub mod stateful;
 pub mod timer_queue;
 pub mod tls;
 pub mod transport;
+pub mod udp;
 
 pub use local::LocalIdentity;
 pub use request::{Forward, HopHeaders, NextHop, Reject};

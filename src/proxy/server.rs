@@ -1,16 +1,16 @@
 //! Starting the proxy: bind every listen socket, build the [`Core`], spawn
 //! the receive loops. Runs inside a tokio runtime; `sipc run` creates it.
 //!
-//! UDP: several tasks receive on each socket (tokio lets tasks share one
-//! socket), each handling its datagram inline, so all cores work on UDP
-//! traffic without a queue in between. TCP: one task per connection, owned
-//! by the [`Outbound`] connection table.
+//! UDP: a group of `SO_REUSEPORT` sockets per listen, each with a blocking
+//! receive thread that routes inline ([`super::udp`]). TCP and TLS: one task
+//! per connection, owned by the [`Outbound`] connection table, handing
+//! messages to the routing workers through the [`Dispatcher`]'s bounded
+//! queues.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -22,7 +22,8 @@ use super::router::Router;
 use super::services::Services;
 use super::stateful::TxnConfig;
 use super::tls::{self, TlsMaterial};
-use super::transport::{Inbound, Outbound, Transport, bind_tcp, bind_udp};
+use super::transport::{Outbound, Transport, bind_tcp, bind_udp_group};
+use super::udp::Receivers;
 use crate::sip::ParseLimits;
 
 /// One `listen` line.
@@ -39,10 +40,15 @@ pub struct ServerConfig {
     /// Domains and aliases this proxy is responsible for (`domain`, `alias`).
     pub names: Vec<String>,
     pub limits: ParseLimits,
-    /// Routing workers (0: one per core).
+    /// Routing workers (0: one per core): UDP sockets per listen, each with
+    /// its receive thread, and tasks routing TCP and TLS messages.
     pub workers: usize,
-    /// Messages each worker may have queued before the proxy answers 503.
+    /// Messages each stream routing worker may have queued before the proxy
+    /// answers 503.
     pub queue_depth: usize,
+    /// How long a UDP request may wait in its socket's queue before the
+    /// proxy answers 503 instead of routing it.
+    pub udp_max_wait: std::time::Duration,
     /// Open TCP connections at most; more are refused.
     pub max_tcp_connections: usize,
     /// Bytes one TCP connection may buffer towards an incomplete message.
@@ -77,6 +83,7 @@ impl ServerConfig {
             limits: ParseLimits::default(),
             workers: 0,
             queue_depth: 1024,
+            udp_max_wait: std::time::Duration::from_millis(200),
             max_tcp_connections: 4096,
             tcp_buffer: 128 * 1024,
             tls: None,
@@ -95,6 +102,7 @@ pub struct ServerHandle {
     pub bound: Vec<(Transport, SocketAddr)>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    udp: Receivers,
 }
 
 impl ServerHandle {
@@ -108,6 +116,7 @@ impl ServerHandle {
     pub async fn stop(self, grace: std::time::Duration) {
         let _ = self.shutdown.send(true);
         let deadline = tokio::time::Instant::now() + grace;
+        self.udp.stop(deadline).await;
         for t in self.tasks {
             let abort = t.abort_handle();
             if tokio::time::timeout_at(deadline, t).await.is_err() {
@@ -119,15 +128,24 @@ impl ServerHandle {
 
 /// Binds and starts serving.
 pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<ServerHandle> {
+    let workers = match config.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
     let mut udp = Vec::new();
+    let mut udp_groups = Vec::new();
     let mut tcp = Vec::new();
     let mut bound = Vec::new();
     for l in &config.listens {
         match l.transport {
             Transport::Udp => {
-                let s = Arc::new(bind_udp(l.addr)?);
-                bound.push((Transport::Udp, s.local_addr()?));
-                udp.push(s);
+                let group: Vec<_> =
+                    bind_udp_group(l.addr, workers)?.into_iter().map(Arc::new).collect();
+                bound.push((Transport::Udp, group[0].local_addr()?));
+                // Sends leave from the group's first socket: any member has
+                // the same address.
+                udp.push(Arc::clone(&group[0]));
+                udp_groups.extend(group);
             }
             stream => {
                 let s = bind_tcp(l.addr)?;
@@ -168,10 +186,6 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
     );
     let (shutdown, watch_rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    let workers = match config.workers {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
     let (dispatcher, queues) = Dispatcher::new(workers, config.queue_depth);
     core.set_dispatcher(dispatcher);
     tasks.push(core.start_timers(watch_rx.clone()));
@@ -183,36 +197,28 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
         },
     }
     for mut queue in queues {
-        let core = Arc::clone(&core);
+        let (core, mut stop) = (Arc::clone(&core), watch_rx.clone());
         tasks.push(tokio::spawn(async move {
-            while let Some((data, inbound)) = queue.recv().await {
+            loop {
+                let job = tokio::select! {
+                    job = queue.recv() => job,
+                    // Stopping: route what is already queued, then end.
+                    _ = stop.changed() => {
+                        queue.close();
+                        queue.recv().await
+                    }
+                };
+                let Some((data, inbound)) = job else { break };
                 core.handle(data, inbound).await;
             }
         }));
     }
-    let sink = core.message_sink();
-    for sock in udp {
-        let (sock, sink, mut stop) = (Arc::clone(&sock), Arc::clone(&sink), watch_rx.clone());
-        tasks.push(tokio::spawn(async move {
-            let local = sock.local_addr().expect("bound socket has an address");
-            let mut buf = vec![0u8; 65_536];
-            loop {
-                let (n, peer) = tokio::select! {
-                    r = sock.recv_from(&mut buf) => match r {
-                        Ok(x) => x,
-                        Err(e) => {
-                            // ICMP errors from earlier sends surface here; keep serving.
-                            tracing::trace!("udp recv: {e}");
-                            continue;
-                        }
-                    },
-                    _ = stop.changed() => break,
-                };
-                let inbound = Inbound { transport: Transport::Udp, local, peer };
-                sink(Bytes::copy_from_slice(&buf[..n]), inbound);
-            }
-        }));
-    }
+    let udp = Receivers::start(
+        &core,
+        &udp_groups,
+        tokio::runtime::Handle::current(),
+        config.udp_max_wait,
+    )?;
     for (transport, listener) in tcp {
         let (core, outbound, mut stop) =
             (Arc::clone(&core), Arc::clone(&outbound), watch_rx.clone());
@@ -273,5 +279,5 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
             }
         }));
     }
-    Ok(ServerHandle { core, bound, shutdown, tasks })
+    Ok(ServerHandle { core, bound, shutdown, tasks, udp })
 }

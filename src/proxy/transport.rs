@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use std::net::UdpSocket;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsConnector;
 
@@ -129,6 +131,19 @@ impl Outbound {
         self.udp.iter().find(|(a, _)| a.is_ipv4() == peer.is_ipv4())
     }
 
+    /// Sends one datagram from the socket of `peer`'s address family.
+    ///
+    /// UDP sockets are blocking (their receive threads sleep in `recv`), so
+    /// this is a plain `sendto`: it returns at once unless the socket's send
+    /// buffer is full, which on a 4 MiB buffer means the host itself is
+    /// congested, and then waiting briefly is the right back-pressure.
+    pub fn send_udp(&self, peer: SocketAddr, data: &[u8]) -> io::Result<()> {
+        let (_, sock) = self.udp_for(peer).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::AddrNotAvailable, "no UDP socket for that family")
+        })?;
+        sock.send_to(data, peer).map(|_| ())
+    }
+
     /// Sends `data` to `peer`.
     pub async fn send(
         self: &Arc<Self>,
@@ -139,12 +154,7 @@ impl Outbound {
         limits: ParseLimits,
     ) -> io::Result<()> {
         match transport {
-            Transport::Udp => {
-                let (_, sock) = self.udp_for(peer).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::AddrNotAvailable, "no UDP socket for that family")
-                })?;
-                sock.send_to(&data, peer).await.map(|_| ())
-            }
+            Transport::Udp => self.send_udp(peer, &data),
             stream => {
                 let existing = self.connections.lock().unwrap().get(&(stream, peer)).cloned();
                 if let Some(tx) = existing {
@@ -248,19 +258,39 @@ impl Outbound {
     }
 }
 
-/// Binds a UDP socket with address reuse and large buffers.
-pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+/// Binds `count` blocking UDP sockets to one address with `SO_REUSEPORT`,
+/// one per receive thread (see [`super::udp`]).
+///
+/// The kernel spreads datagrams over the group by a hash of the sender's
+/// address and port, so everything one peer sends lands on one socket and
+/// is handled in order by one thread (a 180 never overtakes its 200), while
+/// different peers spread over the cores. Port 0 binds the first socket to
+/// an ephemeral port and the rest to that same port.
+pub fn bind_udp_group(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
+    let first = bind_udp(addr, count > 1)?;
+    let addr = first.local_addr()?;
+    let mut group = vec![first];
+    for _ in 1..count {
+        group.push(bind_udp(addr, true)?);
+    }
+    Ok(group)
+}
+
+/// Binds one blocking UDP socket with large buffers.
+fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
     let domain = socket2::Domain::for_address(addr);
     let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     if addr.is_ipv6() {
         sock.set_only_v6(true)?;
     }
     sock.set_reuse_address(true)?;
+    if reuse_port {
+        sock.set_reuse_port(true)?;
+    }
     let _ = sock.set_recv_buffer_size(4 << 20);
     let _ = sock.set_send_buffer_size(4 << 20);
-    sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
-    UdpSocket::from_std(sock.into())
+    Ok(sock.into())
 }
 
 /// Binds a TCP listener with address reuse.

@@ -547,7 +547,12 @@ macro_rules! setting {
 }
 
 pub static SETTINGS: &[SettingDef] = &[
-    setting!("", children, Int, "Worker threads receiving UDP. Kamailio: `children`."),
+    setting!(
+        "",
+        children,
+        Int,
+        "Routing workers: UDP receive threads per `listen udp` (each on its own `SO_REUSEPORT` socket) and TCP/TLS routing tasks; 0 or unset: one per core; `sipc run -n N` overrides it. Kamailio: `children`."
+    ),
     setting!("", debug, Int, "Log level: -1 errors only … 3 debug. Kamailio: `debug`."),
     setting!("", log_stderror, Bool, "Log to stderr instead of syslog."),
     setting!("", maxbuffer, Int, "Upper bound when probing the UDP receive buffer size."),
