@@ -182,7 +182,7 @@ impl Core {
         let first = targets.first().map(|t| (t.transport, t.addr));
         let next = match (p.then, first) {
             (Then::Branch { txn, edit, destination }, target) => {
-                self.branch_resolved(&txn, *edit, destination, target)
+                self.branch_resolved(&txn, *edit, destination, &p.hop, target)
             }
             (Then::Forward(ctx, inbound), Some(t)) => self.forward(*ctx, inbound, Some(t)),
             (Then::Forward(ctx, inbound), None) => self.reject(&ctx.msg, inbound, CANNOT_RESOLVE),
@@ -501,11 +501,12 @@ impl Core {
         &self,
         edit: &mut EditedMessage,
         fwd: &Forward<'_>,
+        hop: &NextHop,
         inbound: Inbound,
         resolved: Option<(Transport, SocketAddr)>,
     ) -> Result<((Transport, SocketAddr), Bytes), Reject> {
         let mut target: Option<(Transport, SocketAddr)> = None;
-        prepare_forward(edit, fwd, |hop| {
+        prepare_forward(edit, fwd, hop, |hop| {
             let (transport, peer) = match resolved {
                 Some(t) => t,
                 None => literal(hop)?,
@@ -548,22 +549,20 @@ impl Core {
             record_route: ctx.record_route,
             branch: None,
         };
-        if resolved.is_none() {
-            match next_hop(&ctx.msg, &fwd) {
-                Err(r) => return self.reject(&ctx.msg, inbound, r),
-                Ok(hop) if hop.socket_addr().is_none() => {
-                    if self.dns.get().is_none() {
-                        return self.reject(&ctx.msg, inbound, CANNOT_RESOLVE);
-                    }
-                    return Some(Step::Resolve(Pending {
-                        hop,
-                        then: Then::Forward(Box::new(ctx), inbound),
-                    }));
+        let hop = match next_hop(&ctx.msg, &fwd) {
+            Err(r) => return self.reject(&ctx.msg, inbound, r),
+            Ok(hop) if resolved.is_none() && hop.socket_addr().is_none() => {
+                if self.dns.get().is_none() {
+                    return self.reject(&ctx.msg, inbound, CANNOT_RESOLVE);
                 }
-                Ok(_) => {}
+                return Some(Step::Resolve(Pending {
+                    hop,
+                    then: Then::Forward(Box::new(ctx), inbound),
+                }));
             }
-        }
-        match self.prepare_copy(&mut ctx.msg, &fwd, inbound, resolved) {
+            Ok(hop) => hop,
+        };
+        match self.prepare_copy(&mut ctx.msg, &fwd, &hop, inbound, resolved) {
             Ok(((transport, peer), data)) => {
                 bump(&self.stats.forwarded_requests);
                 Some(Step::Send(Outgoing::new(transport, peer, data)))

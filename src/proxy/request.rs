@@ -251,43 +251,36 @@ pub struct HopHeaders {
     pub record_routes: Vec<String>,
 }
 
-/// §16.6 steps 3–8 on the copy being forwarded: Max-Forwards, strict-route
-/// postprocessing, next hop, then (from `headers`, which sees the hop)
-/// Record-Route and this proxy's Via with a branch from [`push_stateless_branch`].
-/// Returns where to send it.
+/// §16.6 steps 3–8 on the copy being forwarded to `hop` (what [`next_hop`]
+/// found for this `edit` and `fwd`, before any of these edits): Max-Forwards,
+/// strict-route postprocessing, then (from `headers`, which sees the hop)
+/// Record-Route and this proxy's Via with a branch from
+/// [`push_stateless_branch`].
 pub fn prepare_forward(
     edit: &mut EditedMessage,
     fwd: &Forward<'_>,
+    hop: &NextHop,
     headers: impl FnOnce(&NextHop) -> Result<HopHeaders, Reject>,
-) -> Result<NextHop, Reject> {
+) -> Result<(), Reject> {
     let mf = edit.original().max_forwards().ok().flatten();
     let mut digits = [0; 20];
     let mf = u64::from(mf.map_or(70, |m| m.saturating_sub(1)));
     edit.set_header("Max-Forwards", crate::sip::write::decimal(mf, &mut digits));
     // Step 6: a strict router next (first Route without `lr`) gets the R-URI
     // as its Request-URI, and the original R-URI goes to the end of the set.
+    // (It is also the hop: `next_hop` takes the first Route.)
     let routes: Vec<String> = edit.current_values("Route").flat_map(split_values).collect();
-    let first_route = routes.first().and_then(|r| NameAddr::parse(r).ok());
-    let mut hop_uri: Option<String> = first_route.map(|r| r.uri.raw().to_owned());
-    if let Some(first) = first_route {
-        if !first.uri.is_loose_router() {
-            let old_ruri = edit.request_uri().unwrap_or_default().to_owned();
-            let strict = first.uri.raw().to_owned();
-            let mut rest: Vec<String> = routes[1..].to_vec();
-            rest.push(format!("<{old_ruri}>"));
-            edit.set_request_uri(strict.clone());
-            set_route_set(edit, &rest);
-            hop_uri = Some(strict);
-        }
+    if let Some(first) = routes.first().and_then(|r| NameAddr::parse(r).ok())
+        && !first.uri.is_loose_router()
+    {
+        let old_ruri = edit.request_uri().unwrap_or_default().to_owned();
+        let strict = first.uri.raw().to_owned();
+        let mut rest: Vec<String> = routes[1..].to_vec();
+        rest.push(format!("<{old_ruri}>"));
+        edit.set_request_uri(strict);
+        set_route_set(edit, &rest);
     }
-    let target = match (fwd.destination, &hop_uri) {
-        (Some(d), _) => d,
-        (None, Some(h)) => h.as_str(),
-        (None, None) => edit.request_uri().unwrap_or_default(),
-    };
-    let uri = Uri::parse(target).map_err(|_| Reject::new(400, "Bad Destination"))?;
-    let hop = NextHop::from_uri(&uri).ok_or(Reject::new(416, "Unsupported URI Scheme"))?;
-    let added = headers(&hop)?;
+    let added = headers(hop)?;
     if fwd.record_route {
         for rr in &added.record_routes {
             edit.insert_first("Record-Route", rr);
@@ -307,7 +300,7 @@ pub fn prepare_forward(
         }
     }
     edit.insert_first("Via", &via);
-    Ok(hop)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -374,8 +367,9 @@ mod tests {
             TAIL.replace("1 INVITE", "2 BYE")
         ));
         assert_eq!(preprocess_routes(&mut e, &local()), RoutePreprocess::Consumed(2));
-        let hop = prepare_forward(&mut e, &Forward::default(), udp).unwrap();
+        let hop = next_hop(&e, &Forward::default()).unwrap();
         assert_eq!((hop.host.as_str(), hop.port), ("192.0.2.9", None));
+        prepare_forward(&mut e, &Forward::default(), &hop, udp).unwrap();
         let m = out(&e);
         assert_eq!(m.routes().count(), 1);
         assert_eq!(m.request_uri_str(), Some("sip:b@192.0.2.50"));
@@ -397,8 +391,9 @@ mod tests {
             "INVITE sip:b@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n\
              Max-Forwards: 10\nRoute: <sip:strict.example.com>, <sip:next.example.com;lr>\n{TAIL}"
         ));
-        let hop = prepare_forward(&mut e, &Forward::default(), udp).unwrap();
+        let hop = next_hop(&e, &Forward::default()).unwrap();
         assert_eq!(hop.host, "strict.example.com");
+        prepare_forward(&mut e, &Forward::default(), &hop, udp).unwrap();
         let m = out(&e);
         assert_eq!(m.request_uri_str(), Some("sip:strict.example.com"));
         let routes: Vec<_> = m.routes().map(|r| r.unwrap().uri.raw().to_owned()).collect();
@@ -416,7 +411,8 @@ mod tests {
             record_route: true,
             branch: None,
         };
-        let hop = prepare_forward(&mut e, &fwd, |hop| {
+        let hop = next_hop(&e, &fwd).unwrap();
+        prepare_forward(&mut e, &fwd, &hop, |hop| {
             assert_eq!(hop.transport, "tcp");
             Ok(HopHeaders {
                 via_sent_by: "SIP/2.0/TCP 127.0.0.1:5060".into(),
@@ -442,6 +438,6 @@ mod tests {
         let mut tel = edit(&format!(
             "INVITE tel:+123 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n{TAIL}"
         ));
-        assert_eq!(prepare_forward(&mut tel, &Forward::default(), udp).unwrap_err().code, 416);
+        assert_eq!(next_hop(&tel, &Forward::default()).unwrap_err().code, 416);
     }
 }

@@ -2,6 +2,7 @@
 //! starting branches, CANCEL.
 
 use super::*;
+use crate::proxy::NextHop;
 
 impl Core {
     /// Absorbs retransmissions and the ACK of non-2xx replies (§17.2) and
@@ -177,7 +178,7 @@ impl Core {
             t.resolving += 1;
             return Some(self.resolve_branch(hop, Arc::clone(txn_ref), edit, destination));
         }
-        self.send_branch(t, edit, destination.as_deref(), None)
+        self.send_branch(t, edit, destination.as_deref(), &hop, None)
     }
 
     /// Prepares and sends a branch whose next hop is known (`resolved`, or
@@ -187,12 +188,13 @@ impl Core {
         t: &mut Txn,
         mut edit: EditedMessage,
         destination: Option<&str>,
+        hop: &NextHop,
         resolved: Option<(Transport, SocketAddr)>,
     ) -> Option<Step> {
         let index = t.branches.len() as u32;
         let part = self.txn.branch_part(t.id, index);
         let fwd = Forward { destination, record_route: t.record_route, branch: Some(&part) };
-        let (target, data) = match self.prepare_copy(&mut edit, &fwd, t.inbound, resolved) {
+        let (target, data) = match self.prepare_copy(&mut edit, &fwd, hop, t.inbound, resolved) {
             Ok(x) => x,
             Err(r) => {
                 t.branches.push(Branch::failed(r.code, self.txn.config.timers));
@@ -242,6 +244,7 @@ impl Core {
         txn_ref: &TxnRef,
         edit: EditedMessage,
         destination: Option<String>,
+        hop: &NextHop,
         target: Option<(Transport, SocketAddr)>,
     ) -> Option<Step> {
         let mut t = lock(txn_ref);
@@ -258,6 +261,7 @@ impl Core {
                     &mut t,
                     edit,
                     destination.as_deref(),
+                    hop,
                     Some(target),
                 )),
                 None => t.branches.push(Branch::failed(503, self.txn.config.timers)),
