@@ -435,7 +435,7 @@ mod tests {
             ["sip:127.0.0.1;transport=tcp;lr", "sip:127.0.0.1;lr"],
             "outbound-facing on top"
         );
-        let mut tel = edit(&format!(
+        let tel = edit(&format!(
             "INVITE tel:+123 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n{TAIL}"
         ));
         assert_eq!(next_hop(&tel, &Forward::default()).unwrap_err().code, 416);
