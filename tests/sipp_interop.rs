@@ -7,6 +7,8 @@
 //! one at a time.
 //!
 //! Without sipp the test says so loudly; under CI (`CI=true`) it fails.
+//! `SIPC_BIN` names another sipc binary to drive (CI sets it to the release
+//! build, so `cargo run --release` is what serves the SIPp calls there too).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -14,6 +16,11 @@ use std::process::{Command, Stdio};
 mod support;
 use std::time::{Duration, Instant};
 use support::{Reaper, have_sipp};
+
+/// The sipc binary under test: `SIPC_BIN`, or the one cargo built for the tests.
+fn sipc() -> Command {
+    Command::new(std::env::var_os("SIPC_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_sipc").into()))
+}
 
 fn scenarios() -> std::path::PathBuf {
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/sipp");
@@ -48,7 +55,7 @@ fn calls_through(route: &str, rate: u32, calls: u32) {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let _proxy = Reaper(
-        Command::new(env!("CARGO_BIN_EXE_sipc"))
+        sipc()
             .args(["run", route])
             .current_dir(root)
             .stdout(Stdio::null())
@@ -108,7 +115,7 @@ fn sipp_calls_survive_fifty_reloads() {
     let config = dir.join("stateful.route");
     std::fs::write(&config, version(0)).unwrap();
     let _proxy = Reaper(
-        Command::new(env!("CARGO_BIN_EXE_sipc"))
+        sipc()
             .args(["run", "stateful.route", "--control"])
             .arg(dir.join("ctl.sock"))
             .current_dir(&dir)
@@ -210,7 +217,7 @@ fn sipp_calls_through_the_freeswitch_cluster_example() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let _proxy = Reaper(
-        Command::new(env!("CARGO_BIN_EXE_sipc"))
+        sipc()
             .args(["run", "examples/freeswitch-cluster.route", "--no-watch", "--control"])
             .arg(dir.join("ctl.sock"))
             .current_dir(root)
