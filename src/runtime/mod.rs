@@ -292,19 +292,38 @@ pub struct RouteCtx<'a> {
     pub failed: bool,
 }
 
+/// Stores `s` in a message's string arena and returns its handle (the
+/// shared empty string for "").
+fn push_string(strings: &mut Vec<String>, shared: &Shared, s: String) -> i64 {
+    if s.is_empty() {
+        return shared.empty;
+    }
+    strings.push(s);
+    (strings.len() - 1) as i64
+}
+
 impl<'a> RouteCtx<'a> {
     /// Inlined so the context is built in its caller's frame rather than
-    /// built and then copied there.
+    /// built and then copied there. The struct literal is the last
+    /// expression, with the transaction's `$avp`s loaded before it: a
+    /// context mutated after it is built was built on this function's stack
+    /// and then copied (520 bytes) into the caller's.
     #[inline]
     pub fn new(req: &'a mut RequestContext, shared: &'a Shared) -> RouteCtx<'a> {
         let flags = req.txn.flags;
         let method_bit = u64::from(req.msg.original().method().map_or(0, crate::sip::Method::bit));
-        let mut ctx = RouteCtx {
+        let mut strings = Vec::new();
+        let mut avps: Slots = smallvec::smallvec![shared.empty; shared.avp_count];
+        // `$avp`s set by an earlier route of the same transaction.
+        for slot in 0..avps.len().min(req.txn.avps.len()) {
+            avps[slot] = push_string(&mut strings, shared, std::mem::take(&mut req.txn.avps[slot]));
+        }
+        RouteCtx {
             req,
             shared,
-            strings: Vec::new(),
+            strings,
             vars: Slots::from_slice(&shared.var_init),
-            avps: smallvec::smallvec![shared.empty; shared.avp_count],
+            avps,
             captures: Vec::new(),
             flags,
             method_bit,
@@ -314,13 +333,7 @@ impl<'a> RouteCtx<'a> {
             lookup_result: "",
             auth_result: "",
             failed: false,
-        };
-        // `$avp`s set by an earlier route of the same transaction.
-        for slot in 0..ctx.avps.len().min(ctx.req.txn.avps.len()) {
-            let v = std::mem::take(&mut ctx.req.txn.avps[slot]);
-            ctx.avps[slot] = ctx.alloc(v);
         }
-        ctx
     }
 
     /// The string a handle names (empty for unknown handles).
@@ -330,12 +343,7 @@ impl<'a> RouteCtx<'a> {
 
     /// Stores a string in the arena and returns its handle.
     pub fn alloc(&mut self, s: impl Into<String>) -> i64 {
-        let s = s.into();
-        if s.is_empty() {
-            return self.shared.empty;
-        }
-        self.strings.push(s);
-        (self.strings.len() - 1) as i64
+        push_string(&mut self.strings, self.shared, s.into())
     }
 
     /// The decision for the core, given the route's result.
