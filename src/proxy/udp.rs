@@ -14,7 +14,8 @@
 //! and reads on.
 //!
 //! The bounded queue in front of routing is the socket's receive buffer
-//! (4 MiB), so memory cannot grow however hard the proxy is pushed. Overload
+//! (4 MiB asked for; the kernel caps it at `net.core.rmem_max`), so memory
+//! cannot grow however hard the proxy is pushed. Overload
 //! shows as time spent in that queue: the kernel stamps each datagram on
 //! arrival (`SO_TIMESTAMPNS`), and a request that waited longer than the
 //! configured bound is answered `503` with `Retry-After` without being
