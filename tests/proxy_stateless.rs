@@ -256,6 +256,32 @@ async fn many_peers_over_a_socket_group_and_a_prompt_stop() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_udp_request_and_response() {
+    let (uac, uas) = (UdpUa::bind_at("[::1]:0").await, UdpUa::bind_at("[::1]:0").await);
+    let p = proxy_with(TestRouter { target: Some(uas.addr), tcp_target: None }, |c| {
+        c.listens.push(sipc::proxy::server::ListenSpec {
+            transport: Transport::Udp,
+            addr: "[::1]:0".parse().unwrap(),
+        });
+    })
+    .await;
+    let px = p.bound.iter().find(|(t, a)| *t == Transport::Udp && a.is_ipv6()).unwrap().1;
+    uac.send(px, &request("OPTIONS", "sip:bob@example.com", &uac.via("v6"), "v6-1", "")).await;
+    let (req, from) = uas.recv().await.expect("forwarded over IPv6");
+    let sent_by = |v: sipc::sip::Via<'_>| match v.host {
+        sipc::sip::Host::V6(ip) => std::net::SocketAddr::from((ip, v.port.unwrap_or(5060))),
+        other => panic!("not an IPv6 sent-by: {other:?}"),
+    };
+    let vias: Vec<_> = req.vias().map(|v| sent_by(v.unwrap())).collect();
+    assert_eq!(vias, [px, uac.addr], "our [::1] Via on top");
+    uas.send(from, &response_to(&req, 200, "OK")).await;
+    let (resp, _) = uac.recv().await.expect("routed back by Via");
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(resp.vias().count(), 1);
+    p.stop(std::time::Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_connections_are_limited() {
     let p =
         proxy_with(TestRouter { target: None, tcp_target: None }, |c| c.max_tcp_connections = 1)

@@ -26,7 +26,12 @@ pub struct UdpUa {
 
 impl UdpUa {
     pub async fn bind() -> UdpUa {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        UdpUa::bind_at("127.0.0.1:0").await
+    }
+
+    /// A user agent on another loopback address (`[::1]:0` for IPv6).
+    pub async fn bind_at(addr: &str) -> UdpUa {
+        let sock = UdpSocket::bind(addr).await.unwrap();
         let addr = sock.local_addr().unwrap();
         UdpUa { sock, addr }
     }
