@@ -256,6 +256,19 @@ async fn many_peers_over_a_socket_group_and_a_prompt_stop() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_on_one_message_leaves_the_socket_serving() {
+    let uac = UdpUa::bind().await;
+    // One worker: the panicking message and the next share the thread.
+    let p = proxy_with(TestRouter { target: None, tcp_target: None }, |c| c.workers = 1).await;
+    let px = p.addr(Transport::Udp).unwrap();
+    uac.send(px, &request("OPTIONS", "sip:panic@example.com", &uac.via("p1"), "p-1", "")).await;
+    uac.send(px, &request("OPTIONS", "sip:reply404@example.com", &uac.via("p2"), "p-2", "")).await;
+    let (resp, _) = uac.recv().await.expect("the next message is still answered");
+    assert_eq!((resp.status(), resp.call_id().unwrap()), (Some(404), Some("p-2")));
+    p.stop(std::time::Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_udp_request_and_response() {
     let (uac, uas) = (UdpUa::bind_at("[::1]:0").await, UdpUa::bind_at("[::1]:0").await);
     let p = proxy_with(TestRouter { target: Some(uas.addr), tcp_target: None }, |c| {

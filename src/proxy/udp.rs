@@ -115,10 +115,18 @@ fn serve(core: &Arc<Core>, sock: &UdpSocket, local: SocketAddr, stop: &AtomicBoo
         }
         let inbound = Inbound { transport: Transport::Udp, local, peer };
         let data = Bytes::copy_from_slice(&buf[..len]);
-        if waited > max {
-            core.shed(data, inbound);
-        } else {
-            core.handle_now(data, inbound);
+        // A bug on one message's path must not end this thread: its socket's
+        // peers would go unanswered from then on.
+        let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if waited > max {
+                core.shed(data, inbound);
+            } else {
+                core.handle_now(data, inbound);
+            }
+        }));
+        if routed.is_err() {
+            core.stats.dropped_malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%peer, "routing a datagram panicked; it is dropped, the socket keeps serving");
         }
     }
 }

@@ -165,6 +165,10 @@ impl Router for TestRouter {
         if user.starts_with("drop") {
             return Decision::Drop;
         }
+        if user.starts_with("panic") {
+            // Stands for a bug on one message's path.
+            panic!("the test router panics on {user}");
+        }
         if user.starts_with("slow") {
             // Stands for expensive routing logic, to fill the queues.
             std::thread::sleep(std::time::Duration::from_millis(50));
