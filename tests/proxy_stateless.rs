@@ -258,8 +258,14 @@ async fn many_peers_over_a_socket_group_and_a_prompt_stop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_on_one_message_leaves_the_socket_serving() {
     let uac = UdpUa::bind().await;
-    // One worker: the panicking message and the next share the thread.
-    let p = proxy_with(TestRouter { target: None, tcp_target: None }, |c| c.workers = 1).await;
+    // One worker: the panicking message and the next share the thread. The
+    // panic hook may take a while (a backtrace under RUST_BACKTRACE): no
+    // overload answer for the message queued behind it.
+    let p = proxy_with(TestRouter { target: None, tcp_target: None }, |c| {
+        c.workers = 1;
+        c.udp_max_wait = std::time::Duration::from_secs(30);
+    })
+    .await;
     let px = p.addr(Transport::Udp).unwrap();
     uac.send(px, &request("OPTIONS", "sip:panic@example.com", &uac.via("p1"), "p-1", "")).await;
     uac.send(px, &request("OPTIONS", "sip:reply404@example.com", &uac.via("p2"), "p-2", "")).await;
