@@ -177,15 +177,21 @@ async fn survives_every_invalid_message_and_still_answers() {
     p.stop(std::time::Duration::from_secs(1)).await;
 }
 
+/// A proxy with one UDP receive thread, answering 503 to requests that
+/// waited longer than `max_wait` in its socket.
+async fn one_udp_worker(max_wait: std::time::Duration) -> sipc::proxy::server::ServerHandle {
+    proxy_with(TestRouter { target: None, tcp_target: None }, |c| {
+        c.workers = 1;
+        c.udp_max_wait = max_wait;
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_answered_503_with_retry_after() {
     let uac = UdpUa::bind().await;
-    let p = proxy_with(TestRouter { target: None, tcp_target: None }, |c| {
-        c.workers = 1;
-        // Each "slow" request takes 50 ms to route: the third waits 100 ms.
-        c.udp_max_wait = std::time::Duration::from_millis(60);
-    })
-    .await;
+    // Each "slow" request takes 50 ms to route: the third waits 100 ms.
+    let p = one_udp_worker(std::time::Duration::from_millis(60)).await;
     let px = p.addr(Transport::Udp).unwrap();
     for i in 0..20 {
         uac.send(
@@ -261,11 +267,7 @@ async fn a_panic_on_one_message_leaves_the_socket_serving() {
     // One worker: the panicking message and the next share the thread. The
     // panic hook may take a while (a backtrace under RUST_BACKTRACE): no
     // overload answer for the message queued behind it.
-    let p = proxy_with(TestRouter { target: None, tcp_target: None }, |c| {
-        c.workers = 1;
-        c.udp_max_wait = std::time::Duration::from_secs(30);
-    })
-    .await;
+    let p = one_udp_worker(std::time::Duration::from_secs(30)).await;
     let px = p.addr(Transport::Udp).unwrap();
     uac.send(px, &request("OPTIONS", "sip:panic@example.com", &uac.via("p1"), "p-1", "")).await;
     uac.send(px, &request("OPTIONS", "sip:reply404@example.com", &uac.via("p2"), "p-2", "")).await;

@@ -272,20 +272,22 @@ impl Core {
     /// Sends one message, counting failures.
     pub async fn send(self: &Arc<Self>, out: Outgoing) {
         let on_message = self.message_sink();
-        let sent = self
-            .outbound
-            .send(out.transport, out.peer, out.data.clone(), &on_message, self.limits)
-            .await;
-        if let Err(e) = sent {
-            self.send_failed(&out, e);
+        let Outgoing { transport, peer, data, branch } = out;
+        if let Err(e) = self.outbound.send(transport, peer, data, &on_message, self.limits).await {
+            self.send_failed(peer, branch, e);
         }
     }
 
-    /// Counts a failed send and fails over the branch it started.
-    fn send_failed(self: &Arc<Self>, out: &Outgoing, e: std::io::Error) {
+    /// Counts a failed send to `peer` and fails over the branch it started.
+    fn send_failed(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+        branch: Option<(u64, u32)>,
+        e: std::io::Error,
+    ) {
         bump(&self.stats.send_errors);
-        tracing::debug!(peer = %out.peer, "send failed: {e}");
-        if let Some((id, index)) = out.branch
+        tracing::debug!(%peer, "send failed: {e}");
+        if let Some((id, index)) = branch
             && let Some(step) = self.branch_send_failed(id, index)
         {
             // On a task of its own: `send` cannot await itself.
@@ -306,7 +308,7 @@ impl Core {
         match step {
             Step::Send(out) if out.transport == Transport::Udp => {
                 if let Err(e) = self.outbound.send_udp(out.peer, &out.data) {
-                    self.send_failed(&out, e);
+                    self.send_failed(out.peer, out.branch, e);
                 }
             }
             Step::Batch(steps) => steps.into_iter().for_each(|s| self.run_step_now(s)),
