@@ -92,8 +92,10 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     let mut ratios = Vec::new();
     for (name, text, message) in &configs {
-        let msg =
-            EditedMessage::new(Message::parse(Bytes::from_static(message.as_bytes())).unwrap());
+        // Parsed and validated, as the proxy core does before any route runs.
+        let mut parsed = Message::parse(Bytes::from_static(message.as_bytes())).unwrap();
+        parsed.validate().unwrap();
+        let msg = EditedMessage::new(parsed);
         let prog = program(name, text);
         let jit = Program::compile(&prog).unwrap();
         let eval = Evaluator::new(&prog).unwrap();

@@ -33,7 +33,7 @@ fn load(file: &str) -> Bytes {
 }
 
 fn sipc_full(b: &Bytes) -> usize {
-    let m = Message::parse(b.clone()).expect("parses");
+    let mut m = Message::parse(b.clone()).expect("parses");
     m.validate().expect("valid");
     // `validate` already typed a REGISTER's Contacts; type them once for the rest.
     let contacts = match m.method() {

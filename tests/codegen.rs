@@ -452,7 +452,7 @@ fn wire_corpus() -> Vec<String> {
             }
             let bytes = std::fs::read(&p).unwrap();
             let Ok(msg) = Message::parse(Bytes::from(bytes.clone())) else { continue };
-            if !msg.is_request() || msg.validate().is_err() {
+            if !msg.is_request() || msg.check().is_err() {
                 continue;
             }
             let Ok(text) = String::from_utf8(bytes) else { continue };

@@ -52,7 +52,7 @@ fn manifest() -> Vec<(String, Vec<String>, Vec<String>)> {
 }
 
 fn outcome(bytes: &[u8]) -> Result<Message, sipc::sip::ParseError> {
-    let msg = Message::parse(Bytes::copy_from_slice(bytes))?;
+    let mut msg = Message::parse(Bytes::copy_from_slice(bytes))?;
     msg.validate()?;
     Ok(msg)
 }

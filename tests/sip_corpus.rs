@@ -10,7 +10,7 @@ use sipc::sip::{Contact, HeaderName, Host, Message, Method, Scheme, Sdp};
 fn load(name: &str) -> Message {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sip").join(name);
     let bytes = Bytes::from(std::fs::read(&path).unwrap());
-    let msg = Message::parse(bytes.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut msg = Message::parse(bytes.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
     msg.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(msg.as_bytes(), &bytes, "{name}: the message is the whole file");
     assert_eq!(sipc::sip::EditedMessage::new(msg.clone()).serialize(), bytes, "{name}: round trip");

@@ -13,7 +13,7 @@ fn load(name: &str) -> Message {
 
 fn reparse(e: &EditedMessage) -> Message {
     let out = e.serialize();
-    let m = Message::parse(out.clone()).unwrap_or_else(|err| {
+    let mut m = Message::parse(out.clone()).unwrap_or_else(|err| {
         panic!("{err}\n{}", String::from_utf8_lossy(&out));
     });
     m.validate().unwrap();

@@ -20,13 +20,22 @@ fn replace(from: &str, to: &str) -> String {
 }
 
 fn outcome(bytes: &[u8], limits: &ParseLimits) -> Result<(), sipc::sip::ParseError> {
-    let m = Message::parse_with(Bytes::copy_from_slice(bytes), limits)?;
+    let mut m = Message::parse_with(Bytes::copy_from_slice(bytes), limits)?;
     m.validate()
 }
 
 #[test]
 fn base_message_is_valid() {
     outcome(BASE.as_bytes(), &ParseLimits::default()).unwrap();
+}
+
+/// Request-URIs of any scheme without a host are still valid ones.
+#[test]
+fn tel_and_other_request_uris_are_valid() {
+    for uri in ["tel:+1-201-555-0123;phone-context=example.com", "urn:service:sos"] {
+        let text = replace("OPTIONS sip:bob@example.com SIP", &format!("OPTIONS {uri} SIP"));
+        outcome(text.as_bytes(), &ParseLimits::default()).unwrap_or_else(|e| panic!("{uri}: {e}"));
+    }
 }
 
 #[test]

@@ -13,8 +13,16 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(sipc::sip::Uri::parse(text), sipc::sip::Uri::parse_general(text), "{text:?}");
     }
     let _ = sipc::sip::frame_stream(data, &Default::default());
-    let Ok(msg) = Message::parse(Bytes::copy_from_slice(data)) else { return };
+    let Ok(mut msg) = Message::parse(Bytes::copy_from_slice(data)) else { return };
+    let fresh = msg.clone();
     let valid = msg.validate().is_ok();
+    if valid {
+        // What validation kept answers as parsing it again does.
+        assert_eq!(msg.via(), fresh.via());
+        assert_eq!(msg.request_uri_parts(), fresh.request_uri_parts());
+        assert_eq!(msg.max_forwards(), fresh.max_forwards());
+        assert_eq!((msg.to_tag(), msg.from_tag()), (fresh.to_tag(), fresh.from_tag()));
+    }
     let _ = sipc::sip::dump::render(&msg);
     let _ = msg.request_uri();
     for r in msg.record_routes().chain(msg.paths()) {

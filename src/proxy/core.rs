@@ -360,7 +360,7 @@ impl Core {
 
     /// The answer to a request that found every queue full.
     pub fn overloaded(&self, data: Bytes, inbound: Inbound) -> Option<Outgoing> {
-        let msg = Message::parse_with(data, &self.limits).ok()?;
+        let mut msg = Message::parse_with(data, &self.limits).ok()?;
         if !msg.is_request() || msg.method_str() == Some("ACK") || msg.validate().is_err() {
             return None;
         }
@@ -374,7 +374,7 @@ impl Core {
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             return None; // keep-alive
         }
-        let msg = match Message::parse_with(data, &self.limits) {
+        let mut msg = match Message::parse_with(data, &self.limits) {
             Ok(m) => m,
             Err(e) => {
                 bump(&self.stats.dropped_malformed);

@@ -25,5 +25,5 @@ pub mod udp;
 
 pub use local::LocalIdentity;
 pub use request::{Forward, HopHeaders, NextHop, Reject};
-pub use router::{Decision, RequestContext, Router};
+pub use router::{Decision, Reason, RequestContext, Router};
 pub use transport::{Inbound, Transport};

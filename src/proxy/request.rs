@@ -320,7 +320,7 @@ mod tests {
 
     fn out(e: &EditedMessage) -> Message {
         let m = Message::parse(e.serialize()).unwrap();
-        m.validate().unwrap();
+        m.check().unwrap();
         m
     }
 

@@ -123,7 +123,7 @@ Content-Length: 0\n\n";
         );
         let r = Message::parse(build_response(&req, 404, "Not\r\nHere", &[("Server", "sipc")]))
             .unwrap();
-        r.validate().unwrap();
+        r.check().unwrap();
         assert_eq!((r.status(), r.reason()), (Some(404), Some("NotHere")));
         let vias: Vec<_> = r.vias().map(Result::unwrap).collect();
         assert_eq!(vias.len(), 2);

@@ -120,6 +120,53 @@ impl BranchTarget {
     }
 }
 
+/// The reason phrase of a reply a route decided on. Answering allocates
+/// nothing for a constant reason: a standard phrase
+/// ([`crate::sip::status`]) is a `&'static str`, and any other constant
+/// (`reply(404, "Not Here")`) is the program's own shared copy.
+#[derive(Debug, Clone)]
+pub enum Reason {
+    Fixed(&'static str),
+    Shared(std::sync::Arc<str>),
+}
+
+impl std::ops::Deref for Reason {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Reason::Fixed(s) => s,
+            Reason::Shared(s) => s,
+        }
+    }
+}
+
+/// Reasons are equal when their text is.
+impl PartialEq for Reason {
+    fn eq(&self, other: &Reason) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Reason {}
+
+impl From<&'static str> for Reason {
+    fn from(s: &'static str) -> Reason {
+        Reason::Fixed(s)
+    }
+}
+
+impl From<std::sync::Arc<str>> for Reason {
+    fn from(s: std::sync::Arc<str>) -> Reason {
+        Reason::Shared(s)
+    }
+}
+
+impl From<String> for Reason {
+    fn from(s: String) -> Reason {
+        Reason::Shared(s.into())
+    }
+}
+
 /// What to do with a request once routing returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -127,10 +174,8 @@ pub enum Decision {
     Forward,
     /// Relay statefully (`relay()`): create a transaction and branches.
     Relay,
-    /// Answer with this status. The reason is shared: a constant reason
-    /// (`reply(404, "Not Here")`) is the program's own copy, so answering
-    /// allocates nothing for it.
-    Reply { code: u16, reason: std::sync::Arc<str> },
+    /// Answer with this status.
+    Reply { code: u16, reason: Reason },
     /// Do nothing (or, in a reply route, do not pass this reply on).
     Drop,
 }

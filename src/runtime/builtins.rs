@@ -8,7 +8,7 @@
 
 use crate::proxy::Decision;
 use crate::sema::ir::Value;
-use crate::sip::{HeaderName, Method, NameAddr, Uri};
+use crate::sip::{HeaderName, Method, NameAddr, Uri, UriParts};
 
 use super::{ABSENT, RouteCtx};
 
@@ -183,11 +183,11 @@ pub fn pv_ru(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 
 /// A part of the current R-URI (`pick` chooses its byte range), shared
 /// zero-copy when the R-URI is unedited.
-fn ruri_part(ctx: &mut RouteCtx<'_>, pick: fn(&super::UriParts) -> Option<(usize, usize)>) -> i64 {
+fn ruri_part(ctx: &mut RouteCtx<'_>, pick: fn(&UriParts) -> Option<(usize, usize)>) -> i64 {
     let owned = {
         let Some(ruri) = ctx.req.msg.request_uri() else { return ctx.shared.empty };
-        let f = ctx.uris.get(ctx.req.msg.original().head(), ruri);
-        let Some((start, end)) = f.parsed.as_ref().and_then(pick) else { return ctx.shared.empty };
+        let parts = ctx.uris.parts(ctx.req.msg.original(), ruri);
+        let Some((start, end)) = parts.and_then(pick) else { return ctx.shared.empty };
         let part = &ruri[start..end];
         if part.is_empty() {
             return ctx.shared.empty;
@@ -201,7 +201,7 @@ fn ruri_part(ctx: &mut RouteCtx<'_>, pick: fn(&super::UriParts) -> Option<(usize
 }
 
 pub fn pv_ru_user(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    ruri_part(ctx, super::UriParts::user)
+    ruri_part(ctx, UriParts::user)
 }
 
 pub fn pv_ru_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
@@ -210,8 +210,8 @@ pub fn pv_ru_host(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 
 pub fn pv_ru_port(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     let Some(ruri) = ctx.req.msg.request_uri() else { return 0 };
-    let f = ctx.uris.get(ctx.req.msg.original().head(), ruri);
-    f.parsed.as_ref().map_or(0, |p| i64::from(p.port.unwrap_or(5060)))
+    let parts = ctx.uris.parts(ctx.req.msg.original(), ruri);
+    parts.map_or(0, |p| i64::from(p.port.unwrap_or(5060)))
 }
 
 pub fn set_ru(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
@@ -444,13 +444,7 @@ pub fn is_method_in(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 pub fn is_myself(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let shared = ctx.shared;
     let text = super::resolve(ctx.req, shared, &ctx.strings, a[0]);
-    let f = ctx.uris.get(ctx.req.msg.original().head(), text);
-    if let Some(known) = f.local {
-        return b(known);
-    }
-    let mine = f.parsed.as_ref().is_some_and(|p| p.is_local(text, shared.local()));
-    f.local = Some(mine);
-    b(mine)
+    b(ctx.uris.is_local(ctx.req.msg.original(), text, shared.local()))
 }
 
 pub fn has_to_tag(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
@@ -563,13 +557,12 @@ pub fn relay(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 
 pub fn reply(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let code = a[0].clamp(100, 699) as u16;
-    let reason = ctx.shared.shared_str(ctx.req, &ctx.strings, a[1]);
+    let reason = ctx.shared.reason(ctx.req, &ctx.strings, a[1]);
     decide(ctx, Decision::Reply { code, reason })
 }
 
 pub fn reply_error(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    let reason = ctx.shared.reason("Server Internal Error");
-    decide(ctx, Decision::Reply { code: 500, reason })
+    decide(ctx, Decision::Reply { code: 500, reason: "Server Internal Error".into() })
 }
 
 pub fn is_present_hf(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {

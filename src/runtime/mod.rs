@@ -40,11 +40,11 @@ pub mod registrar;
 pub mod routing;
 mod uri_facts;
 
-pub use uri_facts::{UriCache, UriFacts, UriParts};
+pub use uri_facts::UriCache;
 
 use std::net::SocketAddr;
 
-use crate::proxy::{Decision, LocalIdentity, RequestContext};
+use crate::proxy::{Decision, LocalIdentity, Reason, RequestContext};
 use crate::sema::ir::{CheckedProgram, Value};
 
 /// Route result: the message handling ends here (`exit`).
@@ -102,9 +102,6 @@ pub fn resolve_const(shared: &Shared, h: i64) -> &str {
     shared.consts.get((-(h + 1)) as usize).map_or("", |s| s)
 }
 
-/// Reason phrases the runtime itself answers with (see [`Shared::reason`]).
-const STOCK_REASONS: [&str; 2] = ["OK", "Server Internal Error"];
-
 /// How deeply `route(…)` calls may nest (recursion is already a check error).
 pub const MAX_DEPTH: u32 = 100;
 /// Default bound on `while` iterations (`max_while_loops`).
@@ -115,8 +112,8 @@ pub const DEFAULT_MAX_WHILE: i64 = 100;
 #[derive(Debug)]
 pub struct Shared {
     /// The constant string pool: handle `-i - 1` is `consts[i]`. Shared
-    /// strings, so a constant reply reason leaves with the decision
-    /// without a copy.
+    /// strings, so a constant reply reason that is not a standard phrase
+    /// leaves with the decision without a copy ([`Shared::reason`]).
     pub consts: Vec<std::sync::Arc<str>>,
     /// `CheckedProgram::regexes`, compiled once.
     pub regexes: Vec<regex::Regex>,
@@ -137,13 +134,14 @@ pub struct Shared {
     bound: std::sync::OnceLock<LocalIdentity>,
     /// Handle of the empty string.
     pub empty: i64,
-    /// [`STOCK_REASONS`], shared ([`Shared::reason`]).
-    stock_reasons: Vec<std::sync::Arc<str>>,
+    /// Each constant as a reply's reason: the standard phrase's
+    /// `&'static str` when it is one, else the shared constant.
+    reasons: Vec<Reason>,
     /// Constant pool index of each interned string.
     index: std::collections::HashMap<String, usize>,
     /// Handles of the fixed words runtime functions answer with
     /// ([`registrar::RESULT_WORDS`]), so reading one copies nothing.
-    words: Vec<(&'static str, i64)>,
+    words: Vec<i64>,
 }
 
 impl Shared {
@@ -180,11 +178,11 @@ impl Shared {
             configured: local,
             bound: std::sync::OnceLock::new(),
             empty: -1,
-            stock_reasons: STOCK_REASONS.iter().map(|r| (*r).into()).collect(),
+            reasons: vec![Reason::Fixed("")],
             index: std::collections::HashMap::from([(String::new(), 0)]),
             words: Vec::new(),
         };
-        shared.words = registrar::RESULT_WORDS.iter().map(|w| (*w, shared.intern(w))).collect();
+        shared.words = registrar::RESULT_WORDS.iter().map(|w| shared.intern(w)).collect();
         shared.var_init = prog
             .msg_vars
             .iter()
@@ -196,41 +194,31 @@ impl Shared {
         Ok(shared)
     }
 
-    /// The string of handle `h` as a shared string: a constant's own copy,
-    /// anything else copied once.
-    pub fn shared_str(
-        &self,
-        req: &RequestContext,
-        strings: &[String],
-        h: i64,
-    ) -> std::sync::Arc<str> {
+    /// The string of handle `h` as a reply's reason: a constant's own
+    /// [`Reason`] (see [`Shared::reasons`]), anything else copied once.
+    pub fn reason(&self, req: &RequestContext, strings: &[String], h: i64) -> Reason {
         if is_const_handle(h) {
-            self.consts.get((-(h + 1)) as usize).unwrap_or(&self.consts[0]).clone()
+            self.reasons.get((-(h + 1)) as usize).cloned().unwrap_or(Reason::Fixed(""))
         } else {
-            resolve(req, self, strings, h).into()
+            Reason::from(resolve(req, self, strings, h).to_owned())
         }
     }
 
-    /// A fixed reason phrase the runtime answers with ("OK", "Server
-    /// Internal Error" …): interned when the program was built, so it
-    /// costs no allocation per answer.
-    pub fn reason(&self, text: &str) -> std::sync::Arc<str> {
-        match self.stock_reasons.iter().find(|r| ***r == *text) {
-            Some(r) => r.clone(),
-            None => text.into(),
-        }
-    }
-
-    /// The handle of a fixed result word, if it is one of them.
-    pub fn word(&self, w: &str) -> Option<i64> {
-        self.words.iter().find(|(x, _)| *x == w).map(|&(_, h)| h)
+    /// The handle of [`registrar::RESULT_WORDS`]`[index]`.
+    pub fn result_word(&self, index: usize) -> i64 {
+        self.words.get(index).copied().unwrap_or(self.empty)
     }
 
     pub fn intern(&mut self, s: &str) -> i64 {
         let i = match self.index.get(s) {
             Some(&i) => i,
             None => {
-                self.consts.push(s.into());
+                let shared: std::sync::Arc<str> = s.into();
+                self.reasons.push(match crate::sip::status::standard_phrase(s) {
+                    Some(fixed) => Reason::Fixed(fixed),
+                    None => Reason::Shared(shared.clone()),
+                });
+                self.consts.push(shared);
                 self.index.insert(s.to_owned(), self.consts.len() - 1);
                 self.consts.len() - 1
             }
@@ -284,9 +272,9 @@ pub struct RouteCtx<'a> {
     pub uris: UriCache,
     pub depth: u32,
     /// `$lookup_result`: the outcome of the last `lookup()` ("" before any).
-    pub lookup_result: &'static str,
+    pub lookup_result: Option<registrar::LookupResult>,
     /// `$auth_result`: the outcome of the last `auth_check()` ("" before any).
-    pub auth_result: &'static str,
+    pub auth_result: Option<crate::auth::AuthResult>,
     /// A runtime function panicked or the depth guard tripped: the message
     /// is answered 500 and the rest of the route sees neutral values.
     pub failed: bool,
@@ -330,8 +318,8 @@ impl<'a> RouteCtx<'a> {
             decision: None,
             uris: UriCache::default(),
             depth: 0,
-            lookup_result: "",
-            auth_result: "",
+            lookup_result: None,
+            auth_result: None,
             failed: false,
         }
     }
@@ -349,7 +337,7 @@ impl<'a> RouteCtx<'a> {
     /// The decision for the core, given the route's result.
     pub fn finish(&mut self, result: i64) -> Decision {
         let decision = if self.failed {
-            Decision::Reply { code: 500, reason: self.shared.reason("Server Internal Error") }
+            Decision::Reply { code: 500, reason: "Server Internal Error".into() }
         } else if result == RESULT_DROP {
             Decision::Drop
         } else {

@@ -26,12 +26,12 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn decide(ctx: &mut RouteCtx<'_>, code: u16, reason: &str) -> bool {
+fn decide(ctx: &mut RouteCtx<'_>, code: u16, reason: &'static str) -> bool {
     if ctx.decision.is_some() {
         tracing::debug!("request already handled; reply {code} ignored");
         return false;
     }
-    ctx.decision = Some(Decision::Reply { code, reason: ctx.shared.reason(reason) });
+    ctx.decision = Some(Decision::Reply { code, reason: reason.into() });
     true
 }
 
@@ -84,26 +84,42 @@ fn target(b: &Binding) -> BranchTarget {
     }
 }
 
+/// The outcome of `lookup()`, read as `$lookup_result`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupResult {
+    Found,
+    NotFound,
+    MethodNotAllowed,
+    Error,
+}
+
+impl LookupResult {
+    /// The value of `$lookup_result`.
+    pub fn as_str(self) -> &'static str {
+        RESULT_WORDS[self as usize]
+    }
+}
+
 /// `lookup(table)`: see the catalog entry.
 pub fn lookup(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     let result = lookup_into(ctx);
-    ctx.lookup_result = result;
-    i64::from(result == "found")
+    ctx.lookup_result = Some(result);
+    i64::from(result == LookupResult::Found)
 }
 
-fn lookup_into(ctx: &mut RouteCtx<'_>) -> &'static str {
+fn lookup_into(ctx: &mut RouteCtx<'_>) -> LookupResult {
     let Some(loc) = ctx.req.services.as_ref().and_then(|s| s.location.clone()) else {
         tracing::debug!("lookup(): no location table is running");
-        return "error";
+        return LookupResult::Error;
     };
-    let Some(aor) = ruri_aor(ctx) else { return "error" };
+    let Some(aor) = ruri_aor(ctx) else { return LookupResult::Error };
     let found = loc.lookup(&aor, unix_now());
     if found.is_empty() {
-        return "not_found";
+        return LookupResult::NotFound;
     }
     let m = method(ctx);
     let allowed: Vec<Binding> = found.into_iter().filter(|b| b.allows(&m)).collect();
-    let Some(best) = allowed.first() else { return "method_not_allowed" };
+    let Some(best) = allowed.first() else { return LookupResult::MethodNotAllowed };
     let q = |b: &Binding| b.q.unwrap_or(1000);
     let main = target(best);
     ctx.req.msg.set_request_uri(main.uri);
@@ -127,7 +143,7 @@ fn lookup_into(ctx: &mut RouteCtx<'_>) -> &'static str {
         }
     }
     ctx.req.txn.serial = serial;
-    "found"
+    LookupResult::Found
 }
 
 /// `registered(table)`.
@@ -170,7 +186,7 @@ fn realm(ctx: &RouteCtx<'_>, arg: i64, default: Option<&str>) -> String {
 pub fn auth_check(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let Some(auth) = ctx.req.services.as_ref().and_then(|s| s.auth.clone()) else {
         tracing::debug!("auth_check(): no subscriber table is open");
-        ctx.auth_result = AuthResult::Invalid.as_str();
+        ctx.auth_result = Some(AuthResult::Invalid);
         return 0;
     };
     let realm = realm(ctx, a[0], auth.default_realm.as_deref());
@@ -186,7 +202,7 @@ pub fn auth_check(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
         source: ctx.req.source.ip(),
     };
     let result = auth.check(&req, &realm, unix_now());
-    ctx.auth_result = result.as_str();
+    ctx.auth_result = Some(result);
     i64::from(result == AuthResult::Ok)
 }
 
@@ -197,7 +213,7 @@ pub fn auth_challenge(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
         return 0;
     };
     let realm = realm(ctx, a[0], auth.default_realm.as_deref());
-    let stale = ctx.auth_result == AuthResult::StaleNonce.as_str();
+    let stale = ctx.auth_result == Some(AuthResult::StaleNonce);
     let (code, reason, header) = if method(ctx) == "REGISTER" {
         (401, "Unauthorized", "WWW-Authenticate")
     } else {
@@ -216,7 +232,9 @@ pub fn consume_credentials(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 }
 
 /// Every value `$lookup_result` and `$auth_result` take: interned in the
-/// program's constant pool, so reading them copies nothing.
+/// program's constant pool, so reading them copies nothing. The
+/// [`LookupResult`]s in order, then the [`AuthResult`]s in order
+/// ([`result_word`]).
 pub const RESULT_WORDS: &[&str] = &[
     "found",
     "not_found",
@@ -231,21 +249,25 @@ pub const RESULT_WORDS: &[&str] = &[
     "invalid",
 ];
 
-fn word(ctx: &mut RouteCtx<'_>, v: &'static str) -> i64 {
-    match ctx.shared.word(v) {
-        Some(h) => h,
-        None => ctx.alloc(v),
-    }
+/// How many words of [`RESULT_WORDS`] are [`LookupResult`]s.
+const LOOKUP_WORDS: usize = 4;
+
+/// The index of an auth result in [`RESULT_WORDS`].
+fn auth_word(a: AuthResult) -> usize {
+    LOOKUP_WORDS + a as usize
+}
+
+/// The constant handle of a result word ("" before the builtin ran).
+fn word(ctx: &RouteCtx<'_>, index: Option<usize>) -> i64 {
+    index.map_or(ctx.shared.empty, |i| ctx.shared.result_word(i))
 }
 
 pub fn pv_lookup_result(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    let v = ctx.lookup_result;
-    word(ctx, v)
+    word(ctx, ctx.lookup_result.map(|r| r as usize))
 }
 
 pub fn pv_auth_result(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    let v = ctx.auth_result;
-    word(ctx, v)
+    word(ctx, ctx.auth_result.map(auth_word))
 }
 
 /// RFC 1123 date (RFC 3261 §20.17), e.g. `Sat, 13 Nov 2010 23:29:00 GMT`.
@@ -278,12 +300,25 @@ pub fn http_date(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn result_words_cover_every_auth_result() {
+    fn result_words_name_every_result_at_its_index() {
+        use super::{LookupResult, RESULT_WORDS, auth_word};
         use crate::auth::AuthResult::*;
-        for r in [Ok, NoCredentials, WrongPassword, StaleNonce, UnknownUser, UserMismatch, Invalid]
-        {
-            assert!(super::RESULT_WORDS.contains(&r.as_str()), "{}", r.as_str());
+        let lookups = [
+            LookupResult::Found,
+            LookupResult::NotFound,
+            LookupResult::MethodNotAllowed,
+            LookupResult::Error,
+        ];
+        for r in lookups {
+            assert_eq!(RESULT_WORDS[r as usize], r.as_str());
         }
+        assert_eq!(LookupResult::MethodNotAllowed.as_str(), "method_not_allowed");
+        let auths =
+            [Ok, NoCredentials, WrongPassword, StaleNonce, UnknownUser, UserMismatch, Invalid];
+        for r in auths {
+            assert_eq!(RESULT_WORDS[auth_word(r)], r.as_str());
+        }
+        assert_eq!(RESULT_WORDS.len(), lookups.len() + auths.len());
     }
 
     #[test]

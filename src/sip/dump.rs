@@ -81,7 +81,7 @@ pub fn render(msg: &Message) -> String {
     }
     writeln!(o, "  content-type: {:?}", msg.content_type()).unwrap();
     writeln!(o, "body: {} bytes", msg.body_len()).unwrap();
-    match msg.validate() {
+    match msg.check() {
         Ok(()) => writeln!(o, "valid for proxying").unwrap(),
         Err(e) => writeln!(o, "invalid for proxying ({}): {e}", e.status_code()).unwrap(),
     }
@@ -100,7 +100,7 @@ pub fn dump_file(path: &Path) -> ExitCode {
     match Message::parse(Bytes::from(bytes)) {
         Ok(msg) => {
             print!("{}", render(&msg));
-            if msg.validate().is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            if msg.check().is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
         Err(e) => {
             eprintln!("error: {}: {e}", path.display());

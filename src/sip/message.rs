@@ -90,10 +90,9 @@ pub struct Message {
     headers: Vec<Header>,
     first: [u16; HeaderName::COUNT],
     count: [u8; HeaderName::COUNT],
-    /// The top Via, parsed on first use ([`Message::via`]): validation, the
-    /// `received` check, the stateless branch and response routing all
-    /// read it.
-    pub(super) top_via: std::sync::OnceLock<Result<Option<super::via::ViaSpans>, ParseError>>,
+    /// What validation parsed and routing reads again: the top Via, the
+    /// Request-URI's parts, the To and From tags ([`Message::validate`]).
+    pub(super) memo: super::typed::Memo,
 }
 
 impl Message {
@@ -202,7 +201,7 @@ impl Message {
             }
         };
         let raw = buf.slice(lead..lead + head_len + body_len);
-        Ok(Message { raw, head, start, headers, first, count, top_via: Default::default() })
+        Ok(Message { raw, head, start, headers, first, count, memo: Default::default() })
     }
 
     /// The message exactly as received (leading CRLFs and trailing extra bytes excluded).

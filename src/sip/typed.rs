@@ -10,9 +10,50 @@ use super::error::{ErrorKind, ParseError};
 use super::message::{Header, Message};
 use super::name_addr::NameAddr;
 use super::scan::{CommaValues, parse_decimal, trim_lws};
-use super::uri::Uri;
+use super::uri::{Uri, UriParts};
 use super::via::{Via, ViaSpans};
 use super::{HeaderName, Method};
+
+/// What [`Message::validate`] parsed that routing reads again, as byte
+/// ranges of the head: plain data, so a message stays cheap to clone and
+/// the accessors of an unvalidated message still work (they parse).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Memo {
+    /// Set by a successful validation: the fields below are known.
+    pub(super) valid: bool,
+    pub(super) top_via: Option<ViaSpans>,
+    /// `None` for a response.
+    pub(super) ruri: Option<UriParts>,
+    pub(super) tags: Tags,
+    /// Checked only for requests; kept for any message, as found.
+    pub(super) max_forwards: Result<Option<u8>, ParseError>,
+}
+
+impl Default for Memo {
+    fn default() -> Memo {
+        Memo {
+            valid: false,
+            top_via: None,
+            ruri: None,
+            tags: Tags::default(),
+            max_forwards: Ok(None),
+        }
+    }
+}
+
+/// The To and From tags of a message, as byte ranges of its head.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Tags {
+    to: Option<(u32, u32)>,
+    from: Option<(u32, u32)>,
+}
+
+impl Tags {
+    fn of(head: &str, to: Option<&str>, from: Option<&str>) -> Tags {
+        let span = |t: &str| super::scan::span_within(head, t);
+        Tags { to: to.and_then(span), from: from.and_then(span) }
+    }
+}
 
 /// The CSeq header: sequence number and method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,19 +165,43 @@ impl Message {
         }
     }
 
-    /// The topmost Via value, parsed once per message and kept.
+    /// The parts of the Request-URI routing reads, as ranges of
+    /// [`Message::request_uri_str`]. A validated message answers from what
+    /// validation parsed; otherwise the URI is parsed now.
+    pub fn request_uri_parts(&self) -> Result<Option<UriParts>, ParseError> {
+        if self.memo.valid { Ok(self.memo.ruri) } else { self.parse_request_uri_parts() }
+    }
+
+    /// The Request-URI parts validation kept, by reference; `None` for a
+    /// response or a message not validated ([`Message::request_uri_parts`]
+    /// answers for those).
+    pub fn kept_request_uri_parts(&self) -> Option<&UriParts> {
+        self.memo.ruri.as_ref().filter(|_| self.memo.valid)
+    }
+
+    pub(super) fn parse_request_uri_parts(&self) -> Result<Option<UriParts>, ParseError> {
+        match self.request_uri_str() {
+            None => Ok(None),
+            Some(s) => UriParts::of(s).map(Some).ok_or(ParseError::new(ErrorKind::BadUri, 0)),
+        }
+    }
+
+    /// The topmost Via value. A validated message answers from what
+    /// validation parsed; otherwise it is parsed now.
     pub fn via(&self) -> Result<Option<Via<'_>>, ParseError> {
-        let head = self.head();
-        let spans = self.top_via.get_or_init(|| match self.vias().next() {
+        let spans = if self.memo.valid { self.memo.top_via } else { self.parse_top_via()? };
+        match spans {
+            Some(s) => Ok(Some(s.get(self.head()))),
+            None => Ok(None),
+        }
+    }
+
+    pub(super) fn parse_top_via(&self) -> Result<Option<ViaSpans>, ParseError> {
+        match self.vias().next() {
             None => Ok(None),
             Some(Err(e)) => Err(e),
             // A value is always a slice of the head; `None` cannot happen.
-            Some(Ok(v)) => Ok(ViaSpans::of(&v, head)),
-        });
-        match spans {
-            Ok(Some(s)) => Ok(Some(s.get(head))),
-            Ok(None) => Ok(None),
-            Err(e) => Err(*e),
+            Some(Ok(v)) => Ok(ViaSpans::of(&v, self.head())),
         }
     }
 
@@ -237,8 +302,26 @@ impl Message {
     }
 
     fn tag_of(&self, name: HeaderName) -> Option<&str> {
-        let (_, v) = self.single(name).ok()??;
-        NameAddr::header_params(v).ok()?.get("tag").flatten()
+        let tags = if self.memo.valid { self.memo.tags } else { self.scan_tags() };
+        let (start, end) = if name == HeaderName::To { tags.to? } else { tags.from? };
+        self.head().get(start as usize..end as usize)
+    }
+
+    /// The tags of the To and From headers validation has parsed, checked
+    /// (in debug builds) against what [`Message::to_tag`] would find.
+    pub(super) fn tags_of(&self, to: Option<&NameAddr<'_>>, from: Option<&NameAddr<'_>>) -> Tags {
+        let tags = Tags::of(self.head(), to.and_then(NameAddr::tag), from.and_then(NameAddr::tag));
+        debug_assert_eq!(self.scan_tags(), tags, "the full parse and the parameter scan disagree");
+        tags
+    }
+
+    /// The tags, found by scanning only the header parameters of To and From.
+    fn scan_tags(&self) -> Tags {
+        let find = |name| {
+            let (_, v) = self.single(name).ok()??;
+            NameAddr::header_params(v).ok()?.get("tag").flatten()
+        };
+        Tags::of(self.head(), find(HeaderName::To), find(HeaderName::From))
     }
 
     /// The Call-ID (`word [@ word]`, no white space).
@@ -262,6 +345,9 @@ impl Message {
 
     /// Max-Forwards, 0..=255 (RFC 3261 §20.22).
     pub fn max_forwards(&self) -> Result<Option<u8>, ParseError> {
+        if self.memo.valid {
+            return self.memo.max_forwards;
+        }
         self.number(HeaderName::MaxForwards, 255).map(|v| v.map(|v| v as u8))
     }
 

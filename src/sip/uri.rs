@@ -400,6 +400,74 @@ impl<'a> Uri<'a> {
     }
 }
 
+/// What kind of host a URI names, without the host itself ([`UriParts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKind {
+    /// A `tel:` URI or another scheme.
+    None,
+    Name,
+    /// An IP address (parsed again from the text when asked: rare enough
+    /// not to carry 17 bytes of address in every [`UriParts`]).
+    Address,
+}
+
+/// The parts of a URI that routing reads, as byte ranges of its text.
+///
+/// Small and plain (u32 ranges, no borrow), so a message can keep the
+/// parts of its Request-URI from validation to routing
+/// ([`Message::request_uri_parts`](super::Message::request_uri_parts)) and
+/// a route context can keep those of other URIs it looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UriParts {
+    user: Option<(u32, u32)>,
+    host: (u32, u32),
+    pub port: Option<u16>,
+    pub sips: bool,
+    pub host_kind: HostKind,
+    /// The URI has a `?headers` part (never allowed in a Request-URI).
+    pub has_headers: bool,
+}
+
+impl UriParts {
+    /// Parses `text`; `None` when it is not a URI.
+    pub fn of(text: &str) -> Option<UriParts> {
+        Self::from_uri(text, &Uri::parse(text).ok()?)
+    }
+
+    /// The parts of `uri`, which was parsed from `text`.
+    pub fn from_uri(text: &str, uri: &Uri<'_>) -> Option<UriParts> {
+        let range = |part: &str| super::scan::span_within(text, part);
+        Some(UriParts {
+            user: uri.user.and_then(range),
+            // `tel:` and other schemes have no host (an empty, unplaced text).
+            host: if uri.host_str.is_empty() { (0, 0) } else { range(uri.host_str)? },
+            port: uri.port,
+            sips: uri.scheme == Scheme::Sips,
+            host_kind: match uri.host {
+                None => HostKind::None,
+                Some(Host::Name(_)) => HostKind::Name,
+                Some(_) => HostKind::Address,
+            },
+            has_headers: uri.headers.is_some(),
+        })
+    }
+
+    /// The user part's byte range, if there is one.
+    pub fn user(&self) -> Option<(usize, usize)> {
+        self.user.map(|(s, e)| (s as usize, e as usize))
+    }
+
+    /// The host's byte range, as written (`[…]` around IPv6).
+    pub fn host(&self) -> (usize, usize) {
+        (self.host.0 as usize, self.host.1 as usize)
+    }
+
+    /// The port, or the scheme's default (5061 for `sips:`, else 5060).
+    pub fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or(if self.sips { 5061 } else { 5060 })
+    }
+}
+
 impl fmt::Display for Uri<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.raw)
@@ -554,5 +622,25 @@ mod tests {
         ] {
             assert!(Uri::parse(bad).is_err(), "{bad:?} should not parse");
         }
+    }
+
+    #[test]
+    fn parts_are_ranges_of_the_text() {
+        let text = "sips:alice@[2001:db8::1]:5071;transport=tcp?subject=x";
+        let p = UriParts::of(text).unwrap();
+        assert_eq!(p.user().map(|(s, e)| &text[s..e]), Some("alice"));
+        let (s, e) = p.host();
+        assert_eq!(&text[s..e], "[2001:db8::1]");
+        assert_eq!((p.port, p.port_or_default(), p.sips), (Some(5071), 5071, true));
+        assert_eq!((p.host_kind, p.has_headers), (HostKind::Address, true));
+        let p = UriParts::of("sip:example.com").unwrap();
+        assert_eq!((p.user(), p.host_kind, p.port_or_default()), (None, HostKind::Name, 5060));
+        // No host: the number is the user part.
+        let text = "tel:+1-201-555-0123;phone-context=example.com";
+        let p = UriParts::of(text).unwrap();
+        assert_eq!(p.user().map(|(s, e)| &text[s..e]), Some("+1-201-555-0123"));
+        assert_eq!((p.host(), p.host_kind), ((0, 0), HostKind::None));
+        assert_eq!(UriParts::of("urn:service:sos").unwrap().host_kind, HostKind::None);
+        assert_eq!(UriParts::of("not a uri"), None);
     }
 }

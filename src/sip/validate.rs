@@ -8,6 +8,7 @@
 
 use super::error::{ErrorKind, ParseError};
 use super::message::Message;
+use super::typed::Memo;
 use super::{HeaderName, Method};
 
 /// Headers that may appear at most once (RFC 3261 §7.3.1: not list-valued).
@@ -26,8 +27,21 @@ const REQUIRED: [HeaderName; 5] =
     [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq];
 
 impl Message {
-    /// Checks the message as a proxy needs it; see the module docs.
-    pub fn validate(&self) -> Result<(), ParseError> {
+    /// Checks the message as a proxy needs it; see the module docs. A
+    /// valid message keeps what the check parsed that routing reads again
+    /// (the top Via, the Request-URI's parts, the tags), so it is parsed
+    /// once per message.
+    pub fn validate(&mut self) -> Result<(), ParseError> {
+        self.memo = self.examine()?;
+        Ok(())
+    }
+
+    /// The checks of [`Message::validate`], keeping nothing.
+    pub fn check(&self) -> Result<(), ParseError> {
+        self.examine().map(drop)
+    }
+
+    fn examine(&self) -> Result<Memo, ParseError> {
         if !self.version_ok() {
             let at = self.request_uri_str().map_or(0, |u| u.len())
                 + self.method_str().map_or(0, str::len)
@@ -46,25 +60,29 @@ impl Message {
                 return Err(ParseError::new(ErrorKind::DuplicateHeader(name), h));
             }
         }
-        self.via()?;
+        let top_via = self.parse_top_via()?;
         for v in self.vias_below_top() {
             v?;
         }
-        self.from()?;
-        self.to()?;
+        let from = self.from()?;
+        let to = self.to()?;
+        let tags = self.tags_of(to.as_ref(), from.as_ref());
         self.call_id()?;
         let cseq =
             self.cseq()?.ok_or(ParseError::new(ErrorKind::MissingHeader(HeaderName::CSeq), 0))?;
+        let mut ruri = None;
+        let max_forwards = self.max_forwards();
         if let Some(method) = self.method_str() {
             if cseq.method != method {
                 let at = self.header(HeaderName::CSeq).map_or(0, |h| h.value.start as usize);
                 return Err(ParseError::new(ErrorKind::CSeqMethodMismatch, at));
             }
             // RFC 3261 §19.1.5: a Request-URI carries no headers (RFC 4475 §3.1.2.11).
-            if self.request_uri()?.is_some_and(|u| u.headers.is_some()) {
+            ruri = self.parse_request_uri_parts()?;
+            if ruri.is_some_and(|u| u.has_headers) {
                 return Err(ParseError::new(ErrorKind::BadUri, 0));
             }
-            self.max_forwards()?;
+            max_forwards?;
             self.expires()?;
             for r in self.routes() {
                 r?;
@@ -75,6 +93,6 @@ impl Message {
                 }
             }
         }
-        Ok(())
+        Ok(Memo { valid: true, top_via, ruri, tags, max_forwards })
     }
 }
