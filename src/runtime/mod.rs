@@ -195,12 +195,13 @@ impl Shared {
     }
 
     /// The string of handle `h` as a reply's reason: a constant's own
-    /// [`Reason`] (see [`Shared::reasons`]), anything else copied once.
+    /// [`Reason`] (a standard phrase's static text or the shared
+    /// constant), anything else copied once.
     pub fn reason(&self, req: &RequestContext, strings: &[String], h: i64) -> Reason {
         if is_const_handle(h) {
             self.reasons.get((-(h + 1)) as usize).cloned().unwrap_or(Reason::Fixed(""))
         } else {
-            Reason::from(resolve(req, self, strings, h).to_owned())
+            Reason::Shared(resolve(req, self, strings, h).into())
         }
     }
 
