@@ -113,18 +113,29 @@ impl<'a> Iterator for ParamIter<'a> {
         let s = s.strip_prefix(';')?;
         let b = s.as_bytes();
         let mut i = 0;
+        // The first `=` is found in the same pass, no second search of the
+        // segment (in a well-formed list it comes before any quote).
+        let mut eq = None;
         while i < b.len() && b[i] != b';' {
-            if b[i] == b'"' {
-                i += quoted_end(&b[i..]).unwrap_or(b.len() - i);
-            } else {
-                i += 1;
+            match b[i] {
+                b'"' => {
+                    let end = i + quoted_end(&b[i..]).unwrap_or(b.len() - i);
+                    if eq.is_none() {
+                        eq = b[i..end].iter().position(|&c| c == b'=').map(|p| i + p);
+                    }
+                    i = end;
+                }
+                b'=' if eq.is_none() => {
+                    eq = Some(i);
+                    i += 1;
+                }
+                _ => i += 1,
             }
         }
         self.rest = &s[i..];
-        let seg = &s[..i];
-        Some(match seg.split_once('=') {
-            Some((n, v)) => (trim_lws(n), Some(trim_lws(v))),
-            None => (trim_lws(seg), None),
+        Some(match eq {
+            Some(e) => (trim_lws(&s[..e]), Some(trim_lws(&s[e + 1..i]))),
+            None => (trim_lws(&s[..i]), None),
         })
     }
 }
@@ -158,5 +169,38 @@ mod tests {
         assert_eq!(rest, "?h=1");
         assert_eq!(p.get("a"), Some(Some("\"x;y\"")));
         assert_eq!(p.get("b"), Some(None));
+    }
+
+    /// The iterator as first written: cut each segment at its first `=`.
+    fn reference(list: &str) -> Vec<(&str, Option<&str>)> {
+        let mut out = Vec::new();
+        let mut rest = list;
+        while let Some(s) = crate::sip::scan::trim_lws_start(rest).strip_prefix(';') {
+            let b = s.as_bytes();
+            let mut i = 0;
+            while i < b.len() && b[i] != b';' {
+                i += if b[i] == b'"' { quoted_end(&b[i..]).unwrap_or(b.len() - i) } else { 1 };
+            }
+            rest = &s[i..];
+            out.push(match s[..i].split_once('=') {
+                Some((n, v)) => (trim_lws(n), Some(trim_lws(v))),
+                None => (trim_lws(&s[..i]), None),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn one_pass_iteration_cuts_where_the_first_equals_sign_is() {
+        for list in [";a=1;b;c = \"x=y;z\" ;d=e=f", ";x\"y=z\";w", ";q=\"open", ""] {
+            assert_eq!(Params(list).iter().collect::<Vec<_>>(), reference(list), "{list:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_iteration_agrees_with_the_reference(list in "(;[a-z\" =]{0,6}){0,4}") {
+            proptest::prop_assert_eq!(Params(&list).iter().collect::<Vec<_>>(), reference(&list));
+        }
     }
 }
