@@ -130,6 +130,7 @@ fn exercise(bytes: &[u8]) {
         if m.validate().is_ok() {
             // What validation kept answers as parsing it again does.
             assert_eq!(m.via(), fresh.via());
+            assert_eq!(m.next_via(), fresh.next_via());
             assert_eq!(m.request_uri_parts(), fresh.request_uri_parts());
             assert_eq!(m.max_forwards(), fresh.max_forwards());
             assert_eq!((m.to_tag(), m.from_tag()), (fresh.to_tag(), fresh.from_tag()));

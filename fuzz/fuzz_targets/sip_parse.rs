@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
     if valid {
         // What validation kept answers as parsing it again does.
         assert_eq!(msg.via(), fresh.via());
+        assert_eq!(msg.next_via(), fresh.next_via());
         assert_eq!(msg.request_uri_parts(), fresh.request_uri_parts());
         assert_eq!(msg.max_forwards(), fresh.max_forwards());
         assert_eq!((msg.to_tag(), msg.from_tag()), (fresh.to_tag(), fresh.from_tag()));

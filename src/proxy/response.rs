@@ -67,7 +67,7 @@ pub fn next_hop_for_response(resp: &Message, local: &LocalIdentity) -> Option<Ne
     if !local.is_local_via(&top) {
         return None;
     }
-    let next = resp.vias_below_top().next()?.ok()?;
+    let next = resp.next_via()?.ok()?;
     let hop = response_target(&next);
     if hop.host == "255.255.255.255" {
         return None;

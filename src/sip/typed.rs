@@ -22,6 +22,8 @@ pub(super) struct Memo {
     /// Set by a successful validation: the fields below are known.
     pub(super) valid: bool,
     pub(super) top_via: Option<ViaSpans>,
+    /// The Via below the top one: where a response goes next.
+    pub(super) next_via: Option<ViaSpans>,
     /// `None` for a response.
     pub(super) ruri: Option<UriParts>,
     pub(super) tags: Tags,
@@ -34,6 +36,7 @@ impl Default for Memo {
         Memo {
             valid: false,
             top_via: None,
+            next_via: None,
             ruri: None,
             tags: Tags::default(),
             max_forwards: Ok(None),
@@ -203,6 +206,15 @@ impl Message {
             // A value is always a slice of the head; `None` cannot happen.
             Some(Ok(v)) => Ok(ViaSpans::of(&v, self.head())),
         }
+    }
+
+    /// The Via value below the top one: where a response goes after this
+    /// proxy. A validated message answers from what validation parsed.
+    pub fn next_via(&self) -> Option<Result<Via<'_>, ParseError>> {
+        if self.memo.valid {
+            return self.memo.next_via.map(|s| Ok(s.get(self.head())));
+        }
+        self.vias_below_top().next()
     }
 
     /// Every Via value below the top one, parsed (the top one is not).

@@ -9,6 +9,7 @@
 use super::error::{ErrorKind, ParseError};
 use super::message::Message;
 use super::typed::Memo;
+use super::via::ViaSpans;
 use super::{HeaderName, Method};
 
 /// Headers that may appear at most once (RFC 3261 §7.3.1: not list-valued).
@@ -61,7 +62,10 @@ impl Message {
             }
         }
         let top_via = self.parse_top_via()?;
-        for v in self.vias_below_top() {
+        let mut below = self.vias_below_top();
+        // A value is always a slice of the head; `None` cannot happen.
+        let next_via = below.next().transpose()?.and_then(|v| ViaSpans::of(&v, self.head()));
+        for v in below {
             v?;
         }
         let from = self.from()?;
@@ -93,6 +97,6 @@ impl Message {
                 }
             }
         }
-        Ok(Memo { valid: true, top_via, ruri, tags, max_forwards })
+        Ok(Memo { valid: true, top_via, next_via, ruri, tags, max_forwards })
     }
 }
