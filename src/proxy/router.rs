@@ -155,12 +155,6 @@ impl From<&'static str> for Reason {
     }
 }
 
-impl From<std::sync::Arc<str>> for Reason {
-    fn from(s: std::sync::Arc<str>) -> Reason {
-        Reason::Shared(s)
-    }
-}
-
 impl From<String> for Reason {
     fn from(s: String) -> Reason {
         Reason::Shared(s.into())

@@ -99,7 +99,7 @@ pub fn resolve<'s>(
 
 /// The constant-pool string of handle `h` (`MSG_BASE < h < 0`).
 pub fn resolve_const(shared: &Shared, h: i64) -> &str {
-    shared.consts.get((-(h + 1)) as usize).map_or("", |s| s)
+    shared.consts.get((-(h + 1)) as usize).map_or("", |s| &**s)
 }
 
 /// How deeply `route(…)` calls may nest (recursion is already a check error).
@@ -111,10 +111,11 @@ pub const DEFAULT_MAX_WHILE: i64 = 100;
 /// flags, tables and who "myself" is. Shared by the JIT and the evaluator.
 #[derive(Debug)]
 pub struct Shared {
-    /// The constant string pool: handle `-i - 1` is `consts[i]`. Shared
-    /// strings, so a constant reply reason that is not a standard phrase
-    /// leaves with the decision without a copy ([`Shared::reason`]).
-    pub consts: Vec<std::sync::Arc<str>>,
+    /// The constant string pool: handle `-i - 1` is `consts[i]`. Each is
+    /// kept as a reply's reason, so a constant reason leaves with the
+    /// decision without a copy ([`Shared::reason`]): a standard phrase as
+    /// the phrase table's static text, any other as a shared string.
+    pub consts: Vec<Reason>,
     /// `CheckedProgram::regexes`, compiled once.
     pub regexes: Vec<regex::Regex>,
     pub tables: Vec<Vec<(Value, Value)>>,
@@ -134,9 +135,6 @@ pub struct Shared {
     bound: std::sync::OnceLock<LocalIdentity>,
     /// Handle of the empty string.
     pub empty: i64,
-    /// Each constant as a reply's reason: the standard phrase's
-    /// `&'static str` when it is one, else the shared constant.
-    reasons: Vec<Reason>,
     /// Constant pool index of each interned string.
     index: std::collections::HashMap<String, usize>,
     /// Handles of the fixed words runtime functions answer with
@@ -168,7 +166,7 @@ impl Shared {
             .and_then(|s| if let Value::Int(i) = s.value { Some(i) } else { None })
             .unwrap_or(DEFAULT_MAX_WHILE);
         let mut shared = Shared {
-            consts: vec!["".into()],
+            consts: vec![Reason::Fixed("")],
             regexes,
             tables: prog.tables.iter().map(|t| t.entries.clone()).collect(),
             routing: routing::RoutingRt::new(&prog.routing)?,
@@ -178,7 +176,6 @@ impl Shared {
             configured: local,
             bound: std::sync::OnceLock::new(),
             empty: -1,
-            reasons: vec![Reason::Fixed("")],
             index: std::collections::HashMap::from([(String::new(), 0)]),
             words: Vec::new(),
         };
@@ -199,7 +196,7 @@ impl Shared {
     /// constant), anything else copied once.
     pub fn reason(&self, req: &RequestContext, strings: &[String], h: i64) -> Reason {
         if is_const_handle(h) {
-            self.reasons.get((-(h + 1)) as usize).cloned().unwrap_or(Reason::Fixed(""))
+            self.consts.get((-(h + 1)) as usize).cloned().unwrap_or(Reason::Fixed(""))
         } else {
             Reason::Shared(resolve(req, self, strings, h).into())
         }
@@ -214,12 +211,10 @@ impl Shared {
         let i = match self.index.get(s) {
             Some(&i) => i,
             None => {
-                let shared: std::sync::Arc<str> = s.into();
-                self.reasons.push(match crate::sip::status::standard_phrase(s) {
+                self.consts.push(match crate::sip::status::standard_phrase(s) {
                     Some(fixed) => Reason::Fixed(fixed),
-                    None => Reason::Shared(shared.clone()),
+                    None => Reason::Shared(s.into()),
                 });
-                self.consts.push(shared);
                 self.index.insert(s.to_owned(), self.consts.len() - 1);
                 self.consts.len() - 1
             }

@@ -92,7 +92,7 @@ pub struct Message {
     count: [u8; HeaderName::COUNT],
     /// What validation parsed and routing reads again: the top Via, the
     /// Request-URI's parts, the To and From tags ([`Message::validate`]).
-    pub(super) memo: super::typed::Memo,
+    pub(super) memo: Option<super::typed::Memo>,
 }
 
 impl Message {
@@ -201,7 +201,7 @@ impl Message {
             }
         };
         let raw = buf.slice(lead..lead + head_len + body_len);
-        Ok(Message { raw, head, start, headers, first, count, memo: Default::default() })
+        Ok(Message { raw, head, start, headers, first, count, memo: None })
     }
 
     /// The message exactly as received (leading CRLFs and trailing extra bytes excluded).

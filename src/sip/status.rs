@@ -6,7 +6,7 @@
 //! the runtime answers it with this table's `&'static str`, so a reply
 //! carries its reason without a reference count to touch.
 
-/// Every standard code with its phrase, in code order.
+/// Every standard code with its phrase.
 const PHRASES: &[(u16, &str)] = &[
     (100, "Trying"),
     (180, "Ringing"),
@@ -82,11 +82,6 @@ const PHRASES: &[(u16, &str)] = &[
     (608, "Rejected"),
 ];
 
-/// The standard phrase of `code`, if it has one.
-pub fn standard_reason(code: u16) -> Option<&'static str> {
-    PHRASES.binary_search_by_key(&code, |&(c, _)| c).ok().map(|i| PHRASES[i].1)
-}
-
 /// The table's own copy of `text` when it is a standard phrase (of any
 /// code; compared exactly, as the phrase goes on the wire as written).
 pub fn standard_phrase(text: &str) -> Option<&'static str> {
@@ -95,17 +90,10 @@ pub fn standard_phrase(text: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{PHRASES, standard_phrase, standard_reason};
-
-    #[test]
-    fn the_table_is_in_code_order() {
-        assert!(PHRASES.windows(2).all(|w| w[0].0 < w[1].0));
-    }
+    use super::standard_phrase;
 
     #[test]
     fn lookups() {
-        assert_eq!(standard_reason(404), Some("Not Found"));
-        assert_eq!(standard_reason(499), None);
         assert_eq!(standard_phrase("Busy Here"), Some("Busy Here"));
         assert_eq!(standard_phrase("busy here"), None);
         assert_eq!(standard_phrase("Not Here"), None);

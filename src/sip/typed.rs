@@ -15,12 +15,10 @@ use super::via::{Via, ViaSpans};
 use super::{HeaderName, Method};
 
 /// What [`Message::validate`] parsed that routing reads again, as byte
-/// ranges of the head: plain data, so a message stays cheap to clone and
-/// the accessors of an unvalidated message still work (they parse).
+/// ranges of the head: plain data, so a message stays cheap to clone. A
+/// message not validated has none, and its accessors parse.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Memo {
-    /// Set by a successful validation: the fields below are known.
-    pub(super) valid: bool,
     pub(super) top_via: Option<ViaSpans>,
     /// The Via below the top one: where a response goes next.
     pub(super) next_via: Option<ViaSpans>,
@@ -29,19 +27,6 @@ pub(super) struct Memo {
     pub(super) tags: Tags,
     /// Checked only for requests; kept for any message, as found.
     pub(super) max_forwards: Result<Option<u8>, ParseError>,
-}
-
-impl Default for Memo {
-    fn default() -> Memo {
-        Memo {
-            valid: false,
-            top_via: None,
-            next_via: None,
-            ruri: None,
-            tags: Tags::default(),
-            max_forwards: Ok(None),
-        }
-    }
 }
 
 /// The To and From tags of a message, as byte ranges of its head.
@@ -172,14 +157,17 @@ impl Message {
     /// [`Message::request_uri_str`]. A validated message answers from what
     /// validation parsed; otherwise the URI is parsed now.
     pub fn request_uri_parts(&self) -> Result<Option<UriParts>, ParseError> {
-        if self.memo.valid { Ok(self.memo.ruri) } else { self.parse_request_uri_parts() }
+        match &self.memo {
+            Some(m) => Ok(m.ruri),
+            None => self.parse_request_uri_parts(),
+        }
     }
 
     /// The Request-URI parts validation kept, by reference; `None` for a
     /// response or a message not validated ([`Message::request_uri_parts`]
     /// answers for those).
     pub fn kept_request_uri_parts(&self) -> Option<&UriParts> {
-        self.memo.ruri.as_ref().filter(|_| self.memo.valid)
+        self.memo.as_ref()?.ruri.as_ref()
     }
 
     pub(super) fn parse_request_uri_parts(&self) -> Result<Option<UriParts>, ParseError> {
@@ -192,7 +180,10 @@ impl Message {
     /// The topmost Via value. A validated message answers from what
     /// validation parsed; otherwise it is parsed now.
     pub fn via(&self) -> Result<Option<Via<'_>>, ParseError> {
-        let spans = if self.memo.valid { self.memo.top_via } else { self.parse_top_via()? };
+        let spans = match &self.memo {
+            Some(m) => m.top_via,
+            None => self.parse_top_via()?,
+        };
         match spans {
             Some(s) => Ok(Some(s.get(self.head()))),
             None => Ok(None),
@@ -211,8 +202,8 @@ impl Message {
     /// The Via value below the top one: where a response goes after this
     /// proxy. A validated message answers from what validation parsed.
     pub fn next_via(&self) -> Option<Result<Via<'_>, ParseError>> {
-        if self.memo.valid {
-            return self.memo.next_via.map(|s| Ok(s.get(self.head())));
+        if let Some(m) = &self.memo {
+            return m.next_via.map(|s| Ok(s.get(self.head())));
         }
         self.vias_below_top().next()
     }
@@ -314,7 +305,7 @@ impl Message {
     }
 
     fn tag_of(&self, name: HeaderName) -> Option<&str> {
-        let tags = if self.memo.valid { self.memo.tags } else { self.scan_tags() };
+        let tags = self.memo.map_or_else(|| self.scan_tags(), |m| m.tags);
         let (start, end) = if name == HeaderName::To { tags.to? } else { tags.from? };
         self.head().get(start as usize..end as usize)
     }
@@ -357,8 +348,8 @@ impl Message {
 
     /// Max-Forwards, 0..=255 (RFC 3261 §20.22).
     pub fn max_forwards(&self) -> Result<Option<u8>, ParseError> {
-        if self.memo.valid {
-            return self.memo.max_forwards;
+        if let Some(m) = &self.memo {
+            return m.max_forwards;
         }
         self.number(HeaderName::MaxForwards, 255).map(|v| v.map(|v| v as u8))
     }

@@ -33,7 +33,7 @@ impl Message {
     /// (the top Via, the Request-URI's parts, the tags), so it is parsed
     /// once per message.
     pub fn validate(&mut self) -> Result<(), ParseError> {
-        self.memo = self.examine()?;
+        self.memo = Some(self.examine()?);
         Ok(())
     }
 
@@ -97,6 +97,6 @@ impl Message {
                 }
             }
         }
-        Ok(Memo { valid: true, top_via, next_via, ruri, tags, max_forwards })
+        Ok(Memo { top_via, next_via, ruri, tags, max_forwards })
     }
 }
