@@ -2,6 +2,13 @@
 # release binary built (cargo skips the work when it is current), a temp dir,
 # and cleanup of every process started (their pids go into PIDS).
 command -v sipp >/dev/null || { echo "sipp not found: apt-get install sip-tester" >&2; exit 2; }
+# need FILE...: every file a benchmark reads is in the repository; say which is missing.
+need() {
+  local f
+  for f in "$@"; do
+    [[ -e $f ]] || { echo "$0: missing $f (run from a full clone of the repository)" >&2; exit 2; }
+  done
+}
 cargo build --release --quiet
 TMP=$(mktemp -d)
 PIDS=()

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # End-to-end load through the proxy: SIPp UAC -> proxy -> SIPp UAS on
-# loopback, with the shared bench scenarios (proxy 127.0.0.1:5060, UAS :5080,
-# UAC :5070). Measured in one run, so the figures compare under the same load:
+# loopback, with the bench scenarios in tests/data/sipp (proxy 127.0.0.1:5060,
+# UAS :5080, UAC :5070). Measured in one run, so the figures compare under the
+# same load:
 #
 #   direct    SIPp UAC -> UAS with no proxy (this machine's ceiling)
 #   relay-blocking, relay-tokio
 #             a UDP relay that does no SIP work (benches/relay/udp_relay.rs): the
 #             kernel and scheduler floor under any proxy's CPU per call, one
 #             blocking thread or one task on tokio's multi-thread runtime
-#             (stateless mode only; not run unless named in TARGETS)
+#             (not run unless named in TARGETS; the same relay in both modes)
 #   sipc      target/release/sipc run examples/bench/MODE.route
-#   kamailio  ../shared/bench/kamailio/MODE.cfg (skipped if not installed)
+#   kamailio  benches/kamailio/MODE.cfg (skipped, saying so, if not installed)
 #
 # MODE is `stateless` (default) or `stateful` (--stateful: transactions,
 # record-routing, the same logic in both configs).
@@ -26,11 +27,11 @@
 #        KAMAILIO_CHILDREN=1 (Kamailio's `-n` alone: one UDP worker does not reorder
 #        180/200, which its shared socket does with 2),
 #        KAMAILIO_SHM (its `-m`, MB of shared memory; default here 1024)
-# Needs: sipp (Debian package sip-tester); kamailio optional.
+# Needs: sipp (Debian package sip-tester); kamailio optional. With a relay and
+# sipc both measured it also prints sipc's CPU per call over the relay's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SHARED=${SHARED:-../shared}
 SIPC_BIN=${SIPC_BIN:-${CARGO_TARGET_DIR:-target}/release/sipc}
 RATE=${RATE:-1000}
 SECS=${SECS:-10}
@@ -43,9 +44,10 @@ for arg in "$@"; do
     *) echo "usage: $0 [--stateful] [--quick]" >&2; exit 2 ;;
   esac
 done
-SCEN=$SHARED/bench/sipp
+SCEN=tests/data/sipp
 KAMAILIO_N=${KAMAILIO_CHILDREN:-${WORKERS:-}}
 source benches/common.sh
+need "$SCEN/uac.xml" "$SCEN/uas.xml" "examples/bench/$MODE.route" "benches/kamailio/$MODE.cfg"
 
 start_uas() {
   sipp -sf "$SCEN/uas.xml" -i 127.0.0.1 -p 5080 -nostdin >"$TMP/uas.log" 2>&1 &
@@ -71,7 +73,7 @@ start_proxy() {
           PROXY_PID=$! ;;
     # -m: Kamailio's 64 MB default shared memory runs out under tm at 1,000 calls/s
     # ("could not allocate shared memory"), failing calls; 1 GB measures it working.
-    kamailio) kamailio -f "$SHARED/bench/kamailio/$MODE.cfg" -m "${KAMAILIO_SHM:-1024}" \
+    kamailio) kamailio -f "benches/kamailio/$MODE.cfg" -m "${KAMAILIO_SHM:-1024}" \
                 ${KAMAILIO_N:+-n "$KAMAILIO_N"} \
                 -DD -E -w "$TMP" >"$TMP/proxy.log" 2>&1 &
               PROXY_PID=$! ;;
@@ -143,13 +145,18 @@ echo "mode: $MODE"
 printf '%-14s %22s %18s\n' target "CPU-s/1000 calls@$RATE" "max calls/s (0 fail)"
 TARGETS=${TARGETS:-"direct sipc kamailio"}
 [[ $TARGETS == *direct* ]] && measure direct
-if [[ $TARGETS == *relay* && $MODE == stateless ]]; then
+if [[ $TARGETS == *relay* ]]; then
   [[ -x ${RELAY_BIN:-${CARGO_TARGET_DIR:-target}/release/examples/udp_relay} ]] ||
     cargo build --release --example udp_relay >/dev/null 2>&1
   [[ $TARGETS == *relay-blocking* ]] && measure relay-blocking
   [[ $TARGETS == *relay-tokio* ]] && measure relay-tokio
 fi
 [[ $TARGETS == *sipc* ]] && measure sipc
+for relay in relay_blocking relay_tokio; do
+  eval "floor=\${CPU_$relay:-}"
+  awk -v s="${CPU_sipc:-}" -v f="$floor" -v r="${relay/_/-}" -v m="$MODE" 'BEGIN {
+    if (s+0 > 0 && f+0 > 0) printf "sipc (%s) CPU per call / %s CPU per call = %.2f\n", m, r, s / f }'
+done
 if [[ $TARGETS != *kamailio* ]]; then
   :
 elif command -v kamailio >/dev/null; then

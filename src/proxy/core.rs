@@ -575,7 +575,7 @@ impl Core {
 
     /// A reply without a transaction: routed back by Via (§16.11), after
     /// `reply_route`, which may drop it.
-    fn process_response(&self, msg: Message, inbound: Inbound) -> Option<Step> {
+    pub(super) fn process_response(&self, msg: Message, inbound: Inbound) -> Option<Step> {
         let Some(hop) = next_hop_for_response(&msg, &self.local) else {
             bump(&self.stats.dropped_stray);
             return None;

@@ -10,7 +10,7 @@ use crate::sip::write::{push_ip, push_u16};
 use std::net::SocketAddr;
 
 use super::LocalIdentity;
-use super::branch::{MAGIC_COOKIE, is_loop, loop_hash, push_stateless_branch};
+use super::branch::{MAGIC_COOKIE, is_loop, push_stateless_branch};
 use crate::sip::{EditedMessage, Host, Message, NameAddr, Scheme, Uri, Via};
 
 /// A request the proxy refuses, with what to answer.
@@ -215,9 +215,10 @@ pub struct Forward<'a> {
     pub destination: Option<&'a str>,
     /// `record_route()` was called: add the Record-Route values of [`HopHeaders`].
     pub record_route: bool,
-    /// The transaction part of the Via branch of a stateful branch; `None`
-    /// for stateless forwarding, whose branch is a hash (§16.11).
-    pub branch: Option<&'a str>,
+    /// The transaction part of the Via branch of a stateful branch and the
+    /// request's [`loop_hash`](super::branch::loop_hash) (once per transaction); `None` for
+    /// stateless forwarding, whose branch is a hash (§16.11).
+    pub branch: Option<(&'a str, u64)>,
 }
 
 /// The next hop [`prepare_forward`] will choose, without editing anything:
@@ -289,11 +290,11 @@ pub fn prepare_forward(
     let mut via = added.via_sent_by;
     via.push_str(";branch=");
     match fwd.branch {
-        Some(part) => {
+        Some((part, hash)) => {
             via.push_str(MAGIC_COOKIE);
             via.push_str(part);
             via.push('.');
-            super::branch::push_hex16(&mut via, loop_hash(edit.original()));
+            super::branch::push_hex16(&mut via, hash);
         }
         None => {
             push_stateless_branch(&mut via, edit.original(), edit.request_uri().unwrap_or_default())

@@ -24,10 +24,14 @@
 //! to the proxy ([`ClientAction::Deliver`]); in Accepted every 2xx is (each
 //! may come from another UAS of a downstream fork). A transport error or an
 //! expired B/F is a timeout the proxy turns into a 408 for that branch.
+//!
+//! As in [`super::server`], the timer values come with each event instead
+//! of living in every transaction.
 
 use std::time::Duration;
 
 use super::Timers;
+use super::server::millis;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientState {
@@ -77,19 +81,18 @@ pub struct ClientTxn {
     invite: bool,
     reliable: bool,
     state: ClientState,
-    retransmit: Duration,
-    timers: Timers,
+    /// Timer A's or E's next interval, in milliseconds.
+    retransmit_ms: u32,
 }
 
 impl ClientTxn {
     /// A transaction whose request is being sent now, with the timers to arm.
-    pub fn start(invite: bool, reliable: bool, timers: Timers) -> (Self, Vec<ClientAction>) {
+    pub fn start(invite: bool, reliable: bool, timers: &Timers) -> (Self, Vec<ClientAction>) {
         let txn = ClientTxn {
             invite,
             reliable,
             state: if invite { ClientState::Calling } else { ClientState::Trying },
-            retransmit: timers.t1,
-            timers,
+            retransmit_ms: millis(timers.t1),
         };
         let mut out = Vec::new();
         if !reliable {
@@ -111,7 +114,7 @@ impl ClientTxn {
     }
 
     /// A response with status `code` matched this transaction.
-    pub fn on_response(&mut self, code: u16) -> Vec<ClientAction> {
+    pub fn on_response(&mut self, code: u16, timers: &Timers) -> Vec<ClientAction> {
         use ClientAction::*;
         use ClientState::*;
         match (self.invite, self.state, code) {
@@ -121,20 +124,20 @@ impl ClientTxn {
             }
             (true, Calling | Proceeding, 200..=299) => {
                 self.state = Accepted;
-                vec![Deliver, Arm(ClientTimer::M, self.timers.wait())]
+                vec![Deliver, Arm(ClientTimer::M, timers.wait())]
             }
             (true, Accepted, 200..=299) => vec![Deliver],
             (true, Calling | Proceeding, 300..) => {
                 self.state = Completed;
                 let mut out = vec![SendAck, Deliver];
-                out.extend(self.end_after(ClientTimer::D, self.timers.wait()));
+                out.extend(self.end_after(ClientTimer::D, timers.wait()));
                 out
             }
             (true, Completed, 300..) => vec![SendAck],
             (false, Trying | Proceeding, 200..) => {
                 self.state = Completed;
                 let mut out = vec![Deliver];
-                out.extend(self.end_after(ClientTimer::K, self.timers.t4));
+                out.extend(self.end_after(ClientTimer::K, timers.t4));
                 out
             }
             _ => Vec::new(),
@@ -157,19 +160,20 @@ impl ClientTxn {
         }
     }
 
-    pub fn on_timer(&mut self, timer: ClientTimer) -> Vec<ClientAction> {
+    pub fn on_timer(&mut self, timer: ClientTimer, timers: &Timers) -> Vec<ClientAction> {
         use ClientAction::*;
         use ClientState::*;
+        let ms = |ms: u32| Duration::from_millis(ms.into());
         match (timer, self.state) {
             (ClientTimer::A, Calling) => {
-                self.retransmit *= 2;
-                vec![Retransmit, Arm(ClientTimer::A, self.retransmit)]
+                self.retransmit_ms = self.retransmit_ms.saturating_mul(2);
+                vec![Retransmit, Arm(ClientTimer::A, ms(self.retransmit_ms))]
             }
             (ClientTimer::E, Trying) => {
-                self.retransmit = (self.retransmit * 2).min(self.timers.t2);
-                vec![Retransmit, Arm(ClientTimer::E, self.retransmit)]
+                self.retransmit_ms = self.retransmit_ms.saturating_mul(2).min(millis(timers.t2));
+                vec![Retransmit, Arm(ClientTimer::E, ms(self.retransmit_ms))]
             }
-            (ClientTimer::E, Proceeding) => vec![Retransmit, Arm(ClientTimer::E, self.timers.t2)],
+            (ClientTimer::E, Proceeding) => vec![Retransmit, Arm(ClientTimer::E, timers.t2)],
             (ClientTimer::B, Calling) | (ClientTimer::F, Trying | Proceeding) => {
                 self.state = Terminated;
                 vec![Timeout, Terminate]
@@ -202,71 +206,72 @@ mod tests {
     #[test]
     fn invite_retransmits_with_doubling_until_b() {
         let t = Timers::default();
-        let (mut c, start) = ClientTxn::start(true, false, t);
+        let (mut c, start) = ClientTxn::start(true, false, &t);
         assert_eq!(start, vec![Arm(ClientTimer::A, t.t1), Arm(ClientTimer::B, t.t1 * 64)]);
-        assert_eq!(c.on_timer(ClientTimer::A), vec![Retransmit, Arm(ClientTimer::A, t.t1 * 2)]);
-        assert_eq!(c.on_timer(ClientTimer::A), vec![Retransmit, Arm(ClientTimer::A, t.t1 * 4)]);
-        assert_eq!(c.on_timer(ClientTimer::B), vec![Timeout, Terminate]);
-        assert!(c.on_timer(ClientTimer::A).is_empty());
+        assert_eq!(c.on_timer(ClientTimer::A, &t), vec![Retransmit, Arm(ClientTimer::A, t.t1 * 2)]);
+        assert_eq!(c.on_timer(ClientTimer::A, &t), vec![Retransmit, Arm(ClientTimer::A, t.t1 * 4)]);
+        assert_eq!(c.on_timer(ClientTimer::B, &t), vec![Timeout, Terminate]);
+        assert!(c.on_timer(ClientTimer::A, &t).is_empty());
     }
 
     #[test]
     fn invite_provisional_stops_a_and_b() {
-        let (mut c, _) = ClientTxn::start(true, false, Timers::default());
-        assert_eq!(c.on_response(180), vec![Deliver]);
-        assert!(c.on_timer(ClientTimer::A).is_empty());
-        assert!(c.on_timer(ClientTimer::B).is_empty(), "B only runs in Calling");
+        let t = Timers::default();
+        let (mut c, _) = ClientTxn::start(true, false, &t);
+        assert_eq!(c.on_response(180, &t), vec![Deliver]);
+        assert!(c.on_timer(ClientTimer::A, &t).is_empty());
+        assert!(c.on_timer(ClientTimer::B, &t).is_empty(), "B only runs in Calling");
         assert!(c.is_pending());
     }
 
     #[test]
     fn invite_non_2xx_is_acked_and_retransmissions_absorbed() {
         let t = Timers::default();
-        let (mut c, _) = ClientTxn::start(true, false, t);
-        assert_eq!(c.on_response(486), vec![SendAck, Deliver, Arm(ClientTimer::D, t.t1 * 64)]);
-        assert_eq!(c.on_response(486), vec![SendAck]);
+        let (mut c, _) = ClientTxn::start(true, false, &t);
+        assert_eq!(c.on_response(486, &t), vec![SendAck, Deliver, Arm(ClientTimer::D, t.t1 * 64)]);
+        assert_eq!(c.on_response(486, &t), vec![SendAck]);
         assert!(!c.is_pending());
-        assert_eq!(c.on_timer(ClientTimer::D), vec![Terminate]);
-        let (mut r, start) = ClientTxn::start(true, true, t);
+        assert_eq!(c.on_timer(ClientTimer::D, &t), vec![Terminate]);
+        let (mut r, start) = ClientTxn::start(true, true, &t);
         assert_eq!(start, vec![Arm(ClientTimer::B, t.t1 * 64)]);
-        assert_eq!(r.on_response(603), vec![SendAck, Deliver, Terminate]);
+        assert_eq!(r.on_response(603, &t), vec![SendAck, Deliver, Terminate]);
     }
 
     #[test]
     fn invite_2xx_accepted_passes_every_2xx() {
         let t = Timers::default();
-        let (mut c, _) = ClientTxn::start(true, false, t);
-        assert_eq!(c.on_response(200), vec![Deliver, Arm(ClientTimer::M, t.t1 * 64)]);
-        assert_eq!(c.on_response(200), vec![Deliver]);
-        assert!(c.on_response(180).is_empty());
-        assert_eq!(c.on_timer(ClientTimer::M), vec![Terminate]);
+        let (mut c, _) = ClientTxn::start(true, false, &t);
+        assert_eq!(c.on_response(200, &t), vec![Deliver, Arm(ClientTimer::M, t.t1 * 64)]);
+        assert_eq!(c.on_response(200, &t), vec![Deliver]);
+        assert!(c.on_response(180, &t).is_empty());
+        assert_eq!(c.on_timer(ClientTimer::M, &t), vec![Terminate]);
     }
 
     #[test]
     fn non_invite_e_caps_at_t2_and_f_times_out() {
         let t = Timers::default();
-        let (mut c, start) = ClientTxn::start(false, false, t);
+        let (mut c, start) = ClientTxn::start(false, false, &t);
         assert_eq!(start, vec![Arm(ClientTimer::E, t.t1), Arm(ClientTimer::F, t.t1 * 64)]);
         let mut last = Duration::ZERO;
         for _ in 0..6 {
-            if let Some(Arm(ClientTimer::E, d)) = c.on_timer(ClientTimer::E).pop() {
+            if let Some(Arm(ClientTimer::E, d)) = c.on_timer(ClientTimer::E, &t).pop() {
                 last = d;
             }
         }
         assert_eq!(last, t.t2);
-        assert_eq!(c.on_response(100), vec![Deliver]);
-        assert_eq!(c.on_timer(ClientTimer::E), vec![Retransmit, Arm(ClientTimer::E, t.t2)]);
-        assert_eq!(c.on_timer(ClientTimer::F), vec![Timeout, Terminate]);
+        assert_eq!(c.on_response(100, &t), vec![Deliver]);
+        assert_eq!(c.on_timer(ClientTimer::E, &t), vec![Retransmit, Arm(ClientTimer::E, t.t2)]);
+        assert_eq!(c.on_timer(ClientTimer::F, &t), vec![Timeout, Terminate]);
     }
 
     #[test]
     fn non_invite_final_then_k() {
         let t = Timers::default();
-        let (mut c, _) = ClientTxn::start(false, false, t);
-        assert_eq!(c.on_response(200), vec![Deliver, Arm(ClientTimer::K, t.t4)]);
-        assert!(c.on_response(200).is_empty(), "retransmitted final absorbed");
-        assert_eq!(c.on_timer(ClientTimer::K), vec![Terminate]);
-        let (mut c, _) = ClientTxn::start(false, false, t);
+        let (mut c, _) = ClientTxn::start(false, false, &t);
+        assert_eq!(c.on_response(200, &t), vec![Deliver, Arm(ClientTimer::K, t.t4)]);
+        assert!(c.on_response(200, &t).is_empty(), "retransmitted final absorbed");
+        assert_eq!(c.on_timer(ClientTimer::K, &t), vec![Terminate]);
+        let (mut c, _) = ClientTxn::start(false, false, &t);
         assert_eq!(c.on_transport_error(), vec![Timeout, Terminate]);
     }
 }

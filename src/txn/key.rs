@@ -9,15 +9,17 @@
 //! CSeq number and top Via (the To tag is left out: an ACK carries the tag
 //! of the response, which the INVITE did not have).
 
+use std::sync::Arc;
+
 use crate::proxy::branch::MAGIC_COOKIE;
 use crate::sip::Message;
 
-/// The identity of a server transaction.
+/// The identity of a server transaction, as one shared string: for an RFC
+/// 3261 branch `METHOD branch sent-by` (neither has a space), for the RFC
+/// 2543 fallback `METHOD` and the fields on lines of their own. One
+/// allocation, shared by the transaction and its table entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ServerKey {
-    Rfc3261 { branch: String, sent_by: String, method: String },
-    Rfc2543 { fields: String, method: String },
-}
+pub struct ServerKey(Arc<str>);
 
 impl ServerKey {
     /// The transaction `req` belongs to; `None` when it has no usable top Via
@@ -36,31 +38,41 @@ impl ServerKey {
     }
 
     fn with_method(req: &Message, method: &str) -> Option<ServerKey> {
+        use std::fmt::Write as _;
         let via = req.via().ok().flatten()?;
+        let mut text = String::with_capacity(96);
+        text.push_str(method);
         match via.branch() {
-            Some(b) if b.starts_with(MAGIC_COOKIE) => Some(ServerKey::Rfc3261 {
-                branch: b.to_owned(),
-                sent_by: format!(
-                    "{}:{}",
-                    via.host.to_string().to_ascii_lowercase(),
-                    via.port_or_default()
-                ),
-                method: method.to_owned(),
-            }),
+            Some(b) if b.starts_with(MAGIC_COOKIE) => {
+                let _ = write!(text, " {b} ");
+                let host = text.len();
+                let _ = write!(text, "{}:{}", via.host, via.port_or_default());
+                text[host..].make_ascii_lowercase();
+            }
             _ => {
-                let from_tag = req.from_tag().map(str::to_owned);
                 let cseq = req.cseq().ok().flatten()?.seq;
-                let fields = format!(
-                    "{}\n{}\n{}\n{}\n{}",
+                let _ = write!(
+                    text,
+                    "\n{}\n{}\n{}\n{}\n{}",
                     req.request_uri_str().unwrap_or(""),
-                    from_tag.unwrap_or_default(),
+                    req.from_tag().unwrap_or_default(),
                     req.call_id().ok().flatten().unwrap_or(""),
                     cseq,
                     req.header_value(crate::sip::HeaderName::Via).unwrap_or(""),
                 );
-                Some(ServerKey::Rfc2543 { fields, method: method.to_owned() })
             }
         }
+        Some(ServerKey(Arc::from(text)))
+    }
+
+    /// The key has an RFC 3261 branch (not the RFC 2543 fallback).
+    pub fn is_rfc3261(&self) -> bool {
+        !self.0.contains('\n')
+    }
+
+    /// The top Via's sent-by, lower-cased, of an RFC 3261 key.
+    pub fn sent_by(&self) -> Option<&str> {
+        self.is_rfc3261().then(|| self.0.rsplit(' ').next()).flatten()
     }
 
     /// A 64-bit hash, for picking a table shard.
@@ -92,15 +104,13 @@ mod tests {
         assert_ne!(ServerKey::of(&cancel).unwrap(), invite);
         assert_eq!(ServerKey::cancelled_invite(&cancel).unwrap(), invite);
         assert_ne!(ServerKey::of(&req("INVITE", "z9hG4bK2")).unwrap(), invite);
-        assert!(
-            matches!(invite, ServerKey::Rfc3261 { ref sent_by, .. } if sent_by == "host.example.com:5060")
-        );
+        assert_eq!(invite.sent_by(), Some("host.example.com:5060"));
     }
 
     #[test]
     fn rfc2543_fallback_ignores_branch_less_differences_in_method() {
         let invite = ServerKey::of(&req("INVITE", "old")).unwrap();
-        assert!(matches!(invite, ServerKey::Rfc2543 { .. }));
+        assert!(!invite.is_rfc3261());
         assert_eq!(ServerKey::of(&req("ACK", "old")).unwrap(), invite);
         assert_ne!(ServerKey::of(&req("BYE", "old")).unwrap(), invite);
     }

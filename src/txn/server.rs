@@ -27,6 +27,10 @@
 //! A retransmitted request is answered with the last response sent (in
 //! Proceeding and Completed) and otherwise absorbed: the proxy never routes
 //! it again.
+//!
+//! The timer values are passed to each event rather than kept: a proxy holds
+//! one transaction per call for 64·T1 after it ended, and the few bytes per
+//! transaction are what that state costs (see `benches/txn_memory.rs`).
 
 use std::time::Duration;
 
@@ -72,22 +76,22 @@ pub struct ServerTxn {
     invite: bool,
     reliable: bool,
     state: ServerState,
-    last: Option<Bytes>,
     status: u16,
-    g: Duration,
-    timers: Timers,
+    /// Timer G's next interval, in milliseconds (doubles up to T2).
+    g_ms: u32,
+    /// The response a retransmitted request gets (Proceeding, Completed).
+    last: Option<Bytes>,
 }
 
 impl ServerTxn {
-    pub fn new(invite: bool, reliable: bool, timers: Timers) -> Self {
+    pub fn new(invite: bool, reliable: bool, timers: &Timers) -> Self {
         ServerTxn {
             invite,
             reliable,
             state: if invite { ServerState::Proceeding } else { ServerState::Trying },
-            last: None,
             status: 0,
-            g: timers.t1,
-            timers,
+            g_ms: millis(timers.t1),
+            last: None,
         }
     }
 
@@ -113,17 +117,19 @@ impl ServerTxn {
         }
     }
 
-    /// An ACK for a non-2xx final response arrived (INVITE only).
-    pub fn on_ack(&mut self) -> Vec<ServerAction> {
+    /// An ACK for a non-2xx final response arrived (INVITE only). The
+    /// response is no longer resent, so it is dropped.
+    pub fn on_ack(&mut self, timers: &Timers) -> Vec<ServerAction> {
         if !self.invite || self.state != ServerState::Completed {
             return Vec::new();
         }
         self.state = ServerState::Confirmed;
-        self.end_after(ServerTimer::I, self.timers.t4)
+        self.last = None;
+        self.end_after(ServerTimer::I, timers.t4)
     }
 
     /// The proxy sends response `code` (serialized as `data`).
-    pub fn respond(&mut self, code: u16, data: Bytes) -> Vec<ServerAction> {
+    pub fn respond(&mut self, code: u16, data: Bytes, timers: &Timers) -> Vec<ServerAction> {
         use ServerState::*;
         let mut out = Vec::new();
         match (self.state, code) {
@@ -138,7 +144,7 @@ impl ServerTxn {
                 self.status = code;
                 self.last = None;
                 out.push(ServerAction::Send(data));
-                out.push(ServerAction::Arm(ServerTimer::L, self.timers.wait()));
+                out.push(ServerAction::Arm(ServerTimer::L, timers.wait()));
             }
             // RFC 6026 §8.5: 2xx retransmissions pass through Accepted.
             (Accepted, 200..=299) => out.push(ServerAction::Send(data)),
@@ -147,29 +153,32 @@ impl ServerTxn {
                 self.remember(code, &data);
                 out.push(ServerAction::Send(data));
                 if !self.reliable {
-                    out.push(ServerAction::Arm(ServerTimer::G, self.g));
+                    out.push(ServerAction::Arm(ServerTimer::G, timers.t1));
                 }
-                out.push(ServerAction::Arm(ServerTimer::H, self.timers.wait()));
+                out.push(ServerAction::Arm(ServerTimer::H, timers.wait()));
             }
             (Trying | Proceeding, 200..) if !self.invite => {
                 self.state = Completed;
                 self.remember(code, &data);
                 out.push(ServerAction::Send(data));
-                out.extend(self.end_after(ServerTimer::J, self.timers.wait()));
+                out.extend(self.end_after(ServerTimer::J, timers.wait()));
             }
             _ => {}
         }
         out
     }
 
-    pub fn on_timer(&mut self, timer: ServerTimer) -> Vec<ServerAction> {
+    pub fn on_timer(&mut self, timer: ServerTimer, timers: &Timers) -> Vec<ServerAction> {
         use ServerState::*;
         match (timer, self.state) {
             (ServerTimer::G, Completed) if self.invite => {
-                self.g = (self.g * 2).min(self.timers.t2);
+                self.g_ms = self.g_ms.saturating_mul(2).min(millis(timers.t2));
                 let mut out: Vec<ServerAction> =
                     self.last.clone().map(ServerAction::Send).into_iter().collect();
-                out.push(ServerAction::Arm(ServerTimer::G, self.g));
+                out.push(ServerAction::Arm(
+                    ServerTimer::G,
+                    Duration::from_millis(self.g_ms.into()),
+                ));
                 out
             }
             (ServerTimer::H, Completed) if self.invite => self.terminate(),
@@ -180,9 +189,12 @@ impl ServerTxn {
         }
     }
 
+    /// Keeps the response a retransmitted request gets. A final one is kept
+    /// for 64·T1, so it is copied to its exact size (a serialized message's
+    /// buffer has room to spare); a provisional one is replaced soon.
     fn remember(&mut self, code: u16, data: &Bytes) {
         self.status = code;
-        self.last = Some(data.clone());
+        self.last = Some(if code >= 200 { Bytes::copy_from_slice(data) } else { data.clone() });
     }
 
     /// Arms `timer` over an unreliable transport, ends at once otherwise.
@@ -192,8 +204,15 @@ impl ServerTxn {
 
     fn terminate(&mut self) -> Vec<ServerAction> {
         self.state = ServerState::Terminated;
+        self.last = None;
         vec![ServerAction::Terminate]
     }
+}
+
+/// A duration in whole milliseconds, saturating (timer settings are far
+/// below the 49 days a `u32` holds).
+pub(super) fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -208,71 +227,81 @@ mod tests {
     #[test]
     fn invite_non_2xx_retransmits_until_ack_then_ends() {
         let t = Timers::default();
-        let mut s = ServerTxn::new(true, false, t);
-        assert_eq!(s.respond(100, b("100")), vec![Send(b("100"))]);
+        let mut s = ServerTxn::new(true, false, &t);
+        assert_eq!(s.respond(100, b("100"), &t), vec![Send(b("100"))]);
         assert_eq!(s.on_request(), Some(b("100")));
-        let out = s.respond(486, b("486"));
+        let out = s.respond(486, b("486"), &t);
         assert_eq!(
             out,
             vec![Send(b("486")), Arm(ServerTimer::G, t.t1), Arm(ServerTimer::H, t.t1 * 64)]
         );
         assert_eq!(s.on_request(), Some(b("486")));
-        assert_eq!(s.on_timer(ServerTimer::G), vec![Send(b("486")), Arm(ServerTimer::G, t.t1 * 2)]);
+        assert_eq!(
+            s.on_timer(ServerTimer::G, &t),
+            vec![Send(b("486")), Arm(ServerTimer::G, t.t1 * 2)]
+        );
         // Late responses from other branches are not sent once final.
-        assert!(s.respond(500, b("500")).is_empty());
-        assert_eq!(s.on_ack(), vec![Arm(ServerTimer::I, t.t4)]);
+        assert!(s.respond(500, b("500"), &t).is_empty());
+        assert_eq!(s.on_ack(&t), vec![Arm(ServerTimer::I, t.t4)]);
         assert_eq!(s.state(), ServerState::Confirmed);
-        assert!(s.on_timer(ServerTimer::G).is_empty(), "G stops in Confirmed");
+        assert!(s.on_timer(ServerTimer::G, &t).is_empty(), "G stops in Confirmed");
         assert_eq!(s.on_request(), None);
-        assert_eq!(s.on_timer(ServerTimer::I), vec![Terminate]);
+        assert_eq!(s.on_timer(ServerTimer::I, &t), vec![Terminate]);
     }
 
     #[test]
     fn g_doubles_up_to_t2() {
         let t = Timers::default();
-        let mut s = ServerTxn::new(true, false, t);
-        s.respond(404, b("404"));
+        let mut s = ServerTxn::new(true, false, &t);
+        s.respond(404, b("404"), &t);
         let mut last = Duration::ZERO;
         for _ in 0..8 {
-            if let Some(Arm(ServerTimer::G, d)) = s.on_timer(ServerTimer::G).pop() {
+            if let Some(Arm(ServerTimer::G, d)) = s.on_timer(ServerTimer::G, &t).pop() {
                 last = d;
             }
         }
         assert_eq!(last, t.t2);
-        assert_eq!(s.on_timer(ServerTimer::H), vec![Terminate]);
+        assert_eq!(s.on_timer(ServerTimer::H, &t), vec![Terminate]);
     }
 
     #[test]
     fn invite_2xx_goes_to_accepted_and_passes_retransmissions() {
         let t = Timers::default();
-        let mut s = ServerTxn::new(true, true, t);
-        assert_eq!(s.respond(200, b("200")), vec![Send(b("200")), Arm(ServerTimer::L, t.t1 * 64)]);
+        let mut s = ServerTxn::new(true, true, &t);
+        assert_eq!(
+            s.respond(200, b("200"), &t),
+            vec![Send(b("200")), Arm(ServerTimer::L, t.t1 * 64)]
+        );
         assert_eq!(s.state(), ServerState::Accepted);
         assert_eq!(s.on_request(), None, "INVITE retransmissions are absorbed");
-        assert_eq!(s.respond(200, b("200b")), vec![Send(b("200b"))]);
-        assert!(s.respond(486, b("486")).is_empty());
-        assert_eq!(s.on_timer(ServerTimer::L), vec![Terminate]);
+        assert_eq!(s.respond(200, b("200b"), &t), vec![Send(b("200b"))]);
+        assert!(s.respond(486, b("486"), &t).is_empty());
+        assert_eq!(s.on_timer(ServerTimer::L, &t), vec![Terminate]);
     }
 
     #[test]
     fn reliable_invite_has_no_g_and_no_i() {
-        let mut s = ServerTxn::new(true, true, Timers::default());
-        let out = s.respond(603, b("603"));
+        let t = Timers::default();
+        let mut s = ServerTxn::new(true, true, &t);
+        let out = s.respond(603, b("603"), &t);
         assert!(!out.iter().any(|a| matches!(a, Arm(ServerTimer::G, _))));
-        assert_eq!(s.on_ack(), vec![Terminate]);
+        assert_eq!(s.on_ack(&t), vec![Terminate]);
     }
 
     #[test]
     fn non_invite_completes_with_j() {
         let t = Timers::default();
-        let mut s = ServerTxn::new(false, false, t);
+        let mut s = ServerTxn::new(false, false, &t);
         assert_eq!(s.state(), ServerState::Trying);
         assert_eq!(s.on_request(), None, "nothing to resend in Trying");
-        s.respond(180, b("180"));
-        assert_eq!(s.respond(200, b("200")), vec![Send(b("200")), Arm(ServerTimer::J, t.t1 * 64)]);
+        s.respond(180, b("180"), &t);
+        assert_eq!(
+            s.respond(200, b("200"), &t),
+            vec![Send(b("200")), Arm(ServerTimer::J, t.t1 * 64)]
+        );
         assert_eq!(s.on_request(), Some(b("200")));
-        assert_eq!(s.on_timer(ServerTimer::J), vec![Terminate]);
-        let mut r = ServerTxn::new(false, true, t);
-        assert_eq!(r.respond(404, b("404")), vec![Send(b("404")), Terminate]);
+        assert_eq!(s.on_timer(ServerTimer::J, &t), vec![Terminate]);
+        let mut r = ServerTxn::new(false, true, &t);
+        assert_eq!(r.respond(404, b("404"), &t), vec![Send(b("404")), Terminate]);
     }
 }

@@ -52,7 +52,8 @@ pub(super) fn with_status(data: &Bytes, code: u16, reason: &str) -> Bytes {
 
 /// The ACK of a non-2xx final reply, sent hop-by-hop on the branch
 /// (§17.1.1.3): the request's Request-URI, top Via, Route set, From,
-/// Call-ID and CSeq number, and the reply's To.
+/// Call-ID and CSeq number, and the reply's To. Kept for 64·T1, so it is
+/// sized exactly.
 pub(super) fn ack_for(request: &Bytes, resp: &Message) -> Option<Bytes> {
     let req = Message::parse(request.clone()).ok()?;
     let to = resp.header_value(HeaderName::To)?;
@@ -80,15 +81,22 @@ pub(super) fn hop_request(req: &Message, method: &str, to: &str) -> Option<Bytes
     let _ = write!(out, "Call-ID: {}\r\n", req.header_value(HeaderName::CallId)?);
     let _ = write!(out, "CSeq: {} {method}\r\n", req.cseq().ok()??.seq);
     out.push_str("Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
-    Some(Bytes::from(out))
+    Some(Bytes::copy_from_slice(out.as_bytes()))
 }
 
 /// Tells trunk health and counters (`routing/health.rs`) the first final
 /// outcome of branch `i`.
 pub(super) fn report_final(t: &Txn, i: usize, code: u16) {
     let b = &t.branches[i];
+    let Some(live) = t.live.as_deref() else { return };
     if code >= 200 && b.code == 0 && !(code < 300 && t.answered) {
-        let call_id = t.request.original().call_id().ok().flatten().unwrap_or("");
-        crate::routing::health::on_branch_final(&t.services, b.target.1, t.invite, code, call_id);
+        let call_id = live.request.original().call_id().ok().flatten().unwrap_or("");
+        crate::routing::health::on_branch_final(
+            &live.services,
+            b.target.1,
+            t.invite,
+            code,
+            call_id,
+        );
     }
 }

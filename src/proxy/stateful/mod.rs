@@ -15,6 +15,9 @@
 //! started with; its failure, branch and reply routes run there, named by
 //! index. All transaction work is synchronous under the transaction's lock
 //! and returns [`Step`]s for the core to send, like the stateless path.
+//! Once nothing can be routed in a transaction any more, it drops the
+//! program and the request and keeps only what absorbing retransmissions
+//! needs ([`compact`]).
 //!
 //! Decisions made here, where RFC 3261 leaves room:
 //! - `reply()` in `request_route` stays stateless (as Kamailio's
@@ -52,8 +55,9 @@ use crate::txn::{ServerTimer, ServerTxn, Timers};
 pub struct TxnConfig {
     pub timers: Timers,
     /// Beyond this many live transactions new requests get 503. A 2xx'd
-    /// INVITE stays 64·T1 (RFC 6026), so at 4,000 calls/s about 260,000
-    /// transactions are alive (about 4 KiB each, measured).
+    /// INVITE stays 64·T1 (RFC 6026), and its BYE as long, so at 4,000
+    /// calls/s about 260,000 transactions are alive, most of them waiting
+    /// at a few hundred bytes each (`cargo bench --bench txn_memory`).
     pub max_transactions: usize,
 }
 
@@ -69,9 +73,11 @@ impl Default for TxnConfig {
 pub enum TimerEvent {
     Server(u64, ServerTimer),
     Client(u64, u32, ClientTimer),
-    /// Timer C of a branch, with the epoch it was armed in (each
-    /// provisional reply re-arms it).
-    C(u64, u32, u32),
+    /// Timer C of a branch. It is armed once per branch: a provisional
+    /// reply only notes its time, and the timer, when it fires, arms itself
+    /// again for what is left (one queue entry per branch instead of one
+    /// per provisional reply).
+    C(u64, u32),
     /// A CANCEL was sent on a branch and no final reply came.
     CancelWait(u64, u32),
 }
@@ -108,11 +114,13 @@ impl TxnLayer {
         format!("{}{id:x}-{index}", self.salt)
     }
 
-    /// The transaction id and branch index a Via branch of ours names.
-    fn parse_branch(&self, branch: &str) -> Option<(u64, u32)> {
-        let part = branch.strip_prefix(MAGIC_COOKIE)?.split_once('.')?.0;
+    /// The transaction id, branch index and loop hash a Via branch of ours
+    /// names (`z9hG4bK<salt><id>-<index>.<hash>`).
+    fn parse_branch(&self, branch: &str) -> Option<(u64, u32, u64)> {
+        let (part, hash) = branch.strip_prefix(MAGIC_COOKIE)?.split_once('.')?;
         let (id, index) = part.strip_prefix(self.salt.as_str())?.split_once('-')?;
-        Some((u64::from_str_radix(id, 16).ok()?, index.parse().ok()?))
+        let hash = (hash.len() == 16).then(|| u64::from_str_radix(hash, 16).ok()).flatten()?;
+        Some((u64::from_str_radix(id, 16).ok()?, index.parse().ok()?, hash))
     }
 }
 
@@ -126,42 +134,67 @@ enum CancelState {
 
 /// One outgoing branch: a client transaction and what it got back.
 struct Branch {
-    via_branch: String,
     target: (Transport, SocketAddr),
-    /// The request as sent (retransmissions; ACK and CANCEL are built from
-    /// it); emptied once the branch has its final reply.
-    request: Bytes,
-    /// The ACK of a non-2xx final reply, kept to answer its retransmissions.
-    ack: Option<Bytes>,
+    /// Until the final reply, the request as sent (retransmissions; the
+    /// CANCEL and the ACK are built from it); after a non-2xx final reply
+    /// to an INVITE, its ACK (resent for each retransmission of the
+    /// reply); otherwise empty.
+    kept: Bytes,
     client: ClientTxn,
-    /// The final reply (after reply-route edits), for the best-reply choice.
-    response: Option<EditedMessage>,
+    /// The final reply (after reply-route edits), for the best-reply
+    /// choice; dropped once the transaction is final.
+    response: Option<Box<EditedMessage>>,
+    /// When the last provisional reply (101–199) arrived: Timer C runs
+    /// from there.
+    provisional_at: Option<tokio::time::Instant>,
     /// Final status; a timeout counts as 408, a transport error as 503.
     code: u16,
     provisional: bool,
+    acked: bool,
     cancel: CancelState,
-    c_epoch: u32,
     timed_out: bool,
 }
 
 impl Branch {
-    fn failed(code: u16, timers: Timers) -> Branch {
-        let (mut client, _) = ClientTxn::start(false, true, timers);
-        client.abandon();
+    fn new(target: (Transport, SocketAddr), kept: Bytes, client: ClientTxn) -> Branch {
         Branch {
-            via_branch: String::new(),
-            target: (Transport::Udp, SocketAddr::from(([0, 0, 0, 0], 0))),
-            request: Bytes::new(),
-            ack: None,
+            target,
+            kept,
             client,
             response: None,
-            code,
+            provisional_at: None,
+            code: 0,
             provisional: false,
+            acked: false,
             cancel: CancelState::No,
-            c_epoch: 0,
             timed_out: false,
         }
     }
+
+    fn failed(code: u16, timers: &Timers) -> Branch {
+        let (mut client, _) = ClientTxn::start(false, true, timers);
+        client.abandon();
+        let mut b = Branch::new(
+            (Transport::Udp, SocketAddr::from(([0, 0, 0, 0], 0))),
+            Bytes::new(),
+            client,
+        );
+        b.code = code;
+        b
+    }
+}
+
+/// What a transaction needs only while it can still route: to start
+/// branches, run its failure, branch and reply routes, and build its
+/// replies. Dropped by [`compact`] once it cannot.
+pub(super) struct Live {
+    router: Arc<dyn Router>,
+    /// The request as the request route left it, before per-branch edits.
+    request: EditedMessage,
+    inbound: Inbound,
+    scope: TxnScope,
+    services: Option<Arc<Services>>,
+    record_route: bool,
 }
 
 /// One proxied request; see the module docs.
@@ -169,26 +202,22 @@ pub(super) struct Txn {
     id: u64,
     key: ServerKey,
     invite: bool,
-    router: Arc<dyn Router>,
-    /// The request as the request route left it, before per-branch edits.
-    request: EditedMessage,
-    inbound: Inbound,
+    /// The loop-detection hash at the end of every branch's Via branch
+    /// (the same for all: it hashes the request as received).
+    via_hash: u64,
     /// Where replies go: the source for reliable transports and `rport`,
     /// else the received address and the Via's port (§18.2.2).
     reply_to: (Transport, SocketAddr),
-    scope: TxnScope,
-    services: Option<Arc<Services>>,
-    record_route: bool,
     server: ServerTxn,
     branches: Vec<Branch>,
+    /// `None` once compacted: see [`Live`].
+    live: Option<Box<Live>>,
     /// Branches waiting for name resolution.
-    resolving: usize,
+    resolving: u32,
     canceled: bool,
     answered: bool,
     /// The transaction left the table.
     removed: bool,
-    /// The request and stored replies were dropped ([`shed`]).
-    shed: bool,
 }
 
 impl std::fmt::Debug for Txn {
@@ -197,28 +226,36 @@ impl std::fmt::Debug for Txn {
             .field("id", &self.id)
             .field("server", &self.server.state())
             .field("branches", &self.branches.len())
+            .field("live", &self.live.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// Drops what a transaction no longer needs once its final reply went
-/// upstream: the request (no new branch, failure route or local reply can
-/// follow) and the branches' stored replies. A transaction then lingers for
-/// 64·T1 (RFC 6026's Accepted state, Timers J/H/L) holding little more than
-/// its state machines.
-fn shed(t: &mut Txn) {
-    static EMPTY: std::sync::OnceLock<EditedMessage> = std::sync::OnceLock::new();
-    let empty = EMPTY.get_or_init(|| {
-        let text = "OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n";
-        let msg = Message::parse(Bytes::from_static(text.as_bytes()));
-        EditedMessage::new(msg.expect("a minimal request parses"))
-    });
-    if !t.shed {
-        t.shed = true;
-        t.request = empty.clone();
+/// Drops what a transaction no longer needs once nothing can be routed in
+/// it again: its final reply went upstream, no branch waits for a reply or
+/// for name resolution. What stays is what absorbing retransmissions takes
+/// (RFC 3261 §17, RFC 6026): the key, the server and client state machines,
+/// the reply a retransmitted request gets (kept once, shared with the send
+/// queue), each branch's target and the ACK of its non-2xx reply. A 2xx
+/// retransmitted in Accepted then goes upstream as a reply without a
+/// transaction does, by its Via (the transaction's own reply route, whose
+/// program is no longer held, does not run for it).
+///
+/// The transaction then lingers for 64·T1 (Timers H, J, L, M, D) at a few
+/// hundred bytes (`cargo bench --bench txn_memory`).
+fn compact(t: &mut Txn) {
+    let done = t.server.is_final()
+        && t.resolving == 0
+        && !t.branches.iter().any(|b| b.client.is_pending());
+    if done && t.live.is_some() {
+        t.live = None;
         for b in &mut t.branches {
             b.response = None;
+            if !b.acked {
+                b.kept = Bytes::new();
+            }
         }
+        t.branches.shrink_to_fit();
     }
 }
 

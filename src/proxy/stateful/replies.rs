@@ -9,10 +9,12 @@ impl Core {
     /// it statelessly).
     pub(in crate::proxy) fn match_response(&self, msg: &Message) -> Option<(TxnRef, u32)> {
         let via = msg.via().ok().flatten()?;
-        let branch = via.branch()?;
-        let (id, index) = self.txn.parse_branch(branch)?;
+        let (id, index, hash) = self.txn.parse_branch(via.branch()?)?;
         let txn = self.txn.table.by_id(id)?;
-        let ok = lock(&txn).branches.get(index as usize).is_some_and(|b| b.via_branch == branch);
+        let ok = {
+            let t = lock(&txn);
+            t.via_hash == hash && (index as usize) < t.branches.len()
+        };
         ok.then_some((txn, index))
     }
 
@@ -30,25 +32,34 @@ impl Core {
         }
         let mut t = lock(txn_ref);
         let i = index as usize;
-        let actions = t.branches.get_mut(i)?.client.on_response(code);
+        let actions = t.branches.get_mut(i)?.client.on_response(code, &self.txn.config.timers);
         let mut steps = Vec::new();
         let mut deliver = false;
         for a in actions {
             match a {
                 ClientAction::SendAck => {
                     let b = &mut t.branches[i];
-                    if b.ack.is_none() {
-                        b.ack = ack_for(&b.request, &msg);
+                    if !b.acked {
+                        // From now on only the ACK is sent on this branch.
+                        b.kept = ack_for(&b.kept, &msg).unwrap_or_default();
+                        b.acked = true;
                     }
-                    steps.extend(b.ack.clone().map(|ack| send(b.target, ack)));
+                    if !b.kept.is_empty() {
+                        steps.push(send(b.target, b.kept.clone()));
+                    }
                 }
                 ClientAction::Deliver => deliver = true,
                 other => steps.extend(self.client_actions(&mut t, index, vec![other])),
             }
         }
-        if code >= 200 {
-            // Only the ACK (kept above) is built from the request from now on.
-            t.branches[i].request = Bytes::new();
+        if code >= 200 && !t.branches[i].acked {
+            t.branches[i].kept = Bytes::new();
+        }
+        if deliver && t.live.is_none() {
+            // A 2xx retransmitted in Accepted, after the transaction was
+            // compacted: upstream by its Via, as a reply without one.
+            drop(t);
+            return self.process_response(msg, source);
         }
         if deliver {
             steps.extend(self.deliver(&mut t, index, msg, code, source));
@@ -75,28 +86,29 @@ impl Core {
                 steps.extend(self.send_cancel(t, index));
             }
             if code > 100 && t.invite {
-                let b = &mut t.branches[i];
-                b.c_epoch += 1;
-                let ev = TimerEvent::C(t.id, index, b.c_epoch);
-                self.txn.timers.arm(self.txn.config.timers.timer_c, ev);
+                // Timer C restarts (§16.7 step 2): its queue entry re-arms
+                // itself from this time when it fires.
+                t.branches[i].provisional_at = Some(tokio::time::Instant::now());
             }
         }
         // Reply routes, if any, see the reply as it will go upstream.
         let mut edit = strip_own_via(msg);
         let mut dropped = false;
-        let hooks = [t.router.reply_route(), t.scope.on_reply];
-        if hooks.iter().any(Option::is_some) {
-            let mut ctx = RequestContext::new(edit, source.peer, source.transport);
-            ctx.txn = t.scope.clone();
-            ctx.services = t.services.clone();
-            for route in hooks.into_iter().flatten() {
-                if t.router.run_hook(route, &mut ctx) == Decision::Drop {
-                    dropped = true;
+        if let Some(live) = t.live.as_deref_mut() {
+            let hooks = [live.router.reply_route(), live.scope.on_reply];
+            if hooks.iter().any(Option::is_some) {
+                let mut ctx = RequestContext::new(edit, source.peer, source.transport);
+                ctx.txn = live.scope.clone();
+                ctx.services = live.services.clone();
+                for route in hooks.into_iter().flatten() {
+                    if live.router.run_hook(route, &mut ctx) == Decision::Drop {
+                        dropped = true;
+                    }
                 }
+                live.scope.avps = std::mem::take(&mut ctx.txn.avps);
+                live.scope.flags = ctx.txn.flags;
+                edit = ctx.msg;
             }
-            t.scope.avps = std::mem::take(&mut ctx.txn.avps);
-            t.scope.flags = ctx.txn.flags;
-            edit = ctx.msg;
         }
         if dropped && code >= 200 {
             tracing::debug!(code, "a final reply cannot be dropped; passing it on");
@@ -105,14 +117,14 @@ impl Core {
             100 => {}
             101..=199 => {
                 if !dropped {
-                    let actions = t.server.respond(code, edit.serialize());
+                    let actions = t.server.respond(code, edit.serialize(), &self.txn.config.timers);
                     steps.extend(self.server_actions(t, actions));
                     self.count_forwarded_response();
                 }
             }
             200..=299 => {
                 let data = edit.serialize();
-                let actions = t.server.respond(code, data.clone());
+                let actions = t.server.respond(code, data.clone(), &self.txn.config.timers);
                 if actions.is_empty() {
                     // Already final upstream: a 2xx still goes (RFC 6026 §8.4).
                     steps.push(send(t.reply_to, data));
@@ -126,11 +138,11 @@ impl Core {
                 }
             }
             _ => {
-                let shed = t.shed;
+                let keep = !t.server.is_final();
                 let b = &mut t.branches[i];
                 b.code = code;
-                if !shed {
-                    b.response = Some(edit);
+                if keep {
+                    b.response = Some(Box::new(edit));
                 }
                 if ends_fork(code) {
                     steps.extend(self.cancel_pending(t, Some(index)));
@@ -151,9 +163,10 @@ impl Core {
         {
             return Vec::new();
         }
+        let Some(live) = t.live.as_deref_mut() else { return Vec::new() };
         // The next group of serial targets (contacts of lower q) first.
-        if !t.canceled && !t.scope.serial.is_empty() {
-            let group = t.scope.serial.remove(0);
+        if !t.canceled && !live.scope.serial.is_empty() {
+            let group = live.scope.serial.remove(0);
             let Some(txn_ref) = self.txn.table.by_id(t.id) else { return Vec::new() };
             let mut steps = Vec::new();
             for target in group {
@@ -166,19 +179,22 @@ impl Core {
             t.branches.iter().map(|b| if b.code == 0 { 408 } else { b.code }).collect();
         let winner = best(&codes);
         let code = winner.map_or(500, |w| codes[w]);
-        if let Some(route) = t.scope.on_failure.take() {
-            let mut ctx =
-                RequestContext::new(t.request.clone(), t.inbound.peer, t.inbound.transport);
-            ctx.txn = t.scope.clone();
-            ctx.services = t.services.clone();
+        if let Some(route) = live.scope.on_failure.take() {
+            let mut ctx = RequestContext::new(
+                live.request.clone(),
+                live.inbound.peer,
+                live.inbound.transport,
+            );
+            ctx.txn = live.scope.clone();
+            ctx.services = live.services.clone();
             ctx.txn.reply_code = code;
             ctx.txn.canceled = t.canceled;
             ctx.txn.branch_timeout = winner.is_some_and(|w| t.branches[w].timed_out);
-            ctx.record_route = t.record_route;
-            let decision = t.router.run_hook(route, &mut ctx);
+            ctx.record_route = live.record_route;
+            let decision = live.router.run_hook(route, &mut ctx);
             let RequestContext { msg, destination, txn: mut scope, reply_headers, .. } = ctx;
             let extra = std::mem::take(&mut scope.branches);
-            t.scope = TxnScope {
+            live.scope = TxnScope {
                 exists: false,
                 reply_code: 0,
                 canceled: false,
@@ -187,7 +203,7 @@ impl Core {
             };
             match decision {
                 Decision::Relay | Decision::Forward if !t.canceled => {
-                    t.request = msg;
+                    live.request = msg;
                     let Some(txn_ref) = self.txn.table.by_id(t.id) else { return Vec::new() };
                     let mut steps = self.start_branches(t, &txn_ref, destination, extra);
                     // Waits for the new branches; if every one failed at
@@ -199,7 +215,7 @@ impl Core {
                     let extra: Vec<(&str, &str)> =
                         reply_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
                     let data = build_response(&msg, code, &reason, &extra);
-                    let actions = t.server.respond(code, data);
+                    let actions = t.server.respond(code, data, &self.txn.config.timers);
                     self.count_replied();
                     return self.server_actions(t, actions);
                 }
@@ -207,7 +223,7 @@ impl Core {
             }
         }
         let (upstream, data) = self.best_reply(t, winner);
-        let actions = t.server.respond(upstream, data);
+        let actions = t.server.respond(upstream, data, &self.txn.config.timers);
         self.count_forwarded_response();
         self.server_actions(t, actions)
     }
@@ -217,7 +233,10 @@ impl Core {
     /// 408 (487 after a CANCEL) when the branch got no reply. Returns its
     /// status with it.
     pub(super) fn best_reply(&self, t: &Txn, winner: Option<usize>) -> (u16, Bytes) {
-        let local = |code: u16| (code, build_response(&t.request, code, reason(code), &[]));
+        let local = |code: u16| match t.live.as_deref() {
+            Some(live) => (code, build_response(&live.request, code, reason(code), &[])),
+            None => (code, Bytes::new()),
+        };
         let Some(b) = winner.map(|w| &t.branches[w]) else { return local(500) };
         let Some(resp) = &b.response else {
             return match (b.code, t.canceled) {
@@ -226,7 +245,7 @@ impl Core {
                 (code, _) => local(upstream_status(code)),
             };
         };
-        let mut out = resp.clone();
+        let mut out = EditedMessage::clone(resp);
         if matches!(b.code, 401 | 407) {
             for other in t.branches.iter().filter(|o| !std::ptr::eq(*o, b)) {
                 let Some(r) = &other.response else { continue };

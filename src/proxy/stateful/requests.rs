@@ -28,7 +28,7 @@ impl Core {
                 // style): it is end-to-end, route it.
                 return Matched::New(key);
             }
-            let actions = t.server.on_ack();
+            let actions = t.server.on_ack(&self.txn.config.timers);
             let steps = self.server_actions(&mut t, actions);
             return Matched::Absorbed(batch(steps));
         }
@@ -61,24 +61,27 @@ impl Core {
         let reply_to = reply_target(&ctx.msg, inbound);
         let RequestContext { msg, destination, record_route, txn: mut scope, services, .. } = ctx;
         let extra = std::mem::take(&mut scope.branches);
+        let via_hash = crate::proxy::branch::loop_hash(msg.original());
         let txn = Txn {
             id,
             key: key.clone(),
             invite,
-            router,
-            request: msg,
-            inbound,
+            via_hash,
             reply_to,
-            scope,
-            services,
-            record_route,
-            server: ServerTxn::new(invite, reliable, self.txn.config.timers),
-            branches: Vec::new(),
+            server: ServerTxn::new(invite, reliable, &self.txn.config.timers),
+            branches: Vec::with_capacity(1 + extra.len()),
+            live: Some(Box::new(Live {
+                router,
+                request: msg,
+                inbound,
+                scope,
+                services,
+                record_route,
+            })),
             resolving: 0,
             canceled: false,
             answered: false,
             removed: false,
-            shed: false,
         };
         let txn_ref: TxnRef = Arc::new(Mutex::new(txn));
         if !self.txn.table.insert(key, id, Arc::clone(&txn_ref)) {
@@ -87,9 +90,9 @@ impl Core {
         self.count_created();
         let mut t = lock(&txn_ref);
         let mut steps = Vec::new();
-        if invite {
-            let trying = build_response(&t.request, 100, "Trying", &[]);
-            let actions = t.server.respond(100, trying);
+        if let Some(live) = t.live.as_deref().filter(|_| invite) {
+            let trying = build_response(&live.request, 100, "Trying", &[]);
+            let actions = t.server.respond(100, trying, &self.txn.config.timers);
             steps.extend(self.server_actions(&mut t, actions));
         }
         steps.extend(self.start_branches(&mut t, &txn_ref, destination, extra));
@@ -134,45 +137,47 @@ impl Core {
         mut destination: Option<String>,
         route: &[String],
     ) -> Option<Step> {
-        let mut edit = t.request.clone();
+        let live = t.live.as_deref_mut()?;
+        let mut edit = live.request.clone();
         if let Some(uri) = uri {
             edit.set_request_uri(uri);
         }
         for r in route.iter().rev() {
             edit.insert_first("Route", r);
         }
-        if let Some(route) = t.scope.on_branch {
-            let mut ctx = RequestContext::new(edit, t.inbound.peer, t.inbound.transport);
-            ctx.txn = t.scope.clone();
-            ctx.services = t.services.clone();
+        if let Some(route) = live.scope.on_branch {
+            let mut ctx = RequestContext::new(edit, live.inbound.peer, live.inbound.transport);
+            ctx.txn = live.scope.clone();
+            ctx.services = live.services.clone();
             ctx.destination = destination;
-            ctx.record_route = t.record_route;
-            let decision = t.router.run_hook(route, &mut ctx);
-            t.scope.avps = ctx.txn.avps;
-            t.scope.flags = ctx.txn.flags;
+            ctx.record_route = live.record_route;
+            let decision = live.router.run_hook(route, &mut ctx);
+            live.scope.avps = ctx.txn.avps;
+            live.scope.flags = ctx.txn.flags;
             if decision == Decision::Drop {
                 return None;
             }
             edit = ctx.msg;
             destination = ctx.destination;
         }
+        let record_route = live.record_route;
         let index = t.branches.len() as u32;
         let part = self.txn.branch_part(t.id, index);
         let fwd = Forward {
             destination: destination.as_deref(),
-            record_route: t.record_route,
-            branch: Some(&part),
+            record_route,
+            branch: Some((&part, t.via_hash)),
         };
         let hop = match next_hop(&edit, &fwd) {
             Ok(hop) => hop,
             Err(r) => {
-                t.branches.push(Branch::failed(r.code, self.txn.config.timers));
+                t.branches.push(Branch::failed(r.code, &self.txn.config.timers));
                 return None;
             }
         };
         if hop.socket_addr().is_none() {
             if !self.has_dns() {
-                t.branches.push(Branch::failed(503, self.txn.config.timers));
+                t.branches.push(Branch::failed(503, &self.txn.config.timers));
                 return None;
             }
             t.resolving += 1;
@@ -191,41 +196,29 @@ impl Core {
         hop: &NextHop,
         resolved: Option<(Transport, SocketAddr)>,
     ) -> Option<Step> {
+        let live = t.live.as_deref()?;
         let index = t.branches.len() as u32;
         let part = self.txn.branch_part(t.id, index);
-        let fwd = Forward { destination, record_route: t.record_route, branch: Some(&part) };
-        let (target, data) = match self.prepare_copy(&mut edit, &fwd, hop, t.inbound, resolved) {
+        let fwd = Forward {
+            destination,
+            record_route: live.record_route,
+            branch: Some((&part, t.via_hash)),
+        };
+        let inbound = live.inbound;
+        let (target, data) = match self.prepare_copy(&mut edit, &fwd, hop, inbound, resolved) {
             Ok(x) => x,
             Err(r) => {
-                t.branches.push(Branch::failed(r.code, self.txn.config.timers));
+                t.branches.push(Branch::failed(r.code, &self.txn.config.timers));
                 return None;
             }
         };
-        // The branch prepare_copy put in our Via (see `prepare_forward`).
-        let via_branch = format!(
-            "{}{part}.{:016x}",
-            crate::proxy::branch::MAGIC_COOKIE,
-            crate::proxy::branch::loop_hash(edit.original())
-        );
         let reliable = target.0 != Transport::Udp;
-        let (client, actions) = ClientTxn::start(t.invite, reliable, self.txn.config.timers);
-        t.branches.push(Branch {
-            via_branch,
-            target,
-            request: data.clone(),
-            ack: None,
-            client,
-            response: None,
-            code: 0,
-            provisional: false,
-            cancel: CancelState::No,
-            c_epoch: 0,
-            timed_out: false,
-        });
-        crate::routing::health::on_branch_started(&t.services, target.1, t.invite);
+        let (client, actions) = ClientTxn::start(t.invite, reliable, &self.txn.config.timers);
+        t.branches.push(Branch::new(target, data.clone(), client));
+        crate::routing::health::on_branch_started(&live.services, target.1, t.invite);
         let mut steps = self.client_actions(t, index, actions);
         if t.invite {
-            self.txn.timers.arm(self.txn.config.timers.timer_c, TimerEvent::C(t.id, index, 0));
+            self.txn.timers.arm(self.txn.config.timers.timer_c, TimerEvent::C(t.id, index));
         }
         self.count_forwarded_request();
         steps.push(Step::Send(Outgoing {
@@ -264,10 +257,11 @@ impl Core {
                     hop,
                     Some(target),
                 )),
-                None => t.branches.push(Branch::failed(503, self.txn.config.timers)),
+                None => t.branches.push(Branch::failed(503, &self.txn.config.timers)),
             }
         }
         steps.extend(self.finish_if_done(&mut t));
+        steps.extend(self.remove_if_done(&mut t));
         batch(steps)
     }
 
@@ -322,7 +316,7 @@ impl Core {
     pub(super) fn send_cancel(&self, t: &mut Txn, index: u32) -> Option<Step> {
         let b = &mut t.branches[index as usize];
         b.cancel = CancelState::Sent;
-        let data = cancel_for(&b.request)?;
+        let data = cancel_for(&b.kept)?;
         let target = b.target;
         self.txn.timers.arm(self.txn.config.timers.wait(), TimerEvent::CancelWait(t.id, index));
         Some(send(target, data))

@@ -15,18 +15,26 @@ impl Core {
         let txn_ref = self.txn.table.by_id(id)?;
         let mut t = lock(&txn_ref);
         let mut steps = Vec::new();
+        let timers = &self.txn.config.timers;
         match ev {
             TimerEvent::Server(_, timer) => {
-                let actions = t.server.on_timer(timer);
+                let actions = t.server.on_timer(timer, timers);
                 steps.extend(self.server_actions(&mut t, actions));
             }
             TimerEvent::Client(_, index, timer) => {
-                let actions = t.branches.get_mut(index as usize)?.client.on_timer(timer);
+                let actions = t.branches.get_mut(index as usize)?.client.on_timer(timer, timers);
                 steps.extend(self.client_actions(&mut t, index, actions));
             }
-            TimerEvent::C(_, index, epoch) => {
+            TimerEvent::C(_, index) => {
                 let b = t.branches.get_mut(index as usize)?;
-                if b.client.is_pending() && b.c_epoch == epoch {
+                // A provisional reply since the timer was armed restarted
+                // it: wait for what is left (rounded up to a tick).
+                let left = b.provisional_at.map_or(std::time::Duration::ZERO, |at| {
+                    (at + timers.timer_c).saturating_duration_since(tokio::time::Instant::now())
+                });
+                if b.client.is_pending() && !left.is_zero() {
+                    self.txn.timers.arm(left, ev);
+                } else if b.client.is_pending() {
                     if b.provisional {
                         if b.cancel != CancelState::Sent {
                             steps.extend(self.send_cancel(&mut t, index));
@@ -81,7 +89,7 @@ impl Core {
             match a {
                 ClientAction::Retransmit => {
                     let b = &t.branches[index as usize];
-                    steps.push(send(b.target, b.request.clone()));
+                    steps.push(send(b.target, b.kept.clone()));
                 }
                 ClientAction::Arm(timer, after) => {
                     self.txn.timers.arm(after, TimerEvent::Client(t.id, index, timer));
@@ -110,15 +118,15 @@ impl Core {
                 ServerAction::Terminate => {}
             }
         }
-        if t.server.is_final() {
-            shed(t);
-        }
         steps.extend(self.remove_if_done(t));
         steps
     }
 
-    /// Forgets the transaction once its server side and every branch ended.
+    /// Compacts the transaction once nothing can be routed in it (see
+    /// [`compact`]), and forgets it once its server side and every branch
+    /// ended.
     pub(super) fn remove_if_done(&self, t: &mut Txn) -> Vec<Step> {
+        compact(t);
         let server_done = t.server.state() == ServerState::Terminated;
         let branches_done = t
             .branches
