@@ -3,8 +3,9 @@
 //! live heap size, and the stateful core is driven in-process through
 //! `Core::process` with the messages of SIPp-shaped calls (INVITE, 180,
 //! 200, ACK, BYE, 200; and INVITE, 486, ACK), `CALLS` calls side by side.
-//! After each stage the clock (tokio's, paused) moves on by one second, so
-//! the T1 retransmission timers fire as they would; then the live heap
+//! After each stage the timers due within the next second fire (the T1
+//! retransmission timers, as they would while the call goes on); then the
+//! live heap
 //! minus the heap before the first INVITE, divided by the calls, is the
 //! cost of one call's transactions in that state, including their table
 //! entries and the timers still armed (the queue's storage, as grown).
@@ -139,7 +140,6 @@ fn forwarded(step: Option<Step>) -> Bytes {
 struct Bench {
     core: Arc<Core>,
     local: SocketAddr,
-    _stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Bench {
@@ -161,9 +161,12 @@ impl Bench {
             outbound,
             TxnConfig::default(),
         ));
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        core.start_timers(stopped);
-        Bench { core, local, _stop: stop }
+        Bench { core, local }
+    }
+
+    /// Fires the timers due within the next second.
+    fn settle(&self) {
+        self.core.fire_due(std::time::Instant::now() + std::time::Duration::from_secs(1));
     }
 
     fn process(&self, data: Bytes, from: ([u8; 4], u16)) -> Option<Step> {
@@ -205,13 +208,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return; // `cargo test --benches` / `cargo bench -- --list`: nothing to list
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let _enter = rt.enter();
-    let settle = || rt.block_on(tokio::time::sleep(std::time::Duration::from_secs(1)));
     let per_call = |bytes: isize| bytes as f64 / CALLS as f64;
 
     // Answered calls: INVITE, 180 (live), 200 (accepted), ACK, BYE, 200.
@@ -232,7 +230,7 @@ fn main() {
         drop(f);
         sends(bench.process(ringing, UAS), &mut Vec::new());
     }
-    settle();
+    bench.settle();
     let live_invite = live() - base - held;
     for (ok, size) in oks.drain(..) {
         let route = own(&mut held, || {
@@ -243,14 +241,14 @@ fn main() {
         held -= size; // handed to the proxy: whatever it keeps of it is its own
         sends(bench.process(ok, UAS), &mut Vec::new());
     }
-    settle();
+    bench.settle();
     let accepted = live() - base - held;
     for (i, route) in routes.iter().enumerate() {
         sends(bench.process(in_dialog(i, "ACK", "ack", route), UAC), &mut Vec::new());
         let f = forwarded(bench.process(in_dialog(i, "BYE", "bye", route), UAC));
         sends(bench.process(reply(&f, 200, i), UAS), &mut Vec::new());
     }
-    settle();
+    bench.settle();
     let with_bye = live() - base - held;
     let answered = bench.core.transactions();
     drop(routes);
@@ -264,7 +262,7 @@ fn main() {
         drop(f);
         sends(bench2.process(ack_of_rejected(i), UAC), &mut Vec::new());
     }
-    settle();
+    bench2.settle();
     let rejected = live() - base;
     let rejected_txns = bench2.core.transactions();
 

@@ -304,7 +304,7 @@ impl Core {
         }
     }
 
-    fn run_step_now(self: &Arc<Self>, step: Step) {
+    pub(in crate::proxy) fn run_step_now(self: &Arc<Self>, step: Step) {
         match step {
             Step::Send(out) if out.transport == Transport::Udp => {
                 if let Err(e) = self.outbound.send_udp(out.peer, &out.data) {

@@ -25,6 +25,13 @@
 //! may come from another UAS of a downstream fork). A transport error or an
 //! expired B/F is a timeout the proxy turns into a 408 for that branch.
 //!
+//! Over an unreliable transport Timer B (F) is not armed of its own: the
+//! retransmission timer A (E) adds up the intervals it waited and, when
+//! they reach B (F), times out instead of retransmitting, its last interval
+//! shortened to end exactly there. The deadlines are the RFC's; a request
+//! answered in time then leaves one timer to fire, not two, and the proxy's
+//! timer queue holds one entry per branch instead of two.
+//!
 //! As in [`super::server`], the timer values come with each event instead
 //! of living in every transaction.
 
@@ -32,6 +39,10 @@ use std::time::Duration;
 
 use super::Timers;
 use super::server::millis;
+
+fn ms(ms: u32) -> Duration {
+    Duration::from_millis(ms.into())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientState {
@@ -81,27 +92,31 @@ pub struct ClientTxn {
     invite: bool,
     reliable: bool,
     state: ClientState,
-    /// Timer A's or E's next interval, in milliseconds.
+    /// The interval Timer A or E was last armed with, in milliseconds.
     retransmit_ms: u32,
+    /// The intervals of A or E that ran out, summed: the time since the
+    /// request was sent, for Timer B (F).
+    waited_ms: u32,
 }
 
 impl ClientTxn {
     /// A transaction whose request is being sent now, with the timers to arm.
     pub fn start(invite: bool, reliable: bool, timers: &Timers) -> (Self, Vec<ClientAction>) {
+        let first = millis(timers.t1).min(millis(timers.final_response));
         let txn = ClientTxn {
             invite,
             reliable,
             state: if invite { ClientState::Calling } else { ClientState::Trying },
-            retransmit_ms: millis(timers.t1),
+            retransmit_ms: first,
+            waited_ms: 0,
         };
-        let mut out = Vec::new();
-        if !reliable {
-            let t = if invite { ClientTimer::A } else { ClientTimer::E };
-            out.push(ClientAction::Arm(t, timers.t1));
-        }
-        let t = if invite { ClientTimer::B } else { ClientTimer::F };
-        out.push(ClientAction::Arm(t, timers.final_response));
-        (txn, out)
+        let arm = match (reliable, invite) {
+            (false, true) => ClientAction::Arm(ClientTimer::A, ms(first)),
+            (false, false) => ClientAction::Arm(ClientTimer::E, ms(first)),
+            (true, true) => ClientAction::Arm(ClientTimer::B, timers.final_response),
+            (true, false) => ClientAction::Arm(ClientTimer::F, timers.final_response),
+        };
+        (txn, vec![arm])
     }
 
     pub fn state(&self) -> ClientState {
@@ -163,17 +178,18 @@ impl ClientTxn {
     pub fn on_timer(&mut self, timer: ClientTimer, timers: &Timers) -> Vec<ClientAction> {
         use ClientAction::*;
         use ClientState::*;
-        let ms = |ms: u32| Duration::from_millis(ms.into());
         match (timer, self.state) {
             (ClientTimer::A, Calling) => {
-                self.retransmit_ms = self.retransmit_ms.saturating_mul(2);
-                vec![Retransmit, Arm(ClientTimer::A, ms(self.retransmit_ms))]
+                let next = self.retransmit_ms.saturating_mul(2);
+                self.retransmit_or_time_out(ClientTimer::A, next, timers)
             }
             (ClientTimer::E, Trying) => {
-                self.retransmit_ms = self.retransmit_ms.saturating_mul(2).min(millis(timers.t2));
-                vec![Retransmit, Arm(ClientTimer::E, ms(self.retransmit_ms))]
+                let next = self.retransmit_ms.saturating_mul(2).min(millis(timers.t2));
+                self.retransmit_or_time_out(ClientTimer::E, next, timers)
             }
-            (ClientTimer::E, Proceeding) => vec![Retransmit, Arm(ClientTimer::E, timers.t2)],
+            (ClientTimer::E, Proceeding) => {
+                self.retransmit_or_time_out(ClientTimer::E, millis(timers.t2), timers)
+            }
             (ClientTimer::B, Calling) | (ClientTimer::F, Trying | Proceeding) => {
                 self.state = Terminated;
                 vec![Timeout, Terminate]
@@ -186,6 +202,25 @@ impl ClientTxn {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// Timer A or E ran out: Timer B (F) if the intervals so far reach it,
+    /// else a retransmission and the timer again after `next` (or what is
+    /// left of B).
+    fn retransmit_or_time_out(
+        &mut self,
+        timer: ClientTimer,
+        next: u32,
+        timers: &Timers,
+    ) -> Vec<ClientAction> {
+        self.waited_ms = self.waited_ms.saturating_add(self.retransmit_ms);
+        let limit = millis(timers.final_response);
+        if self.waited_ms >= limit {
+            self.state = ClientState::Terminated;
+            return vec![ClientAction::Timeout, ClientAction::Terminate];
+        }
+        self.retransmit_ms = next.min(limit - self.waited_ms);
+        vec![ClientAction::Retransmit, ClientAction::Arm(timer, ms(self.retransmit_ms))]
     }
 
     fn end_after(&mut self, timer: ClientTimer, after: Duration) -> Vec<ClientAction> {
@@ -207,11 +242,33 @@ mod tests {
     fn invite_retransmits_with_doubling_until_b() {
         let t = Timers::default();
         let (mut c, start) = ClientTxn::start(true, false, &t);
-        assert_eq!(start, vec![Arm(ClientTimer::A, t.t1), Arm(ClientTimer::B, t.t1 * 64)]);
-        assert_eq!(c.on_timer(ClientTimer::A, &t), vec![Retransmit, Arm(ClientTimer::A, t.t1 * 2)]);
-        assert_eq!(c.on_timer(ClientTimer::A, &t), vec![Retransmit, Arm(ClientTimer::A, t.t1 * 4)]);
-        assert_eq!(c.on_timer(ClientTimer::B, &t), vec![Timeout, Terminate]);
+        assert_eq!(start, vec![Arm(ClientTimer::A, t.t1)], "A also times B");
+        let mut waited = t.t1;
+        let mut interval = t.t1;
+        // A at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s resends; the last interval
+        // is cut to end at B (32 s), where it times out.
+        for _ in 0..5 {
+            interval *= 2;
+            assert_eq!(
+                c.on_timer(ClientTimer::A, &t),
+                vec![Retransmit, Arm(ClientTimer::A, interval)]
+            );
+            waited += interval;
+        }
+        assert_eq!(waited, t.t1 * 63);
+        assert_eq!(c.on_timer(ClientTimer::A, &t), vec![Retransmit, Arm(ClientTimer::A, t.t1)]);
+        assert_eq!(c.on_timer(ClientTimer::A, &t), vec![Timeout, Terminate]);
         assert!(c.on_timer(ClientTimer::A, &t).is_empty());
+        let (_, reliable) = ClientTxn::start(true, true, &t);
+        assert_eq!(reliable, vec![Arm(ClientTimer::B, t.t1 * 64)]);
+    }
+
+    #[test]
+    fn b_shorter_than_t1_times_out_at_b() {
+        let t = Timers { final_response: Duration::from_millis(300), ..Timers::default() };
+        let (mut c, start) = ClientTxn::start(true, false, &t);
+        assert_eq!(start, vec![Arm(ClientTimer::A, Duration::from_millis(300))]);
+        assert_eq!(c.on_timer(ClientTimer::A, &t), vec![Timeout, Terminate]);
     }
 
     #[test]
@@ -232,8 +289,7 @@ mod tests {
         assert_eq!(c.on_response(486, &t), vec![SendAck]);
         assert!(!c.is_pending());
         assert_eq!(c.on_timer(ClientTimer::D, &t), vec![Terminate]);
-        let (mut r, start) = ClientTxn::start(true, true, &t);
-        assert_eq!(start, vec![Arm(ClientTimer::B, t.t1 * 64)]);
+        let (mut r, _) = ClientTxn::start(true, true, &t);
         assert_eq!(r.on_response(603, &t), vec![SendAck, Deliver, Terminate]);
     }
 
@@ -251,17 +307,25 @@ mod tests {
     fn non_invite_e_caps_at_t2_and_f_times_out() {
         let t = Timers::default();
         let (mut c, start) = ClientTxn::start(false, false, &t);
-        assert_eq!(start, vec![Arm(ClientTimer::E, t.t1), Arm(ClientTimer::F, t.t1 * 64)]);
+        assert_eq!(start, vec![Arm(ClientTimer::E, t.t1)], "E also times F");
+        // 0.5 + 1 + 2 + 4 + 4 = 11.5 s: the interval caps at T2.
         let mut last = Duration::ZERO;
-        for _ in 0..6 {
+        for _ in 0..4 {
             if let Some(Arm(ClientTimer::E, d)) = c.on_timer(ClientTimer::E, &t).pop() {
                 last = d;
             }
         }
         assert_eq!(last, t.t2);
         assert_eq!(c.on_response(100, &t), vec![Deliver]);
-        assert_eq!(c.on_timer(ClientTimer::E, &t), vec![Retransmit, Arm(ClientTimer::E, t.t2)]);
-        assert_eq!(c.on_timer(ClientTimer::F, &t), vec![Timeout, Terminate]);
+        // In Proceeding every T2 until F at 32 s: 15.5, 19.5, 23.5, 27.5, 31.5, then 0.5 more.
+        for _ in 0..5 {
+            assert_eq!(c.on_timer(ClientTimer::E, &t), vec![Retransmit, Arm(ClientTimer::E, t.t2)]);
+        }
+        assert_eq!(c.on_timer(ClientTimer::E, &t), vec![Retransmit, Arm(ClientTimer::E, t.t1)]);
+        assert_eq!(c.on_timer(ClientTimer::E, &t), vec![Timeout, Terminate]);
+        let (mut r, start) = ClientTxn::start(false, true, &t);
+        assert_eq!(start, vec![Arm(ClientTimer::F, t.t1 * 64)]);
+        assert_eq!(r.on_timer(ClientTimer::F, &t), vec![Timeout, Terminate]);
     }
 
     #[test]

@@ -149,33 +149,77 @@ impl Core {
         self.txn.timers.len()
     }
 
-    /// Runs the transaction timers while the core lives; after `stop`
-    /// turns true it ends once no transaction is left (the server's grace
-    /// period bounds that).
+    /// Runs the transaction timers on a thread of their own while the core
+    /// lives; after `stop` turns true it ends once no transaction is left
+    /// (the server's grace period bounds that). The returned task ends with
+    /// the thread. Steps the timers lead to are carried out as a UDP receive
+    /// thread does ([`Core::run_step_now`]): UDP sends on the thread, the
+    /// rest on the runtime this is called from.
     pub fn start_timers(
         self: &Arc<Self>,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         let queue = Arc::clone(&self.txn.timers);
-        tokio::spawn(async move {
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let runtime = tokio::runtime::Handle::current();
+        let flag = Arc::clone(&stopping);
+        let (ended, mut thread_ended) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new().name("sipc-timers".into()).spawn(move || {
+            let _rt = runtime.enter();
+            let _ended = ended; // dropped when the thread ends, however it ends
             loop {
-                let (due, next) = queue.due(tokio::time::Instant::now());
+                // At most a second between looks at the stop flag.
+                let due = queue.wait_due(std::time::Duration::from_secs(1));
                 let Some(core) = weak.upgrade() else { return };
                 for ev in due {
-                    if let Some(step) = core.on_timer(ev) {
-                        core.run_step(step).await;
-                    }
+                    core.fire(ev);
                 }
-                if *stop.borrow() && core.transactions() == 0 {
+                if flag.load(Ordering::Acquire) && core.transactions() == 0 {
                     return;
                 }
-                drop(core);
+            }
+        });
+        if let Err(e) = thread {
+            tracing::error!("cannot start the timer thread: {e}");
+        }
+        let queue = Arc::clone(&self.txn.timers);
+        tokio::spawn(async move {
+            loop {
                 tokio::select! {
-                    _ = queue.wait(next) => {}
-                    r = stop.changed() => if r.is_err() { return },
+                    _ = &mut thread_ended => return,
+                    r = stop.changed(), if !stopping.load(Ordering::Acquire) => {
+                        if r.is_err() || *stop.borrow() {
+                            stopping.store(true, Ordering::Release);
+                            queue.interrupt();
+                        }
+                    }
                 }
             }
         })
+    }
+
+    /// Runs the due timer `ev` and sends what it leads to. A bug on one
+    /// transaction's path must not end the timer thread (every transaction
+    /// would then live forever): a panic is caught, counted and logged.
+    pub fn fire(self: &Arc<Self>, ev: TimerEvent) {
+        let fired = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if let Some(step) = self.on_timer(ev) {
+                self.run_step_now(step);
+            }
+        }));
+        if fired.is_err() {
+            self.stats.dropped_malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(?ev, "a transaction timer panicked; the timers keep running");
+        }
+    }
+
+    /// Fires every timer due by `now` on the calling thread (benchmarks
+    /// drive the timers this way, without the timer thread).
+    pub fn fire_due(self: &Arc<Self>, now: std::time::Instant) {
+        let (due, _) = self.txn.timers.due(now);
+        for ev in due {
+            self.fire(ev);
+        }
     }
 }
