@@ -274,6 +274,52 @@ async fn retransmitted_invite_is_absorbed() {
     b.finish().await;
 }
 
+/// Once its final reply went upstream a transaction keeps only what
+/// retransmissions need (issue 25): a 2xx the UAS retransmits still reaches
+/// the caller, a retransmitted INVITE is still absorbed, and when the
+/// failover's 404 is retransmitted the proxy ACKs it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_transactions_still_handle_retransmissions() {
+    let b = bed().await;
+    let inv = invite(&b.uac, "bob", "w1", "call-waiting");
+    b.uac.send(b.px, &inv).await;
+    let (req, from) = expect(&b.uas1, "INVITE", method("INVITE")).await;
+    let ok = answer(&req, 200, "OK", "u1", b.uas1.addr);
+    b.uas1.send(from, &ok).await;
+    expect(&b.uac, "200", status(200)).await;
+    b.uas1.send(from, &ok).await;
+    let (again, _) = expect(&b.uac, "the 200 again", status(200)).await;
+    assert_eq!(again.vias().count(), 1, "our Via stripped from the retransmission too");
+    b.uac.send(b.px, &inv).await;
+    assert!(quiet(&b.uas1, Duration::from_millis(300), method("INVITE")).await, "absorbed");
+    assert!(quiet(&b.uac, Duration::from_millis(100), status(200)).await, "not answered again");
+
+    b.uac.send(b.px, &invite(&b.uac, "bob", "w2", "call-waiting-404")).await;
+    let (req, from) = expect(&b.uas1, "INVITE", method("INVITE")).await;
+    b.uas1.send(from, &answer(&req, 486, "Busy Here", "u1", b.uas1.addr)).await;
+    expect(&b.uas1, "ACK for 486", method("ACK")).await;
+    let (second, from2) = expect(&b.uas2, "INVITE at UAS2", method("INVITE")).await;
+    let not_found = answer(&second, 404, "Not Found", "u2", b.uas2.addr);
+    b.uas2.send(from2, &not_found).await;
+    let (ack, _) = expect(&b.uas2, "ACK for 404", method("ACK")).await;
+    let (fin, _) = expect(&b.uac, "404", status(404)).await;
+    // The caller's ACK of the 404 (the INVITE's branch) stops Timer G.
+    let to = fin.header_value(sipc::sip::HeaderName::To).unwrap();
+    let caller_ack = invite(&b.uac, "bob", "w2", "call-waiting-404")
+        .replacen("INVITE sip:", "ACK sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
+        .replace(&format!("To: {}", to.split(";tag=").next().unwrap()), &format!("To: {to}"));
+    assert!(caller_ack.contains(to), "{caller_ack}");
+    b.uac.send(b.px, &caller_ack).await;
+    // Drains the retransmissions Timer G sent before the ACK arrived.
+    let _ = quiet(&b.uac, Duration::from_millis(150), |_| false).await;
+    b.uas2.send(from2, &not_found).await;
+    let (ack_again, _) = expect(&b.uas2, "the ACK again", method("ACK")).await;
+    assert_eq!(ack_again.as_bytes(), ack.as_bytes(), "the same ACK, kept");
+    assert!(quiet(&b.uac, Duration::from_millis(200), status(404)).await, "absorbed upstream");
+    b.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_first_destination_fails_over_to_the_second() {
     let b = bed().await;

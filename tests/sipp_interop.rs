@@ -276,3 +276,131 @@ fn sipp_calls_through_the_freeswitch_cluster_example() {
     drop((fs1, fs2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 25: with `tm.max_transactions` reached, new requests get 503 and
+/// memory stays bounded by the table: SIPp offers twice the calls the table
+/// holds (answered calls linger 64·T1 = 32 s), the proxy's RSS is read once
+/// the table is full and again after as many more calls, all refused, and
+/// must not have grown beyond a few MiB; the table never holds more than
+/// the limit.
+#[test]
+fn sipp_overload_keeps_memory_bounded() {
+    const LIMIT: usize = 2_000;
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    if !have_sipp() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "SIPp is not installed: the overload test did NOT run"
+        );
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("sipc-sipp-overload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let original = std::fs::read_to_string(root.join("examples/bench/stateful.route")).unwrap();
+    assert!(original.contains("module tm {"));
+    let limited =
+        original.replace("module tm {", &format!("module tm {{\n    max_transactions = {LIMIT};"));
+    std::fs::write(dir.join("stateful.route"), limited).unwrap();
+    let control = dir.join("ctl.sock");
+    let proxy = Reaper(
+        sipc()
+            .args(["run", "stateful.route", "--control"])
+            .arg(&control)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipc starts"),
+    );
+    let scen = scenarios();
+    let _uas = Reaper(
+        Command::new("sipp")
+            .arg("-sf")
+            .arg(scen.join("uas.xml"))
+            .args(["-i", "127.0.0.1", "-p", "5080", "-nostdin", "-aa"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp uas starts"),
+    );
+    wait_for_proxy();
+    let pid = proxy.0.id();
+    let rss_kib = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS of the proxy")
+    };
+    let transactions = || {
+        let out = sipc()
+            .args(["reload", "--status", "--control"])
+            .arg(&control)
+            .output()
+            .expect("sipc reload --status runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("transactions: "))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .expect("the status names the live transactions")
+    };
+    // Each round offers LIMIT calls (two transactions each when answered):
+    // the first fills the table, the second finds it full throughout.
+    let round = |name: &str| {
+        let log = dir.join(format!("{name}.csv"));
+        let _ = Command::new("timeout")
+            .arg("120")
+            .arg("sipp")
+            .arg("-sf")
+            .arg(scen.join("uac.xml"))
+            .args(["127.0.0.1:5060", "-i", "127.0.0.1", "-p", "5070", "-nostdin"])
+            .args(["-r", "400", "-m", &LIMIT.to_string(), "-l", "2000"])
+            .args(["-recv_timeout", "3000", "-timeout", "60", "-timeout_error"])
+            .args(["-trace_stat", "-stf"])
+            .arg(&log)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("sipp uac runs");
+        std::fs::read_to_string(&log).unwrap_or_default()
+    };
+    let failed = |stats: &str| -> u64 {
+        // The last line of SIPp's statistics; FailedCall(C) is a column.
+        let mut lines = stats.lines();
+        let head: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
+        let last: Vec<&str> = stats.lines().last().unwrap_or("").split(';').collect();
+        head.iter()
+            .position(|h| *h == "FailedCall(C)")
+            .and_then(|i| last.get(i))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let first = round("fill");
+    let (rss_full, live_full) = (rss_kib(), transactions());
+    let second = round("beyond");
+    let (rss_after, live_after) = (rss_kib(), transactions());
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "table full: {live_full} transactions, RSS {rss_full} KiB, {} calls refused; \
+         after {LIMIT} more: {live_after}, {rss_after} KiB, {} refused",
+        failed(&first),
+        failed(&second)
+    );
+    assert!(live_full <= LIMIT && live_after <= LIMIT, "{live_full}, {live_after} > {LIMIT}");
+    assert!(live_full > LIMIT / 2, "the first round filled the table: {live_full}");
+    assert!(failed(&first) > 0, "the first round went beyond the limit");
+    assert!(
+        failed(&second) as usize == LIMIT,
+        "every call of the second round was refused: {} of {LIMIT}",
+        failed(&second)
+    );
+    assert!(
+        rss_after <= rss_full + 8 * 1024,
+        "RSS grew from {rss_full} KiB to {rss_after} KiB under refused load"
+    );
+}

@@ -23,14 +23,25 @@ pub fn build_response(
 ) -> Bytes {
     let msg = req.original();
     let mut out = String::with_capacity(512);
-    let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
-    let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
+    // Pushed piece by piece rather than through `write!`: a stateful proxy
+    // builds a 100 Trying for every INVITE.
+    let line = |out: &mut String, name: &str, value: &str| {
+        out.push_str(name);
+        out.push_str(": ");
+        out.push_str(value);
+        out.push_str("\r\n");
+    };
+    out.push_str("SIP/2.0 ");
+    crate::sip::write::push_u64(&mut out, code.into());
+    out.push(' ');
+    out.extend(reason.chars().filter(|c| !c.is_control()));
+    out.push_str("\r\n");
     for v in req.current_values("Via") {
-        let _ = write!(out, "Via: {v}\r\n");
+        line(&mut out, "Via", v);
     }
     for name in ["From", "Call-ID", "CSeq"] {
         if let Some(v) = req.current_values(name).next() {
-            let _ = write!(out, "{name}: {v}\r\n");
+            line(&mut out, name, v);
         }
     }
     if let Some(to) = req.current_values("To").next() {
@@ -38,11 +49,11 @@ pub fn build_response(
         if code > 100 && !has_tag {
             let _ = write!(out, "To: {to};tag={}\r\n", stateless_to_tag(msg));
         } else {
-            let _ = write!(out, "To: {to}\r\n");
+            line(&mut out, "To", to);
         }
     }
     for (name, value) in extra {
-        let _ = write!(out, "{name}: {value}\r\n");
+        line(&mut out, name, value);
     }
     out.push_str("Content-Length: 0\r\n\r\n");
     Bytes::from(out)

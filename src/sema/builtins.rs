@@ -591,7 +591,7 @@ pub static SETTINGS: &[SettingDef] = &[
         "tm",
         max_transactions,
         Int,
-        "Live transactions beyond which new requests are answered 503 (1000000: a 2xx'd INVITE stays 32 s, RFC 6026, so 4,000 calls/s keep about 260,000 alive, about 4 KiB each)."
+        "Live transactions beyond which new requests are answered 503 with Retry-After (1000000: a 2xx'd INVITE and its BYE stay 32 s, RFC 6026, so 4,000 calls/s keep about 260,000 alive, 500-800 bytes each once answered)."
     ),
     setting!("rr", append_fromtag, Bool, "Put the From tag into Record-Route headers."),
     setting!("rr", enable_full_lr, Bool, "Write `lr=on` instead of `lr` in Record-Route."),

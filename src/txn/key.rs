@@ -38,18 +38,35 @@ impl ServerKey {
     }
 
     fn with_method(req: &Message, method: &str) -> Option<ServerKey> {
-        use std::fmt::Write as _;
+        use crate::sip::Host;
+        use crate::sip::write::{push_ip, push_u64};
         let via = req.via().ok().flatten()?;
         let mut text = String::with_capacity(96);
         text.push_str(method);
         match via.branch() {
             Some(b) if b.starts_with(MAGIC_COOKIE) => {
-                let _ = write!(text, " {b} ");
-                let host = text.len();
-                let _ = write!(text, "{}:{}", via.host, via.port_or_default());
-                text[host..].make_ascii_lowercase();
+                text.push(' ');
+                text.push_str(b);
+                text.push(' ');
+                // Written without `fmt`: this runs for every request.
+                match via.host {
+                    Host::Name(n) => {
+                        let start = text.len();
+                        text.push_str(n);
+                        text[start..].make_ascii_lowercase();
+                    }
+                    Host::V4(a) => push_ip(&mut text, a.into()),
+                    Host::V6(a) => {
+                        text.push('[');
+                        push_ip(&mut text, a.into());
+                        text.push(']');
+                    }
+                }
+                text.push(':');
+                push_u64(&mut text, via.port_or_default().into());
             }
             _ => {
+                use std::fmt::Write as _;
                 let cseq = req.cseq().ok().flatten()?.seq;
                 let _ = write!(
                     text,
@@ -75,10 +92,9 @@ impl ServerKey {
         self.is_rfc3261().then(|| self.0.rsplit(' ').next()).flatten()
     }
 
-    /// A 64-bit hash, for picking a table shard.
-    pub fn shard_hash(&self) -> u64 {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        BuildHasherDefault::<DefaultHasher>::default().hash_one(self)
+    /// The key's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 

@@ -109,9 +109,18 @@ impl TxnLayer {
         }
     }
 
-    /// The transaction part of branch `index` of transaction `id`.
+    /// The transaction part of branch `index` of transaction `id`:
+    /// `<salt><id in hex>-<index>`.
     fn branch_part(&self, id: u64, index: u32) -> String {
-        format!("{}{id:x}-{index}", self.salt)
+        let mut out = String::with_capacity(self.salt.len() + 24);
+        out.push_str(&self.salt);
+        let digits = (64 - id.leading_zeros()).div_ceil(4).max(1);
+        for shift in (0..digits).rev() {
+            out.push(char::from(b"0123456789abcdef"[(id >> (shift * 4)) as usize & 15]));
+        }
+        out.push('-');
+        crate::sip::write::push_u64(&mut out, index.into());
+        out
     }
 
     /// The transaction id, branch index and loop hash a Via branch of ours
@@ -283,3 +292,22 @@ mod timers;
 use messages::*;
 pub(super) use table::TxnTable;
 use table::lock;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_parts_parse_back() {
+        let layer = TxnLayer::new(TxnConfig::default());
+        for (id, index) in [(0u64, 0u32), (1, 0), (0xabc, 7), (16, 10), (u64::MAX, 65_535)] {
+            let part = layer.branch_part(id, index);
+            assert_eq!(part, format!("{}{id:x}-{index}", layer.salt));
+            let branch = format!("{MAGIC_COOKIE}{part}.{:016x}", 0x1234u64);
+            assert_eq!(layer.parse_branch(&branch), Some((id, index, 0x1234)));
+        }
+        assert_eq!(layer.parse_branch("z9hG4bKother1-0.0000000000001234"), None);
+        let short = format!("{MAGIC_COOKIE}{}.1234", layer.branch_part(1, 0));
+        assert_eq!(layer.parse_branch(&short), None, "the hash has 16 digits");
+    }
+}
