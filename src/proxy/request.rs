@@ -167,11 +167,12 @@ pub enum RoutePreprocess {
 /// §16.4: strict-router compatibility, then removal of this proxy's Route
 /// entries from the top of the route set.
 pub fn preprocess_routes(edit: &mut EditedMessage, local: &LocalIdentity) -> RoutePreprocess {
-    let routes: Vec<String> = edit.current_values("Route").flat_map(split_values).collect();
     let ruri_local = || {
         edit.request_uri().and_then(|u| Uri::parse(u).ok()).is_some_and(|u| local.is_local_uri(&u))
     };
-    if !routes.is_empty() && ruri_local() {
+    // The Route set is copied out only in the rare strict-router case.
+    if edit.current_values("Route").next().is_some() && ruri_local() {
+        let routes: Vec<String> = edit.current_values("Route").flat_map(split_values).collect();
         let last =
             routes.last().and_then(|r| NameAddr::parse(r).ok().map(|n| n.uri.raw().to_owned()));
         if let Some(last) = last {
@@ -270,10 +271,11 @@ pub fn prepare_forward(
     // Step 6: a strict router next (first Route without `lr`) gets the R-URI
     // as its Request-URI, and the original R-URI goes to the end of the set.
     // (It is also the hop: `next_hop` takes the first Route.)
-    let routes: Vec<String> = edit.current_values("Route").flat_map(split_values).collect();
-    if let Some(first) = routes.first().and_then(|r| NameAddr::parse(r).ok())
+    let first = edit.first_value("Route");
+    if let Some(first) = first.as_deref().and_then(|r| NameAddr::parse(r).ok())
         && !first.uri.is_loose_router()
     {
+        let routes: Vec<String> = edit.current_values("Route").flat_map(split_values).collect();
         let old_ruri = edit.request_uri().unwrap_or_default().to_owned();
         let strict = first.uri.raw().to_owned();
         let mut rest: Vec<String> = routes[1..].to_vec();

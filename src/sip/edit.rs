@@ -9,6 +9,7 @@
 //! bytes that arrived. Content-Length is recomputed whenever anything changed.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use smallvec::SmallVec;
 
 use super::HeaderName;
 use super::message::{Message, StartLine};
@@ -20,16 +21,22 @@ pub struct EditedMessage {
     msg: Message,
     request_uri: Option<String>,
     /// Per header index: `None` removed, `Some(v)` value replaced.
-    changed: Vec<(usize, Option<String>)>,
+    changed: SmallVec<[(usize, Option<String>); 2]>,
     /// `(position, "Name: value")`: written before header `position`
     /// (`headers().len()` means at the end), in the order added.
-    inserted: Vec<(usize, String)>,
+    inserted: SmallVec<[(usize, String); 3]>,
     body: Option<Bytes>,
 }
 
 impl EditedMessage {
     pub fn new(msg: Message) -> Self {
-        Self { msg, request_uri: None, changed: Vec::new(), inserted: Vec::new(), body: None }
+        Self {
+            msg,
+            request_uri: None,
+            changed: SmallVec::new(),
+            inserted: SmallVec::new(),
+            body: None,
+        }
     }
 
     /// The message as received.
@@ -71,7 +78,7 @@ impl EditedMessage {
     /// Removes every header line with this name (compact forms included).
     /// Returns how many lines were removed.
     pub fn remove_all(&mut self, name: &str) -> usize {
-        let idx: Vec<usize> = self.msg.indices_named(name).collect();
+        let idx: SmallVec<[usize; 4]> = self.msg.indices_named(name).collect();
         let n = idx.iter().filter(|&&i| self.current(i).is_some()).count();
         for i in idx {
             self.set_line(i, None);
@@ -83,7 +90,7 @@ impl EditedMessage {
     /// Sets a header to a single value: the first line is replaced, any
     /// others removed; appended when absent.
     pub fn set_header(&mut self, name: &str, value: &str) {
-        let idx: Vec<usize> = self.msg.indices_named(name).collect();
+        let idx: SmallVec<[usize; 4]> = self.msg.indices_named(name).collect();
         match idx.split_first() {
             None => self.append(name, value),
             Some((&first, rest)) => {
@@ -121,7 +128,7 @@ impl EditedMessage {
     /// Via gaining `received`/`rport`, RFC 3581 §4). Returns false when the
     /// header is absent.
     pub fn replace_first_value(&mut self, name: &str, value: &str) -> bool {
-        let idx: Vec<usize> = self.msg.indices_named(name).collect();
+        let idx: SmallVec<[usize; 4]> = self.msg.indices_named(name).collect();
         for i in idx {
             let Some(current) = self.current(i) else { continue };
             let mut values = CommaValues::new(current);
@@ -217,7 +224,7 @@ impl EditedMessage {
         super::write::push_u64(&mut body_len, body.len() as u64);
         let mut cl_written = false;
         // Usually a Via and a Record-Route or two: sorted inline.
-        let mut inserted: smallvec::SmallVec<[&(usize, String); 4]> =
+        let mut inserted: SmallVec<[&(usize, String); 4]> =
             self.inserted.iter().collect();
         inserted.sort_by_key(|(pos, _)| *pos);
         let mut ins = inserted.into_iter().peekable();

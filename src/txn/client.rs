@@ -37,8 +37,9 @@
 
 use std::time::Duration;
 
-use super::Timers;
 use super::server::millis;
+use super::{Actions, Timers};
+use smallvec::smallvec;
 
 fn ms(ms: u32) -> Duration {
     Duration::from_millis(ms.into())
@@ -101,7 +102,7 @@ pub struct ClientTxn {
 
 impl ClientTxn {
     /// A transaction whose request is being sent now, with the timers to arm.
-    pub fn start(invite: bool, reliable: bool, timers: &Timers) -> (Self, Vec<ClientAction>) {
+    pub fn start(invite: bool, reliable: bool, timers: &Timers) -> (Self, Actions<ClientAction>) {
         let first = millis(timers.t1).min(millis(timers.final_response));
         let txn = ClientTxn {
             invite,
@@ -116,7 +117,7 @@ impl ClientTxn {
             (true, true) => ClientAction::Arm(ClientTimer::B, timers.final_response),
             (true, false) => ClientAction::Arm(ClientTimer::F, timers.final_response),
         };
-        (txn, vec![arm])
+        (txn, smallvec![arm])
     }
 
     pub fn state(&self) -> ClientState {
@@ -129,33 +130,33 @@ impl ClientTxn {
     }
 
     /// A response with status `code` matched this transaction.
-    pub fn on_response(&mut self, code: u16, timers: &Timers) -> Vec<ClientAction> {
+    pub fn on_response(&mut self, code: u16, timers: &Timers) -> Actions<ClientAction> {
         use ClientAction::*;
         use ClientState::*;
         match (self.invite, self.state, code) {
             (_, Calling | Trying | Proceeding, 100..=199) => {
                 self.state = Proceeding;
-                vec![Deliver]
+                smallvec![Deliver]
             }
             (true, Calling | Proceeding, 200..=299) => {
                 self.state = Accepted;
-                vec![Deliver, Arm(ClientTimer::M, timers.wait())]
+                smallvec![Deliver, Arm(ClientTimer::M, timers.wait())]
             }
-            (true, Accepted, 200..=299) => vec![Deliver],
+            (true, Accepted, 200..=299) => smallvec![Deliver],
             (true, Calling | Proceeding, 300..) => {
                 self.state = Completed;
-                let mut out = vec![SendAck, Deliver];
+                let mut out = smallvec![SendAck, Deliver];
                 out.extend(self.end_after(ClientTimer::D, timers.wait()));
                 out
             }
-            (true, Completed, 300..) => vec![SendAck],
+            (true, Completed, 300..) => smallvec![SendAck],
             (false, Trying | Proceeding, 200..) => {
                 self.state = Completed;
-                let mut out = vec![Deliver];
+                let mut out = smallvec![Deliver];
                 out.extend(self.end_after(ClientTimer::K, timers.t4));
                 out
             }
-            _ => Vec::new(),
+            _ => Actions::new(),
         }
     }
 
@@ -166,16 +167,16 @@ impl ClientTxn {
     }
 
     /// The transport reported that the request could not be sent.
-    pub fn on_transport_error(&mut self) -> Vec<ClientAction> {
+    pub fn on_transport_error(&mut self) -> Actions<ClientAction> {
         if self.is_pending() {
             self.state = ClientState::Terminated;
-            vec![ClientAction::Timeout, ClientAction::Terminate]
+            smallvec![ClientAction::Timeout, ClientAction::Terminate]
         } else {
-            Vec::new()
+            Actions::new()
         }
     }
 
-    pub fn on_timer(&mut self, timer: ClientTimer, timers: &Timers) -> Vec<ClientAction> {
+    pub fn on_timer(&mut self, timer: ClientTimer, timers: &Timers) -> Actions<ClientAction> {
         use ClientAction::*;
         use ClientState::*;
         match (timer, self.state) {
@@ -192,15 +193,15 @@ impl ClientTxn {
             }
             (ClientTimer::B, Calling) | (ClientTimer::F, Trying | Proceeding) => {
                 self.state = Terminated;
-                vec![Timeout, Terminate]
+                smallvec![Timeout, Terminate]
             }
             (ClientTimer::D, Completed)
             | (ClientTimer::K, Completed)
             | (ClientTimer::M, Accepted) => {
                 self.state = Terminated;
-                vec![Terminate]
+                smallvec![Terminate]
             }
-            _ => Vec::new(),
+            _ => Actions::new(),
         }
     }
 
@@ -212,23 +213,23 @@ impl ClientTxn {
         timer: ClientTimer,
         next: u32,
         timers: &Timers,
-    ) -> Vec<ClientAction> {
+    ) -> Actions<ClientAction> {
         self.waited_ms = self.waited_ms.saturating_add(self.retransmit_ms);
         let limit = millis(timers.final_response);
         if self.waited_ms >= limit {
             self.state = ClientState::Terminated;
-            return vec![ClientAction::Timeout, ClientAction::Terminate];
+            return smallvec![ClientAction::Timeout, ClientAction::Terminate];
         }
         self.retransmit_ms = next.min(limit - self.waited_ms);
-        vec![ClientAction::Retransmit, ClientAction::Arm(timer, ms(self.retransmit_ms))]
+        smallvec![ClientAction::Retransmit, ClientAction::Arm(timer, ms(self.retransmit_ms))]
     }
 
-    fn end_after(&mut self, timer: ClientTimer, after: Duration) -> Vec<ClientAction> {
+    fn end_after(&mut self, timer: ClientTimer, after: Duration) -> Actions<ClientAction> {
         if self.reliable {
             self.state = ClientState::Terminated;
-            vec![ClientAction::Terminate]
+            smallvec![ClientAction::Terminate]
         } else {
-            vec![ClientAction::Arm(timer, after)]
+            smallvec![ClientAction::Arm(timer, after)]
         }
     }
 }
@@ -242,7 +243,7 @@ mod tests {
     fn invite_retransmits_with_doubling_until_b() {
         let t = Timers::default();
         let (mut c, start) = ClientTxn::start(true, false, &t);
-        assert_eq!(start, vec![Arm(ClientTimer::A, t.t1)], "A also times B");
+        assert_eq!(start.as_slice(), [Arm(ClientTimer::A, t.t1)], "A also times B");
         let mut waited = t.t1;
         let mut interval = t.t1;
         // A at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s resends; the last interval
@@ -250,32 +251,35 @@ mod tests {
         for _ in 0..5 {
             interval *= 2;
             assert_eq!(
-                c.on_timer(ClientTimer::A, &t),
-                vec![Retransmit, Arm(ClientTimer::A, interval)]
+                c.on_timer(ClientTimer::A, &t).as_slice(),
+                [Retransmit, Arm(ClientTimer::A, interval)]
             );
             waited += interval;
         }
         assert_eq!(waited, t.t1 * 63);
-        assert_eq!(c.on_timer(ClientTimer::A, &t), vec![Retransmit, Arm(ClientTimer::A, t.t1)]);
-        assert_eq!(c.on_timer(ClientTimer::A, &t), vec![Timeout, Terminate]);
+        assert_eq!(
+            c.on_timer(ClientTimer::A, &t).as_slice(),
+            [Retransmit, Arm(ClientTimer::A, t.t1)]
+        );
+        assert_eq!(c.on_timer(ClientTimer::A, &t).as_slice(), [Timeout, Terminate]);
         assert!(c.on_timer(ClientTimer::A, &t).is_empty());
         let (_, reliable) = ClientTxn::start(true, true, &t);
-        assert_eq!(reliable, vec![Arm(ClientTimer::B, t.t1 * 64)]);
+        assert_eq!(reliable.as_slice(), [Arm(ClientTimer::B, t.t1 * 64)]);
     }
 
     #[test]
     fn b_shorter_than_t1_times_out_at_b() {
         let t = Timers { final_response: Duration::from_millis(300), ..Timers::default() };
         let (mut c, start) = ClientTxn::start(true, false, &t);
-        assert_eq!(start, vec![Arm(ClientTimer::A, Duration::from_millis(300))]);
-        assert_eq!(c.on_timer(ClientTimer::A, &t), vec![Timeout, Terminate]);
+        assert_eq!(start.as_slice(), [Arm(ClientTimer::A, Duration::from_millis(300))]);
+        assert_eq!(c.on_timer(ClientTimer::A, &t).as_slice(), [Timeout, Terminate]);
     }
 
     #[test]
     fn invite_provisional_stops_a_and_b() {
         let t = Timers::default();
         let (mut c, _) = ClientTxn::start(true, false, &t);
-        assert_eq!(c.on_response(180, &t), vec![Deliver]);
+        assert_eq!(c.on_response(180, &t).as_slice(), [Deliver]);
         assert!(c.on_timer(ClientTimer::A, &t).is_empty());
         assert!(c.on_timer(ClientTimer::B, &t).is_empty(), "B only runs in Calling");
         assert!(c.is_pending());
@@ -285,29 +289,32 @@ mod tests {
     fn invite_non_2xx_is_acked_and_retransmissions_absorbed() {
         let t = Timers::default();
         let (mut c, _) = ClientTxn::start(true, false, &t);
-        assert_eq!(c.on_response(486, &t), vec![SendAck, Deliver, Arm(ClientTimer::D, t.t1 * 64)]);
-        assert_eq!(c.on_response(486, &t), vec![SendAck]);
+        assert_eq!(
+            c.on_response(486, &t).as_slice(),
+            [SendAck, Deliver, Arm(ClientTimer::D, t.t1 * 64)]
+        );
+        assert_eq!(c.on_response(486, &t).as_slice(), [SendAck]);
         assert!(!c.is_pending());
-        assert_eq!(c.on_timer(ClientTimer::D, &t), vec![Terminate]);
+        assert_eq!(c.on_timer(ClientTimer::D, &t).as_slice(), [Terminate]);
         let (mut r, _) = ClientTxn::start(true, true, &t);
-        assert_eq!(r.on_response(603, &t), vec![SendAck, Deliver, Terminate]);
+        assert_eq!(r.on_response(603, &t).as_slice(), [SendAck, Deliver, Terminate]);
     }
 
     #[test]
     fn invite_2xx_accepted_passes_every_2xx() {
         let t = Timers::default();
         let (mut c, _) = ClientTxn::start(true, false, &t);
-        assert_eq!(c.on_response(200, &t), vec![Deliver, Arm(ClientTimer::M, t.t1 * 64)]);
-        assert_eq!(c.on_response(200, &t), vec![Deliver]);
+        assert_eq!(c.on_response(200, &t).as_slice(), [Deliver, Arm(ClientTimer::M, t.t1 * 64)]);
+        assert_eq!(c.on_response(200, &t).as_slice(), [Deliver]);
         assert!(c.on_response(180, &t).is_empty());
-        assert_eq!(c.on_timer(ClientTimer::M, &t), vec![Terminate]);
+        assert_eq!(c.on_timer(ClientTimer::M, &t).as_slice(), [Terminate]);
     }
 
     #[test]
     fn non_invite_e_caps_at_t2_and_f_times_out() {
         let t = Timers::default();
         let (mut c, start) = ClientTxn::start(false, false, &t);
-        assert_eq!(start, vec![Arm(ClientTimer::E, t.t1)], "E also times F");
+        assert_eq!(start.as_slice(), [Arm(ClientTimer::E, t.t1)], "E also times F");
         // 0.5 + 1 + 2 + 4 + 4 = 11.5 s: the interval caps at T2.
         let mut last = Duration::ZERO;
         for _ in 0..4 {
@@ -316,26 +323,32 @@ mod tests {
             }
         }
         assert_eq!(last, t.t2);
-        assert_eq!(c.on_response(100, &t), vec![Deliver]);
+        assert_eq!(c.on_response(100, &t).as_slice(), [Deliver]);
         // In Proceeding every T2 until F at 32 s: 15.5, 19.5, 23.5, 27.5, 31.5, then 0.5 more.
         for _ in 0..5 {
-            assert_eq!(c.on_timer(ClientTimer::E, &t), vec![Retransmit, Arm(ClientTimer::E, t.t2)]);
+            assert_eq!(
+                c.on_timer(ClientTimer::E, &t).as_slice(),
+                [Retransmit, Arm(ClientTimer::E, t.t2)]
+            );
         }
-        assert_eq!(c.on_timer(ClientTimer::E, &t), vec![Retransmit, Arm(ClientTimer::E, t.t1)]);
-        assert_eq!(c.on_timer(ClientTimer::E, &t), vec![Timeout, Terminate]);
+        assert_eq!(
+            c.on_timer(ClientTimer::E, &t).as_slice(),
+            [Retransmit, Arm(ClientTimer::E, t.t1)]
+        );
+        assert_eq!(c.on_timer(ClientTimer::E, &t).as_slice(), [Timeout, Terminate]);
         let (mut r, start) = ClientTxn::start(false, true, &t);
-        assert_eq!(start, vec![Arm(ClientTimer::F, t.t1 * 64)]);
-        assert_eq!(r.on_timer(ClientTimer::F, &t), vec![Timeout, Terminate]);
+        assert_eq!(start.as_slice(), [Arm(ClientTimer::F, t.t1 * 64)]);
+        assert_eq!(r.on_timer(ClientTimer::F, &t).as_slice(), [Timeout, Terminate]);
     }
 
     #[test]
     fn non_invite_final_then_k() {
         let t = Timers::default();
         let (mut c, _) = ClientTxn::start(false, false, &t);
-        assert_eq!(c.on_response(200, &t), vec![Deliver, Arm(ClientTimer::K, t.t4)]);
+        assert_eq!(c.on_response(200, &t).as_slice(), [Deliver, Arm(ClientTimer::K, t.t4)]);
         assert!(c.on_response(200, &t).is_empty(), "retransmitted final absorbed");
-        assert_eq!(c.on_timer(ClientTimer::K, &t), vec![Terminate]);
+        assert_eq!(c.on_timer(ClientTimer::K, &t).as_slice(), [Terminate]);
         let (mut c, _) = ClientTxn::start(false, false, &t);
-        assert_eq!(c.on_transport_error(), vec![Timeout, Terminate]);
+        assert_eq!(c.on_transport_error().as_slice(), [Timeout, Terminate]);
     }
 }

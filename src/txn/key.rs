@@ -41,45 +41,51 @@ impl ServerKey {
         use crate::sip::Host;
         use crate::sip::write::{push_ip, push_u64};
         let via = req.via().ok().flatten()?;
-        let mut text = String::with_capacity(96);
-        text.push_str(method);
-        match via.branch() {
-            Some(b) if b.starts_with(MAGIC_COOKIE) => {
-                text.push(' ');
-                text.push_str(b);
-                text.push(' ');
-                // Written without `fmt`: this runs for every request.
-                match via.host {
-                    Host::Name(n) => {
-                        let start = text.len();
-                        text.push_str(n);
-                        text[start..].make_ascii_lowercase();
-                    }
-                    Host::V4(a) => push_ip(&mut text, a.into()),
-                    Host::V6(a) => {
-                        text.push('[');
-                        push_ip(&mut text, a.into());
-                        text.push(']');
-                    }
-                }
-                text.push(':');
-                push_u64(&mut text, via.port_or_default().into());
-            }
-            _ => {
-                use std::fmt::Write as _;
-                let cseq = req.cseq().ok().flatten()?.seq;
-                let _ = write!(
-                    text,
-                    "\n{}\n{}\n{}\n{}\n{}",
-                    req.request_uri_str().unwrap_or(""),
-                    req.from_tag().unwrap_or_default(),
-                    req.call_id().ok().flatten().unwrap_or(""),
-                    cseq,
-                    req.header_value(crate::sip::HeaderName::Via).unwrap_or(""),
-                );
-            }
+        // Built in a buffer the thread keeps: the key's one allocation is its Arc.
+        thread_local! {
+            static TEXT: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(128));
         }
-        Some(ServerKey(Arc::from(text)))
+        TEXT.with_borrow_mut(|text| {
+            text.clear();
+            text.push_str(method);
+            match via.branch() {
+                Some(b) if b.starts_with(MAGIC_COOKIE) => {
+                    text.push(' ');
+                    text.push_str(b);
+                    text.push(' ');
+                    // Written without `fmt`: this runs for every request.
+                    match via.host {
+                        Host::Name(n) => {
+                            let start = text.len();
+                            text.push_str(n);
+                            text[start..].make_ascii_lowercase();
+                        }
+                        Host::V4(a) => push_ip(text, a.into()),
+                        Host::V6(a) => {
+                            text.push('[');
+                            push_ip(text, a.into());
+                            text.push(']');
+                        }
+                    }
+                    text.push(':');
+                    push_u64(text, via.port_or_default().into());
+                }
+                _ => {
+                    use std::fmt::Write as _;
+                    let cseq = req.cseq().ok().flatten()?.seq;
+                    let _ = write!(
+                        text,
+                        "\n{}\n{}\n{}\n{}\n{}",
+                        req.request_uri_str().unwrap_or(""),
+                        req.from_tag().unwrap_or_default(),
+                        req.call_id().ok().flatten().unwrap_or(""),
+                        cseq,
+                        req.header_value(crate::sip::HeaderName::Via).unwrap_or(""),
+                    );
+                }
+            }
+            Some(ServerKey(Arc::from(text.as_str())))
+        })
     }
 
     /// The key has an RFC 3261 branch (not the RFC 2543 fallback).

@@ -25,3 +25,7 @@ pub use client::{ClientAction, ClientState, ClientTimer, ClientTxn};
 pub use key::ServerKey;
 pub use server::{ServerAction, ServerState, ServerTimer, ServerTxn};
 pub use timer::Timers;
+
+/// What a state machine asks for after an event: at most three actions,
+/// kept inline (a call makes a dozen of these; none needs the heap).
+pub type Actions<A> = smallvec::SmallVec<[A; 3]>;

@@ -36,7 +36,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::Timers;
+use super::{Actions, Timers};
+use smallvec::smallvec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerState {
@@ -119,9 +120,9 @@ impl ServerTxn {
 
     /// An ACK for a non-2xx final response arrived (INVITE only). The
     /// response is no longer resent, so it is dropped.
-    pub fn on_ack(&mut self, timers: &Timers) -> Vec<ServerAction> {
+    pub fn on_ack(&mut self, timers: &Timers) -> Actions<ServerAction> {
         if !self.invite || self.state != ServerState::Completed {
-            return Vec::new();
+            return Actions::new();
         }
         self.state = ServerState::Confirmed;
         self.last = None;
@@ -129,9 +130,9 @@ impl ServerTxn {
     }
 
     /// The proxy sends response `code` (serialized as `data`).
-    pub fn respond(&mut self, code: u16, data: Bytes, timers: &Timers) -> Vec<ServerAction> {
+    pub fn respond(&mut self, code: u16, data: Bytes, timers: &Timers) -> Actions<ServerAction> {
         use ServerState::*;
-        let mut out = Vec::new();
+        let mut out = Actions::new();
         match (self.state, code) {
             (Trying | Proceeding, 100..=199) => {
                 self.state = Proceeding;
@@ -168,12 +169,12 @@ impl ServerTxn {
         out
     }
 
-    pub fn on_timer(&mut self, timer: ServerTimer, timers: &Timers) -> Vec<ServerAction> {
+    pub fn on_timer(&mut self, timer: ServerTimer, timers: &Timers) -> Actions<ServerAction> {
         use ServerState::*;
         match (timer, self.state) {
             (ServerTimer::G, Completed) if self.invite => {
                 self.g_ms = self.g_ms.saturating_mul(2).min(millis(timers.t2));
-                let mut out: Vec<ServerAction> =
+                let mut out: Actions<ServerAction> =
                     self.last.clone().map(ServerAction::Send).into_iter().collect();
                 out.push(ServerAction::Arm(
                     ServerTimer::G,
@@ -185,7 +186,7 @@ impl ServerTxn {
             (ServerTimer::I, Confirmed)
             | (ServerTimer::J, Completed)
             | (ServerTimer::L, Accepted) => self.terminate(),
-            _ => Vec::new(),
+            _ => Actions::new(),
         }
     }
 
@@ -198,14 +199,14 @@ impl ServerTxn {
     }
 
     /// Arms `timer` over an unreliable transport, ends at once otherwise.
-    fn end_after(&mut self, timer: ServerTimer, after: Duration) -> Vec<ServerAction> {
-        if self.reliable { self.terminate() } else { vec![ServerAction::Arm(timer, after)] }
+    fn end_after(&mut self, timer: ServerTimer, after: Duration) -> Actions<ServerAction> {
+        if self.reliable { self.terminate() } else { smallvec![ServerAction::Arm(timer, after)] }
     }
 
-    fn terminate(&mut self) -> Vec<ServerAction> {
+    fn terminate(&mut self) -> Actions<ServerAction> {
         self.state = ServerState::Terminated;
         self.last = None;
-        vec![ServerAction::Terminate]
+        smallvec![ServerAction::Terminate]
     }
 }
 
@@ -228,25 +229,25 @@ mod tests {
     fn invite_non_2xx_retransmits_until_ack_then_ends() {
         let t = Timers::default();
         let mut s = ServerTxn::new(true, false, &t);
-        assert_eq!(s.respond(100, b("100"), &t), vec![Send(b("100"))]);
+        assert_eq!(s.respond(100, b("100"), &t).as_slice(), [Send(b("100"))]);
         assert_eq!(s.on_request(), Some(b("100")));
         let out = s.respond(486, b("486"), &t);
         assert_eq!(
-            out,
-            vec![Send(b("486")), Arm(ServerTimer::G, t.t1), Arm(ServerTimer::H, t.t1 * 64)]
+            out.as_slice(),
+            [Send(b("486")), Arm(ServerTimer::G, t.t1), Arm(ServerTimer::H, t.t1 * 64)]
         );
         assert_eq!(s.on_request(), Some(b("486")));
         assert_eq!(
-            s.on_timer(ServerTimer::G, &t),
-            vec![Send(b("486")), Arm(ServerTimer::G, t.t1 * 2)]
+            s.on_timer(ServerTimer::G, &t).as_slice(),
+            [Send(b("486")), Arm(ServerTimer::G, t.t1 * 2)]
         );
         // Late responses from other branches are not sent once final.
         assert!(s.respond(500, b("500"), &t).is_empty());
-        assert_eq!(s.on_ack(&t), vec![Arm(ServerTimer::I, t.t4)]);
+        assert_eq!(s.on_ack(&t).as_slice(), [Arm(ServerTimer::I, t.t4)]);
         assert_eq!(s.state(), ServerState::Confirmed);
         assert!(s.on_timer(ServerTimer::G, &t).is_empty(), "G stops in Confirmed");
         assert_eq!(s.on_request(), None);
-        assert_eq!(s.on_timer(ServerTimer::I, &t), vec![Terminate]);
+        assert_eq!(s.on_timer(ServerTimer::I, &t).as_slice(), [Terminate]);
     }
 
     #[test]
@@ -261,7 +262,7 @@ mod tests {
             }
         }
         assert_eq!(last, t.t2);
-        assert_eq!(s.on_timer(ServerTimer::H, &t), vec![Terminate]);
+        assert_eq!(s.on_timer(ServerTimer::H, &t).as_slice(), [Terminate]);
     }
 
     #[test]
@@ -269,14 +270,14 @@ mod tests {
         let t = Timers::default();
         let mut s = ServerTxn::new(true, true, &t);
         assert_eq!(
-            s.respond(200, b("200"), &t),
-            vec![Send(b("200")), Arm(ServerTimer::L, t.t1 * 64)]
+            s.respond(200, b("200"), &t).as_slice(),
+            [Send(b("200")), Arm(ServerTimer::L, t.t1 * 64)]
         );
         assert_eq!(s.state(), ServerState::Accepted);
         assert_eq!(s.on_request(), None, "INVITE retransmissions are absorbed");
-        assert_eq!(s.respond(200, b("200b"), &t), vec![Send(b("200b"))]);
+        assert_eq!(s.respond(200, b("200b"), &t).as_slice(), [Send(b("200b"))]);
         assert!(s.respond(486, b("486"), &t).is_empty());
-        assert_eq!(s.on_timer(ServerTimer::L, &t), vec![Terminate]);
+        assert_eq!(s.on_timer(ServerTimer::L, &t).as_slice(), [Terminate]);
     }
 
     #[test]
@@ -285,7 +286,7 @@ mod tests {
         let mut s = ServerTxn::new(true, true, &t);
         let out = s.respond(603, b("603"), &t);
         assert!(!out.iter().any(|a| matches!(a, Arm(ServerTimer::G, _))));
-        assert_eq!(s.on_ack(&t), vec![Terminate]);
+        assert_eq!(s.on_ack(&t).as_slice(), [Terminate]);
     }
 
     #[test]
@@ -296,12 +297,12 @@ mod tests {
         assert_eq!(s.on_request(), None, "nothing to resend in Trying");
         s.respond(180, b("180"), &t);
         assert_eq!(
-            s.respond(200, b("200"), &t),
-            vec![Send(b("200")), Arm(ServerTimer::J, t.t1 * 64)]
+            s.respond(200, b("200"), &t).as_slice(),
+            [Send(b("200")), Arm(ServerTimer::J, t.t1 * 64)]
         );
         assert_eq!(s.on_request(), Some(b("200")));
-        assert_eq!(s.on_timer(ServerTimer::J, &t), vec![Terminate]);
+        assert_eq!(s.on_timer(ServerTimer::J, &t).as_slice(), [Terminate]);
         let mut r = ServerTxn::new(false, true, &t);
-        assert_eq!(r.respond(404, b("404"), &t), vec![Send(b("404")), Terminate]);
+        assert_eq!(r.respond(404, b("404"), &t).as_slice(), [Send(b("404")), Terminate]);
     }
 }

@@ -49,7 +49,7 @@ impl Core {
                     }
                 }
                 ClientAction::Deliver => deliver = true,
-                other => steps.extend(self.client_actions(&mut t, index, vec![other])),
+                other => steps.extend(self.client_actions(&mut t, index, [other])),
             }
         }
         if code >= 200 && !t.branches[i].acked {

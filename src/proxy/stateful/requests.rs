@@ -160,13 +160,12 @@ impl Core {
             edit = ctx.msg;
             destination = ctx.destination;
         }
-        let record_route = live.record_route;
-        let index = t.branches.len() as u32;
-        let part = self.txn.branch_part(t.id, index);
+        // The next hop depends on the destination alone (the Via branch is
+        // made when the copy is sent).
         let fwd = Forward {
             destination: destination.as_deref(),
-            record_route,
-            branch: Some((&part, t.via_hash)),
+            record_route: live.record_route,
+            branch: None,
         };
         let hop = match next_hop(&edit, &fwd) {
             Ok(hop) => hop,

@@ -82,7 +82,7 @@ impl Core {
         &self,
         t: &mut Txn,
         index: u32,
-        actions: Vec<ClientAction>,
+        actions: impl IntoIterator<Item = ClientAction>,
     ) -> Vec<Step> {
         let mut steps = Vec::new();
         for a in actions {
@@ -107,7 +107,11 @@ impl Core {
         steps
     }
 
-    pub(super) fn server_actions(&self, t: &mut Txn, actions: Vec<ServerAction>) -> Vec<Step> {
+    pub(super) fn server_actions(
+        &self,
+        t: &mut Txn,
+        actions: impl IntoIterator<Item = ServerAction>,
+    ) -> Vec<Step> {
         let mut steps = Vec::new();
         for a in actions {
             match a {
