@@ -224,8 +224,7 @@ impl EditedMessage {
         super::write::push_u64(&mut body_len, body.len() as u64);
         let mut cl_written = false;
         // Usually a Via and a Record-Route or two: sorted inline.
-        let mut inserted: SmallVec<[&(usize, String); 4]> =
-            self.inserted.iter().collect();
+        let mut inserted: SmallVec<[&(usize, String); 4]> = self.inserted.iter().collect();
         inserted.sort_by_key(|(pos, _)| *pos);
         let mut ins = inserted.into_iter().peekable();
         for (i, h) in msg.headers().iter().enumerate() {
