@@ -155,7 +155,7 @@ struct Branch {
     response: Option<Box<EditedMessage>>,
     /// When the last provisional reply (101–199) arrived: Timer C runs
     /// from there.
-    provisional_at: Option<tokio::time::Instant>,
+    provisional_at: Option<std::time::Instant>,
     /// Final status; a timeout counts as 408, a transport error as 503.
     code: u16,
     provisional: bool,

@@ -88,7 +88,7 @@ impl Core {
             if code > 100 && t.invite {
                 // Timer C restarts (§16.7 step 2): its queue entry re-arms
                 // itself from this time when it fires.
-                t.branches[i].provisional_at = Some(tokio::time::Instant::now());
+                t.branches[i].provisional_at = Some(std::time::Instant::now());
             }
         }
         // Reply routes, if any, see the reply as it will go upstream.

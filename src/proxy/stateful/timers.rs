@@ -30,7 +30,7 @@ impl Core {
                 // A provisional reply since the timer was armed restarted
                 // it: wait for what is left (rounded up to a tick).
                 let left = b.provisional_at.map_or(std::time::Duration::ZERO, |at| {
-                    (at + timers.timer_c).saturating_duration_since(tokio::time::Instant::now())
+                    (at + timers.timer_c).saturating_duration_since(std::time::Instant::now())
                 });
                 if b.client.is_pending() && !left.is_zero() {
                     self.txn.timers.arm(left, ev);
