@@ -103,9 +103,7 @@ fn sipp_calls_survive_fifty_reloads() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = std::env::temp_dir().join(format!("sipc-sipp-reload-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("reload");
     let original = std::fs::read_to_string(root.join("examples/bench/stateful.route")).unwrap();
     let marker = "$du = NEXT_HOP;";
     assert!(original.contains(marker));
@@ -114,29 +112,9 @@ fn sipp_calls_survive_fifty_reloads() {
     };
     let config = dir.join("stateful.route");
     std::fs::write(&config, version(0)).unwrap();
-    let _proxy = Reaper(
-        sipc()
-            .args(["run", "stateful.route", "--control"])
-            .arg(dir.join("ctl.sock"))
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sipc starts"),
-    );
+    let _proxy = serve_in(&dir, &dir.join("ctl.sock"));
     let scen = scenarios();
-    let _uas = Reaper(
-        Command::new("sipp")
-            .arg("-sf")
-            .arg(scen.join("uas.xml"))
-            .args(["-i", "127.0.0.1", "-p", "5080", "-nostdin", "-aa", "-trace_msg"])
-            .args(["-message_file", "uas_messages.log"])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sipp uas starts"),
-    );
+    let _uas = uas_in(&dir, &["-trace_msg", "-message_file", "uas_messages.log"]);
     wait_for_proxy();
     let mut uac = Command::new("timeout")
         .arg("120")
@@ -172,6 +150,44 @@ fn sipp_calls_survive_fifty_reloads() {
     assert!(status.success(), "calls failed during reloads (exit {status})");
     assert!(seen.contains(&50), "the last version served calls: saw {seen:?}");
     assert!(seen.len() >= 45, "versions seen by the UAS: {seen:?}");
+}
+
+/// A new, empty directory for one test's files.
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sipc-sipp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `sipc run stateful.route` in `dir`, with its control socket at `control`.
+fn serve_in(dir: &Path, control: &Path) -> Reaper {
+    Reaper(
+        sipc()
+            .args(["run", "stateful.route", "--control"])
+            .arg(control)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipc starts"),
+    )
+}
+
+/// The SIPp UAS on 5080 answering every call, run in `dir` with `extra` arguments.
+fn uas_in(dir: &Path, extra: &[&str]) -> Reaper {
+    Reaper(
+        Command::new("sipp")
+            .arg("-sf")
+            .arg(scenarios().join("uas.xml"))
+            .args(["-i", "127.0.0.1", "-p", "5080", "-nostdin", "-aa"])
+            .args(extra)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp uas starts"),
+    )
 }
 
 /// Waits (bounded) until the proxy on 5060 forwards an OPTIONS to the UAS
@@ -295,36 +311,16 @@ fn sipp_overload_keeps_memory_bounded() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = std::env::temp_dir().join(format!("sipc-sipp-overload-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("overload");
     let original = std::fs::read_to_string(root.join("examples/bench/stateful.route")).unwrap();
     assert!(original.contains("module tm {"));
     let limited =
         original.replace("module tm {", &format!("module tm {{\n    max_transactions = {LIMIT};"));
     std::fs::write(dir.join("stateful.route"), limited).unwrap();
     let control = dir.join("ctl.sock");
-    let proxy = Reaper(
-        sipc()
-            .args(["run", "stateful.route", "--control"])
-            .arg(&control)
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sipc starts"),
-    );
+    let proxy = serve_in(&dir, &control);
     let scen = scenarios();
-    let _uas = Reaper(
-        Command::new("sipp")
-            .arg("-sf")
-            .arg(scen.join("uas.xml"))
-            .args(["-i", "127.0.0.1", "-p", "5080", "-nostdin", "-aa"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sipp uas starts"),
-    );
+    let _uas = uas_in(&dir, &[]);
     wait_for_proxy();
     let pid = proxy.0.id();
     let rss_kib = || {

@@ -55,16 +55,18 @@ impl Core {
         if code >= 200 && !t.branches[i].acked {
             t.branches[i].kept = Bytes::new();
         }
-        if deliver && t.live.is_none() {
+        let compacted = t.live.is_none();
+        if deliver && !compacted {
+            steps.extend(self.deliver(&mut t, index, msg, code, source));
+            steps.extend(self.remove_if_done(&mut t));
+        } else if deliver {
             // A 2xx retransmitted in Accepted, after the transaction was
             // compacted: upstream by its Via, as a reply without one.
             drop(t);
-            return self.process_response(msg, source);
+            steps.extend(self.process_response(msg, source));
+        } else {
+            steps.extend(self.remove_if_done(&mut t));
         }
-        if deliver {
-            steps.extend(self.deliver(&mut t, index, msg, code, source));
-        }
-        steps.extend(self.remove_if_done(&mut t));
         batch(steps)
     }
 
