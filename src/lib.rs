@@ -21,4 +21,5 @@ pub mod runtime;
 pub mod sema;
 pub mod sip;
 pub mod syntax;
+pub mod testing;
 pub mod txn;

@@ -13,6 +13,7 @@ pub mod lsp;
 pub mod reload;
 pub mod run;
 pub mod services;
+pub mod test;
 pub mod user;
 
 /// sipc: a SIP proxy whose routing logic is a compiled language.
@@ -38,6 +39,8 @@ pub enum Command {
     Fmt(fmt::FmtArgs),
     /// Run the language server on standard input and output (for editors).
     Lsp(lsp::LspArgs),
+    /// Run the tests of configs (`NAME.test.toml` beside `NAME.route`).
+    Test(test::TestArgs),
     /// Manage the subscriber table digest authentication checks.
     #[command(subcommand)]
     User(user::UserCommand),
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
         Command::Reload(args) => reload::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Lsp(args) => lsp::run(args),
+        Command::Test(args) => test::run(args),
         Command::User(cmd) => user::run(cmd),
     }
 }

@@ -89,18 +89,47 @@ pub fn db_path(prog: &CheckedProgram, base: &Path) -> PathBuf {
     }
 }
 
+/// Does the program call any of `names`?
+fn calls(prog: &CheckedProgram, names: &[&str]) -> bool {
+    crate::codegen::called_builtins(prog)
+        .into_iter()
+        .any(|i| names.contains(&crate::sema::builtins::FUNCTIONS[i].name))
+}
+
+/// Does the program use the location table?
+pub fn uses_location(prog: &CheckedProgram) -> bool {
+    calls(prog, &["save", "lookup", "registered", "unregister"])
+}
+
+/// Does the program authenticate?
+pub fn uses_auth(prog: &CheckedProgram) -> bool {
+    calls(prog, &["auth_check", "auth_challenge"])
+}
+
+/// Digest authentication over `subs` with the `module auth` settings.
+pub fn auth_service(
+    prog: &CheckedProgram,
+    subs: SubscriberStore,
+    key: NonceKey,
+) -> Result<Auth, String> {
+    let mut auth = Auth::new(subs, key, secs(prog, "auth", "nonce_expire").unwrap_or(300));
+    if let Some(Value::Str(r)) = setting(prog, "auth", "realm") {
+        auth.default_realm = Some(r.clone());
+    }
+    if let Some(Value::Str(list)) = setting(prog, "auth", "algorithms") {
+        auth.algorithms = crate::auth::Algorithm::parse_list(list)
+            .map_err(|e| format!("`module auth {{ algorithms }}`: {e}"))?;
+    }
+    Ok(auth)
+}
+
 /// Builds the services the program needs and starts their threads.
 pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, String> {
-    let called: Vec<&str> = crate::codegen::called_builtins(prog)
-        .into_iter()
-        .map(|i| crate::sema::builtins::FUNCTIONS[i].name)
-        .collect();
-    let uses = |names: &[&str]| called.iter().any(|c| names.contains(c));
     let db = db_path(prog, base);
     let mut services = Services::default();
     let mut persister = None;
     let mut store = None;
-    if uses(&["save", "lookup", "registered", "unregister"]) {
+    if uses_location(prog) {
         let config = registrar_config(prog);
         let mode = match setting(prog, "usrloc", "db_mode") {
             Some(Value::Int(m)) => *m,
@@ -133,20 +162,13 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
         services.location = Some(location);
     }
     let mut subscribers_reload = None;
-    if uses(&["auth_check", "auth_challenge"]) {
+    if uses_auth(prog) {
         let subs = SubscriberStore::open(&db).map_err(|e| format!("`{}`: {e}", db.display()))?;
         let key = match subs.secret().map_err(|e| format!("`{}`: {e}", db.display()))? {
             Some(k) => NonceKey::new(k),
             None => NonceKey::random(),
         };
-        let mut auth = Auth::new(subs, key, secs(prog, "auth", "nonce_expire").unwrap_or(300));
-        if let Some(Value::Str(r)) = setting(prog, "auth", "realm") {
-            auth.default_realm = Some(r.clone());
-        }
-        if let Some(Value::Str(list)) = setting(prog, "auth", "algorithms") {
-            auth.algorithms = crate::auth::Algorithm::parse_list(list)
-                .map_err(|e| format!("`module auth {{ algorithms }}`: {e}"))?;
-        }
+        let auth = auth_service(prog, subs, key)?;
         let auth = Arc::new(auth);
         subscribers_reload = Some(Arc::clone(&auth));
         services.auth = Some(auth);

@@ -409,7 +409,8 @@ impl Router for Evaluator {
     /// As [`crate::codegen::Program::run_route`].
     fn run_hook(&self, route: crate::proxy::router::RouteId, req: &mut RequestContext) -> Decision {
         use crate::syntax::ast::RouteKind;
-        match self.prog.routes.get(route as usize).map(|r| r.kind) {
+        let kind = self.prog.routes.get(route as usize).map(|r| r.kind);
+        match kind {
             Some(
                 RouteKind::Failure | RouteKind::OnReply | RouteKind::Reply | RouteKind::Branch,
             ) => {}
@@ -418,7 +419,8 @@ impl Router for Evaluator {
         let mut ctx = RouteCtx::new(req, &self.shared);
         let result = self.route(&mut ctx, route as usize);
         if result != crate::runtime::RESULT_DROP && ctx.decision.is_none() && !ctx.failed {
-            ctx.decision = Some(Decision::Forward);
+            let failure = kind == Some(RouteKind::Failure);
+            ctx.decision = Some(if failure { Decision::Drop } else { Decision::Forward });
         }
         ctx.finish(result)
     }

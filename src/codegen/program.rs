@@ -96,8 +96,9 @@ impl Program {
     }
 
     /// Runs route `route` (a hook the transaction layer calls) on `req`.
-    /// A route that ends without deciding forwards (passes the reply on, or
-    /// lets the failure handling continue).
+    /// A route that ends without deciding passes the reply on (reply,
+    /// onreply and branch routes: `Forward`) or lets the failure handling
+    /// send the best reply upstream (failure routes: `Drop`).
     pub fn run_route(&self, route: RouteId, req: &mut RequestContext) -> Decision {
         use crate::syntax::ast::RouteKind;
         match self.kinds.get(route as usize) {
@@ -106,10 +107,14 @@ impl Program {
             ) => {}
             _ => return Decision::Forward,
         }
+        let failure = self.kinds.get(route as usize) == Some(&RouteKind::Failure);
         let mut ctx = RouteCtx::new(req, &self.shared);
         let result = self.code.call(route as usize, &mut ctx);
         if result != crate::runtime::RESULT_DROP && ctx.decision.is_none() && !ctx.failed {
-            ctx.decision = Some(Decision::Forward);
+            // A failure route that relays nothing again lets the best
+            // reply go upstream (`Drop` there); `Forward` would send the
+            // request out once more.
+            ctx.decision = Some(if failure { Decision::Drop } else { Decision::Forward });
         }
         ctx.finish(result)
     }

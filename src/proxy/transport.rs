@@ -99,6 +99,13 @@ impl Outbound {
         }
     }
 
+    /// An outbound side without sockets, for running the core on messages
+    /// without a network (`sipc test`): `listens` give the addresses Vias
+    /// and Record-Routes name; nothing can be sent.
+    pub fn offline(listens: Vec<(Transport, SocketAddr)>) -> Self {
+        Self { stream_listen: listens, ..Self::default() }
+    }
+
     /// Enables outgoing TLS.
     pub fn with_tls_connector(mut self, connector: Option<TlsConnector>) -> Self {
         self.tls_connector = connector;
@@ -116,7 +123,13 @@ impl Outbound {
     /// goes in a Via sent-by or a Record-Route.
     pub fn local_addr(&self, transport: Transport, peer: SocketAddr) -> Option<SocketAddr> {
         match transport {
-            Transport::Udp => self.udp_for(peer).map(|(a, _)| *a),
+            Transport::Udp => self.udp_for(peer).map(|(a, _)| *a).or_else(|| {
+                // Only an offline outbound lists UDP addresses here.
+                self.stream_listen
+                    .iter()
+                    .find(|(t, a)| *t == Transport::Udp && a.is_ipv4() == peer.is_ipv4())
+                    .map(|(_, a)| *a)
+            }),
             stream => self
                 .stream_listen
                 .iter()

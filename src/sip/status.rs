@@ -88,6 +88,11 @@ pub fn standard_phrase(text: &str) -> Option<&'static str> {
     PHRASES.iter().find(|&&(_, p)| p == text).map(|&(_, p)| p)
 }
 
+/// The standard phrase of `code` ("Unknown" for a code without one).
+pub fn phrase_of(code: u16) -> &'static str {
+    PHRASES.iter().find(|&&(c, _)| c == code).map_or("Unknown", |&(_, p)| p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::standard_phrase;

@@ -68,6 +68,21 @@ impl Core {
         batch(steps)
     }
 
+    /// The branch whose request carried Via branch `via_branch` times out
+    /// now, as when its Timer B or F fires without a reply (`sipc test`
+    /// uses it instead of waiting 32 s).
+    pub fn time_out_branch(&self, via_branch: &str) -> Option<Step> {
+        let (id, index, _) = self.txn.parse_branch(via_branch)?;
+        let txn_ref = self.txn.table.by_id(id)?;
+        let mut t = lock(&txn_ref);
+        if !t.branches.get(index as usize)?.client.is_pending() {
+            return None;
+        }
+        let mut steps = self.abandon(&mut t, index, 408);
+        steps.extend(self.remove_if_done(&mut t));
+        batch(steps)
+    }
+
     /// Gives up on a branch as if it answered `code` (a timeout).
     pub(super) fn abandon(&self, t: &mut Txn, index: u32, code: u16) -> Vec<Step> {
         report_final(t, index as usize, 408);
