@@ -109,7 +109,9 @@ pub fn run_file(file: &Path) -> FileReport {
         defines.dedup();
         let out = checked.entry(defines.clone()).or_insert_with(|| check(&report.config, &defines));
         match out {
-            Ok(out) => report.tests.push(run::run_test(&out.program, &tf.world, test)),
+            Ok(out) => {
+                report.tests.push(run::run_test(&out.program, &tf.world.with(&test.world), test))
+            }
             Err(e) => {
                 report.error = Some(e.clone());
                 report.tests.clear();

@@ -45,6 +45,8 @@ pub struct Mismatch {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
     pub name: String,
+    /// Every expectation held (set once the test has run).
+    pub passed: bool,
     /// The test could not run (a bad message, an unknown trunk …).
     pub error: Option<String>,
     pub mismatches: Vec<Mismatch>,
@@ -52,7 +54,7 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn passed(&self) -> bool {
-        self.error.is_none() && self.mismatches.is_empty()
+        self.passed
     }
 }
 
@@ -203,7 +205,8 @@ struct Run {
 
 /// Runs one test of `prog` in `world`.
 pub fn run_test(prog: &CheckedProgram, world: &World, test: &Test) -> Outcome {
-    let mut outcome = Outcome { name: test.name.clone(), error: None, mismatches: Vec::new() };
+    let mut outcome =
+        Outcome { name: test.name.clone(), passed: false, error: None, mismatches: Vec::new() };
     let mut run = match Run::new(prog, world) {
         Ok(r) => r,
         Err(e) => {
@@ -237,6 +240,7 @@ pub fn run_test(prog: &CheckedProgram, world: &World, test: &Test) -> Outcome {
             }
         }
     }
+    outcome.passed = outcome.error.is_none() && outcome.mismatches.is_empty();
     outcome
 }
 
@@ -567,6 +571,22 @@ fn compare(
                 .map_or_else(|| "(absent)".to_owned(), |h| s.msg.value_of(h).to_owned()),
         };
         check(&format!("headers.{name}"), value.clone(), actual);
+    }
+    for (name, pattern) in &expect.matches {
+        let re = match regex::Regex::new(pattern) {
+            Ok(re) => re,
+            Err(e) => {
+                check(&format!("matches.{name}"), pattern.clone(), format!("a bad regex: {e}"));
+                continue;
+            }
+        };
+        let actual =
+            first.and_then(|s| s.msg.headers_named(name).next().map(|h| s.msg.value_of(h)));
+        match actual {
+            Some(v) if re.is_match(v) => {}
+            Some(v) => check(&format!("matches.{name}"), format!("/{pattern}/"), v.to_owned()),
+            None => check(&format!("matches.{name}"), format!("/{pattern}/"), "(absent)".into()),
+        }
     }
     for name in &expect.absent {
         if let Some(s) = first

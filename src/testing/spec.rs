@@ -44,6 +44,17 @@ pub struct World {
     pub trunks_down: Vec<String>,
 }
 
+impl World {
+    /// This world with `more` added.
+    pub fn with(&self, more: &World) -> World {
+        let mut w = self.clone();
+        w.location.extend(more.location.iter().cloned());
+        w.subscriber.extend(more.subscriber.iter().cloned());
+        w.trunks_down.extend(more.trunks_down.iter().cloned());
+        w
+    }
+}
+
 /// A registered contact.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +99,9 @@ pub struct Test {
     pub expect: Expect,
     #[serde(default)]
     pub then: Vec<FollowUp>,
+    /// More world for this test alone (added to the file's).
+    #[serde(default)]
+    pub world: World,
 }
 
 /// A request the test's client sends: SIP text, or built from fields.
@@ -109,7 +123,8 @@ pub struct RequestSpec {
     pub to_tag: Option<String>,
     pub call_id: Option<String>,
     pub cseq: Option<u32>,
-    /// Extra header lines (`Name: value`).
+    /// Extra header lines (`Name: value`); one named like a default header
+    /// (Via, Max-Forwards, From, To, Call-ID, CSeq, Contact) replaces it.
     #[serde(default)]
     pub headers: Vec<String>,
     pub body: Option<String>,
@@ -158,6 +173,10 @@ pub struct Expect {
     /// request): the first value of each named header, exactly.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Header values of that message that must match a regular
+    /// expression (for values with random parts: nonces, tags).
+    #[serde(default)]
+    pub matches: BTreeMap<String, String>,
     /// Headers the first message sent must not have.
     #[serde(default)]
     pub absent: Vec<String>,
@@ -201,7 +220,7 @@ const REQUEST_KEYS: &[&str] = &[
     "source", "message", "method", "ruri", "from", "to", "to_tag", "call_id", "cseq", "headers",
     "body",
 ];
-const TEST_KEYS: &[&str] = &["name", "defines", "expect", "then"];
+const TEST_KEYS: &[&str] = &["name", "defines", "expect", "then", "world"];
 const FOLLOW_UP_KEYS: &[&str] = &["reply", "reason", "branch", "timeout", "cancel", "expect"];
 
 /// Parses a test file, refusing keys it does not know (a misspelt
@@ -304,23 +323,39 @@ impl RequestSpec {
         let call_id = self.call_id.clone().unwrap_or_else(|| format!("test-{n}@sipc.test"));
         let cseq = self.cseq.unwrap_or(1);
         let body = self.body.as_deref().unwrap_or("");
-        let mut out = format!(
-            "{method} {ruri} SIP/2.0\r\n\
-             Via: SIP/2.0/{via} {host}:{port};branch=z9hG4bK-test-{n};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: <{from}>;tag=from-{n}\r\n\
-             To: <{to}>{to_tag}\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: {cseq} {method}\r\n\
-             Contact: <sip:alice@{host}:{port}>\r\n",
-            via = transport.via_token(),
-            port = source.port(),
-        );
+        let port = source.port();
+        let defaults = [
+            (
+                "Via",
+                format!(
+                    "SIP/2.0/{} {host}:{port};branch=z9hG4bK-test-{n};rport",
+                    transport.via_token()
+                ),
+            ),
+            ("Max-Forwards", "70".to_owned()),
+            ("From", format!("<{from}>;tag=from-{n}")),
+            ("To", format!("<{to}>{to_tag}")),
+            ("Call-ID", call_id),
+            ("CSeq", format!("{cseq} {method}")),
+            ("Contact", format!("<sip:alice@{host}:{port}>")),
+        ];
+        // A header the test gives replaces the default of that name.
+        let given = |name: &str| {
+            self.headers.iter().any(|h| {
+                h.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            })
+        };
+        let mut out = format!("{method} {ruri} SIP/2.0\r\n");
+        for (name, value) in defaults {
+            if !given(name) {
+                out.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
         for h in &self.headers {
             out.push_str(h.trim_end());
             out.push_str("\r\n");
         }
-        if !self.headers.iter().any(|h| h.to_ascii_lowercase().starts_with("content-length")) {
+        if !given("Content-Length") {
             out.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         out.push_str("\r\n");
