@@ -195,8 +195,10 @@ fn checked_program_is_resolved() {
     assert_eq!(p.request_route, Some(0));
     assert_eq!(p.msg_vars.len(), 1);
     assert_eq!(p.msg_vars[0].ty, sipc::sema::builtins::Ty::Int);
-    let sipc::sema::ir::Stmt::Expr(call) = &p.routes[0].body[1] else {
-        panic!("expected a call statement")
-    };
+    // Each statement is preceded by its mark (its span, for traces).
+    let body: Vec<_> =
+        p.routes[0].body.iter().filter(|s| !matches!(s, sipc::sema::ir::Stmt::Mark(_))).collect();
+    assert_eq!(body.len(), 3, "{body:?}");
+    let sipc::sema::ir::Stmt::Expr(call) = body[1] else { panic!("expected a call statement") };
     assert!(matches!(call.kind, sipc::sema::ir::ExprKind::CallRoute(1)));
 }

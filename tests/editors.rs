@@ -264,3 +264,247 @@ fn vim_indents_like_sipc_fmt_and_highlights() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A scratch directory under the system temp dir, removed when dropped
+/// (also when an assertion fails).
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("sipc-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The first line of `program --version`, or `None` when it cannot be run.
+/// A missing editor skips its test, except under `CI=true`, where .ci/run
+/// installs it and its absence is a failure.
+fn editor_version(program: &str) -> Option<String> {
+    let found = std::process::Command::new(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "`{program}` is not installed; CI must have it (.ci/run installs it)"
+        );
+        eprintln!("{program} is not installed; skipped");
+    }
+    found
+}
+
+/// Runs `cmd` with no input and its output in files under `dir`, killing it
+/// after `limit`. Returns whether it exited successfully, and its output.
+fn run_bounded(
+    mut cmd: std::process::Command,
+    dir: &std::path::Path,
+    limit: std::time::Duration,
+) -> (bool, String) {
+    use std::process::Stdio;
+    let stdout = dir.join("stdout.txt");
+    let stderr = dir.join("stderr.txt");
+    cmd.stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+        .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+    let mut child = cmd.spawn().expect("spawn editor");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for editor") {
+            break Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let output = format!(
+        "stdout:\n{}\nstderr:\n{}",
+        std::fs::read_to_string(&stdout).unwrap_or_default(),
+        std::fs::read_to_string(&stderr).unwrap_or_default()
+    );
+    let Some(status) = status else {
+        panic!("{cmd:?} did not finish within {limit:?}; killed\n{output}");
+    };
+    (status.success(), output)
+}
+
+/// Two route files, each calling a misspelled builtin on its third line
+/// (at different columns).
+const MISSPELLED_A: &str = "# a misspelled builtin\nrequest_route {\n    recod_route();\n}\n";
+const MISSPELLED_B: &str = "request_route {\n    if is_method(\"INVITE\") {\n        maxfwd_okk();\n    }\n    relay();\n}\n";
+
+/// Drives Neovim: loads editors/vim/lsp.lua, opens a.route and b.route
+/// from $SIPC_TEST_DIR, waits (at most 10 s each) for the server's
+/// diagnostics and writes what it saw to result.txt, one fact a line.
+const NVIM_DRIVER: &str = r#"
+local dir = vim.env.SIPC_TEST_DIR
+local out = {}
+local ok, err = pcall(function()
+  vim.g.sipc_lsp_cmd = { vim.env.SIPC_TEST_BIN, 'lsp' }
+  dofile(vim.env.SIPC_TEST_LSP_LUA)
+  for _, name in ipairs({ 'a.route', 'b.route' }) do
+    vim.cmd('edit ' .. vim.fn.fnameescape(dir .. '/' .. name))
+    local got = vim.wait(10000, function() return #vim.diagnostic.get(0) > 0 end, 50)
+    table.insert(out, string.format('file %s filetype=%s diagnostics=%s', name, vim.bo.filetype, tostring(got)))
+    for _, d in ipairs(vim.diagnostic.get(0)) do
+      table.insert(out, string.format('diag %d:%d %s', d.lnum + 1, d.col + 1, (d.message:gsub('\n', ' | '))))
+    end
+  end
+  local names = {}
+  for _, c in pairs((vim.lsp.get_clients or vim.lsp.get_active_clients)()) do
+    table.insert(names, c.name)
+  end
+  table.insert(out, 'clients ' .. table.concat(names, ','))
+end)
+if not ok then
+  table.insert(out, 'error ' .. tostring(err))
+end
+vim.fn.writefile(out, dir .. '/result.txt')
+vim.cmd('qa!')
+"#;
+
+/// Checks the driver's result.txt for both files: filetype `sipc`, each
+/// misspelling reported at its line with the did-you-mean.
+fn assert_misspellings_reported(editor: &str, result: &[&str]) {
+    let find = |prefix: &str, needles: &[&str]| {
+        assert!(
+            result.iter().any(|l| l.starts_with(prefix) && needles.iter().all(|n| l.contains(n))),
+            "{editor}: no line starting with {prefix:?} containing {needles:?} in\n{}",
+            result.join("\n")
+        );
+    };
+    find("file a.route filetype=sipc diagnostics=true", &[]);
+    find("diag 3:5 ", &["cannot find function `recod_route`", "did you mean `record_route`?"]);
+    find("file b.route filetype=sipc diagnostics=true", &[]);
+    find("diag 3:9 ", &["cannot find function `maxfwd_okk`", "did you mean `maxfwd_ok`?"]);
+    let diags = result.iter().filter(|l| l.starts_with("diag ")).count();
+    assert_eq!(diags, 2, "{editor}: expected one diagnostic a file in\n{}", result.join("\n"));
+}
+
+/// Neovim with editors/vim on its runtimepath and editors/vim/lsp.lua
+/// loaded detects `.route` files, starts `sipc lsp` (the binary under test,
+/// through `g:sipc_lsp_cmd`) and shows its diagnostics: the misspelled
+/// builtin with its suggestion, on the right line, for two buffers served
+/// by one client. Runs whichever `nvim` is installed (Debian 12 ships 0.7,
+/// which takes lsp.lua's `vim.lsp.start_client` path).
+#[test]
+fn neovim_shows_sipc_lsp_diagnostics() {
+    use std::process::Command;
+    let Some(version) = editor_version("nvim") else { return };
+    eprintln!("running {version}");
+    let scratch = Scratch::new("nvim");
+    let dir = &scratch.0;
+    std::fs::write(dir.join("a.route"), MISSPELLED_A).expect("write");
+    std::fs::write(dir.join("b.route"), MISSPELLED_B).expect("write");
+    let driver = dir.join("driver.lua");
+    std::fs::write(&driver, NVIM_DRIVER).expect("write");
+    let runtime = std::fs::canonicalize("editors/vim").expect("editors/vim");
+    let mut cmd = Command::new("nvim");
+    // --clean: no user config or plugins; the XDG directories keep
+    // Neovim's state and the LSP log inside the scratch directory.
+    cmd.args(["--clean", "--headless", "-n", "-i", "NONE"])
+        .args(["--cmd", "lua vim.opt.runtimepath:prepend(vim.env.SIPC_TEST_RUNTIME)"])
+        .args(["-c", "lua dofile(vim.env.SIPC_TEST_DRIVER)"])
+        .env("SIPC_TEST_DIR", dir)
+        .env("SIPC_TEST_DRIVER", &driver)
+        .env("SIPC_TEST_RUNTIME", &runtime)
+        .env("SIPC_TEST_LSP_LUA", runtime.join("lsp.lua"))
+        .env("SIPC_TEST_BIN", env!("CARGO_BIN_EXE_sipc"));
+    for xdg in ["XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"] {
+        cmd.env(xdg, dir.join("xdg"));
+    }
+    let (ok, output) = run_bounded(cmd, dir, std::time::Duration::from_secs(60));
+    let result = std::fs::read_to_string(dir.join("result.txt")).unwrap_or_default();
+    assert!(ok && !result.is_empty(), "nvim failed; result: {result:?}\n{output}");
+    let result: Vec<&str> = result.lines().collect();
+    assert_misspellings_reported(&version, &result);
+    assert!(
+        result.contains(&"clients sipc"),
+        "{version}: expected one sipc client:\n{}",
+        result.join("\n")
+    );
+}
+
+/// Drives Vim with ALE: loads ALE and editors/vim/ale_linters/sipc/sipc.vim,
+/// opens a.route and b.route from $SIPC_TEST_DIR, lints each and waits (at
+/// most 10 s each) for the diagnostics, and writes what it saw to
+/// result.txt in the same form as the Neovim driver.
+const ALE_DRIVER: &str = r#"
+let s:out = []
+try
+  packadd ale
+catch
+  call writefile(['no ale: ' . v:exception], $SIPC_TEST_DIR . '/result.txt')
+  qall!
+endtry
+filetype plugin indent on
+let g:ale_sipc_sipc_executable = $SIPC_TEST_BIN
+for s:name in ['a.route', 'b.route']
+  execute 'edit' fnameescape($SIPC_TEST_DIR . '/' . s:name)
+  ALELint
+  let s:waited = 0
+  while empty(ale#engine#GetLoclist(bufnr(''))) && s:waited < 10000
+    sleep 50m
+    let s:waited += 50
+  endwhile
+  let s:diags = ale#engine#GetLoclist(bufnr(''))
+  call add(s:out, printf('file %s filetype=%s diagnostics=%s', s:name, &filetype, empty(s:diags) ? 'false' : 'true'))
+  for s:d in s:diags
+    call add(s:out, printf('diag %d:%d %s [%s]', s:d.lnum, s:d.col, s:d.text, s:d.linter_name))
+  endfor
+endfor
+call writefile(s:out, $SIPC_TEST_DIR . '/result.txt')
+qall!
+"#;
+
+/// Plain Vim with ALE (Debian: vim-ale) and editors/vim on its runtimepath
+/// runs `sipc lsp` through editors/vim/ale_linters/sipc/sipc.vim and shows
+/// its diagnostics, the misspelled builtin on the right line with its
+/// suggestion.
+#[test]
+fn vim_ale_shows_sipc_lsp_diagnostics() {
+    use std::process::Command;
+    let Some(version) = editor_version("vim") else { return };
+    let scratch = Scratch::new("vim-ale");
+    let dir = &scratch.0;
+    std::fs::write(dir.join("a.route"), MISSPELLED_A).expect("write");
+    std::fs::write(dir.join("b.route"), MISSPELLED_B).expect("write");
+    let driver = dir.join("driver.vim");
+    std::fs::write(&driver, ALE_DRIVER).expect("write");
+    let runtime = std::fs::canonicalize("editors/vim").expect("editors/vim");
+    let mut cmd = Command::new("vim");
+    cmd.args(["-Nu", "NONE", "-i", "NONE", "-es"])
+        .args(["--cmd", r"let &rtp = escape($SIPC_TEST_RUNTIME, ',\') . ',' . &rtp"])
+        .arg("-S")
+        .arg(&driver)
+        .env("SIPC_TEST_DIR", dir)
+        .env("SIPC_TEST_RUNTIME", &runtime)
+        .env("SIPC_TEST_BIN", env!("CARGO_BIN_EXE_sipc"));
+    let (_, output) = run_bounded(cmd, dir, std::time::Duration::from_secs(60));
+    let result = std::fs::read_to_string(dir.join("result.txt")).unwrap_or_default();
+    if result.starts_with("no ale") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "ALE is not installed; CI must have it (.ci/run installs vim-ale)\n{result}"
+        );
+        eprintln!("ALE is not installed (Debian: vim-ale); skipped");
+        return;
+    }
+    assert!(!result.is_empty(), "vim wrote no result\n{output}");
+    let result: Vec<&str> = result.lines().collect();
+    assert_misspellings_reported(&format!("{version} with ALE"), &result);
+}

@@ -107,3 +107,43 @@ fn missing_paths_and_configs_without_tests_exit_2() {
     assert!(err.contains("has no tests: write them in"), "{err}");
     assert!(err.contains("untested.test.toml"), "{err}");
 }
+
+#[test]
+fn coverage_names_the_lines_no_test_ran() {
+    let (code, out, _) = sipc(&["test", "--coverage", "tests/data/sipc_test/failing.route"]);
+    assert_eq!(code, 1, "{out}");
+    // Lines 8-11 and 13-14 hold statements; every one ran in some test.
+    assert!(
+        out.contains(
+            "coverage of tests/data/sipc_test/failing.route: 6/6 statement lines (100%)\n"
+        ),
+        "{out}"
+    );
+    let (code, out, _) = sipc(&["test", "--coverage", "examples/bench/stateless.route"]);
+    assert_eq!(code, 0, "{out}");
+    // The route's own 483 (lines 24-25) never runs: the core refuses
+    // Max-Forwards 0 before routing; no test sends an insane request (29).
+    assert!(out.contains("statement lines (62%); not run: 24-25, 29\n"), "{out}");
+    let (_, json, _) =
+        sipc(&["test", "--coverage", "--format", "json", "examples/bench/stateless.route"]);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let lines = &doc["files"][0]["coverage"]["examples/bench/stateless.route"];
+    assert_eq!((lines["23"].as_bool(), lines["24"].as_bool()), (Some(true), Some(false)));
+}
+
+#[test]
+fn trace_shows_what_the_routes_of_a_failing_test_did() {
+    let (code, out, _) = sipc(&["test", "--trace", "tests/data/sipc_test/failing.route"]);
+    assert_eq!(code, 1, "{out}");
+    for line in [
+        "failing.route:9  if $rU == \"busy\" {      [$rU = \"carol\"; -> false]",
+        "failing.route:13  $du = \"sip:127.0.0.1:5080\";      [<- \"sip:127.0.0.1:5080\"]",
+        "failing.route:14  relay();      [-> true]",
+        "sent INVITE sip:carol@127.0.0.1 to udp:127.0.0.1:5080",
+        "sent 500 Server Internal Error to udp:192.0.2.10:5060",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+    // A passing test shows no trace.
+    assert!(!out.contains("passes\n        trace:"), "{out}");
+}

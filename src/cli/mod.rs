@@ -14,6 +14,7 @@ pub mod reload;
 pub mod run;
 pub mod services;
 pub mod test;
+pub mod trace;
 pub mod user;
 
 /// sipc: a SIP proxy whose routing logic is a compiled language.
@@ -39,6 +40,8 @@ pub enum Command {
     Fmt(fmt::FmtArgs),
     /// Run the language server on standard input and output (for editors).
     Lsp(lsp::LspArgs),
+    /// Show what the routes of a running proxy do with matching messages.
+    Trace(trace::TraceArgs),
     /// Run the tests of configs (`NAME.test.toml` beside `NAME.route`).
     Test(test::TestArgs),
     /// Manage the subscriber table digest authentication checks.
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Fmt(args) => fmt::run(args),
         Command::Lsp(args) => lsp::run(args),
         Command::Test(args) => test::run(args),
+        Command::Trace(args) => trace::run(args),
         Command::User(cmd) => user::run(cmd),
     }
 }

@@ -271,6 +271,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         hash: std::hash::Hasher::finish(&hash),
         compile_time: started.elapsed(),
         checked: out.program,
+        sources: out.sources,
     };
     // The log level follows the `debug` setting on reload (unless -v fixed it).
     use tracing_subscriber::layer::SubscriberExt as _;

@@ -23,6 +23,13 @@ pub struct TestArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Report which lines of the configs the tests ran (statement coverage).
+    #[arg(long)]
+    pub coverage: bool,
+    /// Show, for each failing test, what its routes did step by step
+    /// (statements run, values read, conditions, decisions).
+    #[arg(long)]
+    pub trace: bool,
 }
 
 /// The test files the paths name; an error for a path that names none.
@@ -68,7 +75,8 @@ pub fn run(args: TestArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let reports: Vec<FileReport> = files.iter().map(|f| testing::run_file(f)).collect();
+    let opts = testing::run::Options { coverage: args.coverage, trace: args.trace };
+    let reports: Vec<FileReport> = files.iter().map(|f| testing::run_file(f, opts)).collect();
     let passed: usize = reports.iter().map(FileReport::passed).sum();
     let failed: usize = reports.iter().map(FileReport::failed).sum();
     let broken = reports.iter().filter(|r| r.error.is_some()).count();
@@ -128,6 +136,48 @@ pub fn human(r: &FileReport) -> String {
             out.push_str(&format!("        - {} = {}\n", m.key, m.expected));
             out.push_str(&format!("        + {} = {}\n", m.key, m.actual));
         }
+        if !t.trace.is_empty() {
+            out.push_str("        trace:\n");
+            for l in &t.trace {
+                out.push_str(&format!("          {l}\n"));
+            }
+        }
+    }
+    if let Some(files) = &r.coverage {
+        for (file, lines) in files {
+            out.push_str(&coverage_line(file, lines));
+        }
     }
     out
+}
+
+/// `  coverage of FILE: 40/52 statement lines (76%); not run: 95-96, 180`.
+pub fn coverage_line(file: &str, lines: &std::collections::BTreeMap<usize, bool>) -> String {
+    let total = lines.len();
+    let ran = lines.values().filter(|r| **r).count();
+    let pct = (ran * 100).checked_div(total).unwrap_or(100);
+    // Statement lines not run, consecutive ones (no statement line run
+    // between them) shown as one range.
+    let mut missed: Vec<(usize, usize)> = Vec::new();
+    let mut open = false;
+    for (&line, &hit) in lines {
+        match (hit, open, missed.last_mut()) {
+            (true, _, _) => open = false,
+            (false, true, Some(last)) => last.1 = line,
+            (false, _, _) => {
+                missed.push((line, line));
+                open = true;
+            }
+        }
+    }
+    let mut text = format!("  coverage of {file}: {ran}/{total} statement lines ({pct}%)");
+    if !missed.is_empty() {
+        let ranges: Vec<String> = missed
+            .iter()
+            .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+            .collect();
+        text.push_str(&format!("; not run: {}", ranges.join(", ")));
+    }
+    text.push('\n');
+    text
 }

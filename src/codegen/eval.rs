@@ -269,6 +269,7 @@ impl Evaluator {
             Stmt::Exit => return Flow::Ret(RESULT_EXIT),
             Stmt::Drop => return Flow::Ret(RESULT_DROP),
             Stmt::Break => return Flow::Break,
+            Stmt::Mark(_) => {}
         }
         Flow::Next
     }

@@ -42,17 +42,16 @@ fn err(what: &str) -> impl Fn(cranelift_module::ModuleError) -> CompileError + '
 }
 
 impl JitCode {
-    /// Compiles every route of `prog`; string constants are interned into `shared`.
-    pub fn compile(prog: &CheckedProgram, shared: &mut Shared) -> Result<JitCode, CompileError> {
-        Self::compile_keeping_ir(prog, shared, None)
-    }
-
-    /// As [`JitCode::compile`], also pushing each route's Cranelift IR (as
-    /// lowered, before optimisation) onto `ir`, in `RouteId` order.
+    /// Compiles every route of `prog`; string constants are interned into
+    /// `shared`. With `ir`, each route's Cranelift IR (as lowered, before
+    /// optimisation) is pushed onto it, in `RouteId` order; with
+    /// `instrument`, the routes record what they do
+    /// ([`crate::runtime::trace`]).
     pub fn compile_keeping_ir(
         prog: &CheckedProgram,
         shared: &mut Shared,
         mut ir: Option<&mut Vec<String>>,
+        instrument: bool,
     ) -> Result<JitCode, CompileError> {
         let bad = abi::check_catalog();
         if !bad.is_empty() {
@@ -105,6 +104,7 @@ impl JitCode {
                 &ids,
                 i as u32,
                 guard_calls,
+                instrument,
             )?;
             if let Some(ir) = ir.as_deref_mut() {
                 ir.push(ctx.func.display().to_string());

@@ -18,10 +18,10 @@ use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
 
 use super::{CompileError, expr_ty};
-use crate::runtime::abi;
 use crate::runtime::{
     ABSENT, RESULT_DROP, RESULT_EXIT, RESULT_FALSE, RESULT_TRUE, RouteCtx, Shared,
 };
+use crate::runtime::{abi, trace};
 use crate::sema::builtins::{FUNCTIONS, PSEUDO_VARS, Ty};
 use crate::sema::ir::{
     CaseTest, CheckedProgram, Expr, ExprKind, InterpPart, Place, RouteId, Stmt, Value,
@@ -78,6 +78,10 @@ pub struct FnLower<'a, 'f> {
     breaks: Vec<Block>,
     /// Whether call sites need the run-time depth guard ([`super::depth`]).
     guard_calls: bool,
+    /// Emit the trace calls of an instrumented program ([`crate::runtime::trace`]).
+    instrument: bool,
+    /// The route being lowered.
+    route_id: RouteId,
 }
 
 impl<'a, 'f> FnLower<'a, 'f> {
@@ -92,6 +96,7 @@ impl<'a, 'f> FnLower<'a, 'f> {
         routes: &'a [FuncId],
         route: RouteId,
         guard_calls: bool,
+        instrument: bool,
     ) -> Result<(), CompileError> {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
@@ -122,7 +127,13 @@ impl<'a, 'f> FnLower<'a, 'f> {
             route_refs: HashMap::new(),
             breaks: Vec::new(),
             guard_calls,
+            instrument,
+            route_id: route,
         };
+        if instrument {
+            let id = me.iconst(i64::from(route));
+            me.rt("sipc_rt_trace_enter", &[id])?;
+        }
         me.stmts(&r.body)?;
         me.ret_const(RESULT_TRUE);
         me.b.seal_all_blocks();
@@ -159,8 +170,44 @@ impl<'a, 'f> FnLower<'a, 'f> {
 
     /// Ends the current block with a return and continues in a dead block.
     fn ret(&mut self, v: V) {
+        if self.instrument {
+            // The trace call cannot fail: its symbol is in the runtime table.
+            let _ = self.rt("sipc_rt_trace_leave", &[v]);
+        }
         self.b.ins().return_(&[v]);
         self.dead();
+    }
+
+    /// Records a traced value (instrumented programs only).
+    fn trace_value(&mut self, kind: i64, ty: Ty, v: V) -> Result<(), CompileError> {
+        if self.instrument && !matches!(ty, Ty::Void) {
+            let (k, t) = (self.iconst(kind), self.iconst(trace::ty_tag(ty)));
+            self.rt("sipc_rt_trace_value", &[k, t, v])?;
+        }
+        Ok(())
+    }
+
+    /// The trace mark of the statement `next` that starts at `span`.
+    fn mark(
+        &mut self,
+        span: crate::syntax::span::Span,
+        next: Option<&Stmt>,
+    ) -> Result<(), CompileError> {
+        let id = self.shared.marks.len() as i64;
+        let mark = trace::Mark {
+            span,
+            reads: next.map(|s| reads(self.prog, s)).unwrap_or_default(),
+            writes: match next {
+                Some(Stmt::Assign { target, .. }) => {
+                    Some(place_name(self.prog, self.route_id, target))
+                }
+                _ => None,
+            },
+        };
+        self.shared.marks.push(mark);
+        let id = self.iconst(id);
+        self.rt("sipc_rt_trace_stmt", &[id])?;
+        Ok(())
     }
 
     fn ret_const(&mut self, r: i64) {
@@ -178,19 +225,27 @@ impl<'a, 'f> FnLower<'a, 'f> {
     }
 
     fn stmts(&mut self, body: &[Stmt]) -> Result<(), CompileError> {
-        for s in body {
-            self.stmt(s)?;
+        for (i, s) in body.iter().enumerate() {
+            match s {
+                Stmt::Mark(span) if self.instrument => self.mark(*span, body.get(i + 1))?,
+                _ => self.stmt(s)?,
+            }
         }
         Ok(())
     }
 
     fn stmt(&mut self, s: &Stmt) -> Result<(), CompileError> {
         match s {
+            Stmt::Mark(_) => {}
             Stmt::Expr(e) => {
-                self.expr(e)?;
+                let v = self.expr(e)?;
+                let ty = expr_ty(self.prog, e);
+                self.trace_value(trace::VALUE_RESULT, ty, v)?;
             }
             Stmt::Assign { target, value } => {
                 let v = self.expr(value)?;
+                let ty = expr_ty(self.prog, value);
+                self.trace_value(trace::VALUE_WROTE, ty, v)?;
                 match target {
                     Place::Local(i) => {
                         let var = self.locals[*i as usize];
@@ -213,6 +268,7 @@ impl<'a, 'f> FnLower<'a, 'f> {
             }
             Stmt::If { cond, then_body, else_body } => {
                 let c = self.expr(cond)?;
+                self.trace_value(trace::VALUE_COND, Ty::Bool, c)?;
                 let (t, e, join) =
                     (self.b.create_block(), self.b.create_block(), self.b.create_block());
                 self.b.ins().brif(c, t, &[], e, &[]);
@@ -226,7 +282,9 @@ impl<'a, 'f> FnLower<'a, 'f> {
             }
             Stmt::Switch { scrutinee, cases, default } => {
                 let v = self.expr(scrutinee)?;
-                let is_str = matches!(expr_ty(self.prog, scrutinee), Ty::Str | Ty::Addr);
+                let ty = expr_ty(self.prog, scrutinee);
+                self.trace_value(trace::VALUE_MATCHED, ty, v)?;
+                let is_str = matches!(ty, Ty::Str | Ty::Addr);
                 let end = self.b.create_block();
                 self.breaks.push(end);
                 for (test, body) in cases {
@@ -282,6 +340,7 @@ impl<'a, 'f> FnLower<'a, 'f> {
                 self.jump(exit);
                 self.b.switch_to_block(check);
                 let c = self.expr(cond)?;
+                self.trace_value(trace::VALUE_COND, Ty::Bool, c)?;
                 self.b.ins().brif(c, body_blk, &[], exit, &[]);
                 self.b.switch_to_block(body_blk);
                 let n = self.b.use_var(count);
@@ -582,6 +641,51 @@ impl<'a, 'f> FnLower<'a, 'f> {
                 return Err(CompileError(format!("unexpected operator `{}`", op.symbol())));
             }
         })
+    }
+}
+
+/// What statement `s` reads before it runs its bodies: the pseudo-variables,
+/// `$var`s and `$avp`s of its condition, value or call, once each.
+fn reads(prog: &CheckedProgram, s: &Stmt) -> Vec<trace::Read> {
+    let head: Option<&Expr> = match s {
+        Stmt::Expr(e)
+        | Stmt::Assign { value: e, .. }
+        | Stmt::If { cond: e, .. }
+        | Stmt::While { cond: e, .. }
+        | Stmt::Switch { scrutinee: e, .. }
+        | Stmt::Return(Some(e)) => Some(e),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    if let Some(e) = head {
+        let wrapped = [Stmt::Expr(e.clone())];
+        crate::sema::ir::visit_exprs(&wrapped, &mut |x| {
+            let r = match &x.kind {
+                ExprKind::Pv { pv, arg } => trace::Read::Pv { pv: *pv, arg: arg.clone() },
+                ExprKind::MsgVar(i) => {
+                    let v = &prog.msg_vars[*i as usize];
+                    trace::Read::MsgVar { slot: *i, name: v.name.clone(), ty: v.ty }
+                }
+                ExprKind::Avp(i) => {
+                    trace::Read::Avp { slot: *i, name: prog.avps[*i as usize].clone() }
+                }
+                _ => return,
+            };
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        });
+    }
+    out
+}
+
+/// How an assigned place is written in the language.
+fn place_name(prog: &CheckedProgram, route: RouteId, p: &Place) -> String {
+    match p {
+        Place::Pv(pv) => format!("${}", PSEUDO_VARS[*pv].name),
+        Place::MsgVar(i) => format!("$var({})", prog.msg_vars[*i as usize].name),
+        Place::Avp(i) => format!("$avp({})", prog.avps[*i as usize]),
+        Place::Local(i) => prog.routes[route as usize].locals[*i as usize].name.clone(),
     }
 }
 

@@ -36,9 +36,21 @@ pub struct Program {
 
 impl Program {
     pub fn compile(prog: &CheckedProgram) -> Result<Program, CompileError> {
+        Self::compile_with(prog, false)
+    }
+
+    /// Compiles `prog` with every statement instrumented: run on a request
+    /// that carries a [`Trace`](crate::runtime::trace::Trace), its routes
+    /// record what they do (coverage, `sipc trace`); on any other request
+    /// they behave as the plain program's, a little slower.
+    pub fn compile_instrumented(prog: &CheckedProgram) -> Result<Program, CompileError> {
+        Self::compile_with(prog, true)
+    }
+
+    fn compile_with(prog: &CheckedProgram, instrument: bool) -> Result<Program, CompileError> {
         let prog = &super::resolve_var_types(prog);
         let mut shared = Shared::new(prog).map_err(CompileError)?;
-        let code = JitCode::compile(prog, &mut shared)?;
+        let code = JitCode::compile_keeping_ir(prog, &mut shared, None, instrument)?;
         LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Program {
             shared,
@@ -57,8 +69,14 @@ impl Program {
         let mut shared = Shared::new(prog).map_err(CompileError)?;
         let mut ir = Vec::new();
         // The compiled code is dropped (and its memory freed) right away.
-        JitCode::compile_keeping_ir(prog, &mut shared, Some(&mut ir))?;
+        JitCode::compile_keeping_ir(prog, &mut shared, Some(&mut ir), false)?;
         Ok(ir)
+    }
+
+    /// The statements of an instrumented program, by the mark index its
+    /// trace events name (empty for a plain program).
+    pub fn marks(&self) -> &[crate::runtime::trace::Mark] {
+        &self.shared.marks
     }
 
     /// The `listen` items.
@@ -93,6 +111,22 @@ impl Program {
         let mut ctx = RouteCtx::new(req, &self.shared);
         let result = self.code.call(route, &mut ctx);
         ctx.finish(result)
+    }
+
+    /// Runs route `route` as a predicate on `req` (the condition of `sipc
+    /// trace --where`): true when it returns true. It leaves the request's
+    /// transaction scope and trace as they were; its runtime functions are
+    /// read-only ones (the caller checks).
+    pub fn test_route(&self, route: RouteId, req: &mut RequestContext) -> bool {
+        let avps = std::mem::take(&mut req.txn.avps);
+        let trace = req.trace.take();
+        let mut ctx = RouteCtx::new(req, &self.shared);
+        let result = self.code.call(route as usize, &mut ctx);
+        let ok = !ctx.failed && result == crate::runtime::RESULT_TRUE;
+        drop(ctx);
+        req.txn.avps = avps;
+        req.trace = trace;
+        ok
     }
 
     /// Runs route `route` (a hook the transaction layer calls) on `req`.

@@ -43,6 +43,10 @@ pub struct RequestContext {
     /// Extra headers for a `Decision::Reply` (e.g. the Contacts of a
     /// registrar's 200, a digest challenge).
     pub reply_headers: Vec<(String, String)>,
+    /// Where an instrumented program records what its routes did
+    /// (`sipc trace`, `sipc test --coverage`); `None` for every other
+    /// message.
+    pub trace: Option<Box<crate::runtime::trace::Trace>>,
 }
 
 impl RequestContext {
@@ -56,6 +60,7 @@ impl RequestContext {
             txn: TxnScope::default(),
             services: None,
             reply_headers: Vec::new(),
+            trace: None,
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct Built {
     pub hash: u64,
     /// Check plus JIT compile.
     pub compile_time: Duration,
+    /// The source texts (for `sipc trace`, which shows statements).
+    pub sources: crate::syntax::span::SourceMap,
 }
 
 /// Why a config did not build: the diagnostics as `sipc check` renders them
@@ -73,5 +75,6 @@ pub fn build(path: &Path, opts: &Options) -> Result<Built, Failed> {
         files,
         hash: h.finish(),
         compile_time: started.elapsed(),
+        sources: out.sources,
     })
 }

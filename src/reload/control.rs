@@ -50,9 +50,14 @@ pub fn serve(reloader: Arc<Reloader>, path: &Path) -> io::Result<tokio::task::Jo
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut line = String::new();
-                let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, 256));
+                let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, 4096));
                 let got = tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line));
                 if !matches!(got.await, Ok(Ok(_))) {
+                    return;
+                }
+                if let Some(spec) = line.trim().strip_prefix("trace") {
+                    let read = reader.into_inner().into_inner();
+                    trace_session(&reloader, spec, read, write).await;
                     return;
                 }
                 let reply = match line.trim() {
@@ -61,13 +66,64 @@ pub fn serve(reloader: Arc<Reloader>, path: &Path) -> io::Result<tokio::task::Jo
                         Err(diagnostics) => format!("error\n{diagnostics}"),
                     },
                     "status" => format!("ok\n{}", reloader.status()),
-                    other => format!("error\nunknown command `{other}` (reload, status)\n"),
+                    other => format!("error\nunknown command `{other}` (reload, status, trace)\n"),
                 };
                 let _ = write.write_all(reply.as_bytes()).await;
                 let _ = write.shutdown().await;
             });
         }
     }))
+}
+
+/// Serves `trace {json spec}`: `ok` and then one trace per matching
+/// message, until the client closes the connection or a reload ends it.
+async fn trace_session(
+    reloader: &Reloader,
+    spec: &str,
+    mut read: tokio::net::unix::OwnedReadHalf,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+) {
+    use tokio::io::AsyncReadExt;
+    let spec: super::trace::TraceSpec = match spec.trim() {
+        "" => Default::default(),
+        json => match serde_json::from_str(json) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ =
+                    write.write_all(format!("error\nbad trace request: {e}\n").as_bytes()).await;
+                return;
+            }
+        },
+    };
+    let mut session = match super::trace::start(reloader, spec).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = write.write_all(format!("error\n{e}\n").as_bytes()).await;
+            return;
+        }
+    };
+    let mut ok = write.write_all(b"ok\n").await.is_ok();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut buf = [0u8; 64];
+    while ok {
+        tokio::select! {
+            text = session.rx.recv() => match text {
+                Some(t) => ok = write.write_all(t.as_bytes()).await.is_ok(),
+                None => break,
+            },
+            // The client closed (or sent something: it has nothing to say).
+            _ = read.read(&mut buf) => break,
+            _ = tick.tick() => {
+                if reloader.generation() != session.generation {
+                    let note = "=== trace ended: the config was reloaded; trace again\n";
+                    let _ = write.write_all(note.as_bytes()).await;
+                    break;
+                }
+            }
+        }
+    }
+    super::trace::stop(reloader, session).await;
+    let _ = write.shutdown().await;
 }
 
 /// Sends `command` to the control socket at `path`; returns whether the

@@ -15,12 +15,14 @@
 //!   their directories (editors save by rename, by truncate-and-write, or by
 //!   moving a temp file over the original) and debouncing so one save is one
 //!   reload;
-//! - [`control`] is the local control socket (`sipc reload`, `--status`):
-//!   a Unix socket in a directory only the owner can enter.
+//! - [`control`] is the local control socket (`sipc reload`, `--status`,
+//!   `sipc trace`): a Unix socket in a directory only the owner can enter;
+//! - [`trace`] swaps in a tracing router while `sipc trace` runs.
 
 pub mod build;
 pub mod control;
 pub mod reloader;
+pub mod trace;
 pub mod watch;
 
 pub use build::{Built, build};

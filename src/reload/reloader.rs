@@ -25,6 +25,8 @@ pub struct Reloader {
     gate: tokio::sync::Mutex<()>,
     files: tokio::sync::watch::Sender<Vec<PathBuf>>,
     on_reload: Option<OnReload>,
+    /// A `sipc trace` is running (one at a time).
+    pub(crate) trace_active: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -85,6 +87,7 @@ impl Reloader {
             gate: tokio::sync::Mutex::new(()),
             files,
             on_reload,
+            trace_active: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -100,6 +103,25 @@ impl Reloader {
     /// The generation now serving (1 at start).
     pub fn generation(&self) -> u64 {
         self.lock().generation
+    }
+
+    /// The hash of the source texts now serving.
+    pub fn hash(&self) -> u64 {
+        self.lock().hash
+    }
+
+    /// The options the config is checked with (`-D` switches).
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    /// Holds off reloads while the caller swaps routers (`sipc trace`).
+    pub async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.gate.lock().await
     }
 
     /// Reloads attempted so far, and how many of them failed.

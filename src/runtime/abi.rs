@@ -23,6 +23,7 @@ use super::RouteCtx;
 use super::builtins::{self as b, Impl};
 use super::registrar as reg;
 use super::routing as r;
+use super::trace as tr;
 use crate::sema::builtins::{FUNCTIONS, PSEUDO_VARS};
 
 /// A native entry point, typed by its arity.
@@ -135,6 +136,11 @@ runtime_table! {
     sipc_rt_enter() => b::enter;
     sipc_rt_leave() => b::leave;
     sipc_rt_loop_limit() => b::loop_limit;
+    // instrumented programs only (`sipc trace`, coverage)
+    sipc_rt_trace_enter(route) => tr::trace_enter;
+    sipc_rt_trace_leave(result) => tr::trace_leave;
+    sipc_rt_trace_stmt(mark) => tr::trace_stmt;
+    sipc_rt_trace_value(kind, ty, v) => tr::trace_value;
     // pseudo-variables: getters (arg), setters (arg, value)
     sipc_rt_pv_ru(a) => b::pv_ru;
     sipc_rt_pv_ru_set(a, v) => b::set_ru;

@@ -38,6 +38,7 @@ pub mod abi;
 pub mod builtins;
 pub mod registrar;
 pub mod routing;
+pub mod trace;
 mod uri_facts;
 
 pub use uri_facts::UriCache;
@@ -140,6 +141,9 @@ pub struct Shared {
     /// Handles of the fixed words runtime functions answer with
     /// ([`registrar::RESULT_WORDS`]), so reading one copies nothing.
     words: Vec<i64>,
+    /// The statements of an instrumented program, by mark index (empty
+    /// for a plain one; see [`trace`]).
+    pub marks: Vec<trace::Mark>,
 }
 
 impl Shared {
@@ -178,6 +182,7 @@ impl Shared {
             empty: -1,
             index: std::collections::HashMap::from([(String::new(), 0)]),
             words: Vec::new(),
+            marks: Vec::new(),
         };
         shared.words = registrar::RESULT_WORDS.iter().map(|w| shared.intern(w)).collect();
         shared.var_init = prog

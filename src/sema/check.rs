@@ -148,7 +148,16 @@ impl<'a> Checker<'a> {
                 }
             }
             let before = out.len();
+            // Each statement is marked with its span (coverage and traces
+            // name statements by it); blocks and `ifdef` mark their own.
+            let marked = !matches!(s.kind, StmtKind::Block(_) | StmtKind::Ifdef { .. });
+            if marked {
+                out.push(Stmt::Mark(s.span));
+            }
             self.stmt(s, &mut out);
+            if marked && out.len() == before + 1 {
+                out.pop(); // the statement lowered to nothing
+            }
             if dead.is_none() && out[before..].iter().any(diverges) {
                 dead = Some(s.span);
             }

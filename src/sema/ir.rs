@@ -243,6 +243,9 @@ pub enum Stmt {
     Exit,
     Drop,
     Break,
+    /// The next statement starts here: no effect on its own; instrumented
+    /// builds (coverage, `sipc trace`) note it when it runs.
+    Mark(Span),
 }
 
 /// Calls `f` on every expression in `body`, nested ones included
@@ -275,7 +278,7 @@ pub fn visit_exprs<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Expr)) {
         | Stmt::If { cond: e, .. }
         | Stmt::Switch { scrutinee: e, .. }
         | Stmt::While { cond: e, .. } => expr(e, f),
-        Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break => {}
+        Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break | Stmt::Mark(_) => {}
     });
 }
 

@@ -233,7 +233,7 @@ impl OrderWalk<'_, '_> {
                 }
             }
             Stmt::Return(Some(e)) => self.expr(e, set),
-            Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break => {}
+            Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break | Stmt::Mark(_) => {}
         }
     }
 
@@ -364,6 +364,7 @@ impl Summaries<'_> {
         };
         match s {
             Stmt::Expr(e) => simple(self.expr(e)),
+            Stmt::Mark(_) => simple((false, false)),
             Stmt::Assign { value, .. } => simple(self.expr(value)),
             Stmt::If { cond, then_body, else_body } => {
                 let hc = h || self.expr(cond).0;

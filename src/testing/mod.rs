@@ -30,6 +30,10 @@ pub struct FileReport {
     /// the config does not check (its diagnostics, rendered).
     pub error: Option<String>,
     pub tests: Vec<Outcome>,
+    /// With `--coverage`: for each source file, each line that holds a
+    /// statement and whether a test ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<BTreeMap<String, BTreeMap<usize, bool>>>,
 }
 
 impl FileReport {
@@ -77,12 +81,13 @@ fn parse_define(d: &str) -> Result<(String, Option<String>), String> {
 }
 
 /// Runs every test of one test file.
-pub fn run_file(file: &Path) -> FileReport {
+pub fn run_file(file: &Path, opts: run::Options) -> FileReport {
     let mut report = FileReport {
         file: file.to_path_buf(),
         config: config_of(file),
         error: None,
         tests: vec![],
+        coverage: None,
     };
     let parsed = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read `{}`: {e}", file.display()))
@@ -110,7 +115,15 @@ pub fn run_file(file: &Path) -> FileReport {
         let out = checked.entry(defines.clone()).or_insert_with(|| check(&report.config, &defines));
         match out {
             Ok(out) => {
-                report.tests.push(run::run_test(&out.program, &tf.world.with(&test.world), test))
+                let outcome = run::run_test(out, &tf.world.with(&test.world), test, opts);
+                if opts.coverage {
+                    let lines = report.coverage.get_or_insert_with(BTreeMap::new);
+                    for span in &outcome.ran {
+                        let (file, line) = file_line(&out.sources, *span);
+                        lines.entry(file).or_default().insert(line, true);
+                    }
+                }
+                report.tests.push(outcome);
             }
             Err(e) => {
                 report.error = Some(e.clone());
@@ -119,7 +132,29 @@ pub fn run_file(file: &Path) -> FileReport {
             }
         }
     }
+    // Every statement of every variant checked counts, run or not.
+    if let Some(lines) = report.coverage.as_mut() {
+        for out in checked.values().flatten() {
+            for r in &out.program.routes {
+                sema::ir::visit_stmts(&r.body, &mut |st| {
+                    if let sema::ir::Stmt::Mark(span) = st {
+                        let (file, line) = file_line(&out.sources, *span);
+                        lines.entry(file).or_default().entry(line).or_insert(false);
+                    }
+                });
+            }
+        }
+    }
     report
+}
+
+/// The file name and 1-based line where `span` starts.
+fn file_line(
+    sources: &crate::syntax::span::SourceMap,
+    span: crate::syntax::span::Span,
+) -> (String, usize) {
+    let f = sources.get(span.file);
+    (f.name.clone(), f.line_col(span.start).0)
 }
 
 /// Checks the config with `defines`; errors come back rendered.

@@ -8,6 +8,7 @@
 //! router is the compiled [`Program`] wrapped in a [`Recorder`] that notes
 //! which routes ran and what they left armed, flagged and stored.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -24,9 +25,11 @@ use crate::proxy::services::Services;
 use crate::proxy::transport::Outbound;
 use crate::proxy::{Decision, Inbound, LocalIdentity, RequestContext, Router, Transport};
 use crate::registrar::{Binding, Location};
+use crate::runtime::trace::{self, Event};
 use crate::sema::ir::{CheckedProgram, Value};
 use crate::sip::{Message, ParseLimits, Uri};
 use crate::syntax::ast::RouteKind;
+use crate::syntax::span::Span;
 
 /// One expectation that did not hold.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -50,6 +53,21 @@ pub struct Outcome {
     /// The test could not run (a bad message, an unknown trunk …).
     pub error: Option<String>,
     pub mismatches: Vec<Mismatch>,
+    /// With [`Options::trace`]: what the routes did, step by step.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<String>,
+    /// With [`Options::coverage`]: the statements that ran.
+    #[serde(skip)]
+    pub ran: HashSet<Span>,
+}
+
+/// How tests run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Note which statements run (an instrumented program).
+    pub coverage: bool,
+    /// Record what the routes did, for the report.
+    pub trace: bool,
 }
 
 impl Outcome {
@@ -67,17 +85,33 @@ struct RouteRun {
     scope: TxnScope,
 }
 
-/// The program as the core's router, noting every route run.
+/// The program as the core's router, noting every route run (and, for an
+/// instrumented program, what each did).
 struct Recorder {
     program: Arc<Program>,
     request_route: Option<RouteId>,
     runs: Mutex<Vec<RouteRun>>,
+    events: Mutex<Vec<Event>>,
 }
 
 impl Recorder {
-    fn note(&self, route: Option<RouteId>, decision: &Decision, ctx: &RequestContext) {
+    fn note(&self, route: Option<RouteId>, decision: &Decision, ctx: &mut RequestContext) {
         let run = RouteRun { route, decision: decision.clone(), scope: ctx.txn.clone() };
         self.runs.lock().unwrap_or_else(|e| e.into_inner()).push(run);
+        if let Some(t) = ctx.trace.take() {
+            self.events.lock().unwrap_or_else(|e| e.into_inner()).extend(t.events);
+        }
+    }
+
+    /// Gives the request a trace to fill when the program is instrumented.
+    fn arm(&self, ctx: &mut RequestContext) {
+        if !self.program.marks().is_empty() {
+            ctx.trace = Some(Box::default());
+        }
+    }
+
+    fn take_events(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn take(&self) -> Vec<RouteRun> {
@@ -87,12 +121,14 @@ impl Recorder {
 
 impl Router for Recorder {
     fn route_request(&self, ctx: &mut RequestContext) -> Decision {
+        self.arm(ctx);
         let d = self.program.route_request(ctx);
         self.note(self.request_route, &d, ctx);
         d
     }
 
     fn run_hook(&self, route: RouteId, ctx: &mut RequestContext) -> Decision {
+        self.arm(ctx);
         let d = self.program.run_hook(route, ctx);
         self.note(Some(route), &d, ctx);
         d
@@ -203,11 +239,23 @@ struct Run {
     counter: usize,
 }
 
-/// Runs one test of `prog` in `world`.
-pub fn run_test(prog: &CheckedProgram, world: &World, test: &Test) -> Outcome {
-    let mut outcome =
-        Outcome { name: test.name.clone(), passed: false, error: None, mismatches: Vec::new() };
-    let mut run = match Run::new(prog, world) {
+/// Runs one test of the checked config `checked` in `world`.
+pub fn run_test(
+    checked: &crate::sema::Output,
+    world: &World,
+    test: &Test,
+    opts: Options,
+) -> Outcome {
+    let prog = &checked.program;
+    let mut outcome = Outcome {
+        name: test.name.clone(),
+        passed: false,
+        error: None,
+        mismatches: Vec::new(),
+        trace: Vec::new(),
+        ran: HashSet::new(),
+    };
+    let mut run = match Run::new(prog, world, opts.coverage || opts.trace) {
         Ok(r) => r,
         Err(e) => {
             outcome.error = Some(e);
@@ -221,7 +269,20 @@ pub fn run_test(prog: &CheckedProgram, world: &World, test: &Test) -> Outcome {
     };
     for (i, step) in std::iter::once(&first).chain(&test.then).enumerate() {
         match run.step(step) {
-            Ok((event, sent, runs)) => {
+            Ok((event, sent, runs, events)) => {
+                let marks = run.recorder.program.marks();
+                outcome.ran.extend(events.iter().filter_map(|e| match e {
+                    Event::Stmt(id) => marks.get(*id as usize).map(|m| m.span),
+                    _ => None,
+                }));
+                if opts.trace {
+                    outcome.trace.push(format!("step {} ({event}):", i + 1));
+                    let lines = trace::render(&events, marks, prog, &checked.sources);
+                    outcome.trace.extend(lines.into_iter().map(|l| format!("  {l}")));
+                    for s in &sent {
+                        outcome.trace.push(format!("  sent {}", describe(s)));
+                    }
+                }
                 let generated_acks = step.reply.is_some() || step.timeout;
                 outcome.mismatches.extend(compare(
                     prog,
@@ -245,8 +306,10 @@ pub fn run_test(prog: &CheckedProgram, world: &World, test: &Test) -> Outcome {
 }
 
 impl Run {
-    fn new(prog: &CheckedProgram, world: &World) -> Result<Run, String> {
-        let program = Arc::new(Program::compile(prog).map_err(|e| e.to_string())?);
+    fn new(prog: &CheckedProgram, world: &World, instrument: bool) -> Result<Run, String> {
+        let program =
+            if instrument { Program::compile_instrumented(prog) } else { Program::compile(prog) };
+        let program = Arc::new(program.map_err(|e| e.to_string())?);
         let listens = listens(prog)?;
         let mut local = LocalIdentity::new();
         for (_, a) in &listens {
@@ -260,6 +323,7 @@ impl Run {
             program,
             request_route: prog.request_route,
             runs: Mutex::new(Vec::new()),
+            events: Mutex::new(Vec::new()),
         });
         let core = Core::new(
             local,
@@ -284,7 +348,11 @@ impl Run {
 
     /// Feeds one step to the core: what it was, what the proxy sent, and
     /// which routes ran.
-    fn step(&mut self, step: &FollowUp) -> Result<(String, Vec<Sent>, Vec<RouteRun>), String> {
+    #[allow(clippy::type_complexity)]
+    fn step(
+        &mut self,
+        step: &FollowUp,
+    ) -> Result<(String, Vec<Sent>, Vec<RouteRun>, Vec<Event>), String> {
         self.counter += 1;
         let kinds = [step.request.is_given(), step.reply.is_some(), step.timeout, step.cancel];
         if kinds.iter().filter(|k| **k).count() != 1 {
@@ -308,7 +376,7 @@ impl Run {
         };
         let mut sent = Vec::new();
         flatten(result, &mut sent)?;
-        Ok((event, sent, self.recorder.take()))
+        Ok((event, sent, self.recorder.take(), self.recorder.take_events()))
     }
 
     fn request(&mut self, spec: &RequestSpec) -> Result<(String, Option<Step>), String> {
