@@ -36,6 +36,8 @@ pub enum Code {
     DuplicateKey,
     EmptyGroup,
     BadCsvRow,
+    VarNeverWritten,
+    VarAcrossMessages,
     // Types and values.
     TypeMismatch,
     WrongArgCount,
@@ -51,6 +53,7 @@ pub enum Code {
     // Route-kind rules.
     NotAllowedInRoute,
     Recursion,
+    DropInFailureRoute,
     // Warnings.
     Unreachable,
     UnusedRoute,
@@ -61,6 +64,7 @@ pub enum Code {
     NoFinalAction,
     ShadowedRow,
     UnreachableFailover,
+    FailoverStops,
 }
 
 /// Every code, in documentation order.
@@ -91,6 +95,8 @@ pub const ALL: &[Code] = &[
     Code::DuplicateKey,
     Code::EmptyGroup,
     Code::BadCsvRow,
+    Code::VarNeverWritten,
+    Code::VarAcrossMessages,
     Code::TypeMismatch,
     Code::WrongArgCount,
     Code::OutOfRange,
@@ -104,6 +110,7 @@ pub const ALL: &[Code] = &[
     Code::MissingRequestRoute,
     Code::NotAllowedInRoute,
     Code::Recursion,
+    Code::DropInFailureRoute,
     Code::Unreachable,
     Code::UnusedRoute,
     Code::UnusedConst,
@@ -113,6 +120,7 @@ pub const ALL: &[Code] = &[
     Code::NoFinalAction,
     Code::ShadowedRow,
     Code::UnreachableFailover,
+    Code::FailoverStops,
 ];
 
 impl Code {
@@ -202,6 +210,14 @@ impl Code {
                 "E0218",
                 "a routing table's CSV file cannot be read, or one of its rows is malformed",
             ),
+            Code::VarNeverWritten => (
+                "E0220",
+                "a `$var` that some route reads and no route ever writes (a misspelt name)",
+            ),
+            Code::VarAcrossMessages => (
+                "E0221",
+                "a `$var` written while routing the request and read in a failure or reply route, where it is always empty (use `$avp`)",
+            ),
             Code::TypeMismatch => ("E0301", "a value of one type where another is required"),
             Code::WrongArgCount => ("E0302", "a call with too few or too many arguments"),
             Code::OutOfRange => (
@@ -225,6 +241,10 @@ impl Code {
                 "a function or variable used in a route kind where it is not allowed, possibly through sub-routes",
             ),
             Code::Recursion => ("E0402", "routes call each other recursively"),
+            Code::DropInFailureRoute => (
+                "E0403",
+                "`drop` in a failure route, which cannot suppress the reply sent upstream (use `reply(…)`)",
+            ),
             Code::Unreachable => {
                 ("W0501", "statements after `exit`, `drop`, `return` or `break` never run")
             }
@@ -243,6 +263,10 @@ impl Code {
             Code::UnreachableFailover => {
                 ("W0509", "a trunk listed twice in a group: the second place is never tried")
             }
+            Code::FailoverStops => (
+                "W0510",
+                "a failure route relays to a next destination without arming a failure route again: serial failover stops after one retry",
+            ),
         }
     }
 }

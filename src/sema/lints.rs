@@ -19,7 +19,131 @@ use crate::syntax::ast::RouteKind;
 pub fn run(c: &Checker<'_>, routes: &[ir::Route], reach: &Reach, diags: &mut Vec<Diagnostic>) {
     unused(c, routes, diags);
     read_before_write(c, routes, reach, diags);
-    final_action(routes, diags);
+    final_action(c, routes, diags);
+    failure_routes(c, routes, diags);
+}
+
+/// Rules of failure routes: `drop` there (or in a route it calls) cannot
+/// suppress the reply; a relay to a next destination without arming a
+/// failure route again ends serial failover after one retry.
+fn failure_routes(c: &Checker<'_>, routes: &[ir::Route], diags: &mut Vec<Diagnostic>) {
+    let n = routes.len();
+    let mut edges = vec![Vec::new(); n];
+    for &(from, to, _) in &c.facts.calls {
+        if (from as usize) < n {
+            edges[from as usize].push(to as usize);
+        }
+    }
+    let mut reported: HashSet<(u32, u32)> = HashSet::new();
+    for (fi, f) in routes.iter().enumerate().filter(|(_, r)| r.kind == RouteKind::Failure) {
+        let mut seen = vec![false; n];
+        let mut todo = vec![fi];
+        while let Some(r) = todo.pop() {
+            if std::mem::replace(&mut seen[r], true) {
+                continue;
+            }
+            todo.extend(edges[r].iter().copied());
+            let mut last = routes[r].span;
+            ir::visit_stmts(&routes[r].body, &mut |st| match st {
+                Stmt::Mark(span) => last = *span,
+                Stmt::Drop if reported.insert((last.file.0, last.start)) => {
+                    let via = if r == fi {
+                        String::new()
+                    } else {
+                        format!(" (route `{}` runs in failure_route `{}`)", routes[r].name, f.name)
+                    };
+                    diags.push(
+                        Diagnostic::new(
+                            Code::DropInFailureRoute,
+                            format!("`drop` cannot suppress the reply of a failure route{via}"),
+                        )
+                        .at(last, "the best reply still goes upstream after this")
+                        .with_help(
+                            "to answer with something else, call `reply(CODE, \"REASON\");`; to send the best reply as it is, end the route (or `exit;`)",
+                        ),
+                    );
+                }
+                _ => {}
+            });
+        }
+        let mut walk = Failover { diags: Vec::new(), spans: HashSet::new() };
+        walk.block(&f.body, &mut (false, false));
+        diags.extend(walk.diags);
+    }
+}
+
+/// Follows a failure route: has it armed a failure route again (`.0`),
+/// has it moved to a next destination (`.1`)?
+struct Failover {
+    diags: Vec<Diagnostic>,
+    spans: HashSet<(u32, u32)>,
+}
+
+impl Failover {
+    fn block(&mut self, body: &[Stmt], st: &mut (bool, bool)) {
+        for s in body {
+            match s {
+                Stmt::Expr(e) | Stmt::Assign { value: e, .. } | Stmt::Return(Some(e)) => {
+                    self.expr(e, st)
+                }
+                Stmt::If { cond, then_body, else_body } => {
+                    self.expr(cond, st);
+                    let (mut a, mut b) = (*st, *st);
+                    self.block(then_body, &mut a);
+                    self.block(else_body, &mut b);
+                    *st = (a.0 && b.0, a.1 || b.1);
+                }
+                Stmt::Switch { scrutinee, cases, default } => {
+                    self.expr(scrutinee, st);
+                    let mut out = *st;
+                    for body in cases.iter().map(|(_, b)| b).chain(default.iter()) {
+                        let mut x = *st;
+                        self.block(body, &mut x);
+                        out = (out.0 && x.0, out.1 || x.1);
+                    }
+                    *st = out;
+                }
+                Stmt::While { cond, body } => {
+                    self.expr(cond, st);
+                    let mut x = *st;
+                    self.block(body, &mut x);
+                    st.1 |= x.1;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn expr(&mut self, e: &ir::Expr, st: &mut (bool, bool)) {
+        match &e.kind {
+            K::Call { func, args } => {
+                args.iter().for_each(|a| self.expr(a, st));
+                match builtins::FUNCTIONS[*func].name {
+                    "on_failure" => st.0 = true,
+                    "next_destination" => st.1 = true,
+                    "relay" | "forward" if st.1 && !st.0 => {
+                        if self.spans.insert((e.span.file.0, e.span.start)) {
+                            self.diags.push(
+                                Diagnostic::new(
+                                    Code::FailoverStops,
+                                    "this relay to the next destination arms no failure route",
+                                )
+                                .at(e.span, "if this destination fails too, the caller gets its reply: no further destination is tried")
+                                .with_help("call `on_failure(NAME);` before `relay();` (the failure route armed for a branch is used once)"),
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            K::Unary { expr, .. } | K::Matches { lhs: expr, .. } => self.expr(expr, st),
+            K::Binary { lhs, rhs, .. } => {
+                self.expr(lhs, st);
+                self.expr(rhs, st);
+            }
+            _ => {}
+        }
+    }
 }
 
 fn unused(c: &Checker<'_>, routes: &[ir::Route], diags: &mut Vec<Diagnostic>) {
@@ -125,25 +249,74 @@ fn read_before_write(
                 continue;
             }
             let name = &c.msg_vars[slot as usize].name;
-            let mut d = Diagnostic::new(
-                Code::ReadBeforeWrite,
-                format!("`$var({name})` is read but never written while handling this message"),
-            )
-            .at(span, format!("always empty here, in {label}"));
-            if let Some(&(_, _, wspan)) = c.facts.var_writes.iter().find(|w| w.1 == slot) {
-                d = d
-                    .with_label(wspan, "written here, while handling a different message")
+            let write = c.facts.var_writes.iter().find(|w| w.1 == slot);
+            let d = match write {
+                // No route writes it at all: a misspelt name.
+                None => {
+                    let written = c
+                        .facts
+                        .var_writes
+                        .iter()
+                        .map(|w| c.msg_vars[w.1 as usize].name.as_str());
+                    let d = Diagnostic::new(
+                        Code::VarNeverWritten,
+                        format!("`$var({name})` is read but no route ever writes it"),
+                    )
+                    .at(span, "always empty");
+                    match super::resolve::suggest(name, written) {
+                        Some(s) => d.with_help(format!("did you mean `$var({s})`?")),
+                        None => d.with_help("assign it before reading it: `$var(NAME) = …;`"),
+                    }
+                }
+                // Written while routing the request, read in a route that
+                // runs for a later message (a reply, the failure): empty.
+                Some(&(wr, _, wspan))
+                    if label != "the request routes"
+                        && groups_request(routes, &edges, wr as usize) =>
+                {
+                    Diagnostic::new(
+                        Code::VarAcrossMessages,
+                        format!("`$var({name})` is written for the request and read in {label}, where it is empty"),
+                    )
+                    .at(span, "always empty here: this route runs for another message")
+                    .with_label(wspan, "written here, while routing the request")
                     .with_help(format!(
                         "`$var` values are reset for every message; use `$avp({name})` to keep a value for the whole transaction"
-                    ));
-            } else {
-                d = d.with_help("`$var` values start empty for every message; assign it first");
-            }
+                    ))
+                }
+                Some(&(_, _, wspan)) => Diagnostic::new(
+                    Code::ReadBeforeWrite,
+                    format!("`$var({name})` is read but never written while handling this message"),
+                )
+                .at(span, format!("always empty here, in {label}"))
+                .with_label(wspan, "written here, while handling a different message")
+                .with_help(format!(
+                    "`$var` values are reset for every message; use `$avp({name})` to keep a value for the whole transaction"
+                )),
+            };
             diags.push(d);
         }
     }
     // Reads flagged above get the more specific message; these are the rest.
     ordered_reads(c, routes, &edges, &mut warned, diags);
+}
+
+/// Is route `r` run while routing a request (`request_route`, a branch
+/// route, or a route they call)?
+fn groups_request(routes: &[ir::Route], edges: &[Vec<usize>], r: usize) -> bool {
+    let mut seen = vec![false; routes.len()];
+    let mut todo: Vec<usize> = routes
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| matches!(x.kind, RouteKind::Request | RouteKind::Branch))
+        .map(|(i, _)| i)
+        .collect();
+    while let Some(i) = todo.pop() {
+        if !std::mem::replace(&mut seen[i], true) {
+            todo.extend(edges[i].iter().copied());
+        }
+    }
+    seen.get(r).copied().unwrap_or(false)
 }
 
 /// Within each entry route, in source order: a `$var` read before any
@@ -404,21 +577,184 @@ impl Summaries<'_> {
     }
 }
 
-fn final_action(routes: &[ir::Route], diags: &mut Vec<Diagnostic>) {
+fn final_action(c: &Checker<'_>, routes: &[ir::Route], diags: &mut Vec<Diagnostic>) {
     let mut s = Summaries { routes, done: HashMap::new(), active: HashSet::new() };
     for r in routes.iter().filter(|r| r.kind == RouteKind::Request) {
         let f = s.block(&r.body, false);
-        if f.fall == Some(false) {
-            diags.push(
-                Diagnostic::new(
-                    Code::NoFinalAction,
-                    "`request_route` can reach its end without relaying, replying or dropping",
-                )
-                .at(r.span, "some path through this route falls off its end")
-                .with_help(
-                    "end every path with `relay();`, `forward();`, `reply(…);`, `drop;` or `exit;` — a request nobody handles is silently discarded",
-                ),
-            );
+        if f.fall != Some(false) && f.ret != Some(false) {
+            continue;
+        }
+        // Name one such path: the conditions that lead to it and where it ends.
+        let mut walk = PathWalk { s: &mut s, map: c.map };
+        let exits = walk.block(&r.body, Some(Path::default()));
+        let path = exits.fall.or(exits.ret).or(exits.brk);
+        let mut d = Diagnostic::new(
+            Code::NoFinalAction,
+            "`request_route` can reach its end without relaying, replying or dropping",
+        )
+        .with_help(
+            "end every path with `relay();`, `forward();`, `reply(…);`, `drop;` or `exit;` — a request nobody handles is silently discarded",
+        );
+        match path {
+            Some(p) => {
+                let who = if p.conds.is_empty() {
+                    "every request".to_owned()
+                } else {
+                    format!("a request for which {}", p.conds.join(" and "))
+                };
+                let how = if p.returned {
+                    "returns here, unhandled"
+                } else {
+                    "is still unhandled after this statement"
+                };
+                d = match p.end {
+                    Some(end) => d
+                        .at(first_line(c.map, end), format!("{who} {how}"))
+                        .with_label(r.span, "and leaves this route without a decision"),
+                    None => d.at(r.span, format!("{who} falls off the end of this route")),
+                };
+            }
+            None => d = d.at(r.span, "some path through this route falls off its end"),
+        }
+        diags.push(d);
+    }
+}
+
+/// `span` cut to its first line (a statement's head, not its whole body).
+fn first_line(
+    map: &crate::syntax::span::SourceMap,
+    span: crate::syntax::span::Span,
+) -> crate::syntax::span::Span {
+    let text = map.snippet(span);
+    match text.find('\n') {
+        Some(i) => crate::syntax::span::Span {
+            end: span.start + text[..i].trim_end().len() as u32,
+            ..span
+        },
+        None => span,
+    }
+}
+
+/// One path through a route that has not handled the request so far: the
+/// conditions it took (as source text) and its last statement.
+#[derive(Debug, Clone, Default)]
+struct Path {
+    conds: Vec<String>,
+    end: Option<crate::syntax::span::Span>,
+    returned: bool,
+}
+
+/// Where unhandled paths leave a block: off its end, by `return`, by `break`.
+#[derive(Debug, Default)]
+struct Exits {
+    fall: Option<Path>,
+    ret: Option<Path>,
+    brk: Option<Path>,
+}
+
+fn first(a: Option<Path>, b: Option<Path>) -> Option<Path> {
+    a.or(b)
+}
+
+/// Follows one unhandled path at a time through a route body (the first
+/// found in source order), using the route summaries for calls.
+struct PathWalk<'s, 'r> {
+    s: &'s mut Summaries<'r>,
+    map: &'s crate::syntax::span::SourceMap,
+}
+
+impl PathWalk<'_, '_> {
+    /// `p` with "`cond` is true/false" added (a `!x` condition reads as `x`
+    /// being the opposite).
+    fn took(&self, p: &Path, cond: &ir::Expr, truth: bool) -> Path {
+        let (e, truth) = match &cond.kind {
+            K::Unary { op: crate::syntax::ast::UnOp::Not, expr } => (&**expr, !truth),
+            _ => (cond, truth),
+        };
+        let mut p = p.clone();
+        p.conds.push(format!("`{}` is {truth}", self.map.snippet(e.span).trim()));
+        p
+    }
+
+    fn block(&mut self, stmts: &[Stmt], mut p: Option<Path>) -> Exits {
+        let mut out = Exits::default();
+        for st in stmts {
+            let Some(cur) = p.take() else { break };
+            let e = self.stmt(st, cur);
+            p = e.fall;
+            out.ret = first(out.ret, e.ret);
+            out.brk = first(out.brk, e.brk);
+        }
+        out.fall = p;
+        out
+    }
+
+    /// The path after `e` runs: gone when it handles or never returns.
+    fn through(&mut self, e: &ir::Expr, p: Path) -> Option<Path> {
+        let (h, d) = self.s.expr(e);
+        (!h && !d).then_some(p)
+    }
+
+    fn stmt(&mut self, st: &Stmt, p: Path) -> Exits {
+        let fall = |p: Option<Path>| Exits { fall: p, ..Exits::default() };
+        match st {
+            Stmt::Mark(span) => fall(Some(Path { end: Some(*span), ..p })),
+            Stmt::Expr(e) | Stmt::Assign { value: e, .. } => fall(self.through(e, p)),
+            Stmt::If { cond, then_body, else_body } => {
+                let Some(p) = self.through(cond, p) else { return Exits::default() };
+                let t = self.took(&p, cond, true);
+                let f = self.took(&p, cond, false);
+                let a = self.block(then_body, Some(t));
+                let b = self.block(else_body, Some(f));
+                Exits {
+                    fall: first(a.fall, b.fall),
+                    ret: first(a.ret, b.ret),
+                    brk: first(a.brk, b.brk),
+                }
+            }
+            Stmt::Switch { scrutinee, cases, default } => {
+                let Some(p) = self.through(scrutinee, p) else { return Exits::default() };
+                let on = self.map.snippet(scrutinee.span).trim().to_owned();
+                let mut out = Exits::default();
+                for (test, body) in cases {
+                    let mut q = p.clone();
+                    let what = match test {
+                        ir::CaseTest::Str(v) => format!("{v:?}"),
+                        ir::CaseTest::Int(i) => i.to_string(),
+                        ir::CaseTest::Regex(_) => "a case pattern".to_owned(),
+                    };
+                    q.conds.push(format!("`{on}` is {what}"));
+                    let e = self.block(body, Some(q));
+                    out.fall = first(out.fall, first(e.fall, e.brk));
+                    out.ret = first(out.ret, e.ret);
+                }
+                let mut q = p;
+                q.conds.push(format!("`{on}` matches no case"));
+                match default {
+                    Some(d) => {
+                        let e = self.block(d, Some(q));
+                        out.fall = first(out.fall, first(e.fall, e.brk));
+                        out.ret = first(out.ret, e.ret);
+                    }
+                    None => out.fall = first(out.fall, Some(q)),
+                }
+                out
+            }
+            Stmt::While { cond, body } => {
+                let Some(p) = self.through(cond, p) else { return Exits::default() };
+                let done = self.took(&p, cond, false);
+                let e = self.block(body, Some(self.took(&p, cond, true)));
+                Exits { fall: first(Some(done), first(e.fall, e.brk)), ret: e.ret, brk: None }
+            }
+            Stmt::Return(v) => {
+                let p = match v {
+                    Some(v) => self.through(v, p),
+                    None => Some(p),
+                };
+                Exits { ret: p.map(|p| Path { returned: true, ..p }), ..Exits::default() }
+            }
+            Stmt::Exit | Stmt::Drop => Exits::default(),
+            Stmt::Break => Exits { brk: Some(p), ..Exits::default() },
         }
     }
 }
