@@ -121,17 +121,17 @@ impl Failover {
                 match builtins::FUNCTIONS[*func].name {
                     "on_failure" => st.0 = true,
                     "next_destination" => st.1 = true,
-                    "relay" | "forward" if st.1 && !st.0 => {
-                        if self.spans.insert((e.span.file.0, e.span.start)) {
-                            self.diags.push(
-                                Diagnostic::new(
-                                    Code::FailoverStops,
-                                    "this relay to the next destination arms no failure route",
-                                )
-                                .at(e.span, "if this destination fails too, the caller gets its reply: no further destination is tried")
-                                .with_help("call `on_failure(NAME);` before `relay();` (the failure route armed for a branch is used once)"),
-                            );
-                        }
+                    "relay" | "forward"
+                        if st.1 && !st.0 && self.spans.insert((e.span.file.0, e.span.start)) =>
+                    {
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::FailoverStops,
+                                "this relay to the next destination arms no failure route",
+                            )
+                            .at(e.span, "if this destination fails too, the caller gets its reply: no further destination is tried")
+                            .with_help("call `on_failure(NAME);` before `relay();` (the failure route armed for a branch is used once)"),
+                        );
                     }
                     _ => {}
                 }
