@@ -341,6 +341,10 @@ async fn serve(config: ServerConfig, program: Arc<Program>, reload: ReloadSetup)
     };
     program.set_local(handle.core.local.clone());
     program.attach(handle.core.services());
+    program.install_events(handle.core.services());
+    if let Some(d) = program.run_startup(handle.core.services()) {
+        tracing::info!("event_route \"core:worker-one-init\" ran: {d:?}");
+    }
     for (t, a) in &handle.bound {
         tracing::info!("listening on {} {a}", t.via_token().to_ascii_lowercase());
     }

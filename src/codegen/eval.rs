@@ -413,7 +413,11 @@ impl Router for Evaluator {
         let kind = self.prog.routes.get(route as usize).map(|r| r.kind);
         match kind {
             Some(
-                RouteKind::Failure | RouteKind::OnReply | RouteKind::Reply | RouteKind::Branch,
+                RouteKind::Failure
+                | RouteKind::OnReply
+                | RouteKind::Reply
+                | RouteKind::Branch
+                | RouteKind::Event,
             ) => {}
             _ => return Decision::Forward,
         }

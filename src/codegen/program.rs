@@ -1,6 +1,8 @@
 //! A compiled program: native route code, its constant pool and runtime
 //! tables, ready to route requests.
 
+use std::sync::Arc;
+
 use crate::proxy::router::RouteId;
 use crate::proxy::{Decision, LocalIdentity, RequestContext, Router};
 use crate::runtime::{RouteCtx, Shared};
@@ -32,6 +34,8 @@ pub struct Program {
     kinds: Vec<crate::syntax::ast::RouteKind>,
     listens: Vec<Listen>,
     domains: Vec<String>,
+    /// `event_route "NAME"` routes, by event name.
+    events: Vec<(String, u32)>,
 }
 
 impl Program {
@@ -60,6 +64,13 @@ impl Program {
             kinds: prog.routes.iter().map(|r| r.kind).collect(),
             listens: prog.listens.clone(),
             domains: prog.domains.clone(),
+            events: prog
+                .routes
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.kind == crate::syntax::ast::RouteKind::Event)
+                .map(|(i, r)| (r.name.clone(), i as u32))
+                .collect(),
         })
     }
 
@@ -104,6 +115,49 @@ impl Program {
         }
     }
 
+    /// Makes this program's `event_route "tm:local-request"` see each
+    /// request sipc originates (the trunk probes), until another program
+    /// installs itself.
+    pub fn install_events(self: &Arc<Self>, services: &crate::proxy::services::Services) {
+        let me: Arc<dyn crate::routing::health::LocalRequest> = Arc::clone(self) as _;
+        services.trunks.set_local_request(Arc::downgrade(&me));
+    }
+
+    /// The route of event `name`, if the program has one.
+    pub fn event_route(&self, name: &str) -> Option<RouteId> {
+        self.events.iter().find(|(n, _)| n == name).map(|(_, r)| *r)
+    }
+
+    /// Runs the route of event `name` on `req`; `None` when there is none.
+    pub fn run_event(&self, name: &str, req: &mut RequestContext) -> Option<Decision> {
+        self.event_route(name).map(|r| self.run_route(r, req))
+    }
+
+    /// Runs `event_route "core:worker-one-init"`, once at startup, on a
+    /// stand-in OPTIONS (as Kamailio does for its event routes), with the
+    /// server's long-lived services (trunk health, location …).
+    pub fn run_startup(
+        &self,
+        services: &Arc<crate::proxy::services::Services>,
+    ) -> Option<Decision> {
+        let route = self.event_route("core:worker-one-init")?;
+        let local = self.shared.local().sockets().first().copied();
+        let local = local.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 5060)));
+        let text = format!(
+            "OPTIONS sip:sipc@{local} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-sipc-startup\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:sipc@{local}>;tag=startup\r\nTo: <sip:sipc@{local}>\r\n\
+             Call-ID: startup@sipc\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        let msg = crate::sip::Message::parse(bytes::Bytes::from(text)).ok()?;
+        let mut req = RequestContext::new(
+            crate::sip::EditedMessage::new(msg),
+            local,
+            crate::proxy::Transport::Udp,
+        );
+        req.services = Some(Arc::clone(services));
+        Some(self.run_route(route, &mut req))
+    }
+
     /// Runs `request_route` on one request with a fresh context.
     pub fn run(&self, req: &mut RequestContext) -> Decision {
         let Some(route) = self.request_route else { return Decision::Drop };
@@ -137,7 +191,11 @@ impl Program {
         use crate::syntax::ast::RouteKind;
         match self.kinds.get(route as usize) {
             Some(
-                RouteKind::Failure | RouteKind::OnReply | RouteKind::Reply | RouteKind::Branch,
+                RouteKind::Failure
+                | RouteKind::OnReply
+                | RouteKind::Reply
+                | RouteKind::Branch
+                | RouteKind::Event,
             ) => {}
             _ => return Decision::Forward,
         }
@@ -168,6 +226,26 @@ impl Program {
 impl Drop for Program {
     fn drop(&mut self) {
         LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl crate::routing::health::LocalRequest for Program {
+    fn local_request(&self, msg: String) -> Option<String> {
+        let Some(route) = self.event_route("tm:local-request") else { return Some(msg) };
+        let Ok(parsed) = crate::sip::Message::parse(bytes::Bytes::from(msg.clone())) else {
+            return Some(msg);
+        };
+        let local = self.shared.local().sockets().first().copied();
+        let source = local.unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        let mut req = RequestContext::new(
+            crate::sip::EditedMessage::new(parsed),
+            source,
+            crate::proxy::Transport::Udp,
+        );
+        match self.run_route(route, &mut req) {
+            Decision::Drop => None,
+            _ => Some(String::from_utf8_lossy(&req.msg.serialize()).into_owned()),
+        }
     }
 }
 

@@ -38,6 +38,7 @@ pub enum Code {
     BadCsvRow,
     VarNeverWritten,
     VarAcrossMessages,
+    UnknownEvent,
     // Types and values.
     TypeMismatch,
     WrongArgCount,
@@ -97,6 +98,7 @@ pub const ALL: &[Code] = &[
     Code::BadCsvRow,
     Code::VarNeverWritten,
     Code::VarAcrossMessages,
+    Code::UnknownEvent,
     Code::TypeMismatch,
     Code::WrongArgCount,
     Code::OutOfRange,
@@ -218,6 +220,9 @@ impl Code {
                 "E0221",
                 "a `$var` written while routing the request and read in a failure or reply route, where it is always empty (use `$avp`)",
             ),
+            Code::UnknownEvent => {
+                ("E0222", "an `event_route` for an event sipc does not raise: it would never run")
+            }
             Code::TypeMismatch => ("E0301", "a value of one type where another is required"),
             Code::WrongArgCount => ("E0302", "a call with too few or too many arguments"),
             Code::OutOfRange => (

@@ -172,6 +172,7 @@ impl Reloader {
         }
         built.program.set_local(self.core.local.clone());
         built.program.attach(self.core.services());
+        built.program.install_events(self.core.services());
         self.core.set_router(built.program.clone());
         if let Some(f) = &self.on_reload {
             f(&built.checked);

@@ -160,9 +160,33 @@ pub struct TrunksInner {
     dialogs: Mutex<HashMap<String, Arc<TrunkState>>>,
     /// The prober task was started.
     pub(crate) prober: AtomicBool,
+    /// What runs on each request sipc sends on its own (the program's
+    /// `event_route "tm:local-request"`), held weakly: the serving program
+    /// installs itself, and a program replaced by a reload goes away.
+    local_request: RwLock<Option<std::sync::Weak<dyn LocalRequest>>>,
+}
+
+/// Something that sees (and may edit or stop) a request sipc originates.
+pub trait LocalRequest: Send + Sync + std::fmt::Debug {
+    /// The request to send instead of `msg`; `None`: do not send it.
+    fn local_request(&self, msg: String) -> Option<String>;
 }
 
 impl TrunksInner {
+    /// Installs what sees each locally originated request.
+    pub fn set_local_request(&self, hook: std::sync::Weak<dyn LocalRequest>) {
+        *self.local_request.write().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+    }
+
+    /// `msg` as the local-request hook leaves it (`None`: not to be sent).
+    pub fn local_request(&self, msg: String) -> Option<String> {
+        let hook = self.local_request.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match hook.and_then(|h| h.upgrade()) {
+            Some(h) => h.local_request(msg),
+            None => Some(msg),
+        }
+    }
+
     /// The state of trunk `name` at `uri`, created on first use.
     pub fn register(&self, name: &str, uri: &str) -> Arc<TrunkState> {
         let key = (name.to_owned(), uri.to_owned());

@@ -139,6 +139,8 @@ async fn run(weak: Weak<TrunksInner>) {
             let branch = format!("z9hG4bK-sipc-probe-{port}-{cseq}");
             let via = SocketAddr::new(local_ip(to), port);
             let msg = options(&state.name, &state.uri, via, &branch, cseq);
+            // `event_route "tm:local-request"` sees it first, and may stop it.
+            let Some(msg) = trunks.local_request(msg) else { continue };
             state.probes_sent.fetch_add(1, Ordering::Relaxed);
             let wait = Duration::from_millis((cfg.interval_ms / 2).clamp(50, 2000));
             if v4.send_to(msg.as_bytes(), to).await.is_err() {

@@ -753,3 +753,16 @@ pub static KAMAILIO_NAMES: &[(&str, &str)] = &[
     ("subst_hf", "replace_hf"),
     ("is_uri_host_local", "is_myself"),
 ];
+
+/// The events sipc raises, with when: the names `event_route "NAME"` may
+/// take (Kamailio's names for the same moments).
+pub const EVENTS: &[(&str, &str)] = &[
+    (
+        "core:worker-one-init",
+        "once at startup, after the sockets are bound and before the first message is routed (the message is a stand-in OPTIONS)",
+    ),
+    (
+        "tm:local-request",
+        "for each request sipc sends on its own (trunk OPTIONS probes), before it is sent: the route may add or remove headers; `drop` keeps it from being sent",
+    ),
+];

@@ -206,6 +206,22 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
             );
             continue;
         }
+        if def.kind == RouteKind::Event
+            && !builtins::EVENTS.iter().any(|(e, _)| *e == key.1)
+            && let Some(name) = &def.name
+        {
+            let known = builtins::EVENTS.iter().map(|(e, _)| *e);
+            let d = Diagnostic::new(
+                Code::UnknownEvent,
+                format!("sipc raises no event `{}`: this route would never run", key.1),
+            )
+            .at(name.span, "not an event sipc raises");
+            let list: Vec<&str> = builtins::EVENTS.iter().map(|(e, _)| *e).collect();
+            c.error(match resolve::suggest(&key.1, known) {
+                Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                None => d.with_help(format!("the events are: {}", list.join(", "))),
+            });
+        }
         c.route_names.insert(key, id);
         c.route_defs.push(def);
     }
