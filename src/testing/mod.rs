@@ -92,6 +92,14 @@ pub fn run_file(file: &Path, opts: run::Options) -> FileReport {
     let parsed = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read `{}`: {e}", file.display()))
         .and_then(|text| spec::parse(&text).map_err(|e| format!("`{}`: {e}", file.display())));
+    // The `[[test]]` header lines, in order: where each test starts.
+    let headers: Vec<usize> = std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == "[[test]]")
+        .map(|(i, _)| i + 1)
+        .collect();
     let tf: TestFile = match parsed {
         Ok(t) => t,
         Err(e) => {
@@ -123,6 +131,8 @@ pub fn run_file(file: &Path, opts: run::Options) -> FileReport {
                         lines.entry(file).or_default().insert(line, true);
                     }
                 }
+                let mut outcome = outcome;
+                outcome.line = headers.get(report.tests.len()).copied().unwrap_or(0);
                 report.tests.push(outcome);
             }
             Err(e) => {

@@ -48,6 +48,9 @@ pub struct Mismatch {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
     pub name: String,
+    /// The line of the test's `[[test]]` header in its file (1-based; 0
+    /// when unknown), where editors show its failures.
+    pub line: usize,
     /// Every expectation held (set once the test has run).
     pub passed: bool,
     /// The test could not run (a bad message, an unknown trunk …).
@@ -249,6 +252,7 @@ pub fn run_test(
     let prog = &checked.program;
     let mut outcome = Outcome {
         name: test.name.clone(),
+        line: 0,
         passed: false,
         error: None,
         mismatches: Vec::new(),
