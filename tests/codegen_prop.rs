@@ -121,7 +121,7 @@ fn literal(v: i64) -> String {
     }
 }
 
-fn run(prog: &sipc::sema::ir::CheckedProgram) -> (Decision, Decision) {
+fn run(prog: &sipc::sema::ir::CheckedProgram) -> (Decision, Decision, Decision) {
     let text = "OPTIONS sip:x@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKp\r\n\
                 To: <sip:x@example.com>\r\nFrom: <sip:y@example.com>;tag=1\r\nCall-ID: p\r\n\
                 CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
@@ -131,7 +131,13 @@ fn run(prog: &sipc::sema::ir::CheckedProgram) -> (Decision, Decision) {
     };
     let jit = Program::compile(prog).unwrap();
     let eval = Evaluator::new(prog).unwrap();
-    (jit.run(&mut ctx()), eval.run(&mut ctx()))
+    // The instrumented build (coverage, `sipc trace`) recording a trace.
+    let traced = Program::compile_instrumented(prog).unwrap();
+    let mut tctx = ctx();
+    tctx.trace = Some(Box::default());
+    let t = traced.run(&mut tctx);
+    assert!(!tctx.trace.unwrap().events.is_empty());
+    (jit.run(&mut ctx()), eval.run(&mut ctx()), t)
 }
 
 proptest! {
@@ -157,12 +163,13 @@ proptest! {
         );
         let out = sema::check_source("prop.route", &src, &Options::default());
         prop_assume!(out.errors() == 0);
-        let (jit, eval) = run(&out.program);
+        let (jit, eval, traced) = run(&out.program);
         let want = Decision::Reply {
             code: if model_b(&cond, &env) { 200 } else { 201 },
             reason: model_i(&value, &env).to_string().into(),
         };
         prop_assert_eq!(&jit, &eval, "{}", src);
+        prop_assert_eq!(&jit, &traced, "{}", src);
         prop_assert_eq!(&jit, &want, "{}", src);
     }
 }
