@@ -238,6 +238,10 @@ struct Run {
     branches: Vec<Branch>,
     /// The test's first request and where it came from (for CANCEL).
     first: Option<(String, Transport, SocketAddr)>,
+    /// The caller's latest request (for `authenticate`).
+    last: Option<(String, Transport, SocketAddr)>,
+    /// The last 401/407 the caller got: its code and challenge.
+    challenge: Option<(u16, String)>,
     /// Numbers messages so Call-IDs, tags and branches are unique.
     counter: usize,
 }
@@ -337,7 +341,16 @@ impl Run {
             crate::cli::run::txn_config(prog),
         )
         .with_services(services);
-        Ok(Run { core, recorder, listens, branches: Vec::new(), first: None, counter: 0 })
+        Ok(Run {
+            core,
+            recorder,
+            listens,
+            branches: Vec::new(),
+            first: None,
+            last: None,
+            challenge: None,
+            counter: 0,
+        })
     }
 
     fn inbound(&self, transport: Transport, peer: SocketAddr) -> Inbound {
@@ -358,14 +371,22 @@ impl Run {
         step: &FollowUp,
     ) -> Result<(String, Vec<Sent>, Vec<RouteRun>, Vec<Event>), String> {
         self.counter += 1;
-        let kinds = [step.request.is_given(), step.reply.is_some(), step.timeout, step.cancel];
+        let kinds = [
+            step.request.is_given(),
+            step.reply.is_some(),
+            step.timeout,
+            step.cancel,
+            step.authenticate.is_some(),
+        ];
         if kinds.iter().filter(|k| **k).count() != 1 {
             return Err("a step is exactly one of: a request (`message` or `method`), \
-                        `reply = CODE`, `timeout = true`, `cancel = true`"
+                        `reply = CODE`, `timeout = true`, `cancel = true`, `authenticate = {…}`"
                 .into());
         }
         let (event, result) = if step.request.is_given() {
             self.request(&step.request)?
+        } else if let Some(c) = &step.authenticate {
+            self.authenticate(c)?
         } else if let Some(code) = step.reply {
             self.reply(code, step)?
         } else if step.timeout {
@@ -380,6 +401,15 @@ impl Run {
         };
         let mut sent = Vec::new();
         flatten(result, &mut sent)?;
+        // A challenge to the caller, for a later `authenticate`.
+        for s in &sent {
+            if let Some(code @ (401 | 407)) = s.msg.status() {
+                let name = if code == 401 { "WWW-Authenticate" } else { "Proxy-Authenticate" };
+                if let Some(h) = s.msg.headers_named(name).next() {
+                    self.challenge = Some((code, s.msg.value_of(h).to_owned()));
+                }
+            }
+        }
         Ok((event, sent, self.recorder.take(), self.recorder.take_events()))
     }
 
@@ -396,8 +426,96 @@ impl Run {
         if self.first.is_none() {
             self.first = Some((text.clone(), transport, source));
         }
+        self.last = Some((text.clone(), transport, source));
         let step = self.core.process(Bytes::from(text), self.inbound(transport, source));
         Ok((event, step))
+    }
+
+    /// The caller's last request again (next CSeq, new branch) with the
+    /// credentials that answer the last challenge it got.
+    fn authenticate(
+        &mut self,
+        who: &super::spec::Credentials,
+    ) -> Result<(String, Option<Step>), String> {
+        use crate::auth::digest::{self, Algorithm};
+        let (text, transport, source) =
+            self.last.clone().ok_or("`authenticate`: the test sent no request yet")?;
+        let (code, challenge) = self
+            .challenge
+            .clone()
+            .ok_or("`authenticate`: the caller got no 401 or 407 challenge")?;
+        let param = |name: &str| {
+            challenge.split(&format!("{name}=")).nth(1).map(|v| {
+                v.trim_start_matches('"').split(['"', ',']).next().unwrap_or("").to_owned()
+            })
+        };
+        let realm = param("realm").unwrap_or_default();
+        let nonce = param("nonce").ok_or("`authenticate`: the challenge has no nonce")?;
+        let alg = Algorithm::parse(param("algorithm").as_deref())
+            .ok_or("`authenticate`: the challenge names an unknown algorithm")?;
+        let qop = param("qop").filter(|q| q.split(',').any(|x| x.trim() == "auth"));
+        let msg = Message::parse(Bytes::from(text.clone())).map_err(|e| e.to_string())?;
+        let method = msg.method_str().unwrap_or("").to_owned();
+        let uri = msg.request_uri_str().unwrap_or("").to_owned();
+        let c = digest::Credentials {
+            username: &who.user,
+            realm: &realm,
+            nonce: &nonce,
+            uri: &uri,
+            qop: qop.as_ref().map(|_| "auth"),
+            nc: qop.as_ref().map(|_| "00000001"),
+            cnonce: qop.as_ref().map(|_| "5170c0ff"),
+            ..digest::Credentials::default()
+        };
+        let ha1 = digest::ha1(alg, &who.user, &realm, &who.password);
+        let response = digest::response(alg, &ha1, &c, &method);
+        let mut value = format!(
+            "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             response=\"{response}\", algorithm={}",
+            who.user,
+            alg.name()
+        );
+        if qop.is_some() {
+            value.push_str(", qop=auth, nc=00000001, cnonce=\"5170c0ff\"");
+        }
+        let name = if code == 401 { "Authorization" } else { "Proxy-Authorization" };
+        let n = self.counter;
+        // The same request as a new transaction: next CSeq, a fresh branch.
+        let mut out = String::new();
+        let mut via_done = false;
+        for line in text.split("\r\n") {
+            let lower = line.to_ascii_lowercase();
+            if line.is_empty() {
+                break;
+            }
+            if !via_done && (lower.starts_with("via:") || lower.starts_with("v:")) {
+                via_done = true;
+                let (head, params) = line.split_once(';').unwrap_or((line, ""));
+                let params: Vec<&str> =
+                    params.split(';').filter(|p| !p.trim().starts_with("branch=")).collect();
+                out.push_str(head);
+                out.push_str(&format!(";branch=z9hG4bK-test-{n}-auth"));
+                for p in params.iter().filter(|p| !p.is_empty()) {
+                    out.push(';');
+                    out.push_str(p);
+                }
+            } else if lower.starts_with("cseq:") {
+                let seq = msg.cseq().ok().flatten().map_or(1, |c| c.seq) + 1;
+                out.push_str(&format!("CSeq: {seq} {method}"));
+            } else if lower.starts_with("authorization:")
+                || lower.starts_with("proxy-authorization:")
+            {
+                continue;
+            } else {
+                out.push_str(line);
+            }
+            out.push_str("\r\n");
+        }
+        out.push_str(&format!("{name}: {value}\r\n\r\n"));
+        out.push_str(text.split_once("\r\n\r\n").map_or("", |(_, b)| b));
+        self.last = Some((out.clone(), transport, source));
+        let step = self.core.process(Bytes::from(out), self.inbound(transport, source));
+        Ok((format!("{method} {uri} with credentials of {}", who.user), step))
     }
 
     /// The index of the branch a follow-up answers.

@@ -147,12 +147,23 @@ pub struct FollowUp {
     /// The caller cancels the test's first request.
     #[serde(default)]
     pub cancel: bool,
+    /// The caller sends its last request again with credentials answering
+    /// the last 401/407 challenge it got (digest, RFC 7616).
+    pub authenticate: Option<Credentials>,
     /// A new request (`message`, or `method` and fields), or the headers of
     /// `reply`.
     #[serde(flatten)]
     pub request: RequestSpec,
     #[serde(default)]
     pub expect: Expect,
+}
+
+/// A user's name and password, for `authenticate`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
 }
 
 /// What a step must lead to; every field is optional and only the given
@@ -221,7 +232,8 @@ const REQUEST_KEYS: &[&str] = &[
     "body",
 ];
 const TEST_KEYS: &[&str] = &["name", "defines", "expect", "then", "world"];
-const FOLLOW_UP_KEYS: &[&str] = &["reply", "reason", "branch", "timeout", "cancel", "expect"];
+const FOLLOW_UP_KEYS: &[&str] =
+    &["reply", "reason", "branch", "timeout", "cancel", "authenticate", "expect"];
 
 /// Parses a test file, refusing keys it does not know (a misspelt
 /// expectation must not pass silently).
