@@ -661,6 +661,16 @@ pub static SETTINGS: &[SettingDef] = &[
     ),
 ];
 
+/// The builtins that use the location table: `sipc run` starts it (and
+/// reads `module registrar` and `module usrloc`) only for a program that
+/// calls one of them.
+pub const LOCATION_FUNCTIONS: &[&str] = &["save", "lookup", "registered", "unregister"];
+
+/// The builtins that authenticate: `sipc run` opens the subscriber table
+/// (`module usrloc { db_path }`) and reads `module auth` only for a
+/// program that calls one of them.
+pub const AUTH_FUNCTIONS: &[&str] = &["auth_check", "auth_challenge"];
+
 pub fn function(name: &str) -> Option<(usize, &'static Func)> {
     FUNCTIONS.iter().enumerate().find(|(_, f)| f.name == name)
 }
