@@ -36,6 +36,7 @@ pub enum Code {
     DuplicateKey,
     EmptyGroup,
     BadCsvRow,
+    UnservedTransport,
     // Types and values.
     TypeMismatch,
     WrongArgCount,
@@ -61,6 +62,7 @@ pub enum Code {
     NoFinalAction,
     ShadowedRow,
     UnreachableFailover,
+    UnusedModule,
 }
 
 /// Every code, in documentation order.
@@ -91,6 +93,7 @@ pub const ALL: &[Code] = &[
     Code::DuplicateKey,
     Code::EmptyGroup,
     Code::BadCsvRow,
+    Code::UnservedTransport,
     Code::TypeMismatch,
     Code::WrongArgCount,
     Code::OutOfRange,
@@ -113,6 +116,7 @@ pub const ALL: &[Code] = &[
     Code::NoFinalAction,
     Code::ShadowedRow,
     Code::UnreachableFailover,
+    Code::UnusedModule,
 ];
 
 impl Code {
@@ -202,6 +206,9 @@ impl Code {
                 "E0218",
                 "a routing table's CSV file cannot be read, or one of its rows is malformed",
             ),
+            Code::UnservedTransport => {
+                ("E0219", "a `listen` transport that `sipc run` does not serve")
+            }
             Code::TypeMismatch => ("E0301", "a value of one type where another is required"),
             Code::WrongArgCount => ("E0302", "a call with too few or too many arguments"),
             Code::OutOfRange => (
@@ -242,6 +249,9 @@ impl Code {
             Code::ShadowedRow => ("W0508", "a routing table row that can never be chosen"),
             Code::UnreachableFailover => {
                 ("W0509", "a trunk listed twice in a group: the second place is never tried")
+            }
+            Code::UnusedModule => {
+                ("W0511", "a `module` block for a feature that nothing in the configuration uses")
             }
         }
     }

@@ -222,6 +222,8 @@ pub struct Collected<'a> {
     /// `trunk`, `trunk_group` and `table … by …` items.
     pub routing: Vec<&'a Item>,
     pub settings: Vec<(Option<&'a Ident>, &'a ast::Setting)>,
+    /// `module NAME { … }` blocks, empty ones too.
+    pub modules: Vec<(&'a Ident, &'a [ast::Setting])>,
     pub listens: Vec<&'a Item>,
     pub domains: Vec<&'a ast::Expr>,
     pub features: HashMap<String, Feature>,
@@ -264,6 +266,7 @@ fn expand_items<'a>(
             }
             ItemKind::Settings(list) => c.settings.extend(list.iter().map(|s| (None, s))),
             ItemKind::Module { name, params } => {
+                c.modules.push((name, params));
                 c.settings.extend(params.iter().map(|s| (Some(name), s)))
             }
             ItemKind::Listen { .. } => c.listens.push(item),
