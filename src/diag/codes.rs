@@ -49,6 +49,7 @@ pub enum Code {
     NotConstant,
     DuplicateCase,
     MissingRequestRoute,
+    InvalidUri,
     // Route-kind rules.
     NotAllowedInRoute,
     Recursion,
@@ -62,6 +63,7 @@ pub enum Code {
     NoFinalAction,
     ShadowedRow,
     UnreachableFailover,
+    MisspelledHeader,
     UnusedModule,
 }
 
@@ -105,6 +107,7 @@ pub const ALL: &[Code] = &[
     Code::NotConstant,
     Code::DuplicateCase,
     Code::MissingRequestRoute,
+    Code::InvalidUri,
     Code::NotAllowedInRoute,
     Code::Recursion,
     Code::Unreachable,
@@ -116,6 +119,7 @@ pub const ALL: &[Code] = &[
     Code::NoFinalAction,
     Code::ShadowedRow,
     Code::UnreachableFailover,
+    Code::MisspelledHeader,
     Code::UnusedModule,
 ];
 
@@ -227,6 +231,9 @@ impl Code {
             }
             Code::DuplicateCase => ("E0310", "two `case` labels of one `switch` are equal"),
             Code::MissingRequestRoute => ("E0311", "the configuration has no `request_route`"),
+            Code::InvalidUri => {
+                ("E0312", "a constant string used as a URI that the proxy's URI parser rejects")
+            }
             Code::NotAllowedInRoute => (
                 "E0401",
                 "a function or variable used in a route kind where it is not allowed, possibly through sub-routes",
@@ -249,6 +256,9 @@ impl Code {
             Code::ShadowedRow => ("W0508", "a routing table row that can never be chosen"),
             Code::UnreachableFailover => {
                 ("W0509", "a trunk listed twice in a group: the second place is never tried")
+            }
+            Code::MisspelledHeader => {
+                ("W0510", "a header name that is no known SIP header but one edit away from one")
             }
             Code::UnusedModule => {
                 ("W0511", "a `module` block for a feature that nothing in the configuration uses")

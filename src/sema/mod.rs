@@ -18,6 +18,7 @@ pub mod resolve;
 pub mod routing;
 mod routing_table;
 pub mod types;
+pub mod values;
 
 use std::collections::HashMap;
 use std::path::Path;
