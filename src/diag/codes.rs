@@ -164,7 +164,9 @@ impl Code {
                 "a `$` in a string that starts no pseudo-variable (write `\\$` for a dollar)",
             ),
             Code::InvalidAddress => ("E0108", "an IP address, port or CIDR prefix out of range"),
-            Code::IncludeNotFound => ("E0201", "an `include` names a file that cannot be read"),
+            Code::IncludeNotFound => {
+                ("E0201", "a file to check, or one an `include` names, cannot be read")
+            }
             Code::IncludeCycle => ("E0202", "files include each other in a cycle"),
             Code::UnknownRoute => {
                 ("E0203", "`route(NAME)` or `on_failure(NAME)` names a route that is not defined")
