@@ -1,12 +1,16 @@
-//! `sipc check FILE… [--format human|json] [--deny-warnings] [-D NAME=VALUE]…`
+//! `sipc check PATH… [--format human|json] [--deny-warnings] [-D NAME=VALUE]…`
 //!
-//! Checks each file independently and prints every diagnostic. Exit codes:
-//! 0 clean, 1 errors (or warnings with `--deny-warnings`), 2 usage or I/O
-//! trouble. The rendering lives in [`crate::diag::render`]; this module only
-//! decides where output goes and what the exit code is.
+//! Checks each file independently and prints every diagnostic. A directory
+//! stands for every `.route` file under it, recursively (hidden directories
+//! skipped). Exit codes: 0 clean, 1 errors (or warnings with
+//! `--deny-warnings`), 2 usage or I/O trouble: a file that cannot be read,
+//! or a directory without `.route` files, is reported (code E0201, counted
+//! as an error) and makes the exit code 2. The rendering lives in
+//! [`crate::diag::render`]; this module only decides where output goes and
+//! what the exit code is.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
@@ -23,8 +27,9 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Route files to check.
-    #[arg(required = true)]
+    /// Route files to check; a directory stands for every `.route` file
+    /// under it.
+    #[arg(required = true, value_name = "PATH")]
     pub files: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -56,6 +61,44 @@ pub fn parse_define(s: &str) -> Result<(String, Option<String>), String> {
     }
 }
 
+/// The files `paths` stand for: a file as given, a directory as every
+/// `.route` file under it (sorted, hidden directories skipped). A directory
+/// that cannot be read or holds no `.route` file is returned as a problem.
+pub fn route_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for p in paths {
+        if !p.is_dir() {
+            files.push(p.clone());
+            continue;
+        }
+        let before = files.len();
+        if let Err(e) = walk(p, &mut files) {
+            problems.push((p.clone(), e.to_string()));
+        } else if files.len() == before {
+            problems.push((p.clone(), "the directory holds no `.route` file".to_string()));
+        }
+    }
+    (files, problems)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries = std::fs::read_dir(dir)?.collect::<Result<Vec<_>, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        // Not followed through symbolic links, so a link cannot loop.
+        if e.file_type()?.is_dir() {
+            if !e.file_name().to_string_lossy().starts_with('.') {
+                walk(&path, out)?;
+            }
+        } else if path.extension().is_some_and(|x| x == "route") && path.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
 /// Result of checking some files, before printing.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -83,13 +126,20 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let mut stderr = std::io::stderr().lock();
     let mut unmatched: Option<Vec<String>> = None;
     let mut define_names: Vec<String> = Vec::new();
-    for file in &args.files {
+    let no_sources = crate::syntax::span::SourceMap::new();
+    let (files, problems) = route_files(&args.files);
+    // Problems without a place in a source file: unreadable files and
+    // directories, `-D` options that match nothing.
+    let mut unplaced = Vec::new();
+    for (path, why) in problems {
+        unplaced.push(cannot_read(&path, why));
+    }
+    for file in &files {
         let name = file.to_string_lossy().into_owned();
         let out = match sema::check_path(file, &name, &opts) {
             Ok(o) => o,
             Err(e) => {
-                let _ = writeln!(stderr, "error: cannot read `{name}`: {e}");
-                summary.io_failed = true;
+                unplaced.push(cannot_read(file, e.to_string()));
                 continue;
             }
         };
@@ -111,6 +161,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
             }
         }
     }
+    if !unplaced.is_empty() {
+        summary.io_failed = true;
+    }
     for name in unmatched.unwrap_or_default() {
         let mut d = Diagnostic::new(
             Code::BadDefineOption,
@@ -122,18 +175,20 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 "declare it with `define {name} = false;` or `const {name} = …;`"
             )),
         };
-        summary.errors += 1;
+        unplaced.push(d);
+    }
+    for d in &unplaced {
+        summary.errors += usize::from(d.is_error());
         match args.format {
             Format::Human => {
-                let map = crate::syntax::span::SourceMap::new();
-                let _ = write!(stderr, "{}", render::human(&map, &d, style));
+                let _ = write!(stderr, "{}", render::human(&no_sources, d, style));
             }
-            Format::Json => json_out.push(render::json(&crate::syntax::span::SourceMap::new(), &d)),
+            Format::Json => json_out.push(render::json(&no_sources, d)),
         }
     }
     match args.format {
         Format::Human => {
-            let files = args.files.len();
+            let files = files.len();
             let _ = writeln!(
                 stderr,
                 "checked {files} file{}: {} error{}, {} warning{}",
@@ -160,6 +215,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// A file or directory given on the command line that cannot be checked.
+fn cannot_read(path: &Path, why: String) -> Diagnostic {
+    Diagnostic::new(Code::IncludeNotFound, format!("cannot read `{}`: {why}", path.display()))
+        .with_help("check the path; a directory stands for every `.route` file under it")
 }
 
 /// Renders diagnostics exactly as the UI tests expect (no colour, 100 columns).

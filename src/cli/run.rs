@@ -70,8 +70,9 @@ pub fn server_config_in(
             Some(t) => t,
             None => {
                 return Err(format!(
-                    "`listen {}`: only udp, tcp and tls are supported yet",
-                    l.proto
+                    "`listen {}`: only {} are served",
+                    l.proto,
+                    Transport::served_list()
                 ));
             }
         };

@@ -89,21 +89,14 @@ pub fn db_path(prog: &CheckedProgram, base: &Path) -> PathBuf {
     }
 }
 
-/// Does the program call any of `names`?
-fn calls(prog: &CheckedProgram, names: &[&str]) -> bool {
-    crate::codegen::called_builtins(prog)
-        .into_iter()
-        .any(|i| names.contains(&crate::sema::builtins::FUNCTIONS[i].name))
-}
-
 /// Does the program use the location table?
 pub fn uses_location(prog: &CheckedProgram) -> bool {
-    calls(prog, &["save", "lookup", "registered", "unregister"])
+    prog.calls_any(crate::sema::builtins::LOCATION_FUNCTIONS)
 }
 
 /// Does the program authenticate?
 pub fn uses_auth(prog: &CheckedProgram) -> bool {
-    calls(prog, &["auth_check", "auth_challenge"])
+    prog.calls_any(crate::sema::builtins::AUTH_FUNCTIONS)
 }
 
 /// Digest authentication over `subs` with the `module auth` settings.

@@ -128,15 +128,7 @@ pub(crate) fn expr_ty(
 
 /// The catalog indices of every builtin function the program calls.
 pub fn called_builtins(prog: &CheckedProgram) -> std::collections::BTreeSet<usize> {
-    let mut out = std::collections::BTreeSet::new();
-    for r in &prog.routes {
-        crate::sema::ir::visit_exprs(&r.body, &mut |e| {
-            if let crate::sema::ir::ExprKind::Call { func, .. } = e.kind {
-                out.insert(func);
-            }
-        });
-    }
-    out
+    prog.called_builtins()
 }
 
 /// Builtins the program calls whose behaviour lands later (see

@@ -36,6 +36,7 @@ pub enum Code {
     DuplicateKey,
     EmptyGroup,
     BadCsvRow,
+    UnservedTransport,
     VarNeverWritten,
     VarAcrossMessages,
     UnknownEvent,
@@ -51,6 +52,7 @@ pub enum Code {
     NotConstant,
     DuplicateCase,
     MissingRequestRoute,
+    InvalidUri,
     // Route-kind rules.
     NotAllowedInRoute,
     Recursion,
@@ -66,6 +68,8 @@ pub enum Code {
     ShadowedRow,
     UnreachableFailover,
     FailoverStops,
+    MisspelledHeader,
+    UnusedModule,
 }
 
 /// Every code, in documentation order.
@@ -96,6 +100,7 @@ pub const ALL: &[Code] = &[
     Code::DuplicateKey,
     Code::EmptyGroup,
     Code::BadCsvRow,
+    Code::UnservedTransport,
     Code::VarNeverWritten,
     Code::VarAcrossMessages,
     Code::UnknownEvent,
@@ -110,6 +115,7 @@ pub const ALL: &[Code] = &[
     Code::NotConstant,
     Code::DuplicateCase,
     Code::MissingRequestRoute,
+    Code::InvalidUri,
     Code::NotAllowedInRoute,
     Code::Recursion,
     Code::DropInFailureRoute,
@@ -123,6 +129,8 @@ pub const ALL: &[Code] = &[
     Code::ShadowedRow,
     Code::UnreachableFailover,
     Code::FailoverStops,
+    Code::MisspelledHeader,
+    Code::UnusedModule,
 ];
 
 impl Code {
@@ -166,7 +174,9 @@ impl Code {
                 "a `$` in a string that starts no pseudo-variable (write `\\$` for a dollar)",
             ),
             Code::InvalidAddress => ("E0108", "an IP address, port or CIDR prefix out of range"),
-            Code::IncludeNotFound => ("E0201", "an `include` names a file that cannot be read"),
+            Code::IncludeNotFound => {
+                ("E0201", "a file to check, or one an `include` names, cannot be read")
+            }
             Code::IncludeCycle => ("E0202", "files include each other in a cycle"),
             Code::UnknownRoute => {
                 ("E0203", "`route(NAME)` or `on_failure(NAME)` names a route that is not defined")
@@ -223,6 +233,9 @@ impl Code {
             Code::UnknownEvent => {
                 ("E0222", "an `event_route` for an event sipc does not raise: it would never run")
             }
+            Code::UnservedTransport => {
+                ("E0219", "a `listen` transport that `sipc run` does not serve")
+            }
             Code::TypeMismatch => ("E0301", "a value of one type where another is required"),
             Code::WrongArgCount => ("E0302", "a call with too few or too many arguments"),
             Code::OutOfRange => (
@@ -241,6 +254,9 @@ impl Code {
             }
             Code::DuplicateCase => ("E0310", "two `case` labels of one `switch` are equal"),
             Code::MissingRequestRoute => ("E0311", "the configuration has no `request_route`"),
+            Code::InvalidUri => {
+                ("E0312", "a constant string used as a URI that the proxy's URI parser rejects")
+            }
             Code::NotAllowedInRoute => (
                 "E0401",
                 "a function or variable used in a route kind where it is not allowed, possibly through sub-routes",
@@ -272,6 +288,12 @@ impl Code {
                 "W0510",
                 "a failure route relays to a next destination without arming a failure route again: serial failover stops after one retry",
             ),
+            Code::MisspelledHeader => {
+                ("W0511", "a header name that is no known SIP header but one edit away from one")
+            }
+            Code::UnusedModule => {
+                ("W0512", "a `module` block for a feature that nothing in the configuration uses")
+            }
         }
     }
 }

@@ -72,7 +72,7 @@ pub fn function_markdown(f: &Func) -> String {
 pub fn pv_label(p: &PseudoVar) -> String {
     match p.arg {
         PvArg::None => format!("${}", p.name),
-        PvArg::Name => format!("${}(name)", p.name),
+        PvArg::Name | PvArg::Header => format!("${}(name)", p.name),
         PvArg::Index => format!("${}(N)", p.name),
     }
 }

@@ -29,6 +29,19 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// Every transport `sipc run` serves; `sipc check` refuses a `listen`
+    /// on any other.
+    pub const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
+
+    /// The lowercase name a `listen` item uses (`udp`, `tcp`, `tls`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
     /// The token used in Via headers.
     pub fn via_token(self) -> &'static str {
         match self {
@@ -45,11 +58,16 @@ impl Transport {
 
     /// Parses a lowercase transport name (`udp`, `tcp`, `tls`).
     pub fn from_name(name: &str) -> Option<Transport> {
-        match name {
-            "udp" => Some(Transport::Udp),
-            "tcp" => Some(Transport::Tcp),
-            "tls" => Some(Transport::Tls),
-            _ => None,
+        Transport::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The served transports' names, for messages: `udp, tcp and tls`.
+    pub fn served_list() -> String {
+        let names = Transport::ALL.map(Transport::name);
+        match names.split_last() {
+            Some((last, [])) => (*last).to_string(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
         }
     }
 }

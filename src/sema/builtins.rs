@@ -127,12 +127,34 @@ pub enum Param {
     Dest,
     /// A log level name: `err`, `warn`, `notice`, `info`, `debug`.
     Level,
+    /// A str holding a URI; a constant must be one the proxy accepts for
+    /// this use.
+    Uri(UriUse),
+    /// A str naming a header; a constant is compared with the known SIP
+    /// headers.
+    Header,
+    /// A str holding header lines, `"Name: value\r\n"`; the names of a
+    /// constant's lines are compared with the known SIP headers.
+    HeaderLine,
+}
+
+/// How a URI-valued string is used, which decides what a constant must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UriUse {
+    /// Any URI the proxy's parser accepts (`sip:`, `sips:`, `tel:` or
+    /// another scheme): a request URI, an address of record.
+    Any,
+    /// Where a request is sent: a `sip:` or `sips:` URI (the only ones the
+    /// proxy resolves to a next hop), or empty for "no destination".
+    NextHop,
 }
 
 impl Param {
     pub fn describe(self) -> String {
         match self {
-            Param::Str => "str".into(),
+            // URIs and header names are strs; the checker looks closer at
+            // constants passed for them.
+            Param::Str | Param::Uri(_) | Param::Header | Param::HeaderLine => "str".into(),
             Param::Int => "int".into(),
             Param::IntRange(lo, hi) => format!("int {lo}..={hi}"),
             Param::Bool => "bool".into(),
@@ -220,7 +242,7 @@ pub static FUNCTIONS: &[Func] = &[
         "Checks the request for malformed headers, URIs and lengths; on failure it has already replied (or dropped) and the route should `exit`. Kamailio: `sanity_check`."),
     func!(is_method(methods: P::Str) -> Bool, ANY, None,
         "True when the method (of the request, or of the request a reply answers) is one of the `|`-separated names, e.g. `\"INVITE|SUBSCRIBE\"`."),
-    func!(is_myself(uri: P::Str) -> Bool, ANY, None,
+    func!(is_myself(uri: P::Uri(UriUse::Any)) -> Bool, ANY, None,
         "True when the URI's host and port are one of this proxy's listen addresses or `domain` names. Kamailio: `uri == myself`."),
     // WITHINDLG
     func!(has_to_tag() -> Bool, ANY, None,
@@ -241,9 +263,9 @@ pub static FUNCTIONS: &[Func] = &[
     func!(t_branch_timeout() -> Bool, Kinds::FAILURE, None,
         "True in a failure route when the branch failed because of a timeout."),
     // RELAY
-    func!(relay(destination: P::Str) min 0 -> Bool, RQF, Handles,
+    func!(relay(destination: P::Uri(UriUse::NextHop)) min 0 -> Bool, RQF, Handles,
         "Relays the request statefully (creating a transaction) to `$du`, or the request URI, or the optional `destination` (`\"sip:host:port\"`). False when it could not be sent. Kamailio: `t_relay`."),
-    func!(forward(destination: P::Str) min 0 -> Bool, RQF, Handles,
+    func!(forward(destination: P::Uri(UriUse::NextHop)) min 0 -> Bool, RQF, Handles,
         "Forwards the request statelessly to `$du`, or the request URI, or the optional `destination`. Kamailio: `forward`."),
     func!(reply(code: P::IntRange(100, 699), reason: P::Str) -> Bool, RQF, Handles,
         "Sends a reply with the status code and reason phrase, statefully if a transaction exists. Only request-side routes can reply. Kamailio: `sl_send_reply`/`send_reply`."),
@@ -255,7 +277,7 @@ pub static FUNCTIONS: &[Func] = &[
         "Arms an onreply_route for replies of this transaction. Kamailio: `t_on_reply`."),
     func!(on_branch(route: P::Route(RouteKind::Branch)) -> Void, RQF, None,
         "Arms a branch_route that runs for each outgoing branch. Kamailio: `t_on_branch`."),
-    func!(append_branch(uri: P::Str) min 0 -> Bool, RQF, None,
+    func!(append_branch(uri: P::Uri(UriUse::Any)) min 0 -> Bool, RQF, None,
         "Adds a new branch to the request (with `uri`, or the current request URI) for parallel forking."),
     // REGISTRAR / LOCATION
     func!(save(table: P::Str) -> Bool, RQ, Handles,
@@ -264,7 +286,7 @@ pub static FUNCTIONS: &[Func] = &[
         "Looks the request URI's address of record up in the location table. Found: the R-URI becomes the best contact (`$du` its NAT source address over the transport it registered on, or its Path as Route headers), other contacts of the same q become parallel branches and lower q groups are tried serially, best first. True when found; `$lookup_result` tells `found`, `not_found`, `method_not_allowed` (the contacts registered an Allow list without this method) or `error`. Kamailio: registrar `lookup` (1, -1, -2, -3)."),
     func!(registered(table: P::Str) -> Bool, RQF, None,
         "True when the request URI's address of record has a live binding in the location table. Changes nothing."),
-    func!(unregister(table: P::Str, aor: P::Str) -> Bool, RQF, None,
+    func!(unregister(table: P::Str, aor: P::Uri(UriUse::Any)) -> Bool, RQF, None,
         "Removes every binding of the address of record `aor` (a SIP URI; reduced to `sip:user@host`). True when there were bindings. Kamailio: registrar `unregister`."),
     // AUTH
     func!(auth_check(realm: P::Str, table: P::Str) -> Bool, RQ, None,
@@ -274,13 +296,13 @@ pub static FUNCTIONS: &[Func] = &[
     func!(consume_credentials() -> Bool, RQ, None,
         "Removes the Authorization and Proxy-Authorization headers, so credentials are not forwarded. True when one was removed."),
     // Headers
-    func!(is_present_hf(name: P::Str) -> Bool, ANY, None,
+    func!(is_present_hf(name: P::Header) -> Bool, ANY, None,
         "True when the message has at least one header called `name`."),
-    func!(append_hf(header: P::Str) -> Bool, ANY, None,
+    func!(append_hf(header: P::HeaderLine) -> Bool, ANY, None,
         "Appends a header line, e.g. `\"X-Foo: bar\\r\\n\"`; `$pv`s in it are expanded."),
-    func!(remove_hf(name: P::Str) -> Int, ANY, None,
+    func!(remove_hf(name: P::Header) -> Int, ANY, None,
         "Removes every header called `name`; returns how many were removed."),
-    func!(replace_hf(name: P::Str, value: P::Str) -> Bool, ANY, None,
+    func!(replace_hf(name: P::Header, value: P::Str) -> Bool, ANY, None,
         "Replaces the value of every header called `name` (appending one when none exists)."),
     // Strings
     func!(str_len(s: P::Str) -> Int, ANY, None, "Length of `s` in bytes."),
@@ -325,8 +347,10 @@ pub static FUNCTIONS: &[Func] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PvArg {
     None,
-    /// `$hdr(Name)`, `$var(x)`: a name.
+    /// `$var(x)`, `$avp(x)`: a name.
     Name,
+    /// `$hdr(Name)`: a header name, compared with the known SIP headers.
+    Header,
     /// `$match(1)`: a number.
     Index,
 }
@@ -351,6 +375,9 @@ pub struct PseudoVar {
     pub read: Kinds,
     /// Route kinds where it may be assigned; empty when read-only.
     pub write: Kinds,
+    /// Set when the value is a URI: a constant assigned to it must be one
+    /// the proxy accepts for this use.
+    pub uri: Option<UriUse>,
     pub scope: Scope,
     pub doc: &'static str,
     pub symbol: &'static str,
@@ -358,12 +385,19 @@ pub struct PseudoVar {
 
 macro_rules! pv {
     ($name:literal, $arg:ident, $ty:ident, $read:expr, $write:expr, $scope:ident, $doc:literal) => {
+        pv!(@ $name, $arg, $ty, $read, $write, None, $scope, $doc)
+    };
+    ($name:literal, $arg:ident, $ty:ident, $read:expr, $write:expr, uri $uri:ident, $scope:ident, $doc:literal) => {
+        pv!(@ $name, $arg, $ty, $read, $write, Some(UriUse::$uri), $scope, $doc)
+    };
+    (@ $name:literal, $arg:ident, $ty:ident, $read:expr, $write:expr, $uri:expr, $scope:ident, $doc:literal) => {
         PseudoVar {
             name: $name,
             arg: PvArg::$arg,
             ty: Ty::$ty,
             read: $read,
             write: $write,
+            uri: $uri,
             scope: Scope::$scope,
             doc: $doc,
             symbol: concat!("sipc_rt_pv_", $name),
@@ -380,6 +414,7 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
         Str,
         ANY,
         RQFB,
+        uri Any,
         Message,
         "Request URI. Writing it changes where the request goes."
     ),
@@ -392,13 +427,14 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
         Str,
         ANY,
         RQFB,
+        uri NextHop,
         Message,
         "Destination URI: the next hop, overriding the request URI for sending."
     ),
-    pv!("fu", None, Str, ANY, RO, Message, "URI of the From header."),
+    pv!("fu", None, Str, ANY, RO, uri Any, Message, "URI of the From header."),
     pv!("fU", None, Str, ANY, RO, Message, "User part of the From URI."),
     pv!("fd", None, Str, ANY, RO, Message, "Host part of the From URI."),
-    pv!("tu", None, Str, ANY, RO, Message, "URI of the To header."),
+    pv!("tu", None, Str, ANY, RO, uri Any, Message, "URI of the To header."),
     pv!("tU", None, Str, ANY, RO, Message, "User part of the To URI."),
     pv!("td", None, Str, ANY, RO, Message, "Host part of the To URI."),
     pv!("si", None, Str, ANY, RO, Message, "Source IP address of the message."),
@@ -495,7 +531,7 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
     ),
     pv!(
         "hdr",
-        Name,
+        Header,
         Str,
         ANY,
         RO,
@@ -661,6 +697,16 @@ pub static SETTINGS: &[SettingDef] = &[
     ),
 ];
 
+/// The builtins that use the location table: `sipc run` starts it (and
+/// reads `module registrar` and `module usrloc`) only for a program that
+/// calls one of them.
+pub const LOCATION_FUNCTIONS: &[&str] = &["save", "lookup", "registered", "unregister"];
+
+/// The builtins that authenticate: `sipc run` opens the subscriber table
+/// (`module usrloc { db_path }`) and reads `module auth` only for a
+/// program that calls one of them.
+pub const AUTH_FUNCTIONS: &[&str] = &["auth_check", "auth_challenge"];
+
 pub fn function(name: &str) -> Option<(usize, &'static Func)> {
     FUNCTIONS.iter().enumerate().find(|(_, f)| f.name == name)
 }
@@ -694,7 +740,7 @@ pub fn markdown() -> String {
     for p in PSEUDO_VARS {
         let name = match p.arg {
             PvArg::None => format!("`${}`", p.name),
-            PvArg::Name => format!("`${}(name)`", p.name),
+            PvArg::Name | PvArg::Header => format!("`${}(name)`", p.name),
             PvArg::Index => format!("`${}(N)`", p.name),
         };
         let kinds = |k: Kinds| {

@@ -425,7 +425,11 @@ impl<'a> Checker<'a> {
                         None
                     }
                     _ => {
-                        self.expect_ty(&v, def.ty, None);
+                        if self.expect_ty(&v, def.ty, None)
+                            && let Some(usage) = def.uri
+                        {
+                            self.uri_value(value, &v, usage);
+                        }
                         self.facts.uses.push(super::check::Use {
                             route: self.route,
                             allowed: def.write,

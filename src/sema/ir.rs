@@ -57,6 +57,29 @@ pub struct CheckedProgram {
     pub settings: Vec<SettingValue>,
 }
 
+impl CheckedProgram {
+    /// The catalog indices of the builtins some route calls (reachable or
+    /// not): what decides which services `sipc run` starts.
+    pub fn called_builtins(&self) -> std::collections::BTreeSet<usize> {
+        let mut out = std::collections::BTreeSet::new();
+        for r in &self.routes {
+            visit_exprs(&r.body, &mut |e| {
+                if let ExprKind::Call { func, .. } = e.kind {
+                    out.insert(func);
+                }
+            });
+        }
+        out
+    }
+
+    /// Whether some route calls one of the builtins named.
+    pub fn calls_any(&self, names: &[&str]) -> bool {
+        self.called_builtins()
+            .into_iter()
+            .any(|i| names.contains(&super::builtins::FUNCTIONS[i].name))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Route {
     pub kind: RouteKind,

@@ -12,16 +12,19 @@ pub mod callgraph;
 pub mod check;
 pub mod ir;
 pub mod lints;
+pub mod modules;
 pub mod regexes;
 pub mod resolve;
 pub mod routing;
 mod routing_table;
 pub mod types;
+pub mod values;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use crate::diag::{self, Code, Diagnostic};
+use crate::proxy::transport::Transport;
 use crate::syntax::ast::{self, ItemKind, RouteKind};
 use crate::syntax::span::{SourceMap, Span};
 use builtins::Ty;
@@ -170,7 +173,11 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
 
     routing::declare(&mut c, &collected.routing, &sources.csv, &mut program);
 
+    let unknown_modules = modules::check_names(&mut c, &collected.modules);
     for (module, setting) in &collected.settings {
+        if module.is_some_and(|m| unknown_modules.contains(&m.name)) {
+            continue;
+        }
         settings(&mut c, *module, setting, &mut program);
     }
     for item in &collected.listens {
@@ -257,6 +264,7 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
     let mut pass_diags = Vec::new();
     let reach = callgraph::analyse(&program.routes, &c.facts, &mut pass_diags);
     lints::run(&c, &program.routes, &reach, &mut pass_diags);
+    modules::unused(&c, &collected.modules, &collected.listens, &program, &mut pass_diags);
 
     program.msg_vars = std::mem::take(&mut c.msg_vars);
     program.avps = std::mem::take(&mut c.avps);
@@ -361,21 +369,8 @@ fn settings(
     s: &ast::Setting,
     program: &mut CheckedProgram,
 ) {
+    // Unknown modules were reported by `modules::check_names`.
     let module_name = module.map(|m| m.name.as_str()).unwrap_or("");
-    if let Some(m) = module {
-        if !builtins::SETTINGS.iter().any(|d| d.module == m.name) {
-            let mods: Vec<&str> =
-                builtins::SETTINGS.iter().map(|d| d.module).filter(|m| !m.is_empty()).collect();
-            let mut d =
-                Diagnostic::new(Code::UnknownSetting, format!("unknown module `{}`", m.name))
-                    .at(m.span, "no parameters known for this module");
-            if let Some(sug) = suggest(&m.name, mods.into_iter()) {
-                d = d.with_help(format!("did you mean `{sug}`?"));
-            }
-            c.error(d);
-            return;
-        }
-    }
     let Some(def) = builtins::setting(module_name, &s.name.name) else {
         let names = builtins::SETTINGS.iter().filter(|d| d.module == module_name).map(|d| d.name);
         let what = if module_name.is_empty() {
@@ -409,20 +404,34 @@ fn settings(
     }
 }
 
+/// SIP transports by name; `sipc run` serves the ones [`Transport`] has.
 const TRANSPORTS: &[&str] = &["udp", "tcp", "tls", "ws", "wss", "sctp"];
 
 fn listen(c: &mut Checker<'_>, item: &ast::Item, program: &mut CheckedProgram) {
     let ItemKind::Listen { proto, addr, advertise } = &item.kind else {
         return;
     };
-    if !TRANSPORTS.contains(&proto.name.as_str()) {
-        let mut d =
+    if Transport::from_name(&proto.name).is_none() {
+        let served = Transport::ALL.map(Transport::name);
+        let d = if TRANSPORTS.contains(&proto.name.as_str()) {
+            Diagnostic::new(
+                Code::UnservedTransport,
+                format!("`sipc run` does not serve `listen {}`", proto.name),
+            )
+            .at(proto.span, "not served")
+            .with_help(format!(
+                "`sipc run` serves {}: listen on one of those",
+                Transport::served_list()
+            ))
+        } else {
+            let help = match suggest(&proto.name, served.into_iter()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("`sipc run` serves {}", Transport::served_list()),
+            };
             Diagnostic::new(Code::UnknownSetting, format!("unknown transport `{}`", proto.name))
                 .at(proto.span, "not a transport")
-                .with_help(format!("transports: {}", TRANSPORTS.join(", ")));
-        if let Some(s) = suggest(&proto.name, TRANSPORTS.iter().copied()) {
-            d = d.with_help(format!("did you mean `{s}`?"));
-        }
+                .with_help(help)
+        };
         c.error(d);
         return;
     }

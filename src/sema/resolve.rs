@@ -222,6 +222,8 @@ pub struct Collected<'a> {
     /// `trunk`, `trunk_group` and `table … by …` items.
     pub routing: Vec<&'a Item>,
     pub settings: Vec<(Option<&'a Ident>, &'a ast::Setting)>,
+    /// `module NAME { … }` blocks, empty ones too.
+    pub modules: Vec<(&'a Ident, &'a [ast::Setting])>,
     pub listens: Vec<&'a Item>,
     pub domains: Vec<&'a ast::Expr>,
     pub features: HashMap<String, Feature>,
@@ -264,6 +266,7 @@ fn expand_items<'a>(
             }
             ItemKind::Settings(list) => c.settings.extend(list.iter().map(|s| (None, s))),
             ItemKind::Module { name, params } => {
+                c.modules.push((name, params));
                 c.settings.extend(params.iter().map(|s| (Some(name), s)))
             }
             ItemKind::Listen { .. } => c.listens.push(item),
@@ -385,6 +388,32 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         std::mem::swap(&mut prev, &mut cur);
     }
     prev[b.len()]
+}
+
+/// Like [`edit_distance`], but swapping two adjacent characters is one edit
+/// too (optimal string alignment): `Contcat` is one edit from `Contact`.
+pub fn typo_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let b: Vec<char> = b.chars().map(|c| c.to_ascii_lowercase()).collect();
+    // d[i][j]: distance between the first i chars of a and the first j of b.
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// The closest candidate within a third of the name's length, if any.

@@ -193,6 +193,9 @@ fn key_pv(c: &mut Checker<'_>, e: &ast::Expr) -> Option<(usize, Option<String>)>
         && def.scope == super::builtins::Scope::Message
         && def.ty == super::builtins::Ty::Str
     {
+        if def.arg == super::builtins::PvArg::Header {
+            c.header_pv(pv);
+        }
         return Some((i, pv.arg.clone()));
     }
     bad(

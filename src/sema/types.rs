@@ -153,13 +153,15 @@ impl Checker<'_> {
     pub fn pv_arg_ok(&mut self, pv: &ast::Pv, def: &PseudoVar) -> bool {
         let ok = match def.arg {
             PvArg::None => pv.arg.is_none(),
-            PvArg::Name => pv.arg.as_deref().is_some_and(|a| !a.is_empty()),
+            PvArg::Name | PvArg::Header => pv.arg.as_deref().is_some_and(|a| !a.is_empty()),
             PvArg::Index => pv.arg.as_deref().is_some_and(|a| a.parse::<u32>().is_ok()),
         };
         if !ok {
             let want = match def.arg {
                 PvArg::None => format!("`${}` takes no argument", def.name),
-                PvArg::Name => format!("`${}` needs a name: `${}(name)`", def.name, def.name),
+                PvArg::Name | PvArg::Header => {
+                    format!("`${}` needs a name: `${}(name)`", def.name, def.name)
+                }
                 PvArg::Index => format!("`${}` needs a number: `${}(1)`", def.name, def.name),
             };
             self.error(
@@ -176,6 +178,9 @@ impl Checker<'_> {
         };
         if !self.pv_arg_ok(pv, def) {
             return err(pv.span);
+        }
+        if def.arg == PvArg::Header {
+            self.header_pv(pv);
         }
         let arg = pv.arg.clone().unwrap_or_default();
         match def.scope {
@@ -359,6 +364,17 @@ impl Checker<'_> {
             Param::Str => {
                 let e = self.expr(a);
                 self.expect_ty(&e, Ty::Str, None);
+                e
+            }
+            Param::Uri(_) | Param::Header | Param::HeaderLine => {
+                let e = self.expr(a);
+                if self.expect_ty(&e, Ty::Str, None) {
+                    match p {
+                        Param::Uri(usage) => self.uri_value(a, &e, usage),
+                        Param::Header => self.header_name_value(a, &e),
+                        _ => self.header_lines_value(a, &e),
+                    }
+                }
                 e
             }
             Param::Bool | Param::Duration | Param::Int => {

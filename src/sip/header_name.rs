@@ -218,6 +218,18 @@ impl HeaderName {
         }
     }
 
+    /// Whether `name` is a header name of [`KNOWN_HEADERS`] or a compact form
+    /// of [`COMPACT_HEADERS`], compared ASCII case-insensitively.
+    pub fn is_known(name: &str) -> bool {
+        if HeaderName::classify(name) != HeaderName::Other {
+            return true;
+        }
+        match name.as_bytes() {
+            [c] => COMPACT_HEADERS.iter().any(|(f, _)| f.eq_ignore_ascii_case(&(*c as char))),
+            _ => KNOWN_HEADERS.iter().any(|k| k.eq_ignore_ascii_case(name)),
+        }
+    }
+
     /// Headers whose value is a comma-separated list (RFC 3261 §7.3.1), so
     /// several lines may be combined and one line may carry several values.
     pub fn is_list(self) -> bool {
@@ -239,6 +251,167 @@ impl HeaderName {
         )
     }
 }
+
+/// Header names in their canonical spelling: RFC 3261 §20, the header
+/// fields of the IANA SIP parameters registry (RFC 3262, 3313, 3323, 3325,
+/// 3326, 3327, 3329, 3515, 3608, 3841, 3891, 3892, 3903, 3911, 4028, 4412,
+/// 4457, 4488, 4538, 4964, 5002, 5009, 5318, 5360, 5373, 5393, 5502, 5503,
+/// 5626, 5806, 5839, 6050, 6086, 6442, 6665, 6794, 6809, 7044, 7315, 7316,
+/// 7433, 7614, 7913, 7989, 8224, 8262, 8496, including the deprecated ones
+/// of RFC 2543) and `Remote-Party-ID`, in wide use without an RFC. Every
+/// [`HeaderName`] variant's name is here (a test checks). `sipc check`
+/// compares the header names a route file uses with these: a name one edit
+/// away from one of them is likely misspelled.
+pub const KNOWN_HEADERS: &[&str] = &[
+    "Accept",
+    "Accept-Contact",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Accept-Resource-Priority",
+    "Alert-Info",
+    "Allow",
+    "Allow-Events",
+    "Answer-Mode",
+    "Authentication-Info",
+    "Authorization",
+    "Call-ID",
+    "Call-Info",
+    "Cellular-Network-Info",
+    "Contact",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-ID",
+    "Content-Language",
+    "Content-Length",
+    "Content-Type",
+    "CSeq",
+    "Date",
+    "Diversion",
+    "Encryption",
+    "Error-Info",
+    "Event",
+    "Expires",
+    "Feature-Caps",
+    "Flow-Timer",
+    "From",
+    "Geolocation",
+    "Geolocation-Error",
+    "Geolocation-Routing",
+    "Hide",
+    "History-Info",
+    "Identity",
+    "Identity-Info",
+    "In-Reply-To",
+    "Info-Package",
+    "Join",
+    "Max-Breadth",
+    "Max-Forwards",
+    "MIME-Version",
+    "Min-Expires",
+    "Min-SE",
+    "Organization",
+    "P-Access-Network-Info",
+    "P-Answer-State",
+    "P-Asserted-Identity",
+    "P-Asserted-Service",
+    "P-Associated-URI",
+    "P-Called-Party-ID",
+    "P-Charge-Info",
+    "P-Charging-Function-Addresses",
+    "P-Charging-Vector",
+    "P-DCS-Billing-Info",
+    "P-DCS-LAES",
+    "P-DCS-OSPS",
+    "P-DCS-Redirect",
+    "P-DCS-Trace-Party-ID",
+    "P-Early-Media",
+    "P-Media-Authorization",
+    "P-Preferred-Identity",
+    "P-Preferred-Service",
+    "P-Private-Network-Indication",
+    "P-Profile-Key",
+    "P-Refused-URI-List",
+    "P-Served-User",
+    "P-User-Database",
+    "P-Visited-Network-ID",
+    "Path",
+    "Permission-Missing",
+    "Policy-Contact",
+    "Policy-ID",
+    "Priority",
+    "Priv-Answer-Mode",
+    "Privacy",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Proxy-Require",
+    "RAck",
+    "Reason",
+    "Record-Route",
+    "Recv-Info",
+    "Refer-Events-At",
+    "Refer-Sub",
+    "Refer-To",
+    "Referred-By",
+    "Reject-Contact",
+    "Remote-Party-ID",
+    "Replaces",
+    "Reply-To",
+    "Request-Disposition",
+    "Require",
+    "Resource-Priority",
+    "Response-Key",
+    "Retry-After",
+    "Route",
+    "RSeq",
+    "Security-Client",
+    "Security-Server",
+    "Security-Verify",
+    "Server",
+    "Service-Route",
+    "Session-Expires",
+    "Session-ID",
+    "SIP-ETag",
+    "SIP-If-Match",
+    "Subject",
+    "Subscription-State",
+    "Supported",
+    "Suppress-If-Match",
+    "Target-Dialog",
+    "Timestamp",
+    "To",
+    "Trigger-Consent",
+    "Unsupported",
+    "User-Agent",
+    "User-to-User",
+    "Via",
+    "Warning",
+    "WWW-Authenticate",
+];
+
+/// One-letter compact forms (RFC 3261 §7.3.3 and the IANA registry) and
+/// the names they stand for.
+pub const COMPACT_HEADERS: &[(char, &str)] = &[
+    ('a', "Accept-Contact"),
+    ('b', "Referred-By"),
+    ('c', "Content-Type"),
+    ('d', "Request-Disposition"),
+    ('e', "Content-Encoding"),
+    ('f', "From"),
+    ('i', "Call-ID"),
+    ('j', "Reject-Contact"),
+    ('k', "Supported"),
+    ('l', "Content-Length"),
+    ('m', "Contact"),
+    ('n', "Identity-Info"),
+    ('o', "Event"),
+    ('r', "Refer-To"),
+    ('s', "Subject"),
+    ('t', "To"),
+    ('u', "Allow-Events"),
+    ('v', "Via"),
+    ('x', "Session-Expires"),
+    ('y', "Identity"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -282,5 +455,29 @@ mod tests {
         }
         assert_eq!(HeaderName::classify("X-Custom"), Other);
         assert_eq!(HeaderName::classify("NewFangledHeader"), Other);
+    }
+
+    #[test]
+    fn known_names_cover_every_variant_and_compact_form() {
+        use super::{COMPACT_HEADERS, KNOWN_HEADERS};
+        for n in HeaderName::ALL.iter().filter(|n| **n != Other) {
+            assert!(KNOWN_HEADERS.contains(&n.as_str()), "{}", n.as_str());
+        }
+        for (c, long) in COMPACT_HEADERS {
+            assert!(KNOWN_HEADERS.contains(long), "{long}");
+            assert!(HeaderName::is_known(&c.to_string()), "{c}");
+            let classified = HeaderName::classify(&c.to_string());
+            assert!(classified == Other || classified.as_str() == *long, "{c}");
+        }
+        for name in ["p-asserted-identity", "MIN-SE", "Rseq", "v", "Y", "Call-Id"] {
+            assert!(HeaderName::is_known(name), "{name}");
+        }
+        for name in ["X-Custom", "Evnt", "g", "Contcat"] {
+            assert!(!HeaderName::is_known(name), "{name}");
+        }
+        let mut sorted = KNOWN_HEADERS.to_vec();
+        sorted.sort_by_key(|n| n.to_ascii_lowercase());
+        sorted.dedup_by_key(|n| n.to_ascii_lowercase());
+        assert_eq!(sorted, KNOWN_HEADERS, "sorted case-insensitively, without duplicates");
     }
 }

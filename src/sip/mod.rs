@@ -33,7 +33,7 @@ pub mod dump;
 pub use edit::EditedMessage;
 pub use error::{ErrorKind, Malformed, ParseError};
 pub use framing::{Frame, frame_stream};
-pub use header_name::HeaderName;
+pub use header_name::{COMPACT_HEADERS, HeaderName, KNOWN_HEADERS};
 pub use message::{Header, Message, ParseLimits, StartLine};
 pub use method::Method;
 pub use name_addr::NameAddr;

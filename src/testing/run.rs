@@ -156,7 +156,7 @@ struct Branch {
 }
 
 /// The listen addresses of a program (`listen ws` and friends are not
-/// served and cannot be tested).
+/// served, and the checker refuses them).
 fn listens(prog: &CheckedProgram) -> Result<Vec<(Transport, SocketAddr)>, String> {
     let mut out = Vec::new();
     for l in &prog.listens {
