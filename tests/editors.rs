@@ -508,3 +508,169 @@ fn vim_ale_shows_sipc_lsp_diagnostics() {
     let result: Vec<&str> = result.lines().collect();
     assert_misspellings_reported(&format!("{version} with ALE"), &result);
 }
+
+/// A config whose two tests pass, for `:SipcTest`'s message on success.
+const PASSING_ROUTE: &str = r#"listen udp 127.0.0.1:5060;
+
+request_route {
+    if is_method("OPTIONS") {
+        reply(200, "OK");
+        exit;
+    }
+    reply(404, "Not Found");
+}
+"#;
+const PASSING_TESTS: &str = r#"[[test]]
+name = "OPTIONS is answered"
+method = "OPTIONS"
+ruri = "sip:127.0.0.1:5060"
+expect = { reply = 200 }
+
+[[test]]
+name = "anything else is refused"
+method = "INVITE"
+ruri = "sip:bob@127.0.0.1"
+expect = { reply = 404, reason = "Not Found" }
+"#;
+
+/// Drives Neovim: with `g:sipc_path` set to $SIPC_TEST_BIN, runs
+/// `:SipcTest` from failing.route and from failing.test.toml, then from
+/// passing.route, writing to result.txt each buffer's filetype, whether a
+/// quickfix window is open, the quickfix entries and the message; then
+/// runs `:SipcTrace` (no proxy serves the config, so `sipc trace` says so)
+/// and writes the terminal's text once that message appears (at most 10 s).
+const NVIM_SIPC_TEST_DRIVER: &str = r#"
+local dir = vim.env.SIPC_TEST_DIR
+local out = {}
+local function quickfix(label, message)
+  local windows = 0
+  for _, w in ipairs(vim.fn.getwininfo()) do
+    if w.quickfix == 1 then
+      windows = windows + 1
+    end
+  end
+  table.insert(out, string.format('run %s filetype=%s qfwindows=%d message=%s', label, vim.bo.filetype, windows,
+    vim.trim(message)))
+  for _, e in ipairs(vim.fn.getqflist()) do
+    table.insert(out, string.format('qf %s:%d valid=%d %s', vim.fn.fnamemodify(vim.fn.bufname(e.bufnr), ':t'),
+      e.lnum, e.valid, e.text))
+  end
+end
+local ok, err = pcall(function()
+  vim.g.sipc_path = vim.env.SIPC_TEST_BIN
+  for _, name in ipairs({ 'failing.route', 'failing.test.toml', 'passing.route' }) do
+    vim.cmd('edit ' .. vim.fn.fnameescape(dir .. '/' .. name))
+    local message = vim.fn.execute('SipcTest')
+    -- :copen moves to the quickfix window; report from the file's buffer.
+    if vim.bo.buftype == 'quickfix' then
+      vim.cmd('wincmd p')
+    end
+    quickfix(name, message)
+    vim.cmd('cclose')
+  end
+  vim.cmd('edit ' .. vim.fn.fnameescape(dir .. '/failing.route'))
+  vim.cmd([[SipcTrace --where '$fU == "alice"' --count 1]])
+  local buf = vim.api.nvim_get_current_buf()
+  local function text()
+    return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), '')
+  end
+  vim.wait(10000, function() return text():find('no sipc answers on', 1, true) ~= nil end, 50)
+  table.insert(out, string.format('trace buftype=%s text=%s', vim.bo[buf].buftype, text()))
+end)
+if not ok then
+  table.insert(out, 'error ' .. tostring(err))
+end
+vim.fn.writefile(out, dir .. '/result.txt')
+vim.cmd('qa!')
+"#;
+
+/// Neovim with editors/vim on its runtimepath: `:SipcTest` (ftplugin/sipc.vim,
+/// autoload/sipc.vim) runs the binary under test on a copy of
+/// tests/data/sipc_test/failing.route and fills the quickfix list with its
+/// two failing tests, at their `[[test]]` lines of failing.test.toml (7 and
+/// 13), each naming the test and its mismatches' expected and actual
+/// values, and opens the quickfix window; the same from the `.test.toml`
+/// buffer (filetype toml, ftplugin/toml/sipc.vim); a config whose tests pass
+/// gets an empty list and "2 tests passed". `:SipcTrace` runs
+/// `sipc trace FILE ARGS` in a terminal window.
+#[test]
+fn neovim_sipc_test_fills_the_quickfix_list() {
+    use std::process::Command;
+    let Some(version) = editor_version("nvim") else { return };
+    eprintln!("running {version}");
+    let scratch = Scratch::new("nvim-test");
+    let dir = &scratch.0;
+    for name in ["failing.route", "failing.test.toml"] {
+        std::fs::copy(format!("tests/data/sipc_test/{name}"), dir.join(name)).expect("copy");
+    }
+    std::fs::write(dir.join("passing.route"), PASSING_ROUTE).expect("write");
+    std::fs::write(dir.join("passing.test.toml"), PASSING_TESTS).expect("write");
+    let driver = dir.join("driver.lua");
+    std::fs::write(&driver, NVIM_SIPC_TEST_DRIVER).expect("write");
+    let runtime = std::fs::canonicalize("editors/vim").expect("editors/vim");
+    let mut cmd = Command::new("nvim");
+    cmd.args(["--clean", "--headless", "-n", "-i", "NONE"])
+        .args(["--cmd", "lua vim.opt.runtimepath:prepend(vim.env.SIPC_TEST_RUNTIME)"])
+        .args(["-c", "lua dofile(vim.env.SIPC_TEST_DRIVER)"])
+        .env("SIPC_TEST_DIR", dir)
+        .env("SIPC_TEST_DRIVER", &driver)
+        .env("SIPC_TEST_RUNTIME", &runtime)
+        .env("SIPC_TEST_BIN", env!("CARGO_BIN_EXE_sipc"));
+    for xdg in ["XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"] {
+        cmd.env(xdg, dir.join("xdg"));
+    }
+    let (ok, output) = run_bounded(cmd, dir, std::time::Duration::from_secs(60));
+    let result = std::fs::read_to_string(dir.join("result.txt")).unwrap_or_default();
+    assert!(ok && !result.is_empty(), "nvim failed; result: {result:?}\n{output}");
+    let lines: Vec<&str> = result.lines().collect();
+    let context = format!("{version}:\n{result}");
+    // The quickfix entries of each run, after its `run` line.
+    let runs: Vec<(&str, Vec<&str>)> = result
+        .split("\nrun ")
+        .map(|run| {
+            let mut l = run.trim_start_matches("run ").lines();
+            (l.next().unwrap_or(""), l.filter(|l| l.starts_with("qf ")).collect())
+        })
+        .collect();
+    assert_eq!(runs.len(), 3, "{context}");
+    let failures = [
+        (
+            "qf failing.test.toml:7 valid=1 wrong reply: ",
+            [
+                "step 1: reply: expected 404, got 486",
+                "step 1: reason: expected Not Found, got Busy Here",
+            ],
+        ),
+        (
+            "qf failing.test.toml:13 valid=1 wrong relay in a follow-up: ",
+            [
+                "step 1: flags: expected [], got [\"SEEN\"]",
+                "step 2: relay: expected [\"udp:127.0.0.1:5090\"], got []",
+            ],
+        ),
+    ];
+    for ((head, entries), filetype) in runs.iter().take(2).zip(["sipc", "toml"]) {
+        assert!(
+            head.contains(&format!("filetype={filetype} qfwindows=1 ")),
+            "a failing run must open the quickfix window: {head:?}\n{context}"
+        );
+        assert_eq!(entries.len(), 2, "two failing tests, two entries\n{context}");
+        for (entry, (prefix, needles)) in entries.iter().zip(&failures) {
+            assert!(entry.starts_with(prefix), "{entry:?} should start with {prefix:?}\n{context}");
+            for needle in needles {
+                assert!(entry.contains(needle), "{entry:?} should contain {needle:?}\n{context}");
+            }
+        }
+    }
+    let (head, entries) = &runs[2];
+    assert!(
+        head.starts_with("passing.route filetype=sipc qfwindows=0 message=2 tests passed"),
+        "{context}"
+    );
+    assert!(entries.is_empty(), "{context}");
+    let trace = lines.iter().find(|l| l.starts_with("trace ")).unwrap_or(&"");
+    assert!(
+        trace.starts_with("trace buftype=terminal text=error: no sipc answers on "),
+        "`sipc trace` should have run in a terminal and found no proxy\n{context}"
+    );
+}

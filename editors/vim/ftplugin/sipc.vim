@@ -1,4 +1,5 @@
-" sipc route files: comments, indentation, folding, formatting.
+" sipc route files: comments, indentation, folding, formatting, tests and
+" traces.
 if exists("b:did_ftplugin")
   finish
 endif
@@ -14,8 +15,14 @@ setlocal foldmethod=syntax foldlevel=99
 " would replace the text with them).
 command! -buffer -bar SipcFmt call s:Format()
 
+" :SipcTest runs the config's tests (`sipc test`) into the quickfix list;
+" :SipcTrace [args] shows `sipc trace` of the running proxy in a terminal
+" window. Both are in autoload/sipc.vim.
+command! -buffer -bar SipcTest call sipc#Test()
+command! -buffer -nargs=* SipcTrace call sipc#Trace(<q-args>)
+
 let b:undo_ftplugin = "setlocal comments< commentstring< expandtab< shiftwidth< softtabstop< foldmethod< foldlevel<"
-      \ . " | delcommand SipcFmt"
+      \ . " | delcommand SipcFmt | delcommand SipcTest | delcommand SipcTrace"
 
 if exists("*s:Format")
   finish
