@@ -652,3 +652,50 @@ fn call_chains_deeper_than_the_guard_fail_the_message() {
     src.push_str("route R50 { return; }\n");
     assert_eq!(reply_of(&run(&src, &invite())), Some((200, "deep")));
 }
+
+#[test]
+fn kamailio_default_cfg_builtins() {
+    let src = r#"
+        request_route {
+            force_rport();
+            set_reply_no_connect();
+            on_failure(F);
+            if !is_request() || is_reply() || t_is_branch_route() {
+                reply(500, "kind");
+                exit;
+            }
+            if !t_is_set("failure_route") || t_is_set("branch_route") || t_is_set("onreply_route") {
+                reply(500, "hooks");
+                exit;
+            }
+            if $T_branch_idx != 0 {
+                reply(500, "branch index");
+                exit;
+            }
+            if is_first_hop() {
+                t_newtran();
+                reply(404, "first hop");
+            } else {
+                reply(404, "later hop");
+            }
+            log(L_ALERT, "alerts log as errors");
+        }
+        failure_route F { }
+    "#;
+    let o = run(src, &invite());
+    assert_eq!(reply_of(&o), Some((404, "first hop")));
+    assert!(
+        o.wire.contains(
+            "\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;received=192.0.2.1;rport=5060\r\n"
+        ),
+        "{}",
+        o.wire
+    );
+    let two_vias = request(
+        "INVITE",
+        "sip:bob@example.com",
+        "Via: SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKup\r\n",
+    );
+    let o = run(src, &two_vias);
+    assert_eq!(reply_of(&o), Some((404, "later hop")));
+}

@@ -422,6 +422,8 @@ impl Router for Evaluator {
             _ => return Decision::Forward,
         }
         let mut ctx = RouteCtx::new(req, &self.shared);
+        ctx.kind =
+            kind.map_or(crate::sema::builtins::Kinds::NONE, crate::sema::builtins::Kinds::of);
         let result = self.route(&mut ctx, route as usize);
         if result != crate::runtime::RESULT_DROP && ctx.decision.is_none() && !ctx.failed {
             let failure = kind == Some(RouteKind::Failure);

@@ -199,8 +199,10 @@ impl Program {
             ) => {}
             _ => return Decision::Forward,
         }
-        let failure = self.kinds.get(route as usize) == Some(&RouteKind::Failure);
+        let kind = self.kinds.get(route as usize).copied().unwrap_or(RouteKind::Sub);
+        let failure = kind == RouteKind::Failure;
         let mut ctx = RouteCtx::new(req, &self.shared);
+        ctx.kind = crate::sema::builtins::Kinds::of(kind);
         let result = self.code.call(route as usize, &mut ctx);
         if result != crate::runtime::RESULT_DROP && ctx.decision.is_none() && !ctx.failed {
             // A failure route that relays nothing again lets the best

@@ -161,6 +161,18 @@ pub fn complete(a: &Analysis, offset: usize) -> Vec<CompletionItem> {
                 }
                 return out.items;
             }
+            Some(Param::Word(words)) => {
+                for w in words {
+                    out.push(
+                        w.to_string(),
+                        CompletionItemKind::ENUM_MEMBER,
+                        format!("\"{w}\""),
+                        None,
+                        None,
+                    );
+                }
+                return out.items;
+            }
             _ => None,
         };
         if let Some(kind) = wanted {

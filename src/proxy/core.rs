@@ -60,11 +60,14 @@ pub struct Outgoing {
     pub data: Bytes,
     /// The transaction and branch this request starts, told when sending fails.
     pub branch: Option<(u64, u32)>,
+    /// Over TCP or TLS, send only on a connection that is already open
+    /// (`set_reply_no_connect()`); never open one for this message.
+    pub no_connect: bool,
 }
 
 impl Outgoing {
     pub fn new(transport: Transport, peer: SocketAddr, data: Bytes) -> Self {
-        Outgoing { transport, peer, data, branch: None }
+        Outgoing { transport, peer, data, branch: None, no_connect: false }
     }
 }
 
@@ -185,7 +188,9 @@ impl Core {
                 self.branch_resolved(&txn, *edit, destination, &p.hop, target)
             }
             (Then::Forward(ctx, inbound), Some(t)) => self.forward(*ctx, inbound, Some(t)),
-            (Then::Forward(ctx, inbound), None) => self.reject(&ctx.msg, inbound, CANNOT_RESOLVE),
+            (Then::Forward(ctx, inbound), None) => {
+                self.reject_request(&ctx, inbound, CANNOT_RESOLVE)
+            }
             (Then::Response(data), Some((transport, peer))) => {
                 bump(&self.stats.forwarded_responses);
                 Some(Step::Send(Outgoing::new(transport, peer, data)))
@@ -272,8 +277,9 @@ impl Core {
     /// Sends one message, counting failures.
     pub async fn send(self: &Arc<Self>, out: Outgoing) {
         let on_message = self.message_sink();
-        let Outgoing { transport, peer, data, branch } = out;
-        if let Err(e) = self.outbound.send(transport, peer, data, &on_message, self.limits).await {
+        let Outgoing { transport, peer, data, branch, no_connect } = out;
+        let sent = self.outbound.send(transport, peer, data, !no_connect, &on_message, self.limits);
+        if let Err(e) = sent.await {
             self.send_failed(peer, branch, e);
         }
     }
@@ -365,7 +371,14 @@ impl Core {
             return None;
         }
         let edit = EditedMessage::new(msg);
-        Some(self.reply_to(&edit, inbound, 503, "Service Unavailable", &[("Retry-After", "5")]))
+        Some(self.reply_to(
+            &edit,
+            inbound,
+            503,
+            "Service Unavailable",
+            &[("Retry-After", "5")],
+            false,
+        ))
     }
 
     /// Decides what one received message produces; see the module docs.
@@ -396,7 +409,8 @@ impl Core {
                 _ => format!("Bad Request ({})", e.kind),
             };
             let edit = EditedMessage::new(msg);
-            return Some(Step::Send(self.reply_to(&edit, inbound, e.status_code(), &reason, &[])));
+            let reply = self.reply_to(&edit, inbound, e.status_code(), &reason, &[], false);
+            return Some(Step::Send(reply));
         }
         if msg.is_request() {
             self.process_request(msg, inbound)
@@ -414,27 +428,41 @@ impl Core {
         code: u16,
         reason: &str,
         extra: &[(&str, &str)],
+        no_connect: bool,
     ) -> Outgoing {
         bump(&self.stats.replied);
         // Stateless replies go back where the request came from (RFC 3581 §4).
-        Outgoing::new(inbound.transport, inbound.peer, build_response(req, code, reason, extra))
+        let data = build_response(req, code, reason, extra);
+        Outgoing { no_connect, ..Outgoing::new(inbound.transport, inbound.peer, data) }
     }
 
+    /// Refuses a request its route decided to forward or relay (the
+    /// route's `set_reply_no_connect()` holds for this reply too).
     pub(super) fn reject_request(
+        &self,
+        ctx: &RequestContext,
+        inbound: Inbound,
+        r: Reject,
+    ) -> Option<Step> {
+        self.reject_with(&ctx.msg, inbound, r, ctx.reply_no_connect)
+    }
+
+    fn reject(&self, req: &EditedMessage, inbound: Inbound, r: Reject) -> Option<Step> {
+        self.reject_with(req, inbound, r, false)
+    }
+
+    fn reject_with(
         &self,
         req: &EditedMessage,
         inbound: Inbound,
         r: Reject,
+        no_connect: bool,
     ) -> Option<Step> {
-        self.reject(req, inbound, r)
-    }
-
-    fn reject(&self, req: &EditedMessage, inbound: Inbound, r: Reject) -> Option<Step> {
         if req.original().method_str() == Some("ACK") {
             return None; // ACK is never answered
         }
         let extra: Vec<(&str, &str)> = r.extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        Some(Step::Send(self.reply_to(req, inbound, r.code, r.reason, &extra)))
+        Some(Step::Send(self.reply_to(req, inbound, r.code, r.reason, &extra, no_connect)))
     }
 
     fn process_request(&self, msg: Message, inbound: Inbound) -> Option<Step> {
@@ -459,8 +487,9 @@ impl Core {
                 Reject { code: 416, reason: "Unsupported URI Scheme", extra: vec![] },
             );
         }
-        preprocess_routes(&mut edit, &self.local);
+        let (_, path_received) = preprocess_routes(&mut edit, &self.local);
         let mut ctx = RequestContext::new(edit, inbound.peer, inbound.transport);
+        ctx.destination = path_received;
         ctx.txn.exists = cancels.is_some();
         ctx.services = Some(Arc::clone(&self.services));
         // One load per message: the whole request route, and the
@@ -477,7 +506,19 @@ impl Core {
                 }
                 let extra: Vec<(&str, &str)> =
                     ctx.reply_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-                Some(Step::Send(self.reply_to(&ctx.msg, inbound, code, &reason, &extra)))
+                // After `t_newtran()` a final reply goes through a server
+                // transaction (unless none can be made: then statelessly).
+                if ctx.txn.newtran && code >= 200 {
+                    let key = key.unwrap_or_else(|| crate::txn::ServerKey::of(ctx.msg.original()));
+                    if let Some(step) = self.reply_in_txn(&ctx, inbound, key, code, &reason, &extra)
+                    {
+                        return step;
+                    }
+                }
+                let no_connect = ctx.reply_no_connect;
+                Some(Step::Send(
+                    self.reply_to(&ctx.msg, inbound, code, &reason, &extra, no_connect),
+                ))
             }
             Decision::Forward => self.forward(ctx, inbound, None),
             Decision::Relay => match ctx.msg.original().method_str() {
@@ -485,7 +526,7 @@ impl Core {
                 Some("ACK") => self.forward(ctx, inbound, None),
                 // A CANCEL without its INVITE is forwarded statelessly (§16.10).
                 Some("CANCEL") => match cancels {
-                    Some(txn) => self.cancel(&txn, &ctx.msg, inbound),
+                    Some(txn) => self.cancel(&txn, &ctx, inbound),
                     None => self.forward(ctx, inbound, None),
                 },
                 _ => {
@@ -531,7 +572,8 @@ impl Core {
             via_sent_by.push_str(transport.via_token());
             via_sent_by.push(' ');
             crate::sip::write::push_socket_addr(&mut via_sent_by, out_addr);
-            Ok(HopHeaders { via_sent_by, record_routes })
+            let path = fwd.path.map(|params| route_uri(transport, out_addr, params));
+            Ok(HopHeaders { via_sent_by, record_routes, path })
         })?;
         let target = target.ok_or(CANNOT_RESOLVE)?;
         Ok((target, edit.serialize()))
@@ -549,13 +591,14 @@ impl Core {
         let fwd = Forward {
             destination: ctx.destination.as_deref(),
             record_route: ctx.record_route,
+            path: ctx.path.as_deref(),
             branch: None,
         };
         let hop = match next_hop(&ctx.msg, &fwd) {
-            Err(r) => return self.reject(&ctx.msg, inbound, r),
+            Err(r) => return self.reject_request(&ctx, inbound, r),
             Ok(hop) if resolved.is_none() && hop.socket_addr().is_none() => {
                 if self.dns.get().is_none() {
-                    return self.reject(&ctx.msg, inbound, CANNOT_RESOLVE);
+                    return self.reject_request(&ctx, inbound, CANNOT_RESOLVE);
                 }
                 return Some(Step::Resolve(Pending {
                     hop,
@@ -569,7 +612,7 @@ impl Core {
                 bump(&self.stats.forwarded_requests);
                 Some(Step::Send(Outgoing::new(transport, peer, data)))
             }
-            Err(r) => self.reject(&ctx.msg, inbound, r),
+            Err(r) => self.reject_request(&ctx, inbound, r),
         }
     }
 
@@ -619,13 +662,21 @@ fn literal(hop: &NextHop) -> Result<(Transport, SocketAddr), Reject> {
 }
 
 fn rr_uri(transport: Transport, addr: SocketAddr) -> String {
-    let mut out = String::with_capacity(48);
+    route_uri(transport, addr, "")
+}
+
+/// `<sip:ADDR[;transport=…];lr PARAMS>`: this proxy's address as a loose
+/// router, for Record-Route and Path.
+fn route_uri(transport: Transport, addr: SocketAddr, params: &str) -> String {
+    let mut out = String::with_capacity(48 + params.len());
     out.push_str("<sip:");
     crate::sip::write::push_socket_addr(&mut out, addr);
     out.push_str(match transport {
-        Transport::Udp => ";lr>",
-        Transport::Tcp => ";transport=tcp;lr>",
-        Transport::Tls => ";transport=tls;lr>",
+        Transport::Udp => ";lr",
+        Transport::Tcp => ";transport=tcp;lr",
+        Transport::Tls => ";transport=tls;lr",
     });
+    out.push_str(params);
+    out.push('>');
     out
 }

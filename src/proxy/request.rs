@@ -112,6 +112,18 @@ pub fn check_request(
 /// address (always, when `rport` was asked for), and the source port in an
 /// empty `rport`.
 pub fn apply_received(edit: &mut EditedMessage, source: SocketAddr) {
+    mark_source(edit, source, false);
+}
+
+/// `force_rport()`: the top Via is treated as if it carried an empty
+/// `rport` (RFC 3581 §4), so it gets `received` and `rport` set to the
+/// source address and port; a response routed back by this Via then goes
+/// to the port the request came from rather than the Via's sent-by port.
+pub fn force_rport(edit: &mut EditedMessage, source: SocketAddr) {
+    mark_source(edit, source, true);
+}
+
+fn mark_source(edit: &mut EditedMessage, source: SocketAddr, force_rport: bool) {
     // On arrival nothing is edited yet: the received message's own top Via
     // (parsed once, when it was validated) is the one to extend.
     let top = if edit.is_unchanged() { None } else { edit.first_value("Via") };
@@ -120,7 +132,7 @@ pub fn apply_received(edit: &mut EditedMessage, source: SocketAddr) {
         None => edit.original().via().ok().flatten(),
     };
     let Some(via) = via else { return };
-    let wants_rport = via.rport().is_some();
+    let wants_rport = force_rport || via.rport().is_some();
     let same_host = via.host.ip() == Some(source.ip());
     if same_host && !wants_rport {
         return;
@@ -165,8 +177,15 @@ pub enum RoutePreprocess {
 }
 
 /// §16.4: strict-router compatibility, then removal of this proxy's Route
-/// entries from the top of the route set.
-pub fn preprocess_routes(edit: &mut EditedMessage, local: &LocalIdentity) -> RoutePreprocess {
+/// entries from the top of the route set. Returns what it did and, when a
+/// removed entry carries a `received` parameter (a Path this proxy wrote
+/// with `add_path_received()`, RFC 3327), the address in it, unescaped: the
+/// request goes there (`$du`), as Kamailio's path module does on
+/// `loose_route()`.
+pub fn preprocess_routes(
+    edit: &mut EditedMessage,
+    local: &LocalIdentity,
+) -> (RoutePreprocess, Option<String>) {
     let ruri_local = || {
         edit.request_uri().and_then(|u| Uri::parse(u).ok()).is_some_and(|u| local.is_local_uri(&u))
     };
@@ -178,20 +197,66 @@ pub fn preprocess_routes(edit: &mut EditedMessage, local: &LocalIdentity) -> Rou
         if let Some(last) = last {
             edit.set_request_uri(last);
             set_route_set(edit, &routes[..routes.len() - 1]);
-            return RoutePreprocess::StrictFixup;
+            return (RoutePreprocess::StrictFixup, None);
         }
     }
     let mut consumed = 0;
+    let mut received = None;
     while consumed < 2 {
         let Some(first) = edit.first_value("Route") else { break };
-        let ours = NameAddr::parse(&first).is_ok_and(|n| local.is_local_uri(&n.uri));
-        if !ours {
+        let Ok(entry) = NameAddr::parse(&first) else { break };
+        if !local.is_local_uri(&entry.uri) {
             break;
+        }
+        if let Some(Some(r)) = entry.uri.params.get("received") {
+            received = Some(unescape(r));
         }
         edit.remove_first_value("Route");
         consumed += 1;
     }
-    if consumed == 0 { RoutePreprocess::Untouched } else { RoutePreprocess::Consumed(consumed) }
+    let what = if consumed == 0 {
+        RoutePreprocess::Untouched
+    } else {
+        RoutePreprocess::Consumed(consumed)
+    };
+    (what, received)
+}
+
+/// `%XX` escapes decoded (RFC 3261 §25.1 `escaped`); a malformed escape is
+/// kept as it is.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
+}
+
+/// The `received` parameter `add_path_received()` puts on the Path URI:
+/// the source address as a SIP URI, its `;transport=` escaped (the value
+/// sits inside another URI's parameter), as Kamailio's path module writes it.
+pub fn path_received_param(source: SocketAddr, transport: super::Transport) -> String {
+    let mut out = String::with_capacity(48);
+    out.push_str(";received=sip:");
+    crate::sip::write::push_socket_addr(&mut out, source);
+    match transport {
+        super::Transport::Udp => {}
+        super::Transport::Tcp => out.push_str("%3Btransport%3Dtcp"),
+        super::Transport::Tls => out.push_str("%3Btransport%3Dtls"),
+    }
+    out
 }
 
 fn split_values(line: &str) -> Vec<String> {
@@ -216,6 +281,9 @@ pub struct Forward<'a> {
     pub destination: Option<&'a str>,
     /// `record_route()` was called: add the Record-Route values of [`HopHeaders`].
     pub record_route: bool,
+    /// `add_path()`/`add_path_received()` was called: add the Path value of
+    /// [`HopHeaders`] (these are its parameters after `lr`).
+    pub path: Option<&'a str>,
     /// The transaction part of the Via branch of a stateful branch and the
     /// request's [`loop_hash`](super::branch::loop_hash) (once per transaction); `None` for
     /// stateless forwarding, whose branch is a hash (§16.11).
@@ -245,12 +313,14 @@ pub fn next_hop(edit: &EditedMessage, fwd: &Forward<'_>) -> Result<NextHop, Reje
 }
 
 /// What the proxy adds to a request it forwards over a given next hop: its
-/// Via sent-by (`SIP/2.0/UDP host:port`) and the Record-Route values (two
-/// when the request changes transport or interface, RFC 5658).
+/// Via sent-by (`SIP/2.0/UDP host:port`), the Record-Route values (two
+/// when the request changes transport or interface, RFC 5658) and the Path
+/// value naming the interface it leaves on (RFC 3327).
 #[derive(Debug, Clone, Default)]
 pub struct HopHeaders {
     pub via_sent_by: String,
     pub record_routes: Vec<String>,
+    pub path: Option<String>,
 }
 
 /// §16.6 steps 3–8 on the copy being forwarded to `hop` (what [`next_hop`]
@@ -288,6 +358,10 @@ pub fn prepare_forward(
         for rr in &added.record_routes {
             edit.insert_first("Record-Route", rr);
         }
+    }
+    if let Some(path) = &added.path {
+        // RFC 3327 §5.1: the proxy's own entry goes on top of the Path set.
+        edit.insert_first("Path", path);
     }
     let mut via = added.via_sent_by;
     via.push_str(";branch=");
@@ -328,7 +402,11 @@ mod tests {
     }
 
     fn udp(_: &NextHop) -> Result<HopHeaders, Reject> {
-        Ok(HopHeaders { via_sent_by: "SIP/2.0/UDP 127.0.0.1:5060".into(), record_routes: vec![] })
+        Ok(HopHeaders {
+            via_sent_by: "SIP/2.0/UDP 127.0.0.1:5060".into(),
+            record_routes: vec![],
+            path: None,
+        })
     }
 
     const TAIL: &str = "To: <sip:b@example.com>\nFrom: <sip:a@example.com>;tag=1\nCall-ID: c1\nCSeq: 1 INVITE\nContent-Length: 0\n\n";
@@ -363,13 +441,80 @@ mod tests {
     }
 
     #[test]
+    fn force_rport_sets_received_and_rport() {
+        // Same host as the source, no rport asked for: force_rport adds both.
+        let mut e = edit(&format!(
+            "INVITE sip:b@example.com SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKa\n{TAIL}"
+        ));
+        apply_received(&mut e, "10.0.0.5:40000".parse().unwrap());
+        assert!(e.is_unchanged());
+        force_rport(&mut e, "10.0.0.5:40000".parse().unwrap());
+        let via = out(&e).via().unwrap().unwrap().params.as_str().to_owned();
+        assert_eq!(via, ";branch=z9hG4bKa;received=10.0.0.5;rport=40000");
+        // After `received` was added on arrival: replaced, not repeated.
+        let mut e = edit(&format!(
+            "INVITE sip:b@example.com SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKa\n{TAIL}"
+        ));
+        let source = "198.51.100.1:40000".parse().unwrap();
+        apply_received(&mut e, source);
+        force_rport(&mut e, source);
+        let m = out(&e);
+        let via = m.via().unwrap().unwrap();
+        assert_eq!(via.params.as_str(), ";branch=z9hG4bKa;received=198.51.100.1;rport=40000");
+        assert_eq!(crate::proxy::response::response_target(&via).port, Some(40000));
+    }
+
+    #[test]
+    fn path_received_is_written_escaped_and_read_back_as_the_destination() {
+        let udp =
+            path_received_param("198.51.100.1:4000".parse().unwrap(), super::super::Transport::Udp);
+        assert_eq!(udp, ";received=sip:198.51.100.1:4000");
+        let tcp = path_received_param(
+            "[2001:db8::1]:4000".parse().unwrap(),
+            super::super::Transport::Tcp,
+        );
+        assert_eq!(tcp, ";received=sip:[2001:db8::1]:4000%3Btransport%3Dtcp");
+        let mut e = edit(&format!(
+            "INVITE sip:alice@10.0.0.99 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n\
+             Route: <sip:127.0.0.1:5060;lr{tcp}>\n{TAIL}"
+        ));
+        let (what, received) = preprocess_routes(&mut e, &local());
+        assert_eq!(what, RoutePreprocess::Consumed(1));
+        assert_eq!(received.as_deref(), Some("sip:[2001:db8::1]:4000;transport=tcp"));
+        assert_eq!(unescape("a%3b%3Dz%zz%4"), "a;=z%zz%4");
+    }
+
+    #[test]
+    fn a_path_goes_on_top_of_the_path_set() {
+        let mut e = edit(&format!(
+            "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n\
+             Path: <sip:edge2.example.com;lr>\n{}",
+            TAIL.replace("1 INVITE", "1 REGISTER")
+        ));
+        let fwd =
+            Forward { destination: Some("sip:192.0.2.50"), path: Some(""), ..Forward::default() };
+        let hop = next_hop(&e, &fwd).unwrap();
+        prepare_forward(&mut e, &fwd, &hop, |_| {
+            Ok(HopHeaders {
+                via_sent_by: "SIP/2.0/UDP 127.0.0.1:5060".into(),
+                record_routes: vec![],
+                path: Some("<sip:127.0.0.1:5060;lr>".into()),
+            })
+        })
+        .unwrap();
+        let m = out(&e);
+        let paths: Vec<_> = m.paths().map(|p| p.unwrap().uri.raw().to_owned()).collect();
+        assert_eq!(paths, ["sip:127.0.0.1:5060;lr", "sip:edge2.example.com;lr"]);
+    }
+
+    #[test]
     fn loose_routing_removes_our_routes() {
         let mut e = edit(&format!(
             "BYE sip:b@192.0.2.50 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n\
              Route: <sip:127.0.0.1;lr>, <sip:127.0.0.1:5060;transport=tcp;lr>\nRoute: <sip:192.0.2.9;lr>\n{}",
             TAIL.replace("1 INVITE", "2 BYE")
         ));
-        assert_eq!(preprocess_routes(&mut e, &local()), RoutePreprocess::Consumed(2));
+        assert_eq!(preprocess_routes(&mut e, &local()), (RoutePreprocess::Consumed(2), None));
         let hop = next_hop(&e, &Forward::default()).unwrap();
         assert_eq!((hop.host.as_str(), hop.port), ("192.0.2.9", None));
         prepare_forward(&mut e, &Forward::default(), &hop, udp).unwrap();
@@ -387,7 +532,7 @@ mod tests {
             "INVITE sip:127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\n\
              Max-Forwards: 10\nRoute: <sip:192.0.2.9;lr>, <sip:b@192.0.2.50>\n{TAIL}"
         ));
-        assert_eq!(preprocess_routes(&mut e, &local()), RoutePreprocess::StrictFixup);
+        assert_eq!(preprocess_routes(&mut e, &local()), (RoutePreprocess::StrictFixup, None));
         assert_eq!(e.request_uri(), Some("sip:b@192.0.2.50"));
         // Downstream strict router (no lr): it becomes the R-URI (§16.6 step 6).
         let mut e = edit(&format!(
@@ -412,6 +557,7 @@ mod tests {
         let fwd = Forward {
             destination: Some("sip:127.0.0.1:5080;transport=tcp"),
             record_route: true,
+            path: None,
             branch: None,
         };
         let hop = next_hop(&e, &fwd).unwrap();
@@ -423,6 +569,7 @@ mod tests {
                     "<sip:127.0.0.1;transport=tcp;lr>".into(),
                     "<sip:127.0.0.1;lr>".into(),
                 ],
+                path: None,
             })
         })
         .unwrap();

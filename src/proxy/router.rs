@@ -36,6 +36,17 @@ pub struct RequestContext {
     pub destination: Option<String>,
     /// `record_route()` was called.
     pub record_route: bool,
+    /// `force_rport()` was called: replies go to the source port, as if the
+    /// top Via had asked for `rport` (RFC 3581 §4).
+    pub force_rport: bool,
+    /// `set_reply_no_connect()` was called: replies to this request over
+    /// TCP or TLS are sent only on a connection that is still open.
+    pub reply_no_connect: bool,
+    /// `add_path()`/`add_path_received()` was called: the parameters the
+    /// Path URI naming this proxy gets after `lr` (empty, or
+    /// `;received=…`); the URI itself is made when the request leaves,
+    /// from the interface it leaves on (RFC 3327 §5.1).
+    pub path: Option<String>,
     /// What lives as long as the transaction.
     pub txn: TxnScope,
     /// State that outlives messages and configs (the location table …).
@@ -57,6 +68,9 @@ impl RequestContext {
             transport,
             destination: None,
             record_route: false,
+            force_rport: false,
+            reply_no_connect: false,
+            path: None,
             txn: TxnScope::default(),
             services: None,
             reply_headers: Vec::new(),
@@ -88,6 +102,12 @@ pub struct TxnScope {
     pub exists: bool,
     /// `$T_reply_code`: the winning reply of a failure route.
     pub reply_code: u16,
+    /// `$T_branch_idx`: the branch a branch route prepares, an onreply
+    /// route's reply came on, or whose reply won in a failure route.
+    pub branch_index: u32,
+    /// `t_newtran()` was called: a final reply the request route decides
+    /// is sent through a server transaction.
+    pub newtran: bool,
     /// `t_is_canceled()`.
     pub canceled: bool,
     /// `t_branch_timeout()`: the failure came from a timeout.

@@ -173,12 +173,15 @@ impl Outbound {
         sock.send_to(data, peer).map(|_| ())
     }
 
-    /// Sends `data` to `peer`.
+    /// Sends `data` to `peer`. Over TCP or TLS an open connection to the
+    /// peer is reused; without one, a connection is opened only when
+    /// `connect` is true (else the send fails with `NotConnected`).
     pub async fn send(
         self: &Arc<Self>,
         transport: Transport,
         peer: SocketAddr,
         data: Bytes,
+        connect: bool,
         on_message: &Arc<dyn Fn(Bytes, Inbound) + Send + Sync>,
         limits: ParseLimits,
     ) -> io::Result<()> {
@@ -190,6 +193,12 @@ impl Outbound {
                     if tx.send(data.clone()).await.is_ok() {
                         return Ok(());
                     }
+                }
+                if !connect {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "no open connection to the peer, and opening one is not allowed",
+                    ));
                 }
                 let tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer))
                     .await

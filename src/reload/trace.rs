@@ -60,6 +60,11 @@ const READ_ONLY: &[&str] = &[
     "trunk_is_up",
     "registered",
     "t_check_status",
+    "t_is_set",
+    "t_is_branch_route",
+    "is_request",
+    "is_reply",
+    "is_first_hop",
 ];
 
 /// The serving config compiled for tracing.

@@ -176,6 +176,7 @@ runtime_table! {
     sipc_rt_pv_Ri(a) => b::pv_empty;
     sipc_rt_pv_Rp(a) => b::pv_zero;
     sipc_rt_pv_T_reply_code(a) => b::pv_rs;
+    sipc_rt_pv_T_branch_idx(a) => b::pv_branch_idx;
     sipc_rt_pv_hdr(a) => b::pv_hdr;
     sipc_rt_pv_var(a) => b::var_get;
     sipc_rt_pv_var_set(a, v) => b::var_set;
@@ -185,6 +186,11 @@ runtime_table! {
     // builtin functions of the catalog
     sipc_rt_maxfwd_ok(limit) => b::maxfwd_ok;
     sipc_rt_sanity_check() => b::sanity_check;
+    sipc_rt_force_rport() => b::force_rport;
+    sipc_rt_set_reply_no_connect() => b::set_reply_no_connect;
+    sipc_rt_is_request() => b::is_request;
+    sipc_rt_is_reply() => b::is_reply;
+    sipc_rt_is_first_hop() => b::is_first_hop;
     sipc_rt_is_method(m) => b::is_method;
     sipc_rt_is_method_in(mask) => b::is_method_in;
     sipc_rt_is_myself(u) => b::is_myself;
@@ -196,6 +202,9 @@ runtime_table! {
     sipc_rt_t_is_canceled() => b::t_is_canceled;
     sipc_rt_t_check_status(r) => b::t_check_status;
     sipc_rt_t_branch_timeout() => b::t_branch_timeout;
+    sipc_rt_t_newtran() => b::t_newtran;
+    sipc_rt_t_is_set(hook) => b::t_is_set;
+    sipc_rt_t_is_branch_route() => b::t_is_branch_route;
     sipc_rt_relay(d) => b::relay;
     sipc_rt_forward(d) => b::forward;
     sipc_rt_reply(code, reason) => b::reply;
@@ -207,6 +216,8 @@ runtime_table! {
     sipc_rt_save(t) => reg::save;
     sipc_rt_lookup(t) => reg::lookup;
     sipc_rt_registered(t) => reg::registered;
+    sipc_rt_add_path() => b::add_path;
+    sipc_rt_add_path_received() => b::add_path_received;
     sipc_rt_unregister(t, aor) => reg::unregister;
     sipc_rt_auth_check(r, t) => reg::auth_check;
     sipc_rt_auth_challenge(r) => reg::auth_challenge;

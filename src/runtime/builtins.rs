@@ -684,3 +684,89 @@ pub fn table_get(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 pub fn table_has(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     b(table_find(ctx, a).is_some())
 }
+
+// ---- Kamailio default-config builtins -------------------------------------
+
+/// `force_rport()`: the top Via gets `received` and `rport` from the
+/// source, and a transaction made for the request replies to the source
+/// port (see [`crate::proxy::request::force_rport`]).
+pub fn force_rport(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let source = ctx.req.source;
+    crate::proxy::request::force_rport(&mut ctx.req.msg, source);
+    ctx.req.force_rport = true;
+    0
+}
+
+/// `set_reply_no_connect()`: replies only on an open connection.
+pub fn set_reply_no_connect(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    ctx.req.reply_no_connect = true;
+    0
+}
+
+pub fn is_request(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    b(ctx.req.msg.original().is_request())
+}
+
+pub fn is_reply(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    b(!ctx.req.msg.original().is_request())
+}
+
+/// `is_first_hop()`: one Via on a request; on a reply (whose Via of this
+/// proxy is already removed), no Record-Route or a top one naming this
+/// proxy.
+pub fn is_first_hop(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let msg = &ctx.req.msg;
+    if msg.original().is_request() {
+        let vias = msg
+            .current_values("Via")
+            .flat_map(crate::sip::scan::CommaValues::new)
+            .filter(|v| v.as_ref().is_ok_and(|v| !v.is_empty()))
+            .take(2)
+            .count();
+        return b(vias == 1);
+    }
+    let Some(top) = msg.first_value("Record-Route") else { return 1 };
+    let shared = ctx.shared;
+    b(NameAddr::parse(&top).is_ok_and(|n| shared.local().is_local_uri(&n.uri)))
+}
+
+/// `t_newtran()`: a final reply of the request route goes through a
+/// server transaction (see `Core::reply_in_txn`).
+pub fn t_newtran(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    ctx.req.txn.newtran = true;
+    1
+}
+
+/// `t_is_set(HOOK)`: the argument is the index into
+/// [`crate::sema::builtins::HOOK_KINDS`].
+pub fn t_is_set(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let txn = &ctx.req.txn;
+    b(match a[0] {
+        0 => txn.on_failure.is_some(),
+        1 => txn.on_branch.is_some(),
+        2 => txn.on_reply.is_some(),
+        _ => false,
+    })
+}
+
+pub fn t_is_branch_route(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    b(ctx.kind == crate::sema::builtins::Kinds::BRANCH)
+}
+
+/// `$T_branch_idx`.
+pub fn pv_branch_idx(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    i64::from(ctx.req.txn.branch_index)
+}
+
+/// `add_path()`: a Path naming this proxy is added when the request leaves.
+pub fn add_path(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    ctx.req.path = Some(String::new());
+    1
+}
+
+/// `add_path_received()`: as `add_path()`, with the source as `received`.
+pub fn add_path_received(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let param = crate::proxy::request::path_received_param(ctx.req.source, ctx.req.transport);
+    ctx.req.path = Some(param);
+    1
+}

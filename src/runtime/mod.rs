@@ -279,6 +279,9 @@ pub struct RouteCtx<'a> {
     /// A runtime function panicked or the depth guard tripped: the message
     /// is answered 500 and the rest of the route sees neutral values.
     pub failed: bool,
+    /// The kind of the route that was entered (`request_route` unless the
+    /// transaction layer runs a hook: see `Program::run_route`).
+    pub kind: crate::sema::builtins::Kinds,
 }
 
 /// Stores `s` in a message's string arena and returns its handle (the
@@ -322,6 +325,7 @@ impl<'a> RouteCtx<'a> {
             lookup_result: None,
             auth_result: None,
             failed: false,
+            kind: crate::sema::builtins::Kinds::REQUEST,
         }
     }
 

@@ -136,6 +136,9 @@ pub enum Param {
     /// A str holding header lines, `"Name: value\r\n"`; the names of a
     /// constant's lines are compared with the known SIP headers.
     HeaderLine,
+    /// One of a fixed set of words, as a name or a string literal
+    /// (`t_is_set("failure_route")`); the runtime receives its index.
+    Word(&'static [&'static str]),
 }
 
 /// How a URI-valued string is used, which decides what a constant must be.
@@ -165,11 +168,21 @@ impl Param {
             Param::Table => "table name".into(),
             Param::Dest => "routing table, trunk group or trunk name".into(),
             Param::Level => "log level".into(),
+            Param::Word(words) => {
+                words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" | ")
+            }
         }
     }
 }
 
 pub const LOG_LEVELS: &[&str] = &["err", "warn", "notice", "info", "debug"];
+
+/// Kamailio's other log level names and the level each logs at here.
+pub const LOG_LEVEL_ALIASES: &[(&str, &str)] =
+    &[("alert", "err"), ("bug", "err"), ("crit", "err"), ("crit2", "err"), ("dbg", "debug")];
+
+/// The hooks `t_is_set` asks about, in the order of its argument's index.
+pub const HOOK_KINDS: &[&str] = &["failure_route", "branch_route", "onreply_route"];
 
 /// What calling a function does to the fate of the request, for the
 /// "request_route ends without relay, reply or drop" warning.
@@ -238,8 +251,18 @@ pub static FUNCTIONS: &[Func] = &[
     // REQINIT
     func!(maxfwd_ok(limit: P::IntRange(1, 255)) -> Bool, RQ, None,
         "Decrements Max-Forwards (adding it with `limit` if absent) and returns false when it reached zero; reply 483 then. Kamailio: `mf_process_maxfwd_header`."),
-    func!(sanity_check() -> Bool, RQ, None,
-        "Checks the request for malformed headers, URIs and lengths; on failure it has already replied (or dropped) and the route should `exit`. Kamailio: `sanity_check`."),
+    func!(sanity_check() -> Bool, RQ.or(Kinds::REPLY), None,
+        "Checks the message for malformed headers, URIs and lengths; on failure it has already replied (or dropped) and the route should `exit` (`drop` in reply_route). The core validates every message before any route sees it, so this is true wherever it runs. Kamailio: `sanity_check` (its check masks are not taken: every check runs)."),
+    func!(force_rport() -> Void, RQ, None,
+        "Acts as if the top Via had an empty `rport` (RFC 3581 §4, symmetric signalling): the Via gets `received` and `rport` set to the source address and port, so replies (relayed or this proxy's own) go back to the port the request came from, not to the Via's sent-by port. Kamailio: `force_rport`."),
+    func!(set_reply_no_connect() -> Void, RQ, None,
+        "Replies to this request over TCP or TLS are sent only on a connection that is still open; when the caller's connection is gone the reply is not sent (no new connection is opened to a UA that may be behind NAT). Replies relayed statelessly (after `forward()`) have no state to carry this and are not affected. Kamailio: `set_reply_no_connect`."),
+    func!(is_request() -> Bool, ANY, None,
+        "True when the message being routed is a request (request, failure and branch routes), false for a reply."),
+    func!(is_reply() -> Bool, ANY, None,
+        "True when the message being routed is a reply (reply and onreply routes)."),
+    func!(is_first_hop() -> Bool, ANY, None,
+        "A request: true when it has exactly one Via, i.e. it comes straight from the UA that sent it. A reply: true when it has no Record-Route or its top Record-Route names this proxy, i.e. this proxy is the first one on the callee's side. Kamailio: siputils `is_first_hop`."),
     func!(is_method(methods: P::Str) -> Bool, ANY, None,
         "True when the method (of the request, or of the request a reply answers) is one of the `|`-separated names, e.g. `\"INVITE|SUBSCRIBE\"`."),
     func!(is_myself(uri: P::Uri(UriUse::Any)) -> Bool, ANY, None,
@@ -262,6 +285,12 @@ pub static FUNCTIONS: &[Func] = &[
         "True when the reply status code matches the regex, e.g. `\"3[0-9][0-9]\"`."),
     func!(t_branch_timeout() -> Bool, Kinds::FAILURE, None,
         "True in a failure route when the branch failed because of a timeout."),
+    func!(t_newtran() -> Bool, RQ, None,
+        "Creates the transaction now (Kamailio: `t_newtran`): a final reply the request route then decides (`reply`, `reply_error`, `save`, `auth_challenge`) is sent through a server transaction, which absorbs retransmissions of the request by resending that reply and, over UDP, retransmits a non-2xx reply to an INVITE until its ACK (RFC 3261 §17.2). `relay()` after it relays as usual. A provisional reply, `forward()` or a drop after it stays stateless (nothing could answer the request later). True; retransmissions never reach the route (the transaction layer absorbs them first)."),
+    func!(t_is_set(hook: P::Word(HOOK_KINDS)) -> Bool, ANY, None,
+        "True when the transaction has that hook armed: `\"failure_route\"` (`on_failure`), `\"branch_route\"` (`on_branch`), `\"onreply_route\"` (`on_reply`). A failure route is disarmed when it runs, so in a failure route `t_is_set(\"failure_route\")` is true only after `on_failure` armed one again. Kamailio: `t_is_set`."),
+    func!(t_is_branch_route() -> Bool, ANY, None,
+        "True when the running route is a branch_route (or a route called from one). Kamailio: `t_is_branch_route`."),
     // RELAY
     func!(relay(destination: P::Uri(UriUse::NextHop)) min 0 -> Bool, RQF, Handles,
         "Relays the request statefully (creating a transaction) to `$du`, or the request URI, or the optional `destination` (`\"sip:host:port\"`). False when it could not be sent. Kamailio: `t_relay`."),
@@ -286,6 +315,10 @@ pub static FUNCTIONS: &[Func] = &[
         "Looks the request URI's address of record up in the location table. Found: the R-URI becomes the best contact (`$du` its NAT source address over the transport it registered on, or its Path as Route headers), other contacts of the same q become parallel branches and lower q groups are tried serially, best first. True when found; `$lookup_result` tells `found`, `not_found`, `method_not_allowed` (the contacts registered an Allow list without this method) or `error`. Kamailio: registrar `lookup` (1, -1, -2, -3)."),
     func!(registered(table: P::Str) -> Bool, RQF, None,
         "True when the request URI's address of record has a live binding in the location table. Changes nothing."),
+    func!(add_path() -> Bool, RQ, None,
+        "Adds a Path header naming this proxy (`<sip:ADDR;lr>`, the address the request leaves from) on top of the Path set when the request is relayed or forwarded (RFC 3327 §5.1), so the registrar routes requests for the registered contact through this proxy. True. Kamailio: path `add_path`."),
+    func!(add_path_received() -> Bool, RQ, None,
+        "Like `add_path()`, with the request's source address as the Path URI's `received` parameter (`<sip:ADDR;lr;received=sip:SRC_IP:SRC_PORT>`, `%3Btransport%3Dtcp` after the port over TCP, `tls` over TLS), for UAs behind NAT. A request routed back through this Path (its top Route is this proxy with `received`) is sent to that address: `$du` is set to it before request_route runs. True. Kamailio: path `add_path_received`."),
     func!(unregister(table: P::Str, aor: P::Uri(UriUse::Any)) -> Bool, RQF, None,
         "Removes every binding of the address of record `aor` (a SIP URI; reduced to `sip:user@host`). True when there were bindings. Kamailio: registrar `unregister`."),
     // AUTH
@@ -316,7 +349,7 @@ pub static FUNCTIONS: &[Func] = &[
     func!(to_int(s: P::Str) -> Int, ANY, None, "`s` parsed as a decimal integer, 0 when it is not one."),
     // Logging
     func!(log(level: P::Level, message: P::Str) -> Void, ANY, None,
-        "Logs `message` at `level` (`err`, `warn`, `notice`, `info`, `debug`); `$pv`s in the message are expanded. Kamailio: `xlog`."),
+        "Logs `message` at `level` (`err`, `warn`, `notice`, `info`, `debug`; Kamailio's `L_ALERT`, `L_BUG`, `L_CRIT` log as `err`, `L_DBG` as `debug`); `$pv`s in the message are expanded. Kamailio: `xlog`."),
     // Flags
     func!(setflag(flag: P::Flag) -> Void, ANY, None, "Sets a declared transaction flag."),
     func!(resetflag(flag: P::Flag) -> Void, ANY, None, "Clears a declared transaction flag."),
@@ -520,6 +553,15 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
     ),
     pv!("Ri", None, Str, ANY, RO, Message, "Local IP address the message arrived on."),
     pv!("Rp", None, Int, ANY, RO, Message, "Local port the message arrived on."),
+    pv!(
+        "T_branch_idx",
+        None,
+        Int,
+        ANY,
+        RO,
+        Message,
+        "Index of the transaction's branch, from 0 in the order branches are started: in a branch_route the branch being prepared, in an onreply_route (and reply_route) the branch the reply came on, in a failure_route the branch whose reply won (the one `$T_reply_code` is from); 0 elsewhere."
+    ),
     pv!(
         "T_reply_code",
         None,
@@ -770,6 +812,27 @@ pub fn markdown() -> String {
         };
         out.push_str(&format!("| {block} | `{}` | {} | {} |\n", s.name, s.ty.name(), s.doc));
     }
+    out.push_str(
+        "\n## Kamailio's default kamailio.cfg, line by line\n\n\
+         What each function, pseudo-variable and parameter of Kamailio 5.6's default \
+         `kamailio.cfg` (every `#!ifdef` variant) is here. `examples/default.route` is \
+         that config translated. An empty sipc column: no counterpart yet, and the note \
+         says which feature brings it.\n",
+    );
+    let cell = |s: &str| s.replace('|', "\\|");
+    for (heading, items) in super::kamailio::DEFAULT_CFG {
+        out.push_str(&format!(
+            "\n### {heading}\n\n| kamailio.cfg | sipc | note |\n| --- | --- | --- |\n"
+        ));
+        for i in *items {
+            out.push_str(&format!(
+                "| {} | {} | {} |\n",
+                cell(i.kamailio),
+                cell(i.sipc),
+                cell(i.note)
+            ));
+        }
+    }
     out
 }
 
@@ -785,6 +848,11 @@ pub static KAMAILIO_NAMES: &[(&str, &str)] = &[
     ("xlog", "log"),
     ("xinfo", "log"),
     ("xerr", "log"),
+    ("xdbg", "log"),
+    ("xnotice", "log"),
+    ("xwarn", "log"),
+    ("xalert", "log"),
+    ("starts_with", "str_starts_with"),
     ("mf_process_maxfwd_header", "maxfwd_ok"),
     ("has_totag", "has_to_tag"),
     ("t_on_failure", "on_failure"),

@@ -384,7 +384,8 @@ pub enum ExprKind {
     /// A routing destination named as an argument (`select(outbound)`):
     /// [`DestRef::encode`]d.
     DestRef(DestRef),
-    /// Index into [`super::builtins::LOG_LEVELS`].
+    /// Index into [`super::builtins::LOG_LEVELS`], or into the word list
+    /// of a [`Param::Word`](super::builtins::Param::Word) argument.
     Level(u8),
     /// A constant regex argument.
     Regex(u32),

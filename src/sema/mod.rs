@@ -11,6 +11,7 @@ pub mod builtins;
 pub mod callgraph;
 pub mod check;
 pub mod ir;
+pub mod kamailio;
 pub mod lints;
 pub mod modules;
 pub mod regexes;

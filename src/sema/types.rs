@@ -7,7 +7,9 @@
 //! constant ints are range-checked, and regexes are compiled now, with errors
 //! pointing inside the string literal.
 
-use super::builtins::{self, Func, KAMAILIO_NAMES, LOG_LEVELS, Param, PseudoVar, PvArg, Scope, Ty};
+use super::builtins::{
+    self, Func, KAMAILIO_NAMES, LOG_LEVEL_ALIASES, LOG_LEVELS, Param, PseudoVar, PvArg, Scope, Ty,
+};
 use super::check::{Checker, Use};
 use super::ir::{self, ExprKind as K, InterpPart, Value};
 use super::resolve::suggest;
@@ -474,6 +476,7 @@ impl Checker<'_> {
                     err(span)
                 }
             },
+            Param::Word(words) => self.word_arg(a, words, f),
             Param::Level => {
                 let text = match &a.kind {
                     ExprKind::Name(id) => Some(id.name.as_str()),
@@ -481,6 +484,10 @@ impl Checker<'_> {
                     _ => None,
                 };
                 let lvl = text.map(|t| t.trim_start_matches("L_").to_ascii_lowercase());
+                let lvl = lvl.map(|l| match LOG_LEVEL_ALIASES.iter().find(|(k, _)| *k == l) {
+                    Some((_, ours)) => (*ours).to_owned(),
+                    None => l,
+                });
                 match lvl.as_deref().and_then(|t| LOG_LEVELS.iter().position(|l| *l == t)) {
                     Some(i) => mk(K::Level(i as u8), Ty::Void, span),
                     None => {
@@ -494,6 +501,42 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+
+    /// A [`Param::Word`]: a name or a plain string literal that is one of
+    /// `words`, passed on as its index.
+    fn word_arg(&mut self, a: &ast::Expr, words: &[&str], f: &Func) -> ir::Expr {
+        let text = match &a.kind {
+            ExprKind::Name(id) => Some(id.name.as_str()),
+            ExprKind::Str(lit) if lit.is_plain() => Some(lit.value.as_str()),
+            _ => None,
+        };
+        if let Some(i) = text.and_then(|t| words.iter().position(|w| *w == t)) {
+            return mk(K::Level(i as u8), Ty::Void, a.span);
+        }
+        let help = match text.and_then(|t| suggest(t, words.iter().copied())) {
+            Some(s) => format!("did you mean `\"{s}\"`?"),
+            None => {
+                let list: Vec<String> = words.iter().map(|w| format!("`\"{w}\"`")).collect();
+                format!("write one of {}", list.join(", "))
+            }
+        };
+        self.error(
+            Diagnostic::new(
+                Code::TypeMismatch,
+                format!("`{}` expects one of {}", f.name, words.join(", ")),
+            )
+            .at(
+                a.span,
+                if text.is_some() {
+                    "not one of the accepted words"
+                } else {
+                    "not a constant word"
+                },
+            )
+            .with_help(help),
+        );
+        err(a.span)
     }
 
     fn named_arg(

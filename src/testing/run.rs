@@ -786,7 +786,13 @@ fn compare(
         }
     }
     if let Some(st) = expect.stateful {
-        let actual = runs.iter().any(|r| r.decision == Decision::Relay);
+        // `relay()`, or a final reply after `t_newtran()`: both make a
+        // transaction.
+        let actual = runs.iter().any(|r| match &r.decision {
+            Decision::Relay => true,
+            Decision::Reply { code, .. } => r.scope.newtran && *code >= 200,
+            _ => false,
+        });
         check("stateful", st.to_string(), actual.to_string());
     }
     if let Some(routes) = &expect.routes {

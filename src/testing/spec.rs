@@ -193,8 +193,9 @@ pub struct Expect {
     pub absent: Vec<String>,
     /// Nothing is sent at all.
     pub drop: Option<bool>,
-    /// The request was relayed statefully (`relay()`, a transaction) rather
-    /// than forwarded statelessly (`forward()`).
+    /// The request was handled statefully (`relay()`, or a final reply
+    /// after `t_newtran()`: a transaction) rather than statelessly
+    /// (`forward()`, a reply without a transaction).
     pub stateful: Option<bool>,
     /// The routes armed after the last route of the step ran (`""`: none).
     pub failure_route: Option<String>,

@@ -28,16 +28,18 @@ syn keyword sipcDeclaration let listen advertise domain alias settings module in
 syn keyword sipcDeclaration ifdef ifndef flag table trunk trunk_group
 syn keyword sipcBoolean     true false
 syn keyword sipcMisspelling elif elsif elseif
-syn keyword sipcBuiltin     maxfwd_ok sanity_check is_method is_myself has_to_tag loose_route
+syn keyword sipcBuiltin     maxfwd_ok sanity_check force_rport set_reply_no_connect is_request
+syn keyword sipcBuiltin     is_reply is_first_hop is_method is_myself has_to_tag loose_route
 syn keyword sipcBuiltin     record_route t_check_trans t_precheck_trans t_is_canceled t_check_status
-syn keyword sipcBuiltin     t_branch_timeout relay forward reply reply_error on_failure on_reply
-syn keyword sipcBuiltin     on_branch append_branch save lookup registered unregister auth_check
+syn keyword sipcBuiltin     t_branch_timeout t_newtran t_is_set t_is_branch_route relay forward
+syn keyword sipcBuiltin     reply reply_error on_failure on_reply on_branch append_branch save
+syn keyword sipcBuiltin     lookup registered add_path add_path_received unregister auth_check
 syn keyword sipcBuiltin     auth_challenge consume_credentials is_present_hf append_hf remove_hf
 syn keyword sipcBuiltin     replace_hf str_len str_lower str_upper str_substr str_contains
 syn keyword sipcBuiltin     str_starts_with to_str to_int log setflag resetflag isflagset table_get
 syn keyword sipcBuiltin     table_has select next_destination fork route_attr trunk_stat trunk_is_up
 syn keyword sipcBuiltin     trunk_set_up
-syn match   sipcPseudoVar "\$\%(ru\|rU\|rd\|rp\|du\|fu\|fU\|fd\|tu\|tU\|td\|si\|sp\|rm\|rs\|rr\|ci\|ua\|cs\|ct\|au\|ar\|lookup_result\|auth_result\|ml\|in_trunk\|out_trunk\|proto\|Ri\|Rp\|T_reply_code\)\>(\@!"
+syn match   sipcPseudoVar "\$\%(ru\|rU\|rd\|rp\|du\|fu\|fU\|fd\|tu\|tU\|td\|si\|sp\|rm\|rs\|rr\|ci\|ua\|cs\|ct\|au\|ar\|lookup_result\|auth_result\|ml\|in_trunk\|out_trunk\|proto\|Ri\|Rp\|T_branch_idx\|T_reply_code\)\>(\@!"
 syn match   sipcPseudoVarArg "\$\%(hdr\|var\|avp\|match\)([^()]*)"
 " END GENERATED
 

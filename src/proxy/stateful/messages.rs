@@ -13,12 +13,23 @@ pub(super) fn batch(mut steps: Vec<Step>) -> Option<Step> {
 }
 
 pub(super) fn send(to: (Transport, SocketAddr), data: Bytes) -> Step {
-    Step::Send(Outgoing { transport: to.0, peer: to.1, data, branch: None })
+    Step::Send(Outgoing { transport: to.0, peer: to.1, data, branch: None, no_connect: false })
 }
 
-/// Where replies to this request go (RFC 3261 §18.2.2, RFC 3581 §4).
-pub(super) fn reply_target(req: &EditedMessage, inbound: Inbound) -> (Transport, SocketAddr) {
-    if inbound.transport != Transport::Udp {
+/// A reply to the caller of transaction `t`.
+pub(super) fn reply(t: &Txn, data: Bytes) -> Step {
+    let (transport, peer) = t.reply_to;
+    Step::Send(Outgoing { transport, peer, data, branch: None, no_connect: t.reply_no_connect })
+}
+
+/// Where replies to this request go (RFC 3261 §18.2.2, RFC 3581 §4);
+/// `force_rport`: as if the top Via had `rport` (`force_rport()`).
+pub(super) fn reply_target(
+    req: &EditedMessage,
+    inbound: Inbound,
+    force_rport: bool,
+) -> (Transport, SocketAddr) {
+    if inbound.transport != Transport::Udp || force_rport {
         return (inbound.transport, inbound.peer);
     }
     let via = req.original().via().ok().flatten();

@@ -29,6 +29,9 @@
 //! - When a branch times out after a CANCEL (no 487 arrived), the caller
 //!   gets `487 Request Terminated`; other timeouts give `408`.
 //! - A transport error sending a branch counts as a `503` from it (§8.1.3.1).
+//! - After `t_newtran()`, a final reply the request route decides is sent
+//!   through a server transaction of its own (no branches), which absorbs
+//!   retransmissions (resending the reply) and the ACK of a non-2xx.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -204,6 +207,9 @@ pub(super) struct Live {
     scope: TxnScope,
     services: Option<Arc<Services>>,
     record_route: bool,
+    /// The Path parameters of `add_path_received()` (see
+    /// [`RequestContext::path`]).
+    path: Option<String>,
 }
 
 /// One proxied request; see the module docs.
@@ -214,9 +220,12 @@ pub(super) struct Txn {
     /// The loop-detection hash at the end of every branch's Via branch
     /// (the same for all: it hashes the request as received).
     via_hash: u64,
-    /// Where replies go: the source for reliable transports and `rport`,
-    /// else the received address and the Via's port (§18.2.2).
+    /// Where replies go: the source for reliable transports, `rport` and
+    /// `force_rport()`, else the received address and the Via's port
+    /// (§18.2.2).
     reply_to: (Transport, SocketAddr),
+    /// `set_reply_no_connect()`: replies go only on an open connection.
+    reply_no_connect: bool,
     server: ServerTxn,
     branches: Vec<Branch>,
     /// `None` once compacted: see [`Live`].

@@ -101,6 +101,7 @@ impl Core {
             if hooks.iter().any(Option::is_some) {
                 let mut ctx = RequestContext::new(edit, source.peer, source.transport);
                 ctx.txn = live.scope.clone();
+                ctx.txn.branch_index = index;
                 ctx.services = live.services.clone();
                 for route in hooks.into_iter().flatten() {
                     if live.router.run_hook(route, &mut ctx) == Decision::Drop {
@@ -129,7 +130,7 @@ impl Core {
                 let actions = t.server.respond(code, data.clone(), &self.txn.config.timers);
                 if actions.is_empty() {
                     // Already final upstream: a 2xx still goes (RFC 6026 §8.4).
-                    steps.push(send(t.reply_to, data));
+                    steps.push(reply(t, data));
                 } else {
                     steps.extend(self.server_actions(t, actions));
                 }
@@ -190,6 +191,7 @@ impl Core {
             ctx.txn = live.scope.clone();
             ctx.services = live.services.clone();
             ctx.txn.reply_code = code;
+            ctx.txn.branch_index = winner.map_or(0, |w| w as u32);
             ctx.txn.canceled = t.canceled;
             ctx.txn.branch_timeout = winner.is_some_and(|w| t.branches[w].timed_out);
             ctx.record_route = live.record_route;
@@ -199,6 +201,7 @@ impl Core {
             live.scope = TxnScope {
                 exists: false,
                 reply_code: 0,
+                branch_index: 0,
                 canceled: false,
                 branch_timeout: false,
                 ..scope

@@ -34,8 +34,7 @@ impl Core {
         }
         self.count_absorbed();
         let resend = t.server.on_request();
-        let to = t.reply_to;
-        Matched::Absorbed(resend.map(|data| send(to, data)))
+        Matched::Absorbed(resend.map(|data| reply(&t, data)))
     }
 
     /// `relay()` of a request that is neither ACK nor a CANCEL: creates the
@@ -48,18 +47,27 @@ impl Core {
         key: Option<ServerKey>,
     ) -> Option<Step> {
         let Some(key) = key else {
-            return self.reject_request(&ctx.msg, inbound, Reject::new(400, "Bad Request"));
+            return self.reject_request(&ctx, inbound, Reject::new(400, "Bad Request"));
         };
         if self.txn.table.len() >= self.txn.config.max_transactions {
             let mut r = Reject::new(503, "Service Unavailable");
             r.extra.push(("Retry-After", "5".into()));
-            return self.reject_request(&ctx.msg, inbound, r);
+            return self.reject_request(&ctx, inbound, r);
         }
         let id = self.txn.next_id.fetch_add(1, Ordering::Relaxed);
         let invite = ctx.msg.original().method_str() == Some("INVITE");
         let reliable = inbound.transport != Transport::Udp;
-        let reply_to = reply_target(&ctx.msg, inbound);
-        let RequestContext { msg, destination, record_route, txn: mut scope, services, .. } = ctx;
+        let reply_to = reply_target(&ctx.msg, inbound, ctx.force_rport);
+        let RequestContext {
+            msg,
+            destination,
+            record_route,
+            reply_no_connect,
+            path,
+            txn: mut scope,
+            services,
+            ..
+        } = ctx;
         let extra = std::mem::take(&mut scope.branches);
         let via_hash = crate::proxy::branch::loop_hash(msg.original());
         let txn = Txn {
@@ -68,6 +76,7 @@ impl Core {
             invite,
             via_hash,
             reply_to,
+            reply_no_connect,
             server: ServerTxn::new(invite, reliable, &self.txn.config.timers),
             branches: Vec::with_capacity(1 + extra.len()),
             live: Some(Box::new(Live {
@@ -77,6 +86,7 @@ impl Core {
                 scope,
                 services,
                 record_route,
+                path,
             })),
             resolving: 0,
             canceled: false,
@@ -98,6 +108,56 @@ impl Core {
         steps.extend(self.start_branches(&mut t, &txn_ref, destination, extra));
         steps.extend(self.finish_if_done(&mut t));
         batch(steps)
+    }
+
+    /// A final reply of the request route after `t_newtran()`: a server
+    /// transaction without branches is made for the request and sends the
+    /// reply, so retransmissions of the request get it again (and, over
+    /// UDP, a non-2xx reply to an INVITE is retransmitted until its ACK,
+    /// which the transaction absorbs). `None` when no transaction can be
+    /// made (no key, or the table is full): the caller replies statelessly.
+    pub(in crate::proxy) fn reply_in_txn(
+        &self,
+        ctx: &RequestContext,
+        inbound: Inbound,
+        key: Option<ServerKey>,
+        code: u16,
+        reason: &str,
+        extra: &[(&str, &str)],
+    ) -> Option<Option<Step>> {
+        let key = key?;
+        if self.txn.table.len() >= self.txn.config.max_transactions {
+            return None;
+        }
+        let id = self.txn.next_id.fetch_add(1, Ordering::Relaxed);
+        let invite = ctx.msg.original().method_str() == Some("INVITE");
+        let reliable = inbound.transport != Transport::Udp;
+        let txn = Txn {
+            id,
+            key: key.clone(),
+            invite,
+            via_hash: 0,
+            reply_to: reply_target(&ctx.msg, inbound, ctx.force_rport),
+            reply_no_connect: ctx.reply_no_connect,
+            server: ServerTxn::new(invite, reliable, &self.txn.config.timers),
+            branches: Vec::new(),
+            // Nothing is ever routed in it: it only answers.
+            live: None,
+            resolving: 0,
+            canceled: false,
+            answered: false,
+            removed: false,
+        };
+        let txn_ref: TxnRef = Arc::new(Mutex::new(txn));
+        if !self.txn.table.insert(key, id, Arc::clone(&txn_ref)) {
+            return Some(None); // the original is being handled
+        }
+        self.count_created();
+        self.count_replied();
+        let mut t = lock(&txn_ref);
+        let data = build_response(&ctx.msg, code, reason, extra);
+        let actions = t.server.respond(code, data, &self.txn.config.timers);
+        Some(batch(self.server_actions(&mut t, actions)))
     }
 
     /// Starts the main branch (to `destination`, the Route set or the R-URI)
@@ -148,6 +208,9 @@ impl Core {
         if let Some(route) = live.scope.on_branch {
             let mut ctx = RequestContext::new(edit, live.inbound.peer, live.inbound.transport);
             ctx.txn = live.scope.clone();
+            // The index this branch gets when it is sent: branches wait for
+            // name resolution in the order they were started.
+            ctx.txn.branch_index = (t.branches.len() + t.resolving as usize) as u32;
             ctx.services = live.services.clone();
             ctx.destination = destination;
             ctx.record_route = live.record_route;
@@ -165,6 +228,7 @@ impl Core {
         let fwd = Forward {
             destination: destination.as_deref(),
             record_route: live.record_route,
+            path: live.path.as_deref(),
             branch: None,
         };
         let hop = match next_hop(&edit, &fwd) {
@@ -201,6 +265,7 @@ impl Core {
         let fwd = Forward {
             destination,
             record_route: live.record_route,
+            path: live.path.as_deref(),
             branch: Some((&part, t.via_hash)),
         };
         let inbound = live.inbound;
@@ -225,6 +290,7 @@ impl Core {
             peer: target.1,
             data,
             branch: Some((t.id, index)),
+            no_connect: false,
         }));
         batch(steps)
     }
@@ -269,7 +335,7 @@ impl Core {
     pub(in crate::proxy) fn cancel(
         &self,
         txn_ref: &TxnRef,
-        cancel: &EditedMessage,
+        cancel: &RequestContext,
         inbound: Inbound,
     ) -> Option<Step> {
         let mut steps = Vec::new();
@@ -282,11 +348,10 @@ impl Core {
             }
         }
         self.count_replied();
+        let ok = build_response(&cancel.msg, 200, "OK", &[]);
         steps.push(Step::Send(Outgoing {
-            transport: inbound.transport,
-            peer: inbound.peer,
-            data: build_response(cancel, 200, "OK", &[]),
-            branch: None,
+            no_connect: cancel.reply_no_connect,
+            ..Outgoing::new(inbound.transport, inbound.peer, ok)
         }));
         batch(steps)
     }

@@ -130,7 +130,7 @@ impl Core {
         let mut steps = Vec::new();
         for a in actions {
             match a {
-                ServerAction::Send(data) => steps.push(send(t.reply_to, data)),
+                ServerAction::Send(data) => steps.push(reply(t, data)),
                 ServerAction::Arm(timer, after) => {
                     self.txn.timers.arm(after, TimerEvent::Server(t.id, timer));
                 }
