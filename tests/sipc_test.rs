@@ -147,3 +147,9 @@ fn trace_shows_what_the_routes_of_a_failing_test_did() {
     // A passing test shows no trace.
     assert!(!out.contains("passes\n        trace:"), "{out}");
 }
+
+#[test]
+fn routes_read_the_trunk_they_chose() {
+    let (code, out, _) = sipc(&["test", "tests/data/sipc_test/trunks.route"]);
+    assert_eq!(code, 0, "{out}");
+}

@@ -408,7 +408,7 @@ impl<'a> Checker<'a> {
                         self.facts.var_writes.push((self.route, slot, pv.span));
                         Some(Stmt::Assign { target: Place::MsgVar(slot), value: v })
                     }
-                    Scope::Transaction => {
+                    Scope::Transaction if def.name == "avp" => {
                         self.expect_ty(&v, Ty::Str, None);
                         let slot = self.avp_slot(pv.arg.as_deref().unwrap_or(""));
                         Some(Stmt::Assign { target: Place::Avp(slot), value: v })

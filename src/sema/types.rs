@@ -192,11 +192,14 @@ impl Checker<'_> {
                 mk(K::MsgVar(slot), self.msg_vars[slot as usize].ty, pv.span)
             }
             Scope::MessageLocal => mk(K::Capture(arg.parse().unwrap_or(0)), Ty::Str, pv.span),
-            Scope::Transaction => {
+            // `$avp(x)` lives in the transaction's slots; other
+            // transaction-scoped pseudo-variables (`$out_trunk`) are read
+            // through their runtime getters like message ones.
+            Scope::Transaction if def.name == "avp" => {
                 let slot = self.avp_slot(&arg);
                 mk(K::Avp(slot), Ty::Str, pv.span)
             }
-            Scope::Message => {
+            Scope::Message | Scope::Transaction => {
                 self.facts.uses.push(Use {
                     route: self.route,
                     allowed: def.read,
