@@ -7,8 +7,11 @@
 //! a fresh core, sends its messages and compares what the proxy sent and
 //! what its routes decided ([`run`]).
 
+mod compare;
 pub mod run;
 pub mod spec;
+mod uac;
+mod world;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

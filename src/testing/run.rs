@@ -14,21 +14,19 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use super::compare::compare;
 use super::spec::{
-    DEFAULT_SOURCE, Expect, FollowUp, RequestSpec, Test, World, parse_endpoint, show_endpoint,
+    DEFAULT_SOURCE, FollowUp, RequestSpec, Test, World, parse_endpoint, show_endpoint,
 };
-use crate::auth::{NonceKey, Subscriber, SubscriberStore};
+use super::{uac, world};
 use crate::codegen::Program;
 use crate::proxy::core::{Core, Outgoing, Step};
 use crate::proxy::router::{RouteId, TxnScope};
-use crate::proxy::services::Services;
 use crate::proxy::transport::Outbound;
 use crate::proxy::{Decision, Inbound, LocalIdentity, RequestContext, Router, Transport};
-use crate::registrar::{Binding, Location};
 use crate::runtime::trace::{self, Event};
-use crate::sema::ir::{CheckedProgram, Value};
-use crate::sip::{Message, ParseLimits, Uri};
-use crate::syntax::ast::RouteKind;
+use crate::sema::ir::CheckedProgram;
+use crate::sip::{Message, ParseLimits};
 use crate::syntax::span::Span;
 
 /// One expectation that did not hold.
@@ -82,10 +80,10 @@ impl Outcome {
 /// A route that ran: which, what it decided, and the transaction scope it
 /// left (armed routes, flags, `$avp`s).
 #[derive(Debug, Clone)]
-struct RouteRun {
-    route: Option<RouteId>,
-    decision: Decision,
-    scope: TxnScope,
+pub(super) struct RouteRun {
+    pub(super) route: Option<RouteId>,
+    pub(super) decision: Decision,
+    pub(super) scope: TxnScope,
 }
 
 /// The program as the core's router, noting every route run (and, for an
@@ -143,91 +141,16 @@ impl Router for Recorder {
 }
 
 /// A message the proxy sent.
-struct Sent {
-    transport: Transport,
-    peer: SocketAddr,
-    msg: Message,
+pub(super) struct Sent {
+    pub(super) transport: Transport,
+    pub(super) peer: SocketAddr,
+    pub(super) msg: Message,
 }
 
 /// A request the proxy sent on a branch, and whether it got its final answer.
 struct Branch {
     sent: Sent,
     done: bool,
-}
-
-/// The listen addresses of a program (`listen ws` and friends are not
-/// served, and the checker refuses them).
-fn listens(prog: &CheckedProgram) -> Result<Vec<(Transport, SocketAddr)>, String> {
-    let mut out = Vec::new();
-    for l in &prog.listens {
-        let t = Transport::from_name(&l.proto)
-            .ok_or_else(|| format!("`listen {}` is not served by `sipc run`", l.proto))?;
-        let text = match &l.addr {
-            Value::Addr(s) | Value::Str(s) => s.clone(),
-            other => return Err(format!("`listen`: not an address: {other:?}")),
-        };
-        let addr = text
-            .parse::<SocketAddr>()
-            .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 5060)))
-            .map_err(|_| format!("`listen {} {text}`: not an IP address", l.proto))?;
-        out.push((t, addr));
-    }
-    if out.is_empty() {
-        return Err("the config has no `listen` item".into());
-    }
-    Ok(out)
-}
-
-/// The services of a test's world, in memory.
-fn services(prog: &CheckedProgram, world: &World) -> Result<Services, String> {
-    use crate::cli::services as cs;
-    let mut s = Services::default();
-    let now = crate::runtime::registrar::unix_now();
-    if cs::uses_location(prog) || !world.location.is_empty() {
-        let location = Location::new(cs::registrar_config(prog));
-        let mut bindings = Vec::new();
-        for (i, b) in world.location.iter().enumerate() {
-            let aor = Uri::parse(&b.aor)
-                .ok()
-                .and_then(|u| crate::registrar::canonical_aor(&u))
-                .ok_or_else(|| format!("world.location: `{}` is not a SIP AOR", b.aor))?;
-            let received = b.received.as_deref().map(parse_endpoint).transpose()?;
-            let binding = Binding {
-                contact: b.contact.clone(),
-                expires_at: now + b.expires.unwrap_or(3600),
-                q: b.q.map(|q| (q.clamp(0.0, 1.0) * 1000.0).round() as u16),
-                call_id: format!("world-{i}@sipc.test"),
-                cseq: 1,
-                path: b.path.clone(),
-                received: received.map(|r| r.1),
-                transport: received.map_or(Transport::Udp, |r| r.0),
-                instance: None,
-                reg_id: None,
-                methods: None,
-            };
-            bindings.push((aor, binding));
-        }
-        location.restore(bindings);
-        s.location = Some(Arc::new(location));
-    }
-    if cs::uses_auth(prog) || !world.subscriber.is_empty() {
-        let subs = SubscriberStore::in_memory();
-        for u in &world.subscriber {
-            subs.put(&u.user, &u.domain, Subscriber::new(&u.user, &u.domain, &u.password))
-                .map_err(|e| format!("world.subscriber `{}`: {e}", u.user))?;
-        }
-        s.auth = Some(Arc::new(cs::auth_service(prog, subs, NonceKey::random())?));
-    }
-    for name in &world.trunks_down {
-        let t = prog
-            .routing
-            .trunks
-            .iter()
-            .find(|t| &t.name == name)
-            .ok_or_else(|| format!("world.trunks_down: no trunk `{name}` in the config"))?;
-        s.trunks.register(&t.name, &t.uri).set_up(false);
-    }
-    Ok(s)
 }
 
 /// The state of one running test.
@@ -318,7 +241,7 @@ impl Run {
         let program =
             if instrument { Program::compile_instrumented(prog) } else { Program::compile(prog) };
         let program = Arc::new(program.map_err(|e| e.to_string())?);
-        let listens = listens(prog)?;
+        let listens = world::listens(prog)?;
         let mut local = LocalIdentity::new();
         for (_, a) in &listens {
             local.add_socket(*a);
@@ -326,7 +249,7 @@ impl Run {
                 local.add_name(d, a.port());
             }
         }
-        let services = Arc::new(services(prog, world)?);
+        let services = Arc::new(world::services(prog, world)?);
         let recorder = Arc::new(Recorder {
             program,
             request_route: prog.request_route,
@@ -437,85 +360,16 @@ impl Run {
         &mut self,
         who: &super::spec::Credentials,
     ) -> Result<(String, Option<Step>), String> {
-        use crate::auth::digest::{self, Algorithm};
         let (text, transport, source) =
             self.last.clone().ok_or("`authenticate`: the test sent no request yet")?;
         let (code, challenge) = self
             .challenge
             .clone()
             .ok_or("`authenticate`: the caller got no 401 or 407 challenge")?;
-        let param = |name: &str| {
-            challenge.split(&format!("{name}=")).nth(1).map(|v| {
-                v.trim_start_matches('"').split(['"', ',']).next().unwrap_or("").to_owned()
-            })
-        };
-        let realm = param("realm").unwrap_or_default();
-        let nonce = param("nonce").ok_or("`authenticate`: the challenge has no nonce")?;
-        let alg = Algorithm::parse(param("algorithm").as_deref())
-            .ok_or("`authenticate`: the challenge names an unknown algorithm")?;
-        let qop = param("qop").filter(|q| q.split(',').any(|x| x.trim() == "auth"));
-        let msg = Message::parse(Bytes::from(text.clone())).map_err(|e| e.to_string())?;
-        let method = msg.method_str().unwrap_or("").to_owned();
-        let uri = msg.request_uri_str().unwrap_or("").to_owned();
-        let c = digest::Credentials {
-            username: &who.user,
-            realm: &realm,
-            nonce: &nonce,
-            uri: &uri,
-            qop: qop.as_ref().map(|_| "auth"),
-            nc: qop.as_ref().map(|_| "00000001"),
-            cnonce: qop.as_ref().map(|_| "5170c0ff"),
-            ..digest::Credentials::default()
-        };
-        let ha1 = digest::ha1(alg, &who.user, &realm, &who.password);
-        let response = digest::response(alg, &ha1, &c, &method);
-        let mut value = format!(
-            "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
-             response=\"{response}\", algorithm={}",
-            who.user,
-            alg.name()
-        );
-        if qop.is_some() {
-            value.push_str(", qop=auth, nc=00000001, cnonce=\"5170c0ff\"");
-        }
-        let name = if code == 401 { "Authorization" } else { "Proxy-Authorization" };
-        let n = self.counter;
-        // The same request as a new transaction: next CSeq, a fresh branch.
-        let mut out = String::new();
-        let mut via_done = false;
-        for line in text.split("\r\n") {
-            let lower = line.to_ascii_lowercase();
-            if line.is_empty() {
-                break;
-            }
-            if !via_done && (lower.starts_with("via:") || lower.starts_with("v:")) {
-                via_done = true;
-                let (head, params) = line.split_once(';').unwrap_or((line, ""));
-                let params: Vec<&str> =
-                    params.split(';').filter(|p| !p.trim().starts_with("branch=")).collect();
-                out.push_str(head);
-                out.push_str(&format!(";branch=z9hG4bK-test-{n}-auth"));
-                for p in params.iter().filter(|p| !p.is_empty()) {
-                    out.push(';');
-                    out.push_str(p);
-                }
-            } else if lower.starts_with("cseq:") {
-                let seq = msg.cseq().ok().flatten().map_or(1, |c| c.seq) + 1;
-                out.push_str(&format!("CSeq: {seq} {method}"));
-            } else if lower.starts_with("authorization:")
-                || lower.starts_with("proxy-authorization:")
-            {
-                continue;
-            } else {
-                out.push_str(line);
-            }
-            out.push_str("\r\n");
-        }
-        out.push_str(&format!("{name}: {value}\r\n\r\n"));
-        out.push_str(text.split_once("\r\n\r\n").map_or("", |(_, b)| b));
+        let (out, event) = uac::with_credentials(&text, code, &challenge, who, self.counter)?;
         self.last = Some((out.clone(), transport, source));
         let step = self.core.process(Bytes::from(out), self.inbound(transport, source));
-        Ok((format!("{method} {uri} with credentials of {}", who.user), step))
+        Ok((event, step))
     }
 
     /// The index of the branch a follow-up answers.
@@ -543,7 +397,8 @@ impl Run {
         }
         let reason =
             step.reason.clone().unwrap_or_else(|| crate::sip::status::phrase_of(code).to_owned());
-        let text = response_to(&b.sent.msg, code, &reason, &step.request.headers, n, b.sent.peer);
+        let text =
+            uac::response_to(&b.sent.msg, code, &reason, &step.request.headers, n, b.sent.peer);
         let event =
             format!("{code} {reason} from {}", show_endpoint(b.sent.transport, b.sent.peer));
         let (transport, peer) = (b.sent.transport, b.sent.peer);
@@ -554,23 +409,9 @@ impl Run {
     fn cancel(&mut self) -> Result<(String, Option<Step>), String> {
         let (text, transport, source) =
             self.first.clone().ok_or("`cancel`: the test sent no request to cancel")?;
-        let msg = Message::parse(Bytes::from(text)).map_err(|e| e.to_string())?;
-        let ruri = msg.request_uri_str().unwrap_or_default().to_owned();
-        let mut out = format!("CANCEL {ruri} SIP/2.0\r\n");
-        if let Some(v) = msg.headers_named("Via").next() {
-            out.push_str(&format!("Via: {}\r\n", msg.value_of(v)));
-        }
-        for name in ["From", "To", "Call-ID"] {
-            if let Some(h) = msg.headers_named(name).next() {
-                out.push_str(&format!("{name}: {}\r\n", msg.value_of(h)));
-            }
-        }
-        let seq = msg.cseq().ok().flatten().map_or(1, |c| c.seq);
-        out.push_str(&format!(
-            "CSeq: {seq} CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        ));
+        let (out, event) = uac::cancel_of(&text)?;
         let step = self.core.process(Bytes::from(out), self.inbound(transport, source));
-        Ok((format!("CANCEL {ruri}"), step))
+        Ok((event, step))
     }
 
     /// Remembers the requests the proxy sent, for later replies.
@@ -600,249 +441,11 @@ fn flatten(step: Option<Step>, out: &mut Vec<Sent>) -> Result<(), String> {
 }
 
 /// `INVITE sip:… to udp:…` / `486 Busy Here to udp:…`.
-fn describe(s: &Sent) -> String {
+pub(super) fn describe(s: &Sent) -> String {
     let what = match (s.msg.method_str(), s.msg.request_uri_str(), s.msg.status()) {
         (Some(m), Some(u), _) => format!("{m} {u}"),
         (_, _, Some(c)) => format!("{c} {}", s.msg.reason().unwrap_or_default()),
         _ => "?".into(),
     };
     format!("{what} to {}", show_endpoint(s.transport, s.peer))
-}
-
-/// The reply a UAS at `peer` gives to `req`.
-fn response_to(
-    req: &Message,
-    code: u16,
-    reason: &str,
-    extra: &[String],
-    n: usize,
-    peer: SocketAddr,
-) -> String {
-    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
-    let named = |name: &str, compact: &str| {
-        req.headers()
-            .iter()
-            .filter(|h| {
-                let n = req.name_of(h);
-                n.eq_ignore_ascii_case(name) || n.eq_ignore_ascii_case(compact)
-            })
-            .map(|h| req.value_of(h).to_owned())
-            .collect::<Vec<_>>()
-    };
-    for v in named("Via", "v") {
-        out.push_str(&format!("Via: {v}\r\n"));
-    }
-    for v in named("From", "f") {
-        out.push_str(&format!("From: {v}\r\n"));
-    }
-    for v in named("To", "t") {
-        let tagged = v.to_ascii_lowercase().contains(";tag=");
-        let tag = if code > 100 && !tagged { format!(";tag=uas-{n}") } else { String::new() };
-        out.push_str(&format!("To: {v}{tag}\r\n"));
-    }
-    for v in named("Call-ID", "i") {
-        out.push_str(&format!("Call-ID: {v}\r\n"));
-    }
-    for v in named("CSeq", "") {
-        out.push_str(&format!("CSeq: {v}\r\n"));
-    }
-    if (101..300).contains(&code) {
-        for v in named("Record-Route", "") {
-            out.push_str(&format!("Record-Route: {v}\r\n"));
-        }
-        out.push_str(&format!("Contact: <sip:uas@{peer}>\r\n"));
-    }
-    for h in extra {
-        out.push_str(h.trim_end());
-        out.push_str("\r\n");
-    }
-    out.push_str("Content-Length: 0\r\n\r\n");
-    out
-}
-
-/// The name a route is known by in expectations.
-fn route_name(prog: &CheckedProgram, id: Option<RouteId>) -> String {
-    match id.and_then(|i| prog.routes.get(i as usize)) {
-        Some(r) if r.name.is_empty() => r.kind.keyword().to_owned(),
-        Some(r) => format!("{} {}", r.kind.keyword(), r.name),
-        None => "?".into(),
-    }
-}
-
-fn armed(prog: &CheckedProgram, id: Option<RouteId>) -> String {
-    match id.and_then(|i| prog.routes.get(i as usize)) {
-        Some(r) => r.name.clone(),
-        None => String::new(),
-    }
-}
-
-fn quote_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-/// The expectations of one step against what happened.
-fn compare(
-    prog: &CheckedProgram,
-    step: usize,
-    event: &str,
-    expect: &Expect,
-    sent: &[Sent],
-    runs: &[RouteRun],
-    generated_acks: bool,
-) -> Vec<Mismatch> {
-    let mut out = Vec::new();
-    let mut check = |key: &str, expected: String, actual: String| {
-        if expected != actual {
-            out.push(Mismatch {
-                step,
-                event: event.to_owned(),
-                key: key.to_owned(),
-                expected,
-                actual,
-            });
-        }
-    };
-    // ACKs the proxy makes for a non-2xx final are not routing decisions.
-    let shown: Vec<&Sent> =
-        sent.iter().filter(|s| !(generated_acks && s.msg.method_str() == Some("ACK"))).collect();
-    // The proxy's own 100 Trying is not the answer a test is about.
-    let trying = expect.reply == Some(100);
-    let reply =
-        shown.iter().find(|s| !s.msg.is_request() && (trying || s.msg.status() != Some(100)));
-    let requests: Vec<&&Sent> = shown.iter().filter(|s| s.msg.is_request()).collect();
-    let nothing = || "nothing sent".to_owned();
-    if let Some(d) = expect.drop {
-        check("drop", d.to_string(), shown.is_empty().to_string());
-    }
-    if let Some(code) = expect.reply {
-        let actual = match reply {
-            Some(r) => r.msg.status().unwrap_or(0).to_string(),
-            None if shown.is_empty() => nothing(),
-            None => format!("no reply ({})", describe(shown[0])),
-        };
-        check("reply", code.to_string(), actual);
-    }
-    if let Some(reason) = &expect.reason {
-        let actual = reply.map_or_else(nothing, |r| r.msg.reason().unwrap_or_default().to_owned());
-        check("reason", reason.clone(), actual);
-    }
-    if let Some(relay) = &expect.relay {
-        let expected: Vec<String> = relay
-            .to_vec()
-            .iter()
-            .map(|r| parse_endpoint(r).map_or_else(|e| e, |(t, a)| show_endpoint(t, a)))
-            .collect();
-        let actual: Vec<String> =
-            requests.iter().map(|s| show_endpoint(s.transport, s.peer)).collect();
-        check("relay", quote_list(&expected), quote_list(&actual));
-    }
-    if let Some(ruri) = &expect.ruri {
-        let actual = requests.first().map_or_else(
-            || "no request sent".into(),
-            |s| s.msg.request_uri_str().unwrap_or_default().to_owned(),
-        );
-        check("ruri", ruri.clone(), actual);
-    }
-    // Headers are those of the reply when one is expected, else of the
-    // first request sent, else of whatever was sent first.
-    let first = match (expect.reply, reply, requests.first()) {
-        (Some(_), Some(r), _) => Some(r),
-        (_, _, Some(r)) => Some(*r),
-        _ => reply.or(shown.first()),
-    };
-    for (name, value) in &expect.headers {
-        let actual = match first {
-            None => nothing(),
-            Some(s) => s
-                .msg
-                .headers_named(name)
-                .next()
-                .map_or_else(|| "(absent)".to_owned(), |h| s.msg.value_of(h).to_owned()),
-        };
-        check(&format!("headers.{name}"), value.clone(), actual);
-    }
-    for (name, pattern) in &expect.matches {
-        let re = match regex::Regex::new(pattern) {
-            Ok(re) => re,
-            Err(e) => {
-                check(&format!("matches.{name}"), pattern.clone(), format!("a bad regex: {e}"));
-                continue;
-            }
-        };
-        let actual =
-            first.and_then(|s| s.msg.headers_named(name).next().map(|h| s.msg.value_of(h)));
-        match actual {
-            Some(v) if re.is_match(v) => {}
-            Some(v) => check(&format!("matches.{name}"), format!("/{pattern}/"), v.to_owned()),
-            None => check(&format!("matches.{name}"), format!("/{pattern}/"), "(absent)".into()),
-        }
-    }
-    for name in &expect.absent {
-        if let Some(s) = first
-            && let Some(h) = s.msg.headers_named(name).next()
-        {
-            check(&format!("absent.{name}"), "(absent)".into(), s.msg.value_of(h).to_owned());
-        }
-    }
-    if let Some(st) = expect.stateful {
-        // `relay()`, or a final reply after `t_newtran()`: both make a
-        // transaction.
-        let actual = runs.iter().any(|r| match &r.decision {
-            Decision::Relay => true,
-            Decision::Reply { code, .. } => r.scope.newtran && *code >= 200,
-            _ => false,
-        });
-        check("stateful", st.to_string(), actual.to_string());
-    }
-    if let Some(routes) = &expect.routes {
-        let actual: Vec<String> = runs.iter().map(|r| route_name(prog, r.route)).collect();
-        check("routes", quote_list(routes), quote_list(&actual));
-    }
-    // The scope a request or failure route left (branch and reply routes
-    // run later and see it, but do not decide it).
-    let decisive = runs
-        .iter()
-        .rev()
-        .find(|r| {
-            r.route
-                .and_then(|i| prog.routes.get(i as usize))
-                .is_some_and(|x| matches!(x.kind, RouteKind::Request | RouteKind::Failure))
-        })
-        .or(runs.last());
-    let scope = decisive.map(|r| &r.scope);
-    let no_route = || "no route ran".to_owned();
-    let hooks = [
-        ("failure_route", &expect.failure_route, scope.map(|s| s.on_failure)),
-        ("onreply_route", &expect.onreply_route, scope.map(|s| s.on_reply)),
-        ("branch_route", &expect.branch_route, scope.map(|s| s.on_branch)),
-    ];
-    for (key, want, got) in hooks {
-        if let Some(want) = want {
-            check(key, want.clone(), got.map_or_else(no_route, |id| armed(prog, id)));
-        }
-    }
-    if let Some(flags) = &expect.flags {
-        let actual = scope.map_or_else(no_route, |s| {
-            let names: Vec<String> = prog
-                .flags
-                .iter()
-                .filter(|f| s.flags & (1u64 << f.bit) != 0)
-                .map(|f| f.name.clone())
-                .collect();
-            quote_list(&names)
-        });
-        let mut want = flags.clone();
-        want.sort_by_key(|n| prog.flags.iter().position(|f| &f.name == n).unwrap_or(usize::MAX));
-        check("flags", quote_list(&want), actual);
-    }
-    for (name, value) in &expect.avps {
-        let actual = match (scope, prog.avps.iter().position(|a| a == name)) {
-            (None, _) => no_route(),
-            (_, None) => format!("(no `$avp({name})` in the config)"),
-            (Some(s), Some(slot)) => s.avps.get(slot).cloned().unwrap_or_default(),
-        };
-        check(&format!("avps.{name}"), value.clone(), actual);
-    }
-    out
 }
