@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod registrar;
 pub mod reload;
 pub mod routing;
+pub mod rtpengine;
 pub mod runtime;
 pub mod sema;
 pub mod sip;

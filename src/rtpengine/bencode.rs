@@ -1,0 +1,615 @@
+//! Bencode, the encoding of rtpengine's ng protocol.
+//!
+//! Four kinds of value: integers (`i42e`), byte strings (`4:spam`), lists
+//! (`l…e`) and dictionaries (`d…e`, byte-string keys). Encoding writes
+//! dictionary keys in sorted order, as the bencode specification asks
+//! ([`Dict`] is a `BTreeMap` over the raw key bytes, so the order is that of
+//! the bytes). Decoding accepts keys in any order, because rtpengine does
+//! not sort the keys of its replies (`sdp` comes before `result`), but
+//! rejects a repeated key.
+//!
+//! Decoding reads untrusted datagrams, so it never panics and never
+//! allocates more than the input justifies: a string length is checked
+//! against the bytes that remain before anything is copied, integers that
+//! overflow `i64` or carry leading zeros are errors, nesting deeper than
+//! [`MAX_DEPTH`] is an error (the decoder is recursive, and this bounds its
+//! stack), and bytes after the top value are an error.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The deepest nesting of lists and dictionaries [`decode`] accepts. An
+/// rtpengine `query` reply nests about 8 levels.
+pub const MAX_DEPTH: usize = 64;
+
+/// A bencoded value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Value {
+    Int(i64),
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    Dict(Dict),
+}
+
+/// A dictionary: byte-string keys in byte order (the order encoding writes).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Dict(BTreeMap<Vec<u8>, Value>);
+
+impl Dict {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A request dictionary `{ "command": command }`.
+    pub fn command(command: &str) -> Self {
+        Self::new().with("command", command)
+    }
+
+    /// Sets `key` and returns the dictionary, for building requests.
+    #[must_use]
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.insert(key, value);
+        self
+    }
+
+    /// Sets `key`, returning its previous value.
+    pub fn insert(&mut self, key: &str, value: impl Into<Value>) -> Option<Value> {
+        self.0.insert(key.as_bytes().to_vec(), value.into())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key.as_bytes())
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.0.remove(key.as_bytes())
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.0.contains_key(key.as_bytes())
+    }
+
+    /// The byte string under `key`, when it is one.
+    pub fn get_bytes(&self, key: &str) -> Option<&[u8]> {
+        match self.get(key)? {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The byte string under `key`, when it is one and is UTF-8.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        std::str::from_utf8(self.get_bytes(key)?).ok()
+    }
+
+    pub fn get_int(&self, key: &str) -> Option<i64> {
+        match self.get(key)? {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn get_list(&self, key: &str) -> Option<&[Value]> {
+        match self.get(key)? {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub fn get_dict(&self, key: &str) -> Option<&Dict> {
+        match self.get(key)? {
+            Value::Dict(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Value)> {
+        self.0.iter().map(|(k, v)| (k.as_slice(), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The encoded dictionary.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_dict(self, &mut out);
+        out
+    }
+}
+
+impl FromIterator<(Vec<u8>, Value)> for Dict {
+    fn from_iter<I: IntoIterator<Item = (Vec<u8>, Value)>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Bytes(v.as_bytes().to_vec())
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Bytes(v.into_bytes())
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(v: &[u8]) -> Self {
+        Value::Bytes(v.to_vec())
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Self {
+        Value::Bytes(v)
+    }
+}
+
+impl From<Dict> for Value {
+    fn from(v: Dict) -> Self {
+        Value::Dict(v)
+    }
+}
+
+impl From<Vec<Value>> for Value {
+    fn from(v: Vec<Value>) -> Self {
+        Value::List(v)
+    }
+}
+
+/// A list of strings, e.g. `"flags": ["trust-address", "SIP-source-address"]`.
+impl From<&[&str]> for Value {
+    fn from(v: &[&str]) -> Self {
+        Value::List(v.iter().map(|s| Value::from(*s)).collect())
+    }
+}
+
+impl<const N: usize> From<[&str; N]> for Value {
+    fn from(v: [&str; N]) -> Self {
+        Value::from(&v[..])
+    }
+}
+
+impl Value {
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(self.as_bytes()?).ok()
+    }
+
+    /// The encoded value.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_into(self, &mut out);
+        out
+    }
+}
+
+/// Byte strings print as text when they are UTF-8 (replies are mostly text).
+fn fmt_bytes(b: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match std::str::from_utf8(b) {
+        Ok(s) => write!(f, "{s:?}"),
+        Err(_) => write!(f, "b{:?}", String::from_utf8_lossy(b)),
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Bytes(b) => fmt_bytes(b, f),
+            Value::List(l) => f.debug_list().entries(l).finish(),
+            Value::Dict(d) => d.fmt(f),
+        }
+    }
+}
+
+impl fmt::Debug for Dict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Key<'a>(&'a [u8]);
+        impl fmt::Debug for Key<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt_bytes(self.0, f)
+            }
+        }
+        f.debug_map().entries(self.0.iter().map(|(k, v)| (Key(k), v))).finish()
+    }
+}
+
+/// Appends the encoding of `v` to `out`.
+pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Int(i) => {
+            out.push(b'i');
+            out.extend_from_slice(i.to_string().as_bytes());
+            out.push(b'e');
+        }
+        Value::Bytes(b) => encode_bytes(b, out),
+        Value::List(l) => {
+            out.push(b'l');
+            for item in l {
+                encode_into(item, out);
+            }
+            out.push(b'e');
+        }
+        Value::Dict(d) => encode_dict(d, out),
+    }
+}
+
+fn encode_bytes(b: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b.len().to_string().as_bytes());
+    out.push(b':');
+    out.extend_from_slice(b);
+}
+
+fn encode_dict(d: &Dict, out: &mut Vec<u8>) {
+    out.push(b'd');
+    for (k, v) in &d.0 {
+        encode_bytes(k, out);
+        encode_into(v, out);
+    }
+    out.push(b'e');
+}
+
+/// Why some bytes are not one bencoded value; `at` is the byte offset.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bencode: {kind} at byte {at}")]
+pub struct DecodeError {
+    pub at: usize,
+    pub kind: DecodeErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeErrorKind {
+    #[error("input ends inside a value")]
+    Truncated,
+    #[error("unexpected byte")]
+    UnexpectedByte,
+    #[error("malformed integer")]
+    BadInteger,
+    #[error("malformed string length")]
+    BadLength,
+    #[error("string length runs past the end of the input")]
+    LengthPastEnd,
+    #[error("nesting deeper than {MAX_DEPTH}")]
+    TooDeep,
+    #[error("dictionary key is not a byte string")]
+    KeyNotString,
+    #[error("repeated dictionary key")]
+    DuplicateKey,
+    #[error("bytes after the value")]
+    TrailingBytes,
+}
+
+/// Decodes exactly one value from `input`.
+pub fn decode(input: &[u8]) -> Result<Value, DecodeError> {
+    let mut d = Decoder { input, pos: 0 };
+    let v = d.value(0)?;
+    if d.pos != input.len() {
+        return Err(d.err(DecodeErrorKind::TrailingBytes));
+    }
+    Ok(v)
+}
+
+/// Decodes exactly one value from `input`, which must be a dictionary.
+pub fn decode_dict(input: &[u8]) -> Result<Dict, DecodeError> {
+    match decode(input)? {
+        Value::Dict(d) => Ok(d),
+        _ => Err(DecodeError { at: 0, kind: DecodeErrorKind::UnexpectedByte }),
+    }
+}
+
+struct Decoder<'a> {
+    input: &'a [u8],
+    pos: usize,
+}
+
+impl Decoder<'_> {
+    fn err(&self, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError { at: self.pos, kind }
+    }
+
+    fn peek(&self) -> Result<u8, DecodeError> {
+        self.input.get(self.pos).copied().ok_or_else(|| self.err(DecodeErrorKind::Truncated))
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
+        match self.peek()? {
+            b'i' => {
+                self.pos += 1;
+                self.int().map(Value::Int)
+            }
+            b'0'..=b'9' => self.bytes().map(|b| Value::Bytes(b.to_vec())),
+            b'l' => {
+                if depth >= MAX_DEPTH {
+                    return Err(self.err(DecodeErrorKind::TooDeep));
+                }
+                self.pos += 1;
+                let mut items = Vec::new();
+                while self.peek()? != b'e' {
+                    items.push(self.value(depth + 1)?);
+                }
+                self.pos += 1;
+                Ok(Value::List(items))
+            }
+            b'd' => {
+                if depth >= MAX_DEPTH {
+                    return Err(self.err(DecodeErrorKind::TooDeep));
+                }
+                self.pos += 1;
+                let mut map = BTreeMap::new();
+                loop {
+                    let c = self.peek()?;
+                    if c == b'e' {
+                        break;
+                    }
+                    if !c.is_ascii_digit() {
+                        return Err(self.err(DecodeErrorKind::KeyNotString));
+                    }
+                    let key_at = self.pos;
+                    let key = self.bytes()?.to_vec();
+                    let v = self.value(depth + 1)?;
+                    if map.insert(key, v).is_some() {
+                        return Err(DecodeError {
+                            at: key_at,
+                            kind: DecodeErrorKind::DuplicateKey,
+                        });
+                    }
+                }
+                self.pos += 1;
+                Ok(Value::Dict(Dict(map)))
+            }
+            _ => Err(self.err(DecodeErrorKind::UnexpectedByte)),
+        }
+    }
+
+    /// The digits of an integer after its `i`, through the closing `e`:
+    /// `-?(0|[1-9][0-9]*)`, no `-0`, within `i64`.
+    fn int(&mut self) -> Result<i64, DecodeError> {
+        let start = self.pos;
+        let rest = &self.input[start..];
+        let Some(len) = rest.iter().position(|&c| c == b'e') else {
+            // Say "truncated" only when what is there could still be an integer.
+            let ok =
+                rest.iter().enumerate().all(|(i, &c)| c.is_ascii_digit() || (i == 0 && c == b'-'));
+            if !ok {
+                return Err(DecodeError { at: start - 1, kind: DecodeErrorKind::BadInteger });
+            }
+            self.pos = self.input.len();
+            return Err(self.err(DecodeErrorKind::Truncated));
+        };
+        let text = &rest[..len];
+        let digits = text.strip_prefix(b"-").unwrap_or(text);
+        let well_formed = !digits.is_empty()
+            && digits.iter().all(u8::is_ascii_digit)
+            && (digits == b"0" || digits[0] != b'0')
+            && text != b"-0";
+        let parsed =
+            well_formed.then(|| std::str::from_utf8(text).ok()?.parse::<i64>().ok()).flatten();
+        let Some(n) = parsed else {
+            // Point at the integer's `i`.
+            return Err(DecodeError { at: start - 1, kind: DecodeErrorKind::BadInteger });
+        };
+        self.pos = start + len + 1;
+        Ok(n)
+    }
+
+    /// A byte string `<len>:<bytes>`, borrowed from the input.
+    fn bytes(&mut self) -> Result<&[u8], DecodeError> {
+        let start = self.pos;
+        let rest = &self.input[start..];
+        let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        // 19 digits fit in a u64; no real length comes near that.
+        if digits == 0 || digits > 19 || (digits > 1 && rest[0] == b'0') {
+            return Err(self.err(DecodeErrorKind::BadLength));
+        }
+        match rest.get(digits) {
+            None => {
+                self.pos = self.input.len();
+                return Err(self.err(DecodeErrorKind::Truncated));
+            }
+            Some(b':') => {}
+            Some(_) => {
+                self.pos += digits;
+                return Err(self.err(DecodeErrorKind::BadLength));
+            }
+        }
+        let len: u64 = std::str::from_utf8(&rest[..digits])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| self.err(DecodeErrorKind::BadLength))?;
+        let body = digits + 1;
+        let available = (rest.len() - body) as u64;
+        if len > available {
+            return Err(self.err(DecodeErrorKind::LengthPastEnd));
+        }
+        let len = len as usize;
+        self.pos = start + body + len;
+        Ok(&rest[body..body + len])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DecodeErrorKind as K;
+    use super::*;
+
+    fn kind(input: &[u8]) -> K {
+        decode(input).expect_err("must be rejected").kind
+    }
+
+    #[test]
+    fn encodes_each_kind() {
+        assert_eq!(Value::Int(42).encode(), b"i42e");
+        assert_eq!(Value::Int(-7).encode(), b"i-7e");
+        assert_eq!(Value::Int(0).encode(), b"i0e");
+        assert_eq!(Value::from("spam").encode(), b"4:spam");
+        assert_eq!(Value::from("").encode(), b"0:");
+        assert_eq!(Value::from(["a", "bc"]).encode(), b"l1:a2:bce");
+        assert_eq!(Value::Int(i64::MIN).encode(), b"i-9223372036854775808e");
+    }
+
+    #[test]
+    fn dictionary_keys_are_written_sorted() {
+        let d =
+            Dict::command("offer").with("sdp", "v=0").with("call-id", "c1").with("ICE", "remove");
+        // Byte order: upper case before lower case.
+        assert_eq!(d.encode(), b"d3:ICE6:remove7:call-id2:c17:command5:offer3:sdp3:v=0e");
+    }
+
+    #[test]
+    fn the_protocol_documents_ping_and_pong() {
+        assert_eq!(Dict::command("ping").encode(), b"d7:command4:pinge");
+        let pong = decode_dict(b"d6:result4:ponge").unwrap();
+        assert_eq!(pong.get_str("result"), Some("pong"));
+    }
+
+    #[test]
+    fn decodes_unsorted_keys_as_rtpengine_sends_them() {
+        let d = decode_dict(b"d3:sdp3:v=06:result2:oke").unwrap();
+        assert_eq!(d.get_str("result"), Some("ok"));
+        assert_eq!(d.get_str("sdp"), Some("v=0"));
+        assert_eq!(d.encode(), b"d6:result2:ok3:sdp3:v=0e");
+    }
+
+    #[test]
+    fn decodes_nested_values() {
+        let v = decode(b"d4:listli1ei-2e0:d1:xi3eee3:numi99ee").unwrap();
+        let Value::Dict(d) = &v else { panic!("{v:?}") };
+        let list = d.get_list("list").unwrap();
+        assert_eq!(list[0], Value::Int(1));
+        assert_eq!(list[1], Value::Int(-2));
+        assert_eq!(list[2], Value::from(""));
+        assert_eq!(list[3], Value::Dict(Dict::new().with("x", 3)));
+        assert_eq!(d.get_int("num"), Some(99));
+        assert_eq!(format!("{v:?}"), r#"{"list": [1, -2, "", {"x": 3}], "num": 99}"#);
+    }
+
+    #[test]
+    fn rejects_truncated_input() {
+        for input in
+            [&b""[..], b"i", b"i12", b"4:spa", b"4", b"l", b"li1e", b"d", b"d1:a", b"d1:ai1e"]
+        {
+            let k = kind(input);
+            assert!(matches!(k, K::Truncated | K::LengthPastEnd), "{input:?}: {k:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_integers() {
+        for input in [&b"ie"[..], b"i-e", b"i-0e", b"i03e", b"i1.5e", b"i+1e", b"i 1e", b"ixe"] {
+            assert_eq!(kind(input), K::BadInteger, "{input:?}");
+        }
+        assert_eq!(kind(b"i9223372036854775808e"), K::BadInteger);
+        assert_eq!(decode(b"i9223372036854775807e").unwrap(), Value::Int(i64::MAX));
+        assert_eq!(decode(b"i-9223372036854775808e").unwrap(), Value::Int(i64::MIN));
+    }
+
+    #[test]
+    fn rejects_bad_and_huge_lengths() {
+        assert_eq!(kind(b"01:a"), K::BadLength);
+        assert_eq!(kind(b"1x:a"), K::BadLength);
+        assert_eq!(kind(b"5:abc"), K::LengthPastEnd);
+        // A length far beyond the input is refused before any allocation.
+        assert_eq!(kind(b"9999999999999999999:a"), K::LengthPastEnd);
+        assert_eq!(kind(b"99999999999999999999:a"), K::BadLength);
+        assert_eq!(kind(b"18446744073709551616:a"), K::BadLength);
+    }
+
+    #[test]
+    fn rejects_structural_garbage() {
+        assert_eq!(kind(b"x"), K::UnexpectedByte);
+        assert_eq!(kind(b"e"), K::UnexpectedByte);
+        assert_eq!(kind(b"i1ei2e"), K::TrailingBytes);
+        assert_eq!(kind(b"di1ei2ee"), K::KeyNotString);
+        assert_eq!(kind(b"d1:ai1e1:ai2ee"), K::DuplicateKey);
+        assert_eq!(kind(b"lxe"), K::UnexpectedByte);
+        assert!(decode_dict(b"le").is_err());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let ok = [vec![b'l'; MAX_DEPTH], vec![b'e'; MAX_DEPTH]].concat();
+        assert!(decode(&ok).is_ok());
+        let deep = [vec![b'l'; MAX_DEPTH + 1], vec![b'e'; MAX_DEPTH + 1]].concat();
+        assert_eq!(kind(&deep), K::TooDeep);
+        // Far deeper than any stack would take: still an error, not a crash.
+        assert_eq!(kind(&vec![b'l'; 1_000_000]), K::TooDeep);
+        assert_eq!(kind(&b"d1:a".repeat(100_000)), K::TooDeep);
+    }
+
+    #[test]
+    fn errors_name_the_offset() {
+        let e = decode(b"d1:ai1e1:bi0xe").unwrap_err();
+        assert_eq!(e, DecodeError { at: 10, kind: K::BadInteger });
+        assert_eq!(e.to_string(), "bencode: malformed integer at byte 10");
+    }
+
+    fn value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(Value::Int),
+            proptest::collection::vec(any::<u8>(), 0..20).prop_map(Value::Bytes),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::List),
+                proptest::collection::vec(
+                    (proptest::collection::vec(any::<u8>(), 0..8), inner),
+                    0..6
+                )
+                .prop_map(|kv| Value::Dict(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn round_trips(v in value()) {
+            let bytes = v.encode();
+            proptest::prop_assert_eq!(decode(&bytes).unwrap(), v.clone());
+            // Encoding is canonical: decoding and encoding again changes nothing.
+            proptest::prop_assert_eq!(decode(&bytes).unwrap().encode(), bytes);
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_bytes(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let _ = decode(&input);
+        }
+
+        #[test]
+        fn every_strict_prefix_of_an_encoding_is_rejected(v in value(), cut in 0usize..1000) {
+            let bytes = v.encode();
+            let cut = cut % bytes.len();
+            proptest::prop_assert!(decode(&bytes[..cut]).is_err());
+        }
+
+        #[test]
+        fn mutated_encodings_never_panic(v in value(), at in 0usize..1000, byte in proptest::prelude::any::<u8>()) {
+            let mut bytes = v.encode();
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            let _ = decode(&bytes);
+        }
+    }
+}
