@@ -429,6 +429,10 @@ impl Location {
 
 /// RFC 1918, RFC 6598 (carrier-grade NAT), link-local and IPv6 unique
 /// local addresses: a contact there is unreachable from outside its NAT.
+/// Narrower than the routes' [`crate::proxy::nat::is_private`]: loopback
+/// is left out, because this guess runs without the route asking, and a
+/// loopback contact registered from another loopback port is a UA on this
+/// host registering for another one (test beds), not a NATed device.
 fn is_private(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(v4) => {
