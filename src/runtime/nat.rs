@@ -115,3 +115,75 @@ pub fn handle_ruri_alias(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     ctx.req.destination = Some(nat::next_hop_uri(addr, t));
     1
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proxy::{RequestContext, Transport};
+    use crate::runtime::{RouteCtx, Shared};
+    use crate::sema::builtins::NAT_TESTS;
+    use crate::sema::ir::CheckedProgram;
+    use crate::sip::{EditedMessage, Message};
+
+    fn req(via: &str, contact: &str, source: &str) -> RequestContext {
+        let text = format!(
+            "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bKn\r\n\
+             To: <sip:bob@example.com>\r\nFrom: <sip:alice@example.com>;tag=1\r\nCall-ID: n\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:alice@{contact}>\r\nContent-Length: 0\r\n\r\n"
+        );
+        RequestContext::new(
+            EditedMessage::new(Message::parse(bytes::Bytes::from(text)).unwrap()),
+            source.parse().unwrap(),
+            Transport::Udp,
+        )
+    }
+
+    /// Which of the named checks fire, one at a time.
+    fn fired(r: &mut RequestContext) -> Vec<&'static str> {
+        let shared = Shared::new(&CheckedProgram::default()).unwrap();
+        let mut ctx = RouteCtx::new(r, &shared);
+        NAT_TESTS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| super::nat_uac_test(&mut ctx, &[1 << i]) == 1)
+            .map(|(_, n)| *n)
+            .collect()
+    }
+
+    #[test]
+    fn each_check_alone() {
+        // The checker passes a word set as a u8 mask.
+        assert!(NAT_TESTS.len() <= 8);
+        // A phone behind NAT: private Via and Contact, another source.
+        let mut r = req("192.168.1.20:5060", "192.168.1.20:5060", "203.0.113.7:40000");
+        assert_eq!(
+            fired(&mut r),
+            ["private_contact", "via_ip_differs", "private_via", "via_port_differs"]
+        );
+        // A public phone whose packets come from where it says.
+        let mut r = req("203.0.113.7:5070", "203.0.113.7:5070", "203.0.113.7:5070");
+        assert!(fired(&mut r).is_empty());
+        // Only the port was rewritten (a NAT that keeps the address), and
+        // the default Via port is 5060.
+        let mut r = req("203.0.113.7", "203.0.113.7", "203.0.113.7:40000");
+        assert_eq!(fired(&mut r), ["via_port_differs"]);
+        // A private source (a UA in the proxy's own LAN).
+        let mut r = req("10.0.0.5:5060", "10.0.0.5:5060", "10.0.0.5:5060");
+        assert_eq!(fired(&mut r), ["private_contact", "private_via", "private_source"]);
+        // A Via host name is never the source address.
+        let mut r = req("pc.example.com:5060", "203.0.113.7:5060", "203.0.113.7:5060");
+        assert_eq!(fired(&mut r), ["via_ip_differs"]);
+    }
+
+    #[test]
+    fn handle_ruri_alias_sets_the_destination() {
+        let mut r = req("203.0.113.7:5060", "203.0.113.7:5060", "203.0.113.7:5060");
+        r.msg.set_request_uri("sip:bob@192.168.1.30:5060;alias=198.51.100.4~41000~2");
+        let shared = Shared::new(&CheckedProgram::default()).unwrap();
+        let mut ctx = RouteCtx::new(&mut r, &shared);
+        assert_eq!(super::handle_ruri_alias(&mut ctx, &[]), 1);
+        assert_eq!(super::handle_ruri_alias(&mut ctx, &[]), 0, "the alias is gone");
+        drop(ctx);
+        assert_eq!(r.msg.request_uri(), Some("sip:bob@192.168.1.30:5060"));
+        assert_eq!(r.destination.as_deref(), Some("sip:198.51.100.4:41000;transport=tcp"));
+    }
+}
