@@ -176,10 +176,7 @@ impl Param {
             Param::Word(words) => {
                 words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" | ")
             }
-            Param::Words(words) => format!(
-                "\"…|…\" of {}",
-                words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
-            ),
+            Param::Words(words) => format!("words joined by | from {}", words.join(", ")),
         }
     }
 }
