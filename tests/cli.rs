@@ -17,7 +17,11 @@ fn sipc(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn examples_pass_with_deny_warnings() {
-    for flags in [&[][..], &["-D", "WITH_AUTH", "-D", "WITH_PSTN"][..], &["--all-features"][..]] {
+    for flags in [
+        &[][..],
+        &["-D", "WITH_AUTH", "-D", "WITH_PSTN", "-D", "WITH_NAT"][..],
+        &["--all-features"][..],
+    ] {
         let mut args = vec!["check", "--deny-warnings"];
         args.extend_from_slice(flags);
         // Every example, through the directory.

@@ -161,7 +161,7 @@ pub fn complete(a: &Analysis, offset: usize) -> Vec<CompletionItem> {
                 }
                 return out.items;
             }
-            Some(Param::Word(words)) => {
+            Some(Param::Word(words) | Param::Words(words)) => {
                 for w in words {
                     out.push(
                         w.to_string(),

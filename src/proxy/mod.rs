@@ -11,6 +11,7 @@ pub mod branch;
 pub mod core;
 pub mod dispatch;
 pub mod local;
+pub mod nat;
 pub mod request;
 pub mod resolve;
 pub mod response;

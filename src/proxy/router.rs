@@ -47,6 +47,10 @@ pub struct RequestContext {
     /// `;received=…`); the URI itself is made when the request leaves,
     /// from the interface it leaves on (RFC 3327 §5.1).
     pub path: Option<String>,
+    /// `fix_nated_register()` or `add_rcv_param()` was called: `save()`
+    /// stores the source address as every contact's `received`, so
+    /// `lookup()` sends there (`$du`).
+    pub nat_register: bool,
     /// What lives as long as the transaction.
     pub txn: TxnScope,
     /// State that outlives messages and configs (the location table …).
@@ -71,6 +75,7 @@ impl RequestContext {
             force_rport: false,
             reply_no_connect: false,
             path: None,
+            nat_register: false,
             txn: TxnScope::default(),
             services: None,
             reply_headers: Vec::new(),

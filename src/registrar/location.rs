@@ -225,6 +225,26 @@ impl Location {
         transport: Transport,
         now: u64,
     ) -> Result<(String, Vec<Binding>), RegisterError> {
+        self.register_nat(req, source, transport, now, false)
+    }
+
+    /// [`Location::register_from`], where `nated` says the route found the
+    /// device behind NAT (`fix_nated_register()`, `add_rcv_param()`): every
+    /// contact then gets the source as its `received`, whatever the
+    /// addresses look like. A Contact with a `received` header parameter
+    /// (added by `add_rcv_param()` on an edge proxy in front of this
+    /// registrar) gets that address. Kamailio's registrar does the same
+    /// with its `received_avp` and `received_param`; the parameter gives a
+    /// UA no more than its Contact already does (it could register any
+    /// address as its contact).
+    pub fn register_nat(
+        &self,
+        req: &Message,
+        source: SocketAddr,
+        transport: Transport,
+        now: u64,
+        nated: bool,
+    ) -> Result<(String, Vec<Binding>), RegisterError> {
         let bad = || RegisterError::new(400, "Bad Request");
         let to = req.to().map_err(|_| bad())?.ok_or_else(bad)?;
         let aor = canonical_aor(&to.uri).ok_or_else(bad)?;
@@ -294,6 +314,25 @@ impl Location {
                 .host
                 .and_then(|h| h.ip())
                 .map(|ip| SocketAddr::new(ip, na.uri.port.unwrap_or(5060)));
+            let rcv_param = na
+                .params
+                .get("received")
+                .flatten()
+                .and_then(|v| Binding::parse_received(v.trim_matches('"')));
+            let (received, transport) = match rcv_param {
+                Some((addr, t)) => (Some(addr), t),
+                None if nated => (Some(source), transport),
+                // NATed: a private contact address that is not the
+                // source (nat_uac_test 1), or the Via test above. A
+                // public contact elsewhere is a third-party
+                // registration and is used as it is.
+                None => (
+                    (contact_addr != Some(source)
+                        && (via_nat || contact_addr.is_some_and(|c| is_private(c.ip()))))
+                    .then_some(source),
+                    transport,
+                ),
+            };
             updates.push((
                 Binding {
                     contact: na.uri.raw().to_owned(),
@@ -302,13 +341,7 @@ impl Location {
                     call_id: call_id.clone(),
                     cseq,
                     path: path.clone(),
-                    // NATed: a private contact address that is not the
-                    // source (nat_uac_test 1), or the Via test above. A
-                    // public contact elsewhere is a third-party
-                    // registration and is used as it is.
-                    received: (contact_addr != Some(source)
-                        && (via_nat || contact_addr.is_some_and(|c| is_private(c.ip()))))
-                    .then_some(source),
+                    received,
                     transport,
                     instance,
                     reg_id,
@@ -396,6 +429,10 @@ impl Location {
 
 /// RFC 1918, RFC 6598 (carrier-grade NAT), link-local and IPv6 unique
 /// local addresses: a contact there is unreachable from outside its NAT.
+/// Narrower than the routes' [`crate::proxy::nat::is_private`]: loopback
+/// is left out, because this guess runs without the route asking, and a
+/// loopback contact registered from another loopback port is a UA on this
+/// host registering for another one (test beds), not a NATed device.
 fn is_private(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(v4) => {
@@ -443,6 +480,35 @@ mod tests {
 
     fn src() -> SocketAddr {
         SRC.parse().unwrap()
+    }
+
+    #[test]
+    fn fix_nated_register_and_the_received_parameter() {
+        let l = loc();
+        // A public contact that is not the source: a third-party
+        // registration, used as it is, unless the route said NAT.
+        let m = reg("n1", 1, "Contact: <sip:bob@203.0.113.9:5060>\r\n");
+        let (aor, _) = l.register_from(&m, src(), Transport::Udp, 1000).unwrap();
+        assert_eq!(l.lookup(&aor, 1000)[0].received, None);
+        let m = reg("n1", 2, "Contact: <sip:bob@203.0.113.9:5060>\r\n");
+        l.register_nat(&m, src(), Transport::Tcp, 1000, true).unwrap();
+        let b = &l.lookup(&aor, 1000)[0];
+        assert_eq!(b.received, Some(src()));
+        assert_eq!(b.received_uri().as_deref(), Some("sip:198.51.100.7:5060;transport=tcp"));
+        // An edge proxy's add_rcv_param() names the device's source.
+        let m = reg(
+            "n2",
+            1,
+            "Contact: <sip:carol@192.168.1.20>;received=\"sip:203.0.113.7:40000\"\r\n",
+        );
+        let m = Message::parse(Bytes::from(
+            String::from_utf8(m.as_bytes().to_vec()).unwrap().replace("bob@", "carol@"),
+        ))
+        .unwrap();
+        let (aor, _) = l.register_from(&m, src(), Transport::Udp, 1000).unwrap();
+        let b = &l.lookup(&aor, 1000)[0];
+        assert_eq!(b.contact, "sip:carol@192.168.1.20");
+        assert_eq!(b.received, Some("203.0.113.7:40000".parse().unwrap()));
     }
 
     #[test]

@@ -65,6 +65,7 @@ const READ_ONLY: &[&str] = &[
     "is_request",
     "is_reply",
     "is_first_hop",
+    "nat_uac_test",
 ];
 
 /// The serving config compiled for tracing.

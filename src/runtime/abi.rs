@@ -21,6 +21,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::RouteCtx;
 use super::builtins::{self as b, Impl};
+use super::nat;
 use super::registrar as reg;
 use super::routing as r;
 use super::trace as tr;
@@ -213,6 +214,12 @@ runtime_table! {
     sipc_rt_on_reply(r) => b::arm_reply;
     sipc_rt_on_branch(r) => b::arm_branch;
     sipc_rt_append_branch(u) => b::append_branch;
+    sipc_rt_nat_uac_test(checks) => nat::nat_uac_test;
+    sipc_rt_fix_nated_contact() => nat::fix_nated_contact;
+    sipc_rt_fix_nated_register() => nat::fix_nated_register;
+    sipc_rt_add_rcv_param() => nat::add_rcv_param;
+    sipc_rt_set_contact_alias() => nat::set_contact_alias;
+    sipc_rt_handle_ruri_alias() => nat::handle_ruri_alias;
     sipc_rt_save(t) => reg::save;
     sipc_rt_lookup(t) => reg::lookup;
     sipc_rt_registered(t) => reg::registered;

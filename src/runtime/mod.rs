@@ -36,6 +36,7 @@
 
 pub mod abi;
 pub mod builtins;
+pub mod nat;
 pub mod registrar;
 pub mod routing;
 pub mod trace;

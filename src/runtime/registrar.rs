@@ -50,7 +50,13 @@ pub fn save(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
         return 0;
     }
     let now = unix_now();
-    match loc.register_from(ctx.req.msg.original(), ctx.req.source, ctx.req.transport, now) {
+    match loc.register_nat(
+        ctx.req.msg.original(),
+        ctx.req.source,
+        ctx.req.transport,
+        now,
+        ctx.req.nat_register,
+    ) {
         Ok((_, bindings)) => {
             for v in contact_values(&bindings, now) {
                 ctx.req.reply_headers.push(("Contact".into(), v));

@@ -139,6 +139,11 @@ pub enum Param {
     /// One of a fixed set of words, as a name or a string literal
     /// (`t_is_set("failure_route")`); the runtime receives its index.
     Word(&'static [&'static str]),
+    /// One or more of a fixed set of words (at most 8), as a name or a
+    /// string literal of `|`-separated words
+    /// (`nat_uac_test("private_contact|via_port_differs")`); the runtime
+    /// receives the set as a bit mask, bit `i` for word `i`.
+    Words(&'static [&'static str]),
 }
 
 /// How a URI-valued string is used, which decides what a constant must be.
@@ -171,6 +176,7 @@ impl Param {
             Param::Word(words) => {
                 words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" | ")
             }
+            Param::Words(words) => format!("words joined by | from {}", words.join(", ")),
         }
     }
 }
@@ -183,6 +189,18 @@ pub const LOG_LEVEL_ALIASES: &[(&str, &str)] =
 
 /// The hooks `t_is_set` asks about, in the order of its argument's index.
 pub const HOOK_KINDS: &[&str] = &["failure_route", "branch_route", "onreply_route"];
+
+/// The checks `nat_uac_test` takes, in the order of their bits; Kamailio's
+/// flag of each is `1 << index` (1, 2, 4, 8, 16, 32, 64).
+pub const NAT_TESTS: &[&str] = &[
+    "private_contact",
+    "via_ip_differs",
+    "private_via",
+    "private_sdp",
+    "via_port_differs",
+    "private_source",
+    "websocket",
+];
 
 /// What calling a function does to the fate of the request, for the
 /// "request_route ends without relay, reply or drop" warning.
@@ -308,6 +326,19 @@ pub static FUNCTIONS: &[Func] = &[
         "Arms a branch_route that runs for each outgoing branch. Kamailio: `t_on_branch`."),
     func!(append_branch(uri: P::Uri(UriUse::Any)) min 0 -> Bool, RQF, None,
         "Adds a new branch to the request (with `uri`, or the current request URI) for parallel forking."),
+    // NATDETECT / NATMANAGE (Kamailio's nathelper)
+    func!(nat_uac_test(checks: P::Words(NAT_TESTS)) -> Bool, ANY, None,
+        "True when any of the named checks finds the sender behind NAT. `private_contact` (Kamailio flag 1): the first Contact's host is a private address; `via_ip_differs` (2): the source IP is not the top Via's sent-by host (a host name counts as different); `private_via` (4): the top Via's sent-by is a private address; `private_sdp` (8): a `c=` line of an SDP body has a private address; `via_port_differs` (16): the source port is not the top Via's sent-by port (5060, 5061 over TLS, when absent); `private_source` (32): the source address is private; `websocket` (64): the message came over WebSocket (always false: no WebSocket transport is served). Private: RFC 1918, RFC 6598 (100.64/10), 192.0.0.0/29, loopback, link-local, IPv6 unique local (fc00::/7) and link-local. Loopback counts, as in Kamailio, so on a test bed where everything runs on 127.0.0.1 `private_source` is always true: the Via and Contact checks are the ones that tell a NATed UA. On a reply (reply and onreply routes) the Via checks are false, since the top Via left is not the sender's; the others look at the reply and the address it came from. Kamailio's `nat_uac_test(\"19\")` is `nat_uac_test(\"private_contact|via_ip_differs|via_port_differs\")`. Kamailio: nathelper `nat_uac_test`."),
+    func!(fix_nated_contact() -> Bool, RQFB.or(Kinds::REPLY_SIDE), None,
+        "Rewrites the first Contact's URI host and port to the source address of the message (of a request: the sender; in reply and onreply routes: the address the reply came from), keeping its user and parameters; over TCP or TLS a URI without `transport` gains the one the message came over. An addr-spec Contact is put in angle brackets. `save()` reads the REGISTER as received, so for a registration use `fix_nated_register()` (as in Kamailio, whose registrar does not see this edit either). True when the Contact changed. Kamailio: nathelper `fix_nated_contact`."),
+    func!(fix_nated_register() -> Bool, RQ, None,
+        "For a REGISTER: the following `save()` stores the source address (and transport) as each binding's `received`, so `lookup()` sends requests for it there (`$du`) whatever its Contact says; the Contact itself is stored as registered. Without it `save()` still does so when the Contact is private or the Via's sent-by is not the source. True for a REGISTER, false otherwise. Kamailio: nathelper `fix_nated_register` (with `received_avp`)."),
+    func!(add_rcv_param() -> Bool, RQ, None,
+        "Adds the header parameter `received=\"sip:IP:PORT\"` (`;transport=tcp` or `tls` inside the quotes for stream transports) with the source address to the first Contact, for a registrar behind this proxy; a registrar (`save()`) stores a Contact's `received` parameter as the binding's `received`, and `save()` here also takes the source as `fix_nated_register()` does. True when the Contact changed. Kamailio: nathelper `add_rcv_param`."),
+    func!(set_contact_alias() -> Bool, RQFB.or(Kinds::REPLY_SIDE), None,
+        "Adds `;alias=IP~PORT~PROTO` with the source address (PROTO 1 UDP, 2 TCP, 3 TLS) to the first Contact's URI, unless that URI already reaches the source (or has an alias): the peer then sends in-dialog requests to a Request-URI carrying it, and `handle_ruri_alias()` sends them to the NATed device. In reply and onreply routes the source is the address the reply came from. True when the Contact changed. Kamailio: nathelper `set_contact_alias`."),
+    func!(handle_ruri_alias() -> Bool, RQF, None,
+        "When the Request-URI has an `alias` parameter (`set_contact_alias()`), sets `$du` to the address it names (`sip:IP:PORT`, with `;transport=` for TCP and TLS) and removes the parameter from the Request-URI. True when it did; false when there is no (valid) alias. Kamailio: nathelper `handle_ruri_alias`."),
     // REGISTRAR / LOCATION
     func!(save(table: P::Str) -> Bool, RQ, Handles,
         "Applies a REGISTER to the location table (RFC 3261 §10.3: expiry limits, `*`, CSeq order, Path, `+sip.instance`/`reg-id`) and replies itself: 200 listing every current binding with its remaining expiry, or the error (400, 423 with Min-Expires, 503). True on 200; false when it replied an error (a later `reply_error()` is then ignored) or when no registrar is running (nothing replied: `reply_error()` answers 500). sipc keeps one location table; `table` is accepted for Kamailio parity. Kamailio: registrar `save`."),

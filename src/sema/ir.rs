@@ -385,7 +385,8 @@ pub enum ExprKind {
     /// [`DestRef::encode`]d.
     DestRef(DestRef),
     /// Index into [`super::builtins::LOG_LEVELS`], or into the word list
-    /// of a [`Param::Word`](super::builtins::Param::Word) argument.
+    /// of a [`Param::Word`](super::builtins::Param::Word) argument, or the
+    /// bit set of a [`Param::Words`](super::builtins::Param::Words) one.
     Level(u8),
     /// A constant regex argument.
     Regex(u32),

@@ -186,9 +186,19 @@ static MODULES: &[CfgItem] = &[
         "domains are listed in the config, not in a database"
     ),
     item!(
-        "`modparam(\"nathelper\", …)`, `modparam(\"nathelper|registrar\", \"received_avp\", \"$avp(RECEIVED)\")`, `modparam(\"usrloc\", \"nat_bflag\", FLB_NATB)` (WITH_NAT)",
+        "`modparam(\"nathelper|registrar\", \"received_avp\", \"$avp(RECEIVED)\")` (WITH_NAT)",
+        "`fix_nated_register()` before `save()`",
+        "no AVP: `fix_nated_register()` tells `save()` to store the source as the binding's `received`, which `lookup()` sends to (`save()` also does so by itself for a private Contact or a Via that is not the source)"
+    ),
+    item!(
+        "`modparam(\"nathelper\", \"natping_interval\", 30)`, `ping_nated_only`, `sipping_bflag`, `sipping_from` (WITH_NAT, WITH_NATSIPPING)",
         "",
-        "lands with NAT traversal; `save()` already stores each binding's source address and `lookup()` sends there"
+        "lands with NAT keepalives (OPTIONS pings to NATed contacts)"
+    ),
+    item!(
+        "`modparam(\"usrloc\", \"nat_bflag\", FLB_NATB)` (WITH_NAT)",
+        "",
+        "lands with branch flags; a binding's NAT source is kept in any case (`received`)"
     ),
     item!(
         "`modparam(\"rtpproxy\", …)`, `modparam(\"rtpengine\", …)` (WITH_NAT)",
@@ -262,7 +272,11 @@ static FUNCTIONS: &[CfgItem] = &[
     item!("`has_totag()`", "`has_to_tag()`", ""),
     item!("`loose_route()`", "`loose_route()`", ""),
     item!("`isdsturiset()`", "`$du != \"\"`", ""),
-    item!("`handle_ruri_alias()` (WITH_NAT)", "", "lands with NAT traversal"),
+    item!(
+        "`handle_ruri_alias()` (WITH_NAT)",
+        "`handle_ruri_alias()`",
+        "true only when an alias was found and `$du` set"
+    ),
     item!("`record_route()`", "`record_route()`", ""),
     item!(
         "`setflag(FLT_ACC)`, `isflagset(FLT_NATS)`",
@@ -335,9 +349,20 @@ static FUNCTIONS: &[CfgItem] = &[
     item!("`auth_challenge(\"$fd\", \"0\")`", "`auth_challenge($fd)`", ""),
     item!("`consume_credentials()`", "`consume_credentials()`", ""),
     item!(
-        "`nat_uac_test(\"19\")`, `fix_nated_register()`, `set_contact_alias()`, `add_rr_param(\";nat=yes\")`, `check_route_param(\"nat=yes\")`, `set_forward_no_connect()` (WITH_NAT)",
+        "`nat_uac_test(\"19\")`, `nat_uac_test(\"8\")` (WITH_NAT)",
+        "`nat_uac_test(\"private_contact|via_ip_differs|via_port_differs\")`, `nat_uac_test(\"private_sdp\")`",
+        "the checks are named, checked when the config is: 1 `private_contact`, 2 `via_ip_differs`, 4 `private_via`, 8 `private_sdp`, 16 `via_port_differs`, 32 `private_source`, 64 `websocket`"
+    ),
+    item!("`fix_nated_register()` (WITH_NAT)", "`fix_nated_register()`", ""),
+    item!(
+        "`set_contact_alias()` (WITH_NAT)",
+        "`set_contact_alias()`",
+        "also in reply routes, with the address the reply came from"
+    ),
+    item!(
+        "`add_rr_param(\";nat=yes\")`, `check_route_param(\"nat=yes\")`, `set_forward_no_connect()` (WITH_NAT)",
         "",
-        "land with NAT traversal"
+        "land with branch flags (FLB_NATB); default.route leaves a comment where they go"
     ),
     item!(
         "`rtpproxy_manage(\"co\")`, `rtpengine_manage(\"…\")` (WITH_NAT)",
@@ -359,6 +384,11 @@ static FUNCTIONS: &[CfgItem] = &[
         "`set_reply_close()`, `xhttp_reply(…)`, `jsonrpc_dispatch()` (WITH_JSONRPC)",
         "",
         "not needed: `sipc reload` and `sipc trace` talk to the proxy over a Unix socket"
+    ),
+    item!(
+        "`fix_nated_contact()`, `add_rcv_param()`",
+        "`fix_nated_contact()`, `add_rcv_param()`",
+        "not in the default config; nathelper's other Contact fixes (`add_rcv_param()` for a registrar behind this proxy, which `save()` honours)"
     ),
     item!(
         "`add_path_received()`",

@@ -480,6 +480,7 @@ impl Checker<'_> {
                 }
             },
             Param::Word(words) => self.word_arg(a, words, f),
+            Param::Words(words) => self.words_arg(a, words, f),
             Param::Level => {
                 let text = match &a.kind {
                     ExprKind::Name(id) => Some(id.name.as_str()),
@@ -537,6 +538,63 @@ impl Checker<'_> {
                     "not a constant word"
                 },
             )
+            .with_help(help),
+        );
+        err(a.span)
+    }
+
+    /// A [`Param::Words`]: a name or a plain string literal of
+    /// `|`-separated words of `words`, passed on as a bit mask.
+    fn words_arg(&mut self, a: &ast::Expr, words: &[&str], f: &Func) -> ir::Expr {
+        let text = match &a.kind {
+            ExprKind::Name(id) => Some(id.name.as_str()),
+            ExprKind::Str(lit) if lit.is_plain() => Some(lit.value.as_str()),
+            _ => None,
+        };
+        let mut mask = 0u8;
+        let mut bad = None;
+        if let Some(t) = text {
+            for w in t.split('|').map(str::trim) {
+                match words.iter().position(|x| *x == w) {
+                    Some(i) if i < 8 => mask |= 1 << i,
+                    _ => {
+                        bad = Some(w.to_owned());
+                        break;
+                    }
+                }
+            }
+        }
+        if text.is_some() && bad.is_none() {
+            return mk(K::Level(mask), Ty::Void, a.span);
+        }
+        // A bit mask as Kamailio writes it (`nat_uac_test("19")`): name its bits.
+        let mask_words = bad.as_deref().and_then(|t| t.parse::<u32>().ok()).and_then(|n| {
+            let names: Vec<&str> =
+                (0..words.len()).filter(|i| n & (1 << i) != 0).map(|i| words[i]).collect();
+            (n != 0 && n >> words.len() == 0).then(|| names.join("|"))
+        });
+        let help = match bad.as_deref().and_then(|t| suggest(t, words.iter().copied())) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if mask_words.is_some() => format!(
+                "the checks are named here: the bit mask {} is `\"{}\"`",
+                bad.as_deref().unwrap_or_default(),
+                mask_words.unwrap_or_default()
+            ),
+            None => {
+                let list: Vec<String> = words.iter().map(|w| format!("`{w}`")).collect();
+                format!("write one or more of {}, separated by `|`", list.join(", "))
+            }
+        };
+        let label = match &bad {
+            Some(w) => format!("`{w}` is not one of the accepted words"),
+            None => "not a constant string of words".to_owned(),
+        };
+        self.error(
+            Diagnostic::new(
+                Code::TypeMismatch,
+                format!("`{}` expects `|`-separated words of {}", f.name, words.join(", ")),
+            )
+            .at(a.span, label)
             .with_help(help),
         );
         err(a.span)

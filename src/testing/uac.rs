@@ -49,7 +49,16 @@ pub(super) fn response_to(
         for v in named("Record-Route", "") {
             out.push_str(&format!("Record-Route: {v}\r\n"));
         }
-        out.push_str(&format!("Contact: <sip:uas@{peer}>\r\n"));
+        // A Contact the test gives replaces this default one.
+        let given = extra.iter().any(|h| {
+            h.split_once(':').is_some_and(|(n, _)| {
+                let n = n.trim();
+                n.eq_ignore_ascii_case("Contact") || n.eq_ignore_ascii_case("m")
+            })
+        });
+        if !given {
+            out.push_str(&format!("Contact: <sip:uas@{peer}>\r\n"));
+        }
     }
     for h in extra {
         out.push_str(h.trim_end());
