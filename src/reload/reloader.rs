@@ -173,11 +173,14 @@ impl Reloader {
         built.program.set_local(self.core.local.clone());
         built.program.attach(self.core.services());
         built.program.install_events(self.core.services());
-        self.core.set_router(built.program.clone());
         if let Some(f) = &self.on_reload {
             f(&built.checked);
         }
+        // The swap and the new generation number under one lock: whoever
+        // is routed by the new program and then asks for the generation
+        // sees the new one (`sipc trace` ends on a generation change).
         let mut s = self.lock();
+        self.core.set_router(built.program.clone());
         s.generation += 1;
         s.reloads += 1;
         s.hash = built.hash;
