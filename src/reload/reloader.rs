@@ -222,6 +222,9 @@ impl Reloader {
             crate::codegen::Program::live(),
             self.core.transactions(),
         );
+        if let Some(p) = &self.core.services().natping {
+            out.push_str(&p.stats.line());
+        }
         match &s.last_failure {
             None => out.push_str("last failure: none\n"),
             Some((at, diags)) => {
