@@ -4,7 +4,11 @@
 //! carrying the header `event_route "tm:local-request"` adds. One UA
 //! answers and stays registered; the other never answers and its binding
 //! is removed after `max_failures` pings in a row (a call to it then gets
-//! 404). `sipc reload --status` shows the counters. Bounded: about 5 s.
+//! 404). `sipc reload --status` shows the counters. With `ping_method =
+//! "crlf"`: a UDP binding gets CRLFCRLF datagrams and is never removed
+//! (nothing answers them), a TCP binding gets RFC 5626 CRLFCRLF on its
+//! connection and is removed once that connection is gone. Bounded: about
+//! 5 s each.
 
 mod support;
 
@@ -57,9 +61,13 @@ fn ua() -> UdpSocket {
     s
 }
 
+/// The next SIP message within the read timeout (keepalive datagrams skipped).
 fn recv(sock: &UdpSocket) -> Option<(Message, SocketAddr)> {
     let mut buf = [0u8; 8192];
-    let (n, from) = sock.recv_from(&mut buf).ok()?;
+    let (mut n, mut from) = sock.recv_from(&mut buf).ok()?;
+    while buf[..n].iter().all(u8::is_ascii_whitespace) {
+        (n, from) = sock.recv_from(&mut buf).ok()?;
+    }
     Some((Message::parse(Bytes::copy_from_slice(&buf[..n])).expect("valid SIP"), from))
 }
 
@@ -190,6 +198,123 @@ fn nated_bindings_are_pinged_and_silent_ones_removed() {
     assert!(count("replies") >= 2, "{line}");
     assert!(count("failed") >= 2, "{line}");
     assert_eq!(count("bindings removed"), 1, "{line}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const CRLF_ROUTES: &str = r#"
+listen udp 127.0.0.1:PORT;
+listen tcp 127.0.0.1:TPORT;
+module usrloc {
+    db_mode = 0;
+}
+module nathelper {
+    natping_interval = 1s;
+    ping_method = "crlf";
+    max_failures = 2;
+}
+
+request_route {
+    if is_method("REGISTER") {
+        if !save("location") {
+            reply_error();
+        }
+        exit;
+    }
+    if !lookup("location") {
+        reply(404, "Not Found");
+        exit;
+    }
+    relay();
+}
+"#;
+
+#[test]
+fn crlf_keepalives_over_udp_and_on_tcp_connections() {
+    use std::io::{Read, Write};
+    let dir = std::env::temp_dir().join(format!("sipc-natping-crlf-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let tport = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let px: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let tpx: SocketAddr = format!("127.0.0.1:{tport}").parse().unwrap();
+    let file = dir.join("crlf.route");
+    let routes =
+        CRLF_ROUTES.replace("TPORT", &tport.to_string()).replace("PORT", &port.to_string());
+    std::fs::write(&file, routes).unwrap();
+    let control = dir.join("ctl.sock");
+    let _proxy = Reaper(
+        Command::new(env!("CARGO_BIN_EXE_sipc"))
+            .arg("run")
+            .arg(&file)
+            .args(["--no-watch", "--control"])
+            .arg(&control)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let dave = ua();
+    let ok = transact(&dave, px, &register("dave", "192.168.1.13:5060"), "reg-dave");
+    assert_eq!(ok.status(), Some(200));
+
+    // Carol registers over TCP from behind NAT.
+    let mut carol = std::net::TcpStream::connect(tpx).unwrap();
+    carol.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let reg = register("carol", "192.168.1.12:5060")
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+        .replace("5060>", "5060;transport=tcp>");
+    carol.write_all(reg.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // The 200 OK (no body), then at least two keepalives on the same connection.
+    let keepalives = |got: &[u8]| {
+        let end = got.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let rest = &got[end..];
+        assert!(rest.iter().all(|b| b"\r\n".contains(b)), "{:?}", String::from_utf8_lossy(rest));
+        Some(rest.len() / 4)
+    };
+    while !(got.starts_with(b"SIP/2.0 200") && keepalives(&got).is_some_and(|n| n >= 2)) {
+        assert!(Instant::now() < deadline, "carol got {:?}", String::from_utf8_lossy(&got));
+        if let Ok(n) = carol.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    // Dave gets CRLFCRLF datagrams from the proxy's listening socket.
+    let mut dgram = [0u8; 64];
+    let mut crlf = 0;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while crlf < 2 {
+        assert!(Instant::now() < deadline, "dave got {crlf} keepalives");
+        if let Ok((n, from)) = dave.recv_from(&mut dgram) {
+            assert_eq!((&dgram[..n], from), (&b"\r\n\r\n"[..], px));
+            crlf += 1;
+        }
+    }
+
+    // Carol's connection goes away: her pings fail and her binding goes.
+    drop(carol);
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while !status(&control).contains("bindings removed 1") {
+        assert!(Instant::now() < deadline, "carol was not removed: {}", status(&control));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let invite = request("INVITE", "sip:carol@example.com", &via(&dave, "c1"), "call-carol", "");
+    assert_eq!(transact(&dave, px, &invite, "call-carol").status(), Some(404));
+    // Dave, who never answered anything, is still there.
+    let msg = request("MESSAGE", "sip:dave@example.com", &via(&dave, "m1"), "msg-dave", "");
+    dave.send_to(msg.as_bytes(), px).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut buf = [0u8; 8192];
+    loop {
+        assert!(Instant::now() < deadline, "the MESSAGE did not reach dave");
+        if let Ok((n, _)) = dave.recv_from(&mut buf)
+            && buf[..n].starts_with(b"MESSAGE ")
+        {
+            break;
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

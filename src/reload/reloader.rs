@@ -194,7 +194,7 @@ impl Reloader {
         {
             tracing::warn!(
                 "reload ({why}): settings changed; routes, tables, constants and `debug` are \
-                 live, other settings (timers, limits, workers, registrar) take effect at restart"
+                 live, other settings (timers, limits, workers, registrar, NAT keepalives) take effect at restart"
             );
         }
         drop(s);

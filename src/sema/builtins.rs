@@ -938,6 +938,6 @@ pub const EVENTS: &[(&str, &str)] = &[
     ),
     (
         "tm:local-request",
-        "for each request sipc sends on its own (trunk OPTIONS probes), before it is sent: the route may add or remove headers; `drop` keeps it from being sent",
+        "for each request sipc sends on its own (trunk OPTIONS probes, NAT keepalive OPTIONS), before it is sent: the route may add or remove headers; `drop` keeps it from being sent",
     ),
 ];
