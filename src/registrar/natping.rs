@@ -433,6 +433,16 @@ mod tests {
         assert!(l.remove_contact("sip:nat@example.com", "sip:nat@192.168.1.2:5060"));
         assert!(!l.remove_contact("sip:nat@example.com", "sip:nat@192.168.1.2:5060"));
         assert!(l.lookup("sip:nat@example.com", 0).is_empty());
+        // A persistent table hands the removal to its write-behind store.
+        let l = Location::new(super::super::RegistrarConfig::default()).persistent();
+        l.register(&reg("nat", "sip:nat@192.168.1.2:5060", "192.168.1.2:5060"), src, 0).unwrap();
+        l.register(&reg("nat", "sip:nat@192.168.1.3:5060", "192.168.1.3:5060"), src, 0).unwrap();
+        l.take_dirty();
+        assert!(l.remove_contact("sip:nat@example.com", "sip:nat@192.168.1.2:5060"));
+        let dirty = l.take_dirty();
+        let left: Vec<&str> =
+            dirty["sip:nat@example.com"].iter().map(|b| b.contact.as_str()).collect();
+        assert_eq!(left, ["sip:nat@192.168.1.3:5060"], "the other binding stays");
     }
 
     #[test]
