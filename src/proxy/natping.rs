@@ -74,6 +74,11 @@ fn ping(core: &Arc<Core>, pinger: &NatPinger, location: &Location, target: &Ping
     let failed = match (target.transport, pinger.config.method) {
         (Transport::Udp, PingMethod::Options) => {
             let Some(local) = outbound.local_addr(Transport::Udp, target.addr) else {
+                // No UDP socket of the binding's address family: unreachable.
+                pinger.stats.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if pinger.failed_now(target) {
+                    remove(pinger, location, &target.aor, &target.contact);
+                }
                 return;
             };
             let local = if local.ip().is_unspecified() {
@@ -84,7 +89,8 @@ fn ping(core: &Arc<Core>, pinger: &NatPinger, location: &Location, target: &Ping
             let branch = pinger.branch();
             let msg =
                 natping::options(&target.contact, local, pinger.config.from.as_deref(), &branch);
-            // `event_route "tm:local-request"` sees it first, and may stop it.
+            // `event_route "tm:local-request"` sees it first, and may stop
+            // it: a dropped ping counts neither as sent nor as failed.
             let Some(msg) = core.services().trunks.local_request(msg) else { return };
             match outbound.send_udp(target.addr, msg.as_bytes()) {
                 Ok(()) => {

@@ -21,7 +21,7 @@
 //! Via branch to [`NatPinger::reply`] instead of routing it (it is the
 //! answer to a request of the proxy itself, not one to forward).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -197,14 +197,14 @@ impl NatPingStats {
     }
 }
 
-struct Pending {
-    key: (String, String),
-    deadline: Instant,
-}
-
 #[derive(Default)]
 struct State {
-    pending: HashMap<String, Pending>,
+    /// The binding (AOR, contact) of each unanswered OPTIONS, by branch.
+    pending: HashMap<String, (String, String)>,
+    /// The pending branches by deadline, oldest first (every ping waits
+    /// the same time, so sending order is deadline order): a tick looks
+    /// only at the front. Answered ones stay here until their deadline.
+    deadlines: VecDeque<(Instant, String)>,
     failures: Failures,
     next: u64,
 }
@@ -242,7 +242,9 @@ impl NatPinger {
     /// An OPTIONS with `branch` went to `target`; it fails unanswered at `deadline`.
     pub fn sent_options(&self, branch: String, target: &PingTarget, deadline: Instant) {
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
-        self.state().pending.insert(branch, Pending { key: target.key(), deadline });
+        let mut s = self.state();
+        s.deadlines.push_back((deadline, branch.clone()));
+        s.pending.insert(branch, target.key());
     }
 
     /// A ping that cannot be answered (CRLF) went out.
@@ -255,8 +257,8 @@ impl NatPinger {
     /// A late or unknown one is ignored.
     pub fn reply(&self, branch: &str) {
         let mut s = self.state();
-        if let Some(p) = s.pending.remove(branch) {
-            s.failures.alive(&p.key);
+        if let Some(key) = s.pending.remove(branch) {
+            s.failures.alive(&key);
             drop(s);
             self.stats.replies.fetch_add(1, Ordering::Relaxed);
         }
@@ -273,14 +275,13 @@ impl NatPinger {
     /// contact) whose failures reached `max_failures`.
     pub fn expire(&self, now: Instant) -> Vec<(String, String)> {
         let mut s = self.state();
-        let late: Vec<String> =
-            s.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(b, _)| b.clone()).collect();
         let mut remove = Vec::new();
-        for b in late {
-            let Some(p) = s.pending.remove(&b) else { continue };
+        while s.deadlines.front().is_some_and(|(d, _)| *d <= now) {
+            let Some((_, b)) = s.deadlines.pop_front() else { break };
+            let Some(key) = s.pending.remove(&b) else { continue }; // answered
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
-            if s.failures.failed(p.key.clone(), self.config.max_failures) {
-                remove.push(p.key);
+            if s.failures.failed(key.clone(), self.config.max_failures) {
+                remove.push(key);
             }
         }
         remove
