@@ -432,8 +432,10 @@ impl Core {
         let Some(branch) = via.branch().filter(|b| b.starts_with(natping::BRANCH_PREFIX)) else {
             return false;
         };
-        if let Some(p) = &self.services.natping {
-            p.reply(branch);
+        match &self.services.natping {
+            Some(p) => p.reply(branch),
+            // A reply to a ping of an earlier run without pings now.
+            None => bump(&self.stats.dropped_stray),
         }
         true
     }
