@@ -375,6 +375,9 @@ async fn serve(config: ServerConfig, program: Arc<Program>, reload: ReloadSetup)
         Err(e) => tracing::warn!("no control socket at {}: {e}", reload.control.display()),
     }
     background.push(tokio::spawn(reload_on_sighup(Arc::clone(&reloader))));
+    if let Some(task) = crate::proxy::natping::spawn(&handle.core) {
+        background.push(task);
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
     for task in background {

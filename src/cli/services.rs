@@ -1,8 +1,9 @@
 //! Starting and stopping the long-lived services `sipc run` gives the
-//! routes: the location table (restored from SQLite, written behind) and
-//! the digest authentication state, built from the program's settings and
-//! only when the program calls builtins that need them (a config without a
-//! registrar touches no database file).
+//! routes: the location table (restored from SQLite, written behind), the
+//! NAT pinger's shared part (its task starts with the server:
+//! `proxy::natping::spawn`) and the digest authentication state, built
+//! from the program's settings and only when the program calls builtins
+//! that need them (a config without a registrar touches no database file).
 //!
 //! The write-behind delay defaults to 1 s: a REGISTER never waits for a
 //! disk write, a burst of refreshes costs one SQLite transaction per second,
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{Auth, NonceKey, SubscriberStore};
 use crate::proxy::services::Services;
+use crate::registrar::natping::{NatPingConfig, NatPinger, PingMethod};
 use crate::registrar::store::{Persister, SqliteStore};
 use crate::registrar::{Location, RegistrarConfig};
 use crate::runtime::registrar::unix_now;
@@ -78,6 +80,30 @@ pub fn registrar_config(prog: &CheckedProgram) -> RegistrarConfig {
         default_expires: secs32("default_expires", d.default_expires),
         max_contacts,
     }
+}
+
+/// The NAT keepalive settings (`module nathelper`); `None` when
+/// `natping_interval` is unset or 0.
+pub fn natping_config(prog: &CheckedProgram) -> Option<NatPingConfig> {
+    let interval = match setting(prog, "nathelper", "natping_interval") {
+        Some(Value::Duration(ms)) if *ms > 0 => Duration::from_millis(*ms),
+        _ => return None,
+    };
+    let method = match setting(prog, "nathelper", "ping_method") {
+        Some(Value::Str(m)) if m == "crlf" => PingMethod::Crlf,
+        _ => PingMethod::Options,
+    };
+    let nated_only =
+        !matches!(setting(prog, "nathelper", "ping_nated_only"), Some(Value::Bool(false)));
+    let from = match setting(prog, "nathelper", "sipping_from") {
+        Some(Value::Str(f)) => Some(f.clone()),
+        _ => None,
+    };
+    let max_failures = match setting(prog, "nathelper", "max_failures") {
+        Some(Value::Int(n)) => (*n).clamp(0, i64::from(u32::MAX)) as u32,
+        _ => 0,
+    };
+    Some(NatPingConfig { interval, method, nated_only, from, max_failures })
 }
 
 /// The database file: `module usrloc { db_path }` relative to `base`, else
@@ -153,6 +179,7 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
             }
         };
         services.location = Some(location);
+        services.natping = natping_config(prog).map(|c| Arc::new(NatPinger::new(c)));
     }
     let mut subscribers_reload = None;
     if uses_auth(prog) {

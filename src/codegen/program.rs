@@ -116,8 +116,8 @@ impl Program {
     }
 
     /// Makes this program's `event_route "tm:local-request"` see each
-    /// request sipc originates (the trunk probes), until another program
-    /// installs itself.
+    /// request sipc originates (trunk probes, NAT keepalive OPTIONS), until
+    /// another program installs itself.
     pub fn install_events(self: &Arc<Self>, services: &crate::proxy::services::Services) {
         let me: Arc<dyn crate::routing::health::LocalRequest> = Arc::clone(self) as _;
         services.trunks.set_local_request(Arc::downgrade(&me));

@@ -26,6 +26,7 @@ use super::services::Services;
 use super::stateful::{Matched, TxnConfig, TxnLayer, TxnRef};
 use super::transport::{Inbound, Outbound, Transport};
 use super::{LocalIdentity, NextHop};
+use crate::registrar::natping;
 use crate::sip::{EditedMessage, HeaderName, Message, ParseLimits};
 
 /// Counters, readable while the proxy runs.
@@ -414,11 +415,29 @@ impl Core {
         }
         if msg.is_request() {
             self.process_request(msg, inbound)
+        } else if self.natping_reply(&msg) {
+            None
         } else if let Some((txn, index)) = self.match_response(&msg) {
             self.branch_response(&txn, index, msg, inbound)
         } else {
             self.process_response(msg, inbound)
         }
+    }
+
+    /// A reply to one of the registrar's NAT ping OPTIONS (its top Via
+    /// branch starts with [`natping::BRANCH_PREFIX`]): handed to the
+    /// pinger, never routed (the request was the proxy's own).
+    fn natping_reply(&self, msg: &Message) -> bool {
+        let Ok(Some(via)) = msg.via() else { return false };
+        let Some(branch) = via.branch().filter(|b| b.starts_with(natping::BRANCH_PREFIX)) else {
+            return false;
+        };
+        match &self.services.natping {
+            Some(p) => p.reply(branch),
+            // A reply to a ping of an earlier run without pings now.
+            None => bump(&self.stats.dropped_stray),
+        }
+        true
     }
 
     fn reply_to(

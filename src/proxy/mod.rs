@@ -12,6 +12,7 @@ pub mod core;
 pub mod dispatch;
 pub mod local;
 pub mod nat;
+pub mod natping;
 pub mod request;
 pub mod resolve;
 pub mod response;

@@ -20,6 +20,9 @@ pub struct Services {
     /// What `auth_check()`/`auth_challenge()` use; `None` when the config
     /// does not authenticate.
     pub auth: Option<Arc<Auth>>,
+    /// NAT keepalives of the location table's bindings (`module
+    /// nathelper`); `None` when not configured.
+    pub natping: Option<Arc<crate::registrar::natping::NatPinger>>,
     /// Trunk health and counters, by trunk name and URI.
     pub trunks: crate::routing::health::Trunks,
 }

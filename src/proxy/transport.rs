@@ -173,6 +173,22 @@ impl Outbound {
         sock.send_to(data, peer).map(|_| ())
     }
 
+    /// Queues `data` on the open `transport` connection to `peer` without
+    /// waiting; never opens one. Fails when there is none, or when its
+    /// queue is full (a connection that far behind is as good as gone).
+    pub fn send_on_open(
+        &self,
+        transport: Transport,
+        peer: SocketAddr,
+        data: Bytes,
+    ) -> io::Result<()> {
+        let tx =
+            self.connections.lock().unwrap().get(&(transport, peer)).cloned().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotConnected, "no open connection to the peer")
+            })?;
+        tx.try_send(data).map_err(|_| io::Error::other("connection closed or its queue full"))
+    }
+
     /// Sends `data` to `peer`. Over TCP or TLS an open connection to the
     /// peer is reused; without one, a connection is opened only when
     /// `connect` is true (else the send fails with `NotConnected`).

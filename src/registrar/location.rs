@@ -395,6 +395,37 @@ impl Location {
         n
     }
 
+    /// Removes the binding of `aor` whose contact is `contact` (the NAT
+    /// pinger gave up on it); true when there was one. The store is told,
+    /// as for a REGISTER that removed it.
+    pub fn remove_contact(&self, aor: &str, contact: &str) -> bool {
+        let mut table = self.shard(aor).lock().unwrap_or_else(|e| e.into_inner());
+        let Some(bindings) = table.get_mut(aor) else { return false };
+        let n = bindings.len();
+        bindings.retain(|b| b.contact != contact);
+        if bindings.len() == n {
+            return false;
+        }
+        let left = bindings.clone();
+        if left.is_empty() {
+            table.remove(aor);
+        }
+        drop(table);
+        self.mark(aor, &left);
+        true
+    }
+
+    /// Calls `f` with every live binding and its AOR, one shard locked at
+    /// a time (a REGISTER waits for at most one shard's walk).
+    pub fn for_each_live(&self, now: u64, mut f: impl FnMut(&str, &Binding)) {
+        for shard in &self.shards {
+            let table = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for (aor, bindings) in table.iter() {
+                bindings.iter().filter(|b| b.expires_at > now).for_each(|b| f(aor, b));
+            }
+        }
+    }
+
     /// The live bindings of an AOR, best `q` first (absent q counts as 1.0).
     pub fn lookup(&self, aor: &str, now: u64) -> Vec<Binding> {
         let table = self.shard(aor).lock().unwrap_or_else(|e| e.into_inner());

@@ -14,6 +14,7 @@
 
 mod aor;
 mod location;
+pub mod natping;
 pub mod store;
 
 pub use aor::canonical_aor;

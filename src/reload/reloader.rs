@@ -197,7 +197,7 @@ impl Reloader {
         {
             tracing::warn!(
                 "reload ({why}): settings changed; routes, tables, constants and `debug` are \
-                 live, other settings (timers, limits, workers, registrar) take effect at restart"
+                 live, other settings (timers, limits, workers, registrar, NAT keepalives) take effect at restart"
             );
         }
         drop(s);
@@ -225,6 +225,9 @@ impl Reloader {
             crate::codegen::Program::live(),
             self.core.transactions(),
         );
+        if let Some(p) = &self.core.services().natping {
+            out.push_str(&p.stats.line());
+        }
         match &s.last_failure {
             None => out.push_str("last failure: none\n"),
             Some((at, diags)) => {

@@ -761,6 +761,36 @@ pub static SETTINGS: &[SettingDef] = &[
         Str,
         "PEM CA certificates trusted for outgoing TLS (path); without it outgoing TLS is refused."
     ),
+    setting!(
+        "nathelper",
+        natping_interval,
+        Duration,
+        "NAT keepalives: every binding to ping (see `ping_nated_only`) gets one ping per interval, the bindings spread evenly over it (100,000 bindings over 30s: about 3,300 pings a second in 50 ms batches, never one burst); 0 or unset: no pings. UDP bindings get an OPTIONS from the proxy's own listening socket (so the NAT mapping the device opened towards it is the one kept open) or a CRLFCRLF datagram (`ping_method`); TCP and TLS bindings get the RFC 5626 §4.4.1 CRLFCRLF keepalive on their open connection (never a new one). Counters: `sipc reload --status`. Kamailio: nathelper `natping_interval`."
+    ),
+    setting!(
+        "nathelper",
+        ping_method,
+        Str,
+        "How UDP bindings are pinged: `\"options\"` (default; Kamailio's `sipping_bflag` pinging): an OPTIONS request, run through `event_route \"tm:local-request\"` (which may add headers or `drop` it), whose reply of any status counts as alive and whose silence past half the interval (at most 5s) as a failure; `\"crlf\"`: a CRLFCRLF datagram, which gets no answer and so never fails."
+    ),
+    setting!(
+        "nathelper",
+        ping_nated_only,
+        Bool,
+        "true (default): ping only bindings behind NAT (those with a `received` address: `fix_nated_register()`, or a private Contact or a Via that is not the source at `save()`); false: every binding, at its `received` address if it has one, else at its Contact's (IP literals only). Kamailio: nathelper `ping_nated_only`."
+    ),
+    setting!(
+        "nathelper",
+        sipping_from,
+        Str,
+        "From URI of the OPTIONS pings (default `\"sip:pinger@\"` and the proxy's address). Kamailio: nathelper `sipping_from`."
+    ),
+    setting!(
+        "nathelper",
+        max_failures,
+        Int,
+        "A binding whose pings failed this many times in a row (OPTIONS unanswered; over TCP or TLS, no open connection) is removed from the location table and its store; 0 (default): never removed. Kamailio: nathelper `remove_on_timeout_bflag` with `max_pings_lost`."
+    ),
     setting!("auth", realm, Str, "Default realm for challenges."),
     setting!(
         "auth",
@@ -908,6 +938,6 @@ pub const EVENTS: &[(&str, &str)] = &[
     ),
     (
         "tm:local-request",
-        "for each request sipc sends on its own (trunk OPTIONS probes), before it is sent: the route may add or remove headers; `drop` keeps it from being sent",
+        "for each request sipc sends on its own (trunk OPTIONS probes, NAT keepalive OPTIONS), before it is sent: the route may add or remove headers; `drop` keeps it from being sent",
     ),
 ];

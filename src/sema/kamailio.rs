@@ -192,8 +192,8 @@ static MODULES: &[CfgItem] = &[
     ),
     item!(
         "`modparam(\"nathelper\", \"natping_interval\", 30)`, `ping_nated_only`, `sipping_bflag`, `sipping_from` (WITH_NAT, WITH_NATSIPPING)",
-        "",
-        "lands with NAT keepalives (OPTIONS pings to NATed contacts)"
+        "`module nathelper { natping_interval = 30s; ping_nated_only = true; sipping_from = \"sip:pinger@kamailio.org\"; }`",
+        "no `sipping_bflag`: `ping_method = \"options\"` (the default) pings every NATed binding with OPTIONS, `\"crlf\"` with a CRLFCRLF datagram; TCP and TLS bindings get RFC 5626 CRLFCRLF keepalives on their connection; the pings are spread over the interval, and `max_failures` removes a binding that stops answering"
     ),
     item!(
         "`modparam(\"usrloc\", \"nat_bflag\", FLB_NATB)` (WITH_NAT)",

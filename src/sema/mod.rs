@@ -392,6 +392,7 @@ fn settings(
         return;
     }
     match types::fold(&e) {
+        Some(value) if !setting_value_ok(c, module_name, def.name, &value, s.value.span) => {}
         Some(value) => program.settings.push(ir::SettingValue {
             module: module_name.to_string(),
             name: def.name.to_string(),
@@ -403,6 +404,45 @@ fn settings(
                 .at(s.value.span, "not known at check time"),
         ),
     }
+}
+
+/// Checks the values of settings that accept fewer values than their type
+/// (reported E0303, or E0312 for a URI); true when the value is fine.
+fn setting_value_ok(
+    c: &mut Checker<'_>,
+    module: &str,
+    name: &str,
+    value: &Value,
+    span: Span,
+) -> bool {
+    let bad = match (module, name, value) {
+        ("nathelper", "ping_method", Value::Str(m)) if m != "options" && m != "crlf" => {
+            Diagnostic::new(Code::OutOfRange, format!("unknown ping method `{m}`"))
+                .at(span, "not a ping method")
+                .with_help("use \"options\" (an OPTIONS request) or \"crlf\" (a CRLFCRLF datagram)")
+        }
+        ("nathelper", "max_failures", Value::Int(n)) if *n < 0 => Diagnostic::new(
+            Code::OutOfRange,
+            format!("`max_failures` cannot be {n}"),
+        )
+        .at(span, "expected 0 or more")
+        .with_help(
+            "0 keeps bindings whatever their pings do; N removes one after N failed pings in a row",
+        ),
+        ("nathelper", "sipping_from", Value::Str(u))
+            if !matches!(
+                crate::sip::Uri::scheme_of(u),
+                crate::sip::Scheme::Sip | crate::sip::Scheme::Sips
+            ) || crate::sip::Uri::parse(u).is_err() =>
+        {
+            Diagnostic::new(Code::InvalidUri, format!("`sipping_from` is not a SIP URI: `{u}`"))
+                .at(span, "not a SIP URI")
+                .with_help("write a SIP URI, e.g. \"sip:pinger@example.com\"")
+        }
+        _ => return true,
+    };
+    c.error(bad);
+    false
 }
 
 /// SIP transports by name; `sipc run` serves the ones [`Transport`] has.

@@ -103,6 +103,10 @@ pub fn unused(
                     "the location and subscriber tables are opened only for a configuration that registers or authenticates users: call `save(\"location\")` or `auth_check(…)`, or remove this block".to_string(),
                 )
             }
+            "nathelper" if !location => (
+                format!("no route calls {}", join(LOCATION_FUNCTIONS, "or")),
+                "NAT keepalives ping the bindings of the location table, which runs only for a configuration that saves registrations: call `save(\"location\")` for REGISTER requests, or remove this block".to_string(),
+            ),
             "auth" if !auth => (
                 format!("no route calls {}", join(AUTH_FUNCTIONS, "or")),
                 "authentication runs only for a configuration that checks credentials: call `auth_check(…)` and `auth_challenge(…)`, or remove this block".to_string(),
