@@ -1,6 +1,6 @@
 // commands.js against real output of `sipc test --format json`: the reports
 // in test/data/ were printed by the binary, run from the repository root
-//   failing-broken.json  sipc test --format json tests/data/sipc_test/
+//   failing-broken.json  sipc test --format json tests/data/sipc_test/{broken,failing,typo}.test.toml
 //   passed.json          sipc test --format json examples/default.route
 // and, when a built binary is found ($SIPC_BIN, else debug/sipc under
 // $CARGO_TARGET_DIR or target/), the same command run now must still give
@@ -163,7 +163,8 @@ test('the binary still prints reports that give these diagnostics', (t) => {
     assert.ok(r.status === 0 || r.status === 1, `${bin} ${args}: exit ${r.status}\n${r.stderr}`);
     return JSON.parse(r.stdout);
   };
-  const failing = run(['tests/data/sipc_test/']);
+  // The files of the sample (the directory holds passing ones too).
+  const failing = run(['broken', 'failing', 'typo'].map((n) => `tests/data/sipc_test/${n}.test.toml`));
   expectedFailingBroken(commands.diagnostics(failing, repo));
   assert.deepStrictEqual(
     commands.diagnostics(failing, repo),
