@@ -170,7 +170,9 @@ fn trace_a_live_proxy_under_sipp_traffic() {
     );
     let _uas = Reaper(
         Command::new("sipp")
-            .args(["-sn", "uas", "-i", "127.0.0.1", "-p", UAS_PORT, "-nostdin", "-bg"])
+            // In the foreground (no `-bg`, which would detach it from the
+            // reaper and leave it running after the test).
+            .args(["-sn", "uas", "-i", "127.0.0.1", "-p", UAS_PORT, "-nostdin"])
             .current_dir(&dir.0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
