@@ -222,26 +222,10 @@ pub fn preprocess_routes(
     (what, received)
 }
 
-/// `%XX` escapes decoded (RFC 3261 §25.1 `escaped`); a malformed escape is
-/// kept as it is.
+/// `%XX` escapes decoded (RFC 3261 §25.1 `escaped`; a malformed escape is
+/// kept as it is).
 fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
+    String::from_utf8_lossy(&crate::sip::scan::percent_decode(s)).into_owned()
 }
 
 /// The `received` parameter `add_path_received()` puts on the Path URI:
