@@ -123,7 +123,7 @@ fn states<'c>(ctx: &'c RouteCtx<'_>) -> &'c [Arc<TrunkState>] {
 }
 
 /// A message pseudo-variable's current text, through its runtime getter.
-fn pv_text(ctx: &mut RouteCtx<'_>, pv: usize, arg: Option<&str>) -> String {
+pub(super) fn pv_text(ctx: &mut RouteCtx<'_>, pv: usize, arg: Option<&str>) -> String {
     let Some(entry) = PSEUDO_VARS.get(pv).and_then(|p| super::abi::lookup(p.symbol)) else {
         return String::new();
     };

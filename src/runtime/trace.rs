@@ -140,7 +140,9 @@ pub fn trace_stmt(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let reads = ctx.shared.marks.get(id as usize).map(|m| m.reads.clone()).unwrap_or_default();
     for r in reads {
         let value = match &r {
-            Read::Pv { pv, arg } => format!("{:?}", pv_text(ctx, *pv, arg.as_deref())),
+            Read::Pv { pv, arg } => {
+                format!("{:?}", super::routing::pv_text(ctx, *pv, arg.as_deref()))
+            }
             Read::MsgVar { slot, ty, .. } => {
                 let v = ctx.vars.get(*slot as usize).copied().unwrap_or(0);
                 let tag = if *ty == Ty::Unknown { TY_STR } else { ty_tag(*ty) };
@@ -170,16 +172,6 @@ pub fn trace_value(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     };
     push(ctx, e);
     0
-}
-
-/// A pseudo-variable's current text, through its runtime getter.
-fn pv_text(ctx: &mut RouteCtx<'_>, pv: usize, arg: Option<&str>) -> String {
-    let Some(entry) = PSEUDO_VARS.get(pv).and_then(|p| super::abi::lookup(p.symbol)) else {
-        return String::new();
-    };
-    let arg = arg.map_or(super::ABSENT, |a| ctx.alloc(a.to_owned()));
-    let h = (entry.body)(ctx, &[arg]);
-    ctx.str(h).to_owned()
 }
 
 /// The source text of a statement, as a trace shows it: its first line,
