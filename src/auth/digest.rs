@@ -141,7 +141,7 @@ impl<'a> Credentials<'a> {
 
 /// `k=v` pairs separated by commas; quoted values are unquoted (without
 /// unescaping: digest values never contain `\"` in practice).
-fn params(mut s: &str) -> Vec<(&str, &str)> {
+pub(crate) fn params(mut s: &str) -> Vec<(&str, &str)> {
     let mut out = Vec::new();
     loop {
         s = s.trim_start_matches(|c: char| c == ',' || c.is_whitespace());

@@ -99,11 +99,11 @@ pub(super) fn with_credentials(
     n: usize,
 ) -> Result<(String, String), String> {
     use crate::auth::digest::{self, Algorithm};
+    // `Digest k=v, k="v", …`, parsed as the proxy parses credentials.
+    let fields = challenge.trim_start().split_once(char::is_whitespace).map_or("", |(_, r)| r);
+    let fields = digest::params(fields);
     let param = |name: &str| {
-        challenge
-            .split(&format!("{name}="))
-            .nth(1)
-            .map(|v| v.trim_start_matches('"').split(['"', ',']).next().unwrap_or("").to_owned())
+        fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| (*v).to_owned())
     };
     let realm = param("realm").unwrap_or_default();
     let nonce = param("nonce").ok_or("`authenticate`: the challenge has no nonce")?;
