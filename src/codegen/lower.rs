@@ -658,8 +658,7 @@ fn reads(prog: &CheckedProgram, s: &Stmt) -> Vec<trace::Read> {
     };
     let mut out = Vec::new();
     if let Some(e) = head {
-        let wrapped = [Stmt::Expr(e.clone())];
-        crate::sema::ir::visit_exprs(&wrapped, &mut |x| {
+        crate::sema::ir::visit_expr(e, &mut |x| {
             let r = match &x.kind {
                 ExprKind::Pv { pv, arg } => trace::Read::Pv { pv: *pv, arg: arg.clone() },
                 ExprKind::MsgVar(i) => {

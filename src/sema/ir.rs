@@ -275,6 +275,19 @@ pub enum Stmt {
 /// (conditions, statement bodies, call arguments, operands, interpolated
 /// parts), for analyses that only look at expressions.
 pub fn visit_exprs<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Expr)) {
+    visit_stmts(body, &mut |s| match s {
+        Stmt::Expr(e)
+        | Stmt::Assign { value: e, .. }
+        | Stmt::Return(Some(e))
+        | Stmt::If { cond: e, .. }
+        | Stmt::Switch { scrutinee: e, .. }
+        | Stmt::While { cond: e, .. } => visit_expr(e, f),
+        Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break | Stmt::Mark(_) => {}
+    });
+}
+
+/// Calls `f` on `e` and every expression nested in it.
+pub fn visit_expr<'a>(e: &'a Expr, f: &mut impl FnMut(&'a Expr)) {
     fn expr<'a>(e: &'a Expr, f: &mut impl FnMut(&'a Expr)) {
         f(e);
         match &e.kind {
@@ -294,15 +307,7 @@ pub fn visit_exprs<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Expr)) {
             _ => {}
         }
     }
-    visit_stmts(body, &mut |s| match s {
-        Stmt::Expr(e)
-        | Stmt::Assign { value: e, .. }
-        | Stmt::Return(Some(e))
-        | Stmt::If { cond: e, .. }
-        | Stmt::Switch { scrutinee: e, .. }
-        | Stmt::While { cond: e, .. } => expr(e, f),
-        Stmt::Return(None) | Stmt::Exit | Stmt::Drop | Stmt::Break | Stmt::Mark(_) => {}
-    });
+    expr(e, f)
 }
 
 /// Calls `f` on every statement in `body`, those of nested bodies (`if`,
