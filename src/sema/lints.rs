@@ -28,21 +28,11 @@ pub fn run(c: &Checker<'_>, routes: &[ir::Route], reach: &Reach, diags: &mut Vec
 /// failure route again ends serial failover after one retry.
 fn failure_routes(c: &Checker<'_>, routes: &[ir::Route], diags: &mut Vec<Diagnostic>) {
     let n = routes.len();
-    let mut edges = vec![Vec::new(); n];
-    for &(from, to, _) in &c.facts.calls {
-        if (from as usize) < n {
-            edges[from as usize].push(to as usize);
-        }
-    }
+    let edges = call_edges(c, n);
     let mut reported: HashSet<(u32, u32)> = HashSet::new();
     for (fi, f) in routes.iter().enumerate().filter(|(_, r)| r.kind == RouteKind::Failure) {
-        let mut seen = vec![false; n];
-        let mut todo = vec![fi];
-        while let Some(r) = todo.pop() {
-            if std::mem::replace(&mut seen[r], true) {
-                continue;
-            }
-            todo.extend(edges[r].iter().copied());
+        let seen = reachable(&edges, &[fi]);
+        for r in (0..n).filter(|&r| seen[r]) {
             let mut last = routes[r].span;
             ir::visit_stmts(&routes[r].body, &mut |st| match st {
                 Stmt::Mark(span) => last = *span,
@@ -203,12 +193,7 @@ fn read_before_write(
     diags: &mut Vec<Diagnostic>,
 ) {
     let n = routes.len();
-    let mut edges = vec![Vec::new(); n];
-    for &(from, to, _) in &c.facts.calls {
-        if (from as usize) < n {
-            edges[from as usize].push(to as usize);
-        }
-    }
+    let edges = call_edges(c, n);
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     let mut request = Vec::new();
     let mut reply = Vec::new();
@@ -222,18 +207,15 @@ fn read_before_write(
             RouteKind::Sub => {}
         }
     }
+    // The routes run while routing a request (`request_route`, branch
+    // routes and what they call).
+    let for_request = reachable(&edges, &request);
     groups.push(("the request routes".into(), request));
     groups.push(("the reply routes".into(), reply));
     let _ = reach;
     let mut warned: HashSet<(u32, u32)> = HashSet::new();
     for (label, entries) in &groups {
-        let mut seen = vec![false; n];
-        let mut todo = entries.clone();
-        while let Some(r) = todo.pop() {
-            if !std::mem::replace(&mut seen[r], true) {
-                todo.extend(edges[r].iter().copied());
-            }
-        }
+        let seen = reachable(&edges, entries);
         let written: HashSet<u32> = c
             .facts
             .var_writes
@@ -272,7 +254,7 @@ fn read_before_write(
                 // runs for a later message (a reply, the failure): empty.
                 Some(&(wr, _, wspan))
                     if label != "the request routes"
-                        && groups_request(routes, &edges, wr as usize) =>
+                        && for_request.get(wr as usize).copied().unwrap_or(false) =>
                 {
                     Diagnostic::new(
                         Code::VarAcrossMessages,
@@ -301,22 +283,28 @@ fn read_before_write(
     ordered_reads(c, routes, &edges, &mut warned, diags);
 }
 
-/// Is route `r` run while routing a request (`request_route`, a branch
-/// route, or a route they call)?
-fn groups_request(routes: &[ir::Route], edges: &[Vec<usize>], r: usize) -> bool {
-    let mut seen = vec![false; routes.len()];
-    let mut todo: Vec<usize> = routes
-        .iter()
-        .enumerate()
-        .filter(|(_, x)| matches!(x.kind, RouteKind::Request | RouteKind::Branch))
-        .map(|(i, _)| i)
-        .collect();
-    while let Some(i) = todo.pop() {
-        if !std::mem::replace(&mut seen[i], true) {
-            todo.extend(edges[i].iter().copied());
+/// The `route(…)` calls of each route: callee indices by caller.
+fn call_edges(c: &Checker<'_>, n: usize) -> Vec<Vec<usize>> {
+    let mut edges = vec![Vec::new(); n];
+    for &(from, to, _) in &c.facts.calls {
+        if (from as usize) < n {
+            edges[from as usize].push(to as usize);
         }
     }
-    seen.get(r).copied().unwrap_or(false)
+    edges
+}
+
+/// Which routes run when the routes `starts` run (they and every route
+/// they call, directly or not).
+fn reachable(edges: &[Vec<usize>], starts: &[usize]) -> Vec<bool> {
+    let mut seen = vec![false; edges.len()];
+    let mut todo = starts.to_vec();
+    while let Some(r) = todo.pop() {
+        if !std::mem::replace(&mut seen[r], true) {
+            todo.extend(edges[r].iter().copied());
+        }
+    }
+    seen
 }
 
 /// Within each entry route, in source order: a `$var` read before any
