@@ -458,20 +458,14 @@ impl Location {
     }
 }
 
-/// RFC 1918, RFC 6598 (carrier-grade NAT), link-local and IPv6 unique
-/// local addresses: a contact there is unreachable from outside its NAT.
-/// Narrower than the routes' [`crate::proxy::nat::is_private`]: loopback
+/// The routes' [`crate::proxy::nat::is_private`] (RFC 1918, RFC 6598,
+/// link-local, IPv6 unique local …) without loopback: a contact there is
+/// unreachable from outside its NAT. Loopback
 /// is left out, because this guess runs without the route asking, and a
 /// loopback contact registered from another loopback port is a UA on this
 /// host registering for another one (test beds), not a NATed device.
 fn is_private(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_private() || v4.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
-        }
-        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
-    }
+    crate::proxy::nat::is_private(ip) && !ip.is_loopback()
 }
 
 /// RFC 5626: the same instance and reg-id is the same flow whatever the
