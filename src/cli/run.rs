@@ -308,6 +308,8 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The rtpengine client binds its sockets on the runtime.
+    let entered = rt.enter();
     let services = match super::services::start(&reload.first.checked, &base) {
         Ok(s) => s,
         Err(e) => {
@@ -315,6 +317,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    drop(entered);
     config.services = Arc::clone(&services.services);
     let code = rt.block_on(serve(config, program, reload));
     // After the server stopped: every pending location change is written.

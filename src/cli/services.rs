@@ -142,6 +142,29 @@ pub fn auth_service(
     Ok(auth)
 }
 
+/// The ng client settings (`module rtpengine`).
+pub fn rtpengine_settings(prog: &CheckedProgram) -> Result<crate::rtpengine::NgSettings, String> {
+    let instances = match setting(prog, "rtpengine", "instances") {
+        Some(Value::Str(list)) => list
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<Vec<crate::rtpengine::InstanceSpec>, _>>()
+            .map_err(|e| format!("`module rtpengine {{ instances }}`: {e}"))?,
+        _ => return Err("`module rtpengine { instances }` is not set".into()),
+    };
+    let mut s = crate::rtpengine::NgSettings::new(instances);
+    if let Some(Value::Duration(ms)) = setting(prog, "rtpengine", "timeout") {
+        s.timeout = Duration::from_millis((*ms).max(1));
+    }
+    if let Some(Value::Int(n)) = setting(prog, "rtpengine", "retries") {
+        s.retries = (*n).clamp(0, 10) as u32;
+    }
+    if let Some(Value::Duration(ms)) = setting(prog, "rtpengine", "ping_interval") {
+        s.ping_interval = Duration::from_millis((*ms).max(10));
+    }
+    Ok(s)
+}
+
 /// Builds the services the program needs and starts their threads.
 pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, String> {
     let db = db_path(prog, base);
@@ -192,6 +215,16 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
         let auth = Arc::new(auth);
         subscribers_reload = Some(Arc::clone(&auth));
         services.auth = Some(auth);
+    }
+    if prog.calls_any(crate::sema::builtins::MEDIA_FUNCTIONS) {
+        let settings = rtpengine_settings(prog)?;
+        let client = crate::rtpengine::NgClient::new(settings)
+            .map_err(|e| format!("`module rtpengine`: {e}"))?;
+        tracing::info!(
+            "rtpengine: {:?}",
+            client.stats().iter().map(|s| s.addr).collect::<Vec<_>>()
+        );
+        services.rtpengine = Some(client);
     }
     let services = Arc::new(services);
     let maintenance = if services.location.is_some() || subscribers_reload.is_some() {

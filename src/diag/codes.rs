@@ -53,6 +53,7 @@ pub enum Code {
     DuplicateCase,
     MissingRequestRoute,
     InvalidUri,
+    InvalidNgFlag,
     // Route-kind rules.
     NotAllowedInRoute,
     Recursion,
@@ -116,6 +117,7 @@ pub const ALL: &[Code] = &[
     Code::DuplicateCase,
     Code::MissingRequestRoute,
     Code::InvalidUri,
+    Code::InvalidNgFlag,
     Code::NotAllowedInRoute,
     Code::Recursion,
     Code::DropInFailureRoute,
@@ -256,6 +258,9 @@ impl Code {
             Code::MissingRequestRoute => ("E0311", "the configuration has no `request_route`"),
             Code::InvalidUri => {
                 ("E0312", "a constant string used as a URI that the proxy's URI parser rejects")
+            }
+            Code::InvalidNgFlag => {
+                ("E0313", "an rtpengine flag or option that rtpengine does not document")
             }
             Code::NotAllowedInRoute => (
                 "E0401",

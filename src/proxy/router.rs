@@ -119,6 +119,10 @@ pub struct TxnScope {
     pub branch_timeout: bool,
     /// What `select()` chose and what is left for `next_destination()`.
     pub routing: RoutingScope,
+    /// An rtpengine offer was made for the request (`rtpengine_offer` or
+    /// `rtpengine_manage` on an INVITE or UPDATE with SDP), so the SDP of
+    /// its replies is the answer; without one it is a late offer.
+    pub media_offered: bool,
 }
 
 /// The trunk a transaction goes to and its failover sequence (trunk

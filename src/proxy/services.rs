@@ -25,4 +25,7 @@ pub struct Services {
     pub natping: Option<Arc<crate::registrar::natping::NatPinger>>,
     /// Trunk health and counters, by trunk name and URI.
     pub trunks: crate::routing::health::Trunks,
+    /// The rtpengine ng client the `rtpengine_*` builtins use (`module
+    /// rtpengine`); `None` when no route calls them.
+    pub rtpengine: Option<crate::rtpengine::NgClient>,
 }

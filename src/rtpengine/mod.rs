@@ -6,6 +6,7 @@
 //! instances. Route builtins sit on top of [`NgClient`].
 
 pub mod bencode;
+pub mod flags;
 pub mod instances;
 pub mod ng;
 

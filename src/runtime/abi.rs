@@ -21,6 +21,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::RouteCtx;
 use super::builtins::{self as b, Impl};
+use super::media;
 use super::nat;
 use super::registrar as reg;
 use super::routing as r;
@@ -172,6 +173,7 @@ runtime_table! {
     sipc_rt_pv_ar(a) => b::pv_ar;
     sipc_rt_pv_ml(a) => b::pv_ml;
     sipc_rt_pv_lookup_result(a) => reg::pv_lookup_result;
+    sipc_rt_pv_rtpengine_result(a) => media::pv_result;
     sipc_rt_pv_auth_result(a) => reg::pv_auth_result;
     sipc_rt_pv_proto(a) => b::pv_proto;
     sipc_rt_pv_Ri(a) => b::pv_empty;
@@ -220,6 +222,10 @@ runtime_table! {
     sipc_rt_add_rcv_param() => nat::add_rcv_param;
     sipc_rt_set_contact_alias() => nat::set_contact_alias;
     sipc_rt_handle_ruri_alias() => nat::handle_ruri_alias;
+    sipc_rt_rtpengine_offer(f) => media::offer;
+    sipc_rt_rtpengine_answer(f) => media::answer;
+    sipc_rt_rtpengine_delete(f) => media::delete;
+    sipc_rt_rtpengine_manage(f) => media::manage;
     sipc_rt_save(t) => reg::save;
     sipc_rt_lookup(t) => reg::lookup;
     sipc_rt_registered(t) => reg::registered;

@@ -36,6 +36,7 @@
 
 pub mod abi;
 pub mod builtins;
+pub mod media;
 pub mod nat;
 pub mod registrar;
 pub mod routing;
@@ -277,6 +278,8 @@ pub struct RouteCtx<'a> {
     pub lookup_result: Option<registrar::LookupResult>,
     /// `$auth_result`: the outcome of the last `auth_check()` ("" before any).
     pub auth_result: Option<crate::auth::AuthResult>,
+    /// `$rtpengine_result`: the outcome of the last `rtpengine_*` call.
+    pub media_result: Option<media::MediaResult>,
     /// A runtime function panicked or the depth guard tripped: the message
     /// is answered 500 and the rest of the route sees neutral values.
     pub failed: bool,
@@ -325,6 +328,7 @@ impl<'a> RouteCtx<'a> {
             depth: 0,
             lookup_result: None,
             auth_result: None,
+            media_result: None,
             failed: false,
             kind: crate::sema::builtins::Kinds::REQUEST,
         }

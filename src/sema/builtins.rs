@@ -144,6 +144,9 @@ pub enum Param {
     /// (`nat_uac_test("private_contact|via_port_differs")`); the runtime
     /// receives the set as a bit mask, bit `i` for word `i`.
     Words(&'static [&'static str]),
+    /// A str of rtpengine flags (`"replace-origin ICE=remove"`); a
+    /// constant is parsed at check time ([`crate::rtpengine::flags`]).
+    NgFlags,
 }
 
 /// How a URI-valued string is used, which decides what a constant must be.
@@ -163,6 +166,7 @@ impl Param {
             // URIs and header names are strs; the checker looks closer at
             // constants passed for them.
             Param::Str | Param::Uri(_) | Param::Header | Param::HeaderLine => "str".into(),
+            Param::NgFlags => "str of rtpengine flags".into(),
             Param::Int => "int".into(),
             Param::IntRange(lo, hi) => format!("int {lo}..={hi}"),
             Param::Bool => "bool".into(),
@@ -264,6 +268,8 @@ const RQF: Kinds = Kinds::REQUEST.or(Kinds::FAILURE);
 const RQFB: Kinds = Kinds::REQ_SIDE;
 const ANY: Kinds = Kinds::ALL;
 const TXN_REPLY: Kinds = Kinds::ONREPLY.or(Kinds::FAILURE);
+/// Where the media builtins run: every route of a request or reply.
+const MEDIA: Kinds = Kinds::REQ_SIDE.or(Kinds::REPLY_SIDE);
 
 pub static FUNCTIONS: &[Func] = &[
     // REQINIT
@@ -339,6 +345,15 @@ pub static FUNCTIONS: &[Func] = &[
         "Adds `;alias=IP~PORT~PROTO` with the source address (PROTO 1 UDP, 2 TCP, 3 TLS) to the first Contact's URI, unless that URI already reaches the source (or has an alias): the peer then sends in-dialog requests to a Request-URI carrying it, and `handle_ruri_alias()` sends them to the NATed device. In reply and onreply routes the source is the address the reply came from. True when the Contact changed. Kamailio: nathelper `set_contact_alias`."),
     func!(handle_ruri_alias() -> Bool, RQF, None,
         "When the Request-URI has an `alias` parameter (`set_contact_alias()`), sets `$du` to the address it names (`sip:IP:PORT`, with `;transport=` for TCP and TLS) and removes the parameter from the Request-URI. True when it did; false when there is no (valid) alias. Kamailio: nathelper `handle_ruri_alias`."),
+    // RTPENGINE (Kamailio's rtpengine module)
+    func!(rtpengine_offer(flags: P::NgFlags) min 0 -> Bool, MEDIA, None,
+        "Sends the SDP body to rtpengine as an ng `offer` and puts the SDP rtpengine returns (its own addresses and ports) in its place; Content-Length follows, and every branch of a fork carries it. Tags: the From tag as `from-tag` (in a reply, an offer is a late offer: the To tag is the sender's). `received-from` is the message's source address. `flags` are Kamailio's (`\"replace-origin replace-session-connection ICE=remove RTP/AVP\"`), checked against the flags rtpengine documents (docs/builtins.md). True when rtpengine answered with an SDP; false, with `$rtpengine_result` telling why, when there is no SDP body (`no_sdp`), rtpengine answered an error (`error`) or garbage (`malformed`), none answered (`timeout`) or none is up or configured (`unavailable`); the body is then unchanged. Kamailio: rtpengine `rtpengine_offer`."),
+    func!(rtpengine_answer(flags: P::NgFlags) min 0 -> Bool, MEDIA, None,
+        "As `rtpengine_offer` with an ng `answer`: for the SDP answer (a 183/200 to an INVITE, or an ACK after a late offer). Tags: From then To in a reply, the other way round in a request. Kamailio: rtpengine `rtpengine_answer`."),
+    func!(rtpengine_delete(flags: P::NgFlags) min 0 -> Bool, MEDIA, None,
+        "Ends the call's media session in rtpengine (ng `delete` with the Call-ID and From tag; the To tag too with the `to-tag` flag). True when rtpengine deleted it; false with `$rtpengine_result` (`error` when it had no such call). Kamailio: rtpengine `rtpengine_delete`."),
+    func!(rtpengine_manage(flags: P::NgFlags) min 0 -> Bool, MEDIA, None,
+        "Does what the message calls for, as Kamailio's `rtpengine_manage`: an INVITE or UPDATE with SDP → offer; an ACK with SDP → answer; BYE or CANCEL → delete; in a failure route → delete; a reply ≥ 300 → delete; a 1xx/2xx with SDP to an INVITE or UPDATE → answer, or offer when no offer was made for the request (late negotiation). True when the command succeeded or none was needed (`$rtpengine_result` is then `nothing`). Kamailio: rtpengine `rtpengine_manage`."),
     // REGISTRAR / LOCATION
     func!(save(table: P::Str) -> Bool, RQ, Handles,
         "Applies a REGISTER to the location table (RFC 3261 §10.3: expiry limits, `*`, CSeq order, Path, `+sip.instance`/`reg-id`) and replies itself: 200 listing every current binding with its remaining expiry, or the error (400, 423 with Min-Expires, 503). True on 200; false when it replied an error (a later `reply_error()` is then ignored) or when no registrar is running (nothing replied: `reply_error()` answers 500). sipc keeps one location table; `table` is accepted for Kamailio parity. Kamailio: registrar `save`."),
@@ -553,6 +568,15 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
         RO,
         Message,
         "Outcome of the last `auth_check()` in this message: `ok`, `no_credentials`, `wrong_password`, `stale_nonce`, `unknown_user`, `user_mismatch`, `invalid`; empty before any."
+    ),
+    pv!(
+        "rtpengine_result",
+        None,
+        Str,
+        MEDIA,
+        RO,
+        Message,
+        "Outcome of the last `rtpengine_*` call in this message: `ok`, `nothing` (`rtpengine_manage` had nothing to do), `no_sdp` (no SDP body: skipped), `error` (rtpengine refused: the log line gives its reason and the Call-ID), `malformed` (its reply was not an ng reply), `timeout` (no instance answered), `unavailable` (no instance up, or no `module rtpengine`), `bad_flags` (a flags string built at run time has a word rtpengine does not know); empty before any."
     ),
     pv!("ml", None, Int, ANY, RO, Message, "Length of the message in bytes."),
     pv!(
@@ -791,6 +815,30 @@ pub static SETTINGS: &[SettingDef] = &[
         Int,
         "A binding whose pings failed this many times in a row (OPTIONS unanswered; over TCP or TLS, no open connection) is removed from the location table and its store; 0 (default): never removed. Kamailio: nathelper `remove_on_timeout_bflag` with `max_pings_lost`."
     ),
+    setting!(
+        "rtpengine",
+        instances,
+        Str,
+        "The rtpengine ng sockets, separated by spaces: `\"udp:127.0.0.1:22222\"`, with a weight `\"udp:10.0.0.2:22222=2 udp:10.0.0.3:22222=1\"`, IPv6 `udp6:[::1]:22222` (IP literals). A call's commands all go to the live instance its Call-ID hashes to (weighted); an instance that does not answer is marked down, its calls move to the next live one, and it is pinged until it answers. Required by the `rtpengine_*` builtins. Kamailio: rtpengine `rtpengine_sock`."
+    ),
+    setting!(
+        "rtpengine",
+        timeout,
+        Duration,
+        "How long to wait for rtpengine's reply to one send before sending again (500ms by default). Kamailio: rtpengine `rtpengine_tout_ms`."
+    ),
+    setting!(
+        "rtpengine",
+        retries,
+        Int,
+        "Sends again to the same instance after the first, before it is marked down and the command goes to the next live instance (2 by default). A routing thread waits at most timeout × (retries + 1) × instances for a command. Kamailio: rtpengine `rtpengine_retr`."
+    ),
+    setting!(
+        "rtpengine",
+        ping_interval,
+        Duration,
+        "How often an instance marked down is pinged until it answers (1s by default). Kamailio: rtpengine `rtpengine_disable_tout`."
+    ),
     setting!("auth", realm, Str, "Default realm for challenges."),
     setting!(
         "auth",
@@ -809,6 +857,11 @@ pub const LOCATION_FUNCTIONS: &[&str] = &["save", "lookup", "registered", "unreg
 /// (`module usrloc { db_path }`) and reads `module auth` only for a
 /// program that calls one of them.
 pub const AUTH_FUNCTIONS: &[&str] = &["auth_check", "auth_challenge"];
+
+/// The builtins that talk to rtpengine: `sipc run` starts the ng client
+/// (`module rtpengine`) only for a program that calls one of them.
+pub const MEDIA_FUNCTIONS: &[&str] =
+    &["rtpengine_offer", "rtpengine_answer", "rtpengine_delete", "rtpengine_manage"];
 
 pub fn function(name: &str) -> Option<(usize, &'static Func)> {
     FUNCTIONS.iter().enumerate().find(|(_, f)| f.name == name)
@@ -873,6 +926,7 @@ pub fn markdown() -> String {
         };
         out.push_str(&format!("| {block} | `{}` | {} | {} |\n", s.name, s.ty.name(), s.doc));
     }
+    out.push_str(&crate::rtpengine::flags::markdown());
     out.push_str(
         "\n## Kamailio's default kamailio.cfg, line by line\n\n\
          What each function, pseudo-variable and parameter of Kamailio 5.6's default \

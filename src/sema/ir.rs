@@ -72,6 +72,27 @@ impl CheckedProgram {
         out
     }
 
+    /// Where some route first calls one of the builtins named (in route
+    /// order, then source order).
+    pub fn first_call_of(&self, names: &[&str]) -> Option<Span> {
+        let mut found: Option<Span> = None;
+        for r in &self.routes {
+            visit_exprs(&r.body, &mut |e| {
+                if let ExprKind::Call { func, .. } = e.kind {
+                    let first =
+                        found.is_none_or(|f| e.span.start < f.start && e.span.file == f.file);
+                    if names.contains(&super::builtins::FUNCTIONS[func].name) && first {
+                        found = Some(e.span);
+                    }
+                }
+            });
+            if found.is_some() {
+                break;
+            }
+        }
+        found
+    }
+
     /// Whether some route calls one of the builtins named.
     pub fn calls_any(&self, names: &[&str]) -> bool {
         self.called_builtins()

@@ -202,8 +202,8 @@ static MODULES: &[CfgItem] = &[
     ),
     item!(
         "`modparam(\"rtpproxy\", …)`, `modparam(\"rtpengine\", …)` (WITH_NAT)",
-        "",
-        "lands with NAT traversal (media relay)"
+        "`module rtpengine { instances = \"udp:127.0.0.1:2223\"; }`",
+        "rtpengine only, over its ng protocol (rtpproxy's protocol is not spoken); `rtpengine_sock` is `instances`, `rtpengine_tout_ms` `timeout`, `rtpengine_retr` `retries`, `rtpengine_disable_tout` `ping_interval`"
     ),
     item!(
         "`modparam(\"pike\", …)`, `modparam(\"htable\", \"htable\", \"ipban=>…\")` (WITH_ANTIFLOOD)",
@@ -366,8 +366,8 @@ static FUNCTIONS: &[CfgItem] = &[
     ),
     item!(
         "`rtpproxy_manage(\"co\")`, `rtpengine_manage(\"…\")` (WITH_NAT)",
-        "",
-        "land with NAT traversal (media relay)"
+        "`rtpengine_manage(\"…\")`",
+        "the flags are checked against rtpengine's (E0313); `rtpproxy_manage` has no counterpart: use rtpengine"
     ),
     item!("`is_first_hop()`", "`is_first_hop()`", ""),
     item!("`is_request()`, `is_reply()`", "`is_request()`, `is_reply()`", ""),

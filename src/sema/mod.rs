@@ -266,6 +266,7 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
     let reach = callgraph::analyse(&program.routes, &c.facts, &mut pass_diags);
     lints::run(&c, &program.routes, &reach, &mut pass_diags);
     modules::unused(&c, &collected.modules, &collected.listens, &program, &mut pass_diags);
+    modules::media_needs_instances(&mut c, &collected.modules, &program);
 
     program.msg_vars = std::mem::take(&mut c.msg_vars);
     program.avps = std::mem::take(&mut c.avps);
@@ -438,6 +439,23 @@ fn setting_value_ok(
             Diagnostic::new(Code::InvalidUri, format!("`sipping_from` is not a SIP URI: `{u}`"))
                 .at(span, "not a SIP URI")
                 .with_help("write a SIP URI, e.g. \"sip:pinger@example.com\"")
+        }
+        ("rtpengine", "instances", Value::Str(list)) => {
+            let problem = if list.split_whitespace().next().is_none() {
+                Some("no instance".to_owned())
+            } else {
+                list.split_whitespace()
+                    .find_map(|w| w.parse::<crate::rtpengine::InstanceSpec>().err())
+            };
+            let Some(problem) = problem else { return true };
+            Diagnostic::new(Code::OutOfRange, format!("bad rtpengine instance list: {problem}"))
+                .at(span, "not a list of rtpengine ng sockets")
+                .with_help("write `udp:IP:PORT` or `udp6:[IP]:PORT`, with `=WEIGHT` if wanted, separated by spaces: \"udp:127.0.0.1:22222 udp:127.0.0.2:22222=2\"")
+        }
+        ("rtpengine", "retries", Value::Int(n)) if !(0..=10).contains(n) => {
+            Diagnostic::new(Code::OutOfRange, format!("`retries` cannot be {n}"))
+                .at(span, "expected 0..=10")
+                .with_help("each retry waits `timeout` again on an instance that may be gone")
         }
         _ => return true,
     };

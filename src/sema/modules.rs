@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 
-use super::builtins::{AUTH_FUNCTIONS, LOCATION_FUNCTIONS, SETTINGS};
+use super::builtins::{AUTH_FUNCTIONS, LOCATION_FUNCTIONS, MEDIA_FUNCTIONS, SETTINGS};
 use super::check::Checker;
 use super::ir::CheckedProgram;
 use super::resolve::suggest;
@@ -82,6 +82,7 @@ pub fn unused(
     }
     let location = program.calls_any(LOCATION_FUNCTIONS);
     let auth = program.calls_any(AUTH_FUNCTIONS);
+    let media = program.calls_any(MEDIA_FUNCTIONS);
     let listen_tls = listens
         .iter()
         .any(|l| matches!(&l.kind, ItemKind::Listen { proto, .. } if proto.name == "tls"));
@@ -111,6 +112,10 @@ pub fn unused(
                 format!("no route calls {}", join(AUTH_FUNCTIONS, "or")),
                 "authentication runs only for a configuration that checks credentials: call `auth_check(…)` and `auth_challenge(…)`, or remove this block".to_string(),
             ),
+            "rtpengine" if !media => (
+                format!("no route calls {}", join(MEDIA_FUNCTIONS, "or")),
+                "the rtpengine client runs only for a configuration that relays media: call `rtpengine_manage()` (or offer/answer/delete), or remove this block".to_string(),
+            ),
             "tls" if !listen_tls && !outgoing_tls => (
                 "there is no `listen tls`, and no `ca_list` for outgoing TLS".to_string(),
                 "the certificate and key serve `listen tls ADDRESS;`: add one, or remove this block".to_string(),
@@ -123,4 +128,29 @@ pub fn unused(
                 .with_help(help),
         );
     }
+}
+
+/// Reports a configuration that calls the rtpengine builtins without
+/// saying where rtpengine is (`module rtpengine { instances }`).
+pub fn media_needs_instances(
+    c: &mut Checker<'_>,
+    blocks: &[(&Ident, &[ast::Setting])],
+    program: &CheckedProgram,
+) {
+    let Some(call) = program.first_call_of(MEDIA_FUNCTIONS) else { return };
+    // A list that is there but wrong was reported as such.
+    let written = blocks
+        .iter()
+        .filter(|(m, _)| m.name == "rtpengine")
+        .any(|(_, params)| params.iter().any(|p| p.name.name == "instances"));
+    if written {
+        return;
+    }
+    c.error(
+        Diagnostic::new(Code::UnknownSetting, "rtpengine is called but no instance is configured")
+            .at(call, "this sends an ng command to rtpengine")
+            .with_help(
+                "say where rtpengine listens: `module rtpengine { instances = \"udp:127.0.0.1:22222\"; }` (Kamailio: `rtpengine_sock`)",
+            ),
+    );
 }

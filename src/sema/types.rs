@@ -371,12 +371,13 @@ impl Checker<'_> {
                 self.expect_ty(&e, Ty::Str, None);
                 e
             }
-            Param::Uri(_) | Param::Header | Param::HeaderLine => {
+            Param::Uri(_) | Param::Header | Param::HeaderLine | Param::NgFlags => {
                 let e = self.expr(a);
                 if self.expect_ty(&e, Ty::Str, None) {
                     match p {
                         Param::Uri(usage) => self.uri_value(a, &e, usage),
                         Param::Header => self.header_name_value(a, &e),
+                        Param::NgFlags => self.ng_flags_value(a, &e),
                         _ => self.header_lines_value(a, &e),
                     }
                 }

@@ -328,6 +328,23 @@ impl Checker<'_> {
         self.error(d);
     }
 
+    /// Checks a constant rtpengine flags string word by word.
+    pub fn ng_flags_value(&mut self, a: &ast::Expr, e: &ir::Expr) {
+        let Some((text, origin)) = self.known_str(a, e) else { return };
+        let Err(p) = crate::rtpengine::flags::parse(&text) else { return };
+        let (span, defined) = self.place(&origin, p.start, p.end);
+        let label = match &origin {
+            Origin::Literal(_) => "rtpengine does not know this".to_owned(),
+            _ => format!("in `{text}`"),
+        };
+        let mut d =
+            Diagnostic::new(Code::InvalidNgFlag, p.message).at(span, label).with_help(p.help);
+        if let Some((at, what)) = defined {
+            d = d.with_label(at, what);
+        }
+        self.error(d);
+    }
+
     /// Warns about a header name that looks like a misspelt known header.
     fn header_name_at(&mut self, name: &str, span: Span, defined: Option<(Span, String)>) {
         let Some(known) = misspelled_header(name) else { return };

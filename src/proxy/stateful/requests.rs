@@ -217,6 +217,7 @@ impl Core {
             let decision = live.router.run_hook(route, &mut ctx);
             live.scope.avps = ctx.txn.avps;
             live.scope.flags = ctx.txn.flags;
+            live.scope.media_offered |= ctx.txn.media_offered;
             if decision == Decision::Drop {
                 return None;
             }
