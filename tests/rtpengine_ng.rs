@@ -14,107 +14,20 @@
 //! docs/architecture.md:
 //! `cargo test --test rtpengine_ng -- --ignored --nocapture round_trip_figures`.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sipc::rtpengine::{Dict, InstanceSpec, NgClient, NgError, NgSettings};
 
-/// A running rtpengine; killed on drop.
-struct Rtpengine {
-    child: Child,
-    ng: SocketAddr,
-    ports: (u16, u16),
-    log: PathBuf,
-}
+mod support;
+use support::rtpengine::Rtpengine;
 
-impl Drop for Rtpengine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-impl Rtpengine {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn client(&self) -> NgClient {
-        NgClient::new(NgSettings::new(vec![InstanceSpec::new(self.ng, 1)])).unwrap()
-    }
-}
-
-fn have_rtpengine() -> bool {
-    let found = Command::new("rtpengine")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let msg = "rtpengine is not installed (apt-get install rtpengine-daemon): \
-                   the rtpengine ng tests did NOT run";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("\n*** {msg} ***\n");
-    }
-    found
-}
-
-/// Starts rtpengine and waits (at most 10 s) until it answers `ping`.
 fn start() -> Option<Rtpengine> {
-    if !have_rtpengine() {
-        return None;
-    }
-    let ng = {
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
-    // Media ports below the kernel's ephemeral range, 100 per instance;
-    // rtpengine skips ports that another process holds.
-    let base = 20_000 + (ng.port() % 90) * 100;
-    let ports = (base, base + 99);
-    let log = std::env::temp_dir().join(format!(
-        "sipc-rtpengine-{}-{}.log",
-        std::process::id(),
-        ng.port()
-    ));
-    let child = Command::new("rtpengine")
-        .args([
-            "--config-file=none",
-            "--table=-1",
-            "--foreground",
-            "--log-stderr",
-            "--interface=127.0.0.1",
-            &format!("--listen-ng={ng}"),
-            &format!("--port-min={}", ports.0),
-            &format!("--port-max={}", ports.1),
-            "--delete-delay=0",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("rtpengine starts");
-    let mut rtpe = Rtpengine { child, ng, ports, log };
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 256];
-    loop {
-        if let Some(status) = rtpe.child.try_wait().unwrap() {
-            panic!("rtpengine exited ({status}):\n{}", rtpe.log());
-        }
-        assert!(Instant::now() < deadline, "rtpengine never answered ping:\n{}", rtpe.log());
-        sock.send_to(b"wait d7:command4:pinge", ng).unwrap();
-        if let Ok(n) = sock.recv(&mut buf)
-            && buf[..n] == *b"wait d6:result4:ponge"
-        {
-            return Some(rtpe);
-        }
-    }
+    Rtpengine::start()
+}
+
+fn client(rtpe: &Rtpengine) -> NgClient {
+    NgClient::new(NgSettings::new(vec![InstanceSpec::new(rtpe.ng, 1)])).unwrap()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -142,7 +55,7 @@ fn offer_answer_query_delete_against_rtpengine() {
     let Some(rtpe) = start() else { return };
     let rt = runtime();
     rt.block_on(async {
-        let client = rtpe.client();
+        let client = client(&rtpe);
         let call = "ng-test-1@192.0.2.10";
         let pong = client.request("", Dict::command("ping")).await.unwrap();
         assert_eq!(pong.get_str("result"), Some("pong"));
@@ -195,7 +108,7 @@ fn offer_answer_query_delete_against_rtpengine() {
 fn an_answer_for_an_unknown_call_is_rtpengines_error() {
     let Some(rtpe) = start() else { return };
     let rt = runtime();
-    let client = rt.block_on(async { rtpe.client() });
+    let client = rt.block_on(async { client(&rtpe) });
     // The synchronous path a routing thread would take.
     let answer =
         Dict::command("answer").with("from-tag", "f").with("to-tag", "t").with("sdp", CALLEE_SDP);
@@ -265,7 +178,7 @@ fn micros(d: Duration) -> String {
 fn round_trip_figures() {
     let Some(rtpe) = start() else { return };
     let rt = runtime();
-    let client = rt.block_on(async { rtpe.client() });
+    let client = rt.block_on(async { client(&rtpe) });
     let mut rows = Vec::new();
 
     let pings = rt.block_on(async {

@@ -34,13 +34,14 @@ syn keyword sipcBuiltin     record_route t_check_trans t_precheck_trans t_is_can
 syn keyword sipcBuiltin     t_branch_timeout t_newtran t_is_set t_is_branch_route relay forward
 syn keyword sipcBuiltin     reply reply_error on_failure on_reply on_branch append_branch
 syn keyword sipcBuiltin     nat_uac_test fix_nated_contact fix_nated_register add_rcv_param
-syn keyword sipcBuiltin     set_contact_alias handle_ruri_alias save lookup registered add_path
+syn keyword sipcBuiltin     set_contact_alias handle_ruri_alias rtpengine_offer rtpengine_answer
+syn keyword sipcBuiltin     rtpengine_delete rtpengine_manage save lookup registered add_path
 syn keyword sipcBuiltin     add_path_received unregister auth_check auth_challenge
 syn keyword sipcBuiltin     consume_credentials is_present_hf append_hf remove_hf replace_hf str_len
 syn keyword sipcBuiltin     str_lower str_upper str_substr str_contains str_starts_with to_str
 syn keyword sipcBuiltin     to_int log setflag resetflag isflagset table_get table_has select
 syn keyword sipcBuiltin     next_destination fork route_attr trunk_stat trunk_is_up trunk_set_up
-syn match   sipcPseudoVar "\$\%(ru\|rU\|rd\|rp\|du\|fu\|fU\|fd\|tu\|tU\|td\|si\|sp\|rm\|rs\|rr\|ci\|ua\|cs\|ct\|au\|ar\|lookup_result\|auth_result\|ml\|in_trunk\|out_trunk\|proto\|Ri\|Rp\|T_branch_idx\|T_reply_code\)\>(\@!"
+syn match   sipcPseudoVar "\$\%(ru\|rU\|rd\|rp\|du\|fu\|fU\|fd\|tu\|tU\|td\|si\|sp\|rm\|rs\|rr\|ci\|ua\|cs\|ct\|au\|ar\|lookup_result\|auth_result\|rtpengine_result\|ml\|in_trunk\|out_trunk\|proto\|Ri\|Rp\|T_branch_idx\|T_reply_code\)\>(\@!"
 syn match   sipcPseudoVarArg "\$\%(hdr\|var\|avp\|match\)([^()]*)"
 " END GENERATED
 
