@@ -228,6 +228,9 @@ impl Reloader {
         if let Some(p) = &self.core.services().natping {
             out.push_str(&p.stats.line());
         }
+        if let Some(r) = &self.core.services().rtpengine {
+            out.push_str(&r.status_line());
+        }
         match &s.last_failure {
             None => out.push_str("last failure: none\n"),
             Some((at, diags)) => {

@@ -21,9 +21,13 @@
 //! Each cookie is a per-client random prefix and a counter, so a restarted
 //! proxy does not send cookies rtpengine still has replies for.
 //!
-//! Route code is synchronous (docs/architecture.md): [`NgClient::request`]
-//! is async, [`NgClient::request_blocking`] waits for it from a thread
-//! outside the runtime, bounded.
+//! Route code is synchronous (docs/architecture.md): [`NgClient::request_sync`]
+//! does the whole exchange on the calling thread with a socket of that
+//! thread's own (one `sendto`, one `recvfrom`, no hand-over to another
+//! thread), the way Kamailio's module does it in its worker processes;
+//! [`NgClient::request`] is the async form (background pings, tests) and
+//! [`NgClient::request_blocking`] runs that on the client's runtime and
+//! waits for it, bounded.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -102,6 +106,76 @@ struct Shared {
     waiting: Mutex<HashMap<Vec<u8>, Waiter>>,
     /// Datagrams matched to no waiting request: late replies, garbage.
     stale: AtomicU64,
+    /// How long the requests of route code took, send to result.
+    latency: Latency,
+}
+
+/// Upper bounds (µs) of the latency histogram's buckets; the last bucket
+/// holds everything slower.
+const LATENCY_BOUNDS_US: [u64; 20] = [
+    25, 50, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000,
+    10_000, 100_000, 1_000_000,
+];
+
+/// A histogram of request durations: a count per bucket, lock-free.
+#[derive(Default)]
+struct Latency {
+    buckets: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+}
+
+impl Latency {
+    fn record(&self, d: Duration) {
+        let us = d.as_micros() as u64;
+        let i = LATENCY_BOUNDS_US.iter().position(|&b| us <= b).unwrap_or(LATENCY_BOUNDS_US.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The bucket bound at or under which the fraction `q` of the requests
+    /// fall (µs; `None` with no request, `u64::MAX` past the last bound).
+    fn quantile(&self, q: f64) -> Option<u64> {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let want = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return Some(LATENCY_BOUNDS_US.get(i).copied().unwrap_or(u64::MAX));
+            }
+        }
+        Some(u64::MAX)
+    }
+}
+
+/// What the requests of route code took: how many, and the bucket bounds
+/// of the median and the 99th percentile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencySummary {
+    pub requests: u64,
+    /// µs; the true value is at most this and above the bucket below.
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+thread_local! {
+    /// The calling thread's sockets for [`NgClient::request_sync`] (IPv4,
+    /// IPv6) and its receive buffer.
+    static THREAD_SOCKETS: std::cell::RefCell<ThreadSockets> =
+        std::cell::RefCell::new(ThreadSockets::default());
+}
+
+#[derive(Default)]
+struct ThreadSockets {
+    v4: Option<std::net::UdpSocket>,
+    v6: Option<std::net::UdpSocket>,
+    /// The receive timeout each socket has (set only when it changes: one
+    /// system call less per request).
+    timeout_v4: Option<Duration>,
+    timeout_v6: Option<Duration>,
+    buf: Vec<u8>,
 }
 
 impl Shared {
@@ -186,6 +260,7 @@ impl NgClient {
             v6: v6.clone(),
             waiting: Mutex::new(HashMap::new()),
             stale: AtomicU64::new(0),
+            latency: Latency::default(),
         });
         let receivers = [v4, v6]
             .into_iter()
@@ -260,6 +335,148 @@ impl NgClient {
             let _ = tx.send(client.request(&call_id, command).await);
         });
         rx.recv_timeout(max_wait).unwrap_or(Err(NgError::WaitExpired(max_wait)))
+    }
+
+    /// [`Self::request`] done on the calling thread, which waits for each
+    /// reply in `recvfrom` on a socket of its own (bound on first use, kept
+    /// for the thread's life): the same cookies, retransmissions, failover
+    /// and down-marking, without a hop to the runtime and back. The wait is
+    /// bounded by [`Self::worst_case`]. Replies that come after their
+    /// request gave up land on the thread's socket and are skipped (counted
+    /// in `stale_datagrams`) by its next request. The duration of every
+    /// call is recorded ([`Self::latency`]).
+    pub fn request_sync(&self, call_id: &str, mut command: Dict) -> Result<Dict, NgError> {
+        let started = std::time::Instant::now();
+        if !call_id.is_empty() && !command.contains_key("call-id") {
+            command.insert("call-id", call_id);
+        }
+        let body = command.encode();
+        let order = order_for(&self.inner.instances, call_id);
+        if order.is_empty() {
+            return Err(NgError::NoLiveInstance);
+        }
+        let mut tried = Vec::new();
+        let mut out = None;
+        for n in order {
+            let inst = &self.inner.instances[n];
+            if !inst.is_up() && !tried.is_empty() {
+                continue;
+            }
+            match self.exchange_sync(inst, &body) {
+                Ok(reply) => {
+                    out = Some(result(inst, &reply));
+                    break;
+                }
+                Err(Exchange::Send(detail)) => {
+                    out = Some(Err(NgError::Send { instance: inst.spec.addr, detail }));
+                    break;
+                }
+                Err(Exchange::Timeout) => {
+                    tried.push(inst.spec.addr);
+                    self.mark_down(n);
+                }
+            }
+        }
+        self.inner.shared.latency.record(started.elapsed());
+        out.unwrap_or(Err(NgError::Timeout { tried }))
+    }
+
+    /// One request to one instance on the calling thread's socket.
+    fn exchange_sync(&self, inst: &Instance, body: &[u8]) -> Result<Vec<u8>, Exchange> {
+        let to = inst.spec.addr;
+        let cookie = self.cookie();
+        let mut msg = Vec::with_capacity(cookie.len() + 1 + body.len());
+        msg.extend_from_slice(&cookie);
+        msg.push(b' ');
+        msg.extend_from_slice(body);
+        THREAD_SOCKETS.with(|cell| {
+            let mut socks = cell.borrow_mut();
+            let ThreadSockets { v4, v6, timeout_v4, timeout_v6, buf } = &mut *socks;
+            let (slot, set) = if to.is_ipv4() { (v4, timeout_v4) } else { (v6, timeout_v6) };
+            if slot.is_none() {
+                let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+                *slot = Some(
+                    std::net::UdpSocket::bind(any).map_err(|e| Exchange::Send(e.to_string()))?,
+                );
+            }
+            let Some(sock) = slot.as_ref() else { return Err(Exchange::Timeout) };
+            if buf.is_empty() {
+                buf.resize(65_536, 0);
+            }
+            for _ in 0..=self.inner.retries {
+                inst.sent.fetch_add(1, Ordering::Relaxed);
+                sock.send_to(&msg, to).map_err(|e| Exchange::Send(e.to_string()))?;
+                let deadline = std::time::Instant::now() + self.inner.timeout;
+                let mut left = self.inner.timeout;
+                loop {
+                    if left.is_zero() {
+                        break;
+                    }
+                    if *set != Some(left) {
+                        if sock.set_read_timeout(Some(left)).is_err() {
+                            break;
+                        }
+                        *set = Some(left);
+                    }
+                    match sock.recv_from(buf) {
+                        Ok((n, from)) => {
+                            let reply = &buf[..n];
+                            if from == to
+                                && reply.len() > cookie.len()
+                                && reply.starts_with(&cookie)
+                                && reply[cookie.len()] == b' '
+                            {
+                                inst.replies.fetch_add(1, Ordering::Relaxed);
+                                return Ok(reply[cookie.len() + 1..].to_vec());
+                            }
+                            self.inner.shared.stale.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        // Timed out (WouldBlock/TimedOut), or an ICMP error
+                        // of an earlier send: wait out this try.
+                        Err(_) => break,
+                    }
+                    left = deadline.saturating_duration_since(std::time::Instant::now());
+                }
+                inst.timeouts.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(Exchange::Timeout)
+        })
+    }
+
+    /// The requests of route code so far ([`Self::request_sync`]): count,
+    /// median and 99th percentile (bucket bounds, µs).
+    pub fn latency(&self) -> Option<LatencySummary> {
+        let l = &self.inner.shared.latency;
+        let requests = l.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+        Some(LatencySummary { requests, p50_us: l.quantile(0.50)?, p99_us: l.quantile(0.99)? })
+    }
+
+    /// One line for `sipc reload --status`: each instance's state and
+    /// counters, and the latency of route code's requests.
+    pub fn status_line(&self) -> String {
+        let instances: Vec<String> = self
+            .stats()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} (sent {}, replies {}, errors {}, timeouts {})",
+                    s.addr,
+                    if s.up { "up" } else { "down" },
+                    s.sent,
+                    s.replies,
+                    s.errors,
+                    s.timeouts
+                )
+            })
+            .collect();
+        let latency = match self.latency() {
+            Some(l) => {
+                format!("; {} requests, p50 <= {} us, p99 <= {} us", l.requests, l.p50_us, l.p99_us)
+            }
+            None => String::new(),
+        };
+        format!("rtpengine: {}{latency}\n", instances.join(", "))
     }
 
     /// Each instance's state and counters, in the order of the settings.

@@ -15,6 +15,8 @@
 //! says why, a log line names the Call-ID, and the configuration decides
 //! (reply 503, or go on without the relay).
 
+use std::rc::Rc;
+
 use bytes::Bytes;
 
 use crate::rtpengine::bencode::{Dict, Value};
@@ -128,21 +130,50 @@ fn decide(ctx: &RouteCtx<'_>) -> Option<Op> {
     Some(if ctx.req.txn.media_offered { Op::Answer } else { Op::Offer })
 }
 
+thread_local! {
+    /// The flags strings this thread parsed last (a config has a handful,
+    /// and most are constants): parsing one again allocates its ng values
+    /// again, at every call.
+    static PARSED: std::cell::RefCell<Vec<(String, Rc<Flags>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many parsed flags strings a thread keeps.
+const PARSED_KEPT: usize = 16;
+
 /// Parses the flags argument (absent: none) and runs `f`; a run-time flags
 /// string with an unknown word fails the call.
 fn with_flags(
     ctx: &mut RouteCtx<'_>,
     h: i64,
-    f: impl FnOnce(&mut RouteCtx<'_>, Flags) -> i64,
+    f: impl FnOnce(&mut RouteCtx<'_>, &Flags) -> i64,
 ) -> i64 {
-    match flags::parse(ctx.str(h)) {
-        Ok(parsed) => f(ctx, parsed),
-        Err(e) => {
-            tracing::warn!(call_id = call_id(ctx), "rtpengine: {e}");
-            ctx.media_result = Some(MediaResult::BadFlags);
-            0
-        }
-    }
+    let text = ctx.str(h);
+    let cached =
+        PARSED.with(|p| p.borrow().iter().find(|(t, _)| t == text).map(|(_, f)| Rc::clone(f)));
+    let parsed = match cached {
+        Some(f) => f,
+        None => match flags::parse(text) {
+            Ok(parsed) => {
+                let parsed = Rc::new(parsed);
+                let text = text.to_owned();
+                PARSED.with(|p| {
+                    let mut p = p.borrow_mut();
+                    if p.len() == PARSED_KEPT {
+                        p.remove(0);
+                    }
+                    p.push((text, Rc::clone(&parsed)));
+                });
+                parsed
+            }
+            Err(e) => {
+                tracing::warn!(call_id = call_id(ctx), "rtpengine: {e}");
+                ctx.media_result = Some(MediaResult::BadFlags);
+                return 0;
+            }
+        },
+    };
+    f(ctx, &parsed)
 }
 
 fn call_id(ctx: &RouteCtx<'_>) -> String {
@@ -163,7 +194,7 @@ fn has_sdp_body(ctx: &RouteCtx<'_>) -> bool {
     }
 }
 
-fn run(ctx: &mut RouteCtx<'_>, op: Op, f: Flags) -> i64 {
+fn run(ctx: &mut RouteCtx<'_>, op: Op, f: &Flags) -> i64 {
     let result = exchange(ctx, op, f);
     let (word, ok) = match &result {
         Ok(()) => (MediaResult::Ok, true),
@@ -173,7 +204,7 @@ fn run(ctx: &mut RouteCtx<'_>, op: Op, f: Flags) -> i64 {
     i64::from(ok)
 }
 
-fn exchange(ctx: &mut RouteCtx<'_>, op: Op, f: Flags) -> Result<(), MediaResult> {
+fn exchange(ctx: &mut RouteCtx<'_>, op: Op, f: &Flags) -> Result<(), MediaResult> {
     let call_id = f.call_id.clone().unwrap_or_else(|| call_id(ctx));
     let Some(client) = ctx.req.services.as_ref().and_then(|s| s.rtpengine.clone()) else {
         tracing::warn!(%call_id, "rtpengine: {} without `module rtpengine`", op.command());
@@ -198,7 +229,7 @@ fn exchange(ctx: &mut RouteCtx<'_>, op: Op, f: Flags) -> Result<(), MediaResult>
     if let Some(body) = &sdp {
         d.insert("sdp", body.as_ref());
     }
-    tags(ctx, op, &f, &mut d)?;
+    tags(ctx, op, f, &mut d)?;
     if op != Op::Delete {
         let ip = f.received_from.unwrap_or(ctx.req.source.ip());
         let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
@@ -284,20 +315,17 @@ fn via_branch(ctx: &RouteCtx<'_>, which: &str) -> Option<String> {
     via.branch().map(str::to_owned)
 }
 
-/// Sends the request and waits for its reply, at most the client's worst
-/// case. On a tokio worker thread (TCP and TLS routing, timers that run
-/// failure routes) the wait is announced with `block_in_place`, so the
-/// runtime moves its other tasks to another worker meanwhile.
+/// Sends the request and waits for its reply on this thread
+/// ([`NgClient::request_sync`]), at most the client's worst case. On a
+/// tokio worker thread (TCP and TLS routing, timers that run failure
+/// routes) the wait is announced with `block_in_place`, so the runtime
+/// moves its other tasks to another worker meanwhile.
 fn request(client: &NgClient, call_id: &str, d: Dict) -> Result<Dict, NgError> {
-    let bound = client.worst_case() + std::time::Duration::from_millis(100);
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| client.request_blocking(call_id, d, bound))
+            tokio::task::block_in_place(|| client.request_sync(call_id, d))
         }
-        // A current-thread runtime cannot run the request while this
-        // thread waits for it.
-        Ok(_) => Err(NgError::NoLiveInstance),
-        Err(_) => client.request_blocking(call_id, d, bound),
+        _ => client.request_sync(call_id, d),
     }
 }
 
