@@ -788,7 +788,8 @@ fn baresip_behind_nat_registers_with_digest_calls_out_and_answers_a_call() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let rtpengine_log = loop {
         let log = read(&wan.rtpengine_log);
-        if log.contains("Final packet stats") || Instant::now() > deadline {
+        // rtpengine logs the counts, then answers the delete.
+        if log.contains("Replying to 'delete'") || Instant::now() > deadline {
             break log;
         }
         std::thread::sleep(Duration::from_millis(100));
