@@ -337,18 +337,7 @@ impl Wan {
         let rtpengine_log = net.path("rtpengine.log");
         let mut rtpengine = net
             .exec(&net.wan, "rtpengine")
-            .args([
-                "--config-file=none",
-                "--table=-1",
-                "--foreground",
-                "--log-stderr",
-                "--log-level=6",
-                &format!("--interface={PROXY_IP}"),
-                "--listen-ng=127.0.0.1:22222",
-                &format!("--port-min={}", MEDIA.0),
-                &format!("--port-max={}", MEDIA.1),
-                "--delete-delay=0",
-            ])
+            .args(support::rtpengine::args(PROXY_IP, "127.0.0.1:22222", MEDIA))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&rtpengine_log).unwrap())

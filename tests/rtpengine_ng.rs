@@ -14,7 +14,6 @@
 //! docs/architecture.md:
 //! `cargo test --test rtpengine_ng -- --ignored --nocapture round_trip_figures`.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sipc::rtpengine::{Dict, InstanceSpec, NgClient, NgError, NgSettings};
@@ -136,24 +135,7 @@ fn a_killed_rtpengine_is_marked_down_and_a_restarted_one_up() {
         assert!(!client.stats()[0].up);
         assert_eq!(client.request("c", Dict::command("query")).await, Err(NgError::NoLiveInstance));
         // Started again on the same port: the pinger finds it.
-        let log = rtpe.log.clone();
-        let child = Command::new("rtpengine")
-            .args([
-                "--config-file=none",
-                "--table=-1",
-                "--foreground",
-                "--log-stderr",
-                "--interface=127.0.0.1",
-                &format!("--listen-ng={}", rtpe.ng),
-                &format!("--port-min={}", rtpe.ports.0),
-                &format!("--port-max={}", rtpe.ports.1),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        rtpe.child = child;
+        rtpe.restart();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !client.stats()[0].up {
             assert!(Instant::now() < deadline, "never up again:\n{}", rtpe.log());

@@ -89,14 +89,12 @@ pub const MODULE_WORDS: &[&str] = &[
     // Shorthands of `direction=internal` / `direction=external`.
     "internal",
     "external",
-    // Transport protocols towards the recipient of the SDP.
-    "RTP/AVP",
-    "RTP/SAVP",
-    "RTP/AVPF",
-    "RTP/SAVPF",
-    "UDP/TLS/RTP/SAVP",
-    "UDP/TLS/RTP/SAVPF",
 ];
+
+/// Transport protocols towards the recipient of the SDP: bare words for
+/// `transport-protocol=…`.
+const TRANSPORTS: &[&str] =
+    &["RTP/AVP", "RTP/SAVP", "RTP/AVPF", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF"];
 
 /// Families of words with a fixed prefix, the ng key they fill (a list)
 /// and the members rtpengine knows (empty: any non-empty suffix).
@@ -194,17 +192,7 @@ const OPTIONS: &[(&str, Val)] = &[
     ("frequency", Val::Int),
     ("volume", Val::Int),
     ("media-timeout", Val::Int),
-    (
-        "transport-protocol",
-        Val::OneOf(&[
-            "RTP/AVP",
-            "RTP/SAVP",
-            "RTP/AVPF",
-            "RTP/SAVPF",
-            "UDP/TLS/RTP/SAVP",
-            "UDP/TLS/RTP/SAVPF",
-        ]),
-    ),
+    ("transport-protocol", Val::OneOf(TRANSPORTS)),
 ];
 
 /// Options Kamailio's module reads itself.
@@ -259,7 +247,8 @@ impl std::fmt::Display for FlagError {
 /// Every complete word the parser accepts as written (families and
 /// options as `prefix…`), for suggestions and editor completion.
 pub fn vocabulary() -> Vec<String> {
-    let mut out: Vec<String> = FLAGS.iter().chain(MODULE_WORDS).map(|s| s.to_string()).collect();
+    let mut out: Vec<String> =
+        FLAGS.iter().chain(MODULE_WORDS).chain(TRANSPORTS).map(|s| s.to_string()).collect();
     for (prefix, _, members) in FAMILIES {
         out.extend(members.iter().map(|m| format!("{prefix}{m}")));
     }
@@ -282,7 +271,7 @@ pub fn markdown() -> String {
     out.push_str(&format!("- rtpengine flags (the ng `flags` list): {}\n", code(FLAGS)));
     out.push_str(&format!(
         "- read by the proxy: {} (`force-answer`: accepted; `to-tag`: a delete names the To tag; `internal`/`external`: `direction=`; the transport names: `transport-protocol`)\n",
-        code(MODULE_WORDS)
+        code(&[MODULE_WORDS, TRANSPORTS].concat())
     ));
     for (prefix, key, members) in FAMILIES {
         let what = if members.is_empty() { "any suffix".to_owned() } else { code(members) };
@@ -329,17 +318,19 @@ pub fn parse(text: &str) -> Result<Flags, FlagError> {
             flags.push(Value::from(*f));
             continue;
         }
-        match word {
-            "force-answer" => out.force_answer = true,
-            "to-tag" => out.to_tag = true,
-            "from-tag" | "call-id" | "force" | "no-redis-update" => {}
-            "internal" | "external" => directions.push(word.into()),
-            w if MODULE_WORDS.contains(&w) && w.contains('/') => {
-                out.dict.insert("transport-protocol", w);
-            }
-            _ => {}
+        if TRANSPORTS.contains(&word) {
+            out.dict.insert("transport-protocol", word);
+            continue;
         }
         if MODULE_WORDS.contains(&word) {
+            match word {
+                "force-answer" => out.force_answer = true,
+                "to-tag" => out.to_tag = true,
+                "internal" | "external" => directions.push(word.into()),
+                // `from-tag`, `call-id`: the module's defaults; `force`,
+                // `no-redis-update`: nothing to do here.
+                _ => {}
+            }
             continue;
         }
         if let Some((key, value)) = word.split_once('=') {

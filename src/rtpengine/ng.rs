@@ -288,34 +288,66 @@ impl NgClient {
     /// `call_id` and returns rtpengine's reply dictionary when its `result`
     /// is `ok` or `pong`. A dictionary without `call-id` gets `call_id`
     /// (unless it is empty, e.g. for `ping`).
-    pub async fn request(&self, call_id: &str, mut command: Dict) -> Result<Dict, NgError> {
+    pub async fn request(&self, call_id: &str, command: Dict) -> Result<Dict, NgError> {
+        let (body, order) = self.prepare(call_id, command)?;
+        let mut tried = Vec::new();
+        for n in order {
+            // Another request may have found it down meanwhile.
+            if !self.inner.instances[n].is_up() && !tried.is_empty() {
+                continue;
+            }
+            let outcome = self.exchange(&self.inner.instances[n], &body, self.inner.retries).await;
+            if let Some(done) = self.settle(n, outcome, &mut tried) {
+                return done;
+            }
+        }
+        Err(NgError::Timeout { tried })
+    }
+
+    /// The encoded command (with `call-id` added when missing and `call_id`
+    /// is not empty) and the live instances to try, in the call's order.
+    fn prepare(&self, call_id: &str, mut command: Dict) -> Result<(Vec<u8>, Vec<usize>), NgError> {
         if !call_id.is_empty() && !command.contains_key("call-id") {
             command.insert("call-id", call_id);
         }
-        let body = command.encode();
         let order = order_for(&self.inner.instances, call_id);
         if order.is_empty() {
             return Err(NgError::NoLiveInstance);
         }
-        let mut tried = Vec::new();
-        for n in order {
-            let inst = &self.inner.instances[n];
-            // Another request may have found it down meanwhile.
-            if !inst.is_up() && !tried.is_empty() {
-                continue;
+        Ok((command.encode(), order))
+    }
+
+    /// What one instance's exchange means for the request: its result (a
+    /// reply, or a send error), or `None` after a timeout, which marks the
+    /// instance down and moves on to the next.
+    fn settle(
+        &self,
+        n: usize,
+        outcome: Result<Vec<u8>, Exchange>,
+        tried: &mut Vec<SocketAddr>,
+    ) -> Option<Result<Dict, NgError>> {
+        let inst = &self.inner.instances[n];
+        match outcome {
+            Ok(reply) => Some(result(inst, &reply)),
+            Err(Exchange::Send(detail)) => {
+                Some(Err(NgError::Send { instance: inst.spec.addr, detail }))
             }
-            match self.exchange(inst, &body, self.inner.retries).await {
-                Ok(reply) => return result(inst, &reply),
-                Err(Exchange::Send(detail)) => {
-                    return Err(NgError::Send { instance: inst.spec.addr, detail });
-                }
-                Err(Exchange::Timeout) => {
-                    tried.push(inst.spec.addr);
-                    self.mark_down(n);
-                }
+            Err(Exchange::Timeout) => {
+                tried.push(inst.spec.addr);
+                self.mark_down(n);
+                None
             }
         }
-        Err(NgError::Timeout { tried })
+    }
+
+    /// A fresh cookie and the datagram: the cookie, a space, the command.
+    fn framed(&self, body: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let cookie = self.cookie();
+        let mut msg = Vec::with_capacity(cookie.len() + 1 + body.len());
+        msg.extend_from_slice(&cookie);
+        msg.push(b' ');
+        msg.extend_from_slice(body);
+        (cookie, msg)
     }
 
     /// [`Self::request`] for a caller outside the tokio runtime (a routing
@@ -345,36 +377,19 @@ impl NgClient {
     /// request gave up land on the thread's socket and are skipped (counted
     /// in `stale_datagrams`) by its next request. The duration of every
     /// call is recorded ([`Self::latency`]).
-    pub fn request_sync(&self, call_id: &str, mut command: Dict) -> Result<Dict, NgError> {
+    pub fn request_sync(&self, call_id: &str, command: Dict) -> Result<Dict, NgError> {
         let started = std::time::Instant::now();
-        if !call_id.is_empty() && !command.contains_key("call-id") {
-            command.insert("call-id", call_id);
-        }
-        let body = command.encode();
-        let order = order_for(&self.inner.instances, call_id);
-        if order.is_empty() {
-            return Err(NgError::NoLiveInstance);
-        }
+        let (body, order) = self.prepare(call_id, command)?;
         let mut tried = Vec::new();
         let mut out = None;
         for n in order {
-            let inst = &self.inner.instances[n];
-            if !inst.is_up() && !tried.is_empty() {
+            if !self.inner.instances[n].is_up() && !tried.is_empty() {
                 continue;
             }
-            match self.exchange_sync(inst, &body) {
-                Ok(reply) => {
-                    out = Some(result(inst, &reply));
-                    break;
-                }
-                Err(Exchange::Send(detail)) => {
-                    out = Some(Err(NgError::Send { instance: inst.spec.addr, detail }));
-                    break;
-                }
-                Err(Exchange::Timeout) => {
-                    tried.push(inst.spec.addr);
-                    self.mark_down(n);
-                }
+            let outcome = self.exchange_sync(&self.inner.instances[n], &body);
+            out = self.settle(n, outcome, &mut tried);
+            if out.is_some() {
+                break;
             }
         }
         self.inner.shared.latency.record(started.elapsed());
@@ -384,11 +399,7 @@ impl NgClient {
     /// One request to one instance on the calling thread's socket.
     fn exchange_sync(&self, inst: &Instance, body: &[u8]) -> Result<Vec<u8>, Exchange> {
         let to = inst.spec.addr;
-        let cookie = self.cookie();
-        let mut msg = Vec::with_capacity(cookie.len() + 1 + body.len());
-        msg.extend_from_slice(&cookie);
-        msg.push(b' ');
-        msg.extend_from_slice(body);
+        let (cookie, msg) = self.framed(body);
         THREAD_SOCKETS.with(|cell| {
             let mut socks = cell.borrow_mut();
             let ThreadSockets { v4, v6, timeout_v4, timeout_v6, buf } = &mut *socks;
@@ -513,11 +524,7 @@ impl NgClient {
         let Some(sock) = shared.socket(to) else {
             return Err(Exchange::Send("no socket of its address family".into()));
         };
-        let cookie = self.cookie();
-        let mut msg = Vec::with_capacity(cookie.len() + 1 + body.len());
-        msg.extend_from_slice(&cookie);
-        msg.push(b' ');
-        msg.extend_from_slice(body);
+        let (cookie, msg) = self.framed(body);
         let (tx, mut rx) = oneshot::channel();
         shared
             .waiting

@@ -133,21 +133,31 @@ impl Rtpengine {
     }
 }
 
+/// rtpengine's arguments for the tests: no config file, userspace
+/// forwarding, in the foreground logging to stderr at info (its final
+/// packet counts), media on `interface` in `ports`, the ng socket at `ng`,
+/// sessions deleted at once.
+pub fn args(interface: &str, ng: &str, ports: (u16, u16)) -> Vec<String> {
+    [
+        "--config-file=none",
+        "--table=-1",
+        "--foreground",
+        "--log-stderr",
+        "--log-level=6",
+        &format!("--interface={interface}"),
+        &format!("--listen-ng={ng}"),
+        &format!("--port-min={}", ports.0),
+        &format!("--port-max={}", ports.1),
+        "--delete-delay=0",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 fn spawn(ng: SocketAddr, ports: (u16, u16), log: &PathBuf) -> Child {
     let file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     Command::new("rtpengine")
-        .args([
-            "--config-file=none",
-            "--table=-1",
-            "--foreground",
-            "--log-stderr",
-            "--log-level=6",
-            "--interface=127.0.0.1",
-            &format!("--listen-ng={ng}"),
-            &format!("--port-min={}", ports.0),
-            &format!("--port-max={}", ports.1),
-            "--delete-delay=0",
-        ])
+        .args(args("127.0.0.1", &ng.to_string(), ports))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(file)
