@@ -22,6 +22,10 @@
 #
 # Usage: benches/sipp_proxy.sh [--stateful] [--quick]   (--quick: fewer, shorter steps)
 #   env: TARGETS="direct sipc kamailio" (a subset to measure), RATE, SECS, STEPS (empty: no steps),
+#        ROUNDS=N (measure the targets N times in turn, without steps, and print each
+#        round's ratios and their median: on a shared VM one run's CPU per call moves
+#        by a fifth, and alternating rounds puts the proxy and its floor under the
+#        same conditions), SIPC_ROUTE (another config for sipc, e.g. to compare a setting),
 #        WORKERS=N (both proxies' `-n`: UDP receive workers, default each config's
 #        `children`, 2; a fair CPU comparison gives both the same),
 #        KAMAILIO_CHILDREN=1 (Kamailio's `-n` alone: one UDP worker does not reorder
@@ -37,6 +41,7 @@ RATE=${RATE:-1000}
 SECS=${SECS:-10}
 STEPS=${STEPS-"1000 2000 3000 4000 5000 6000 8000 10000"}
 MODE=stateless
+ROUNDS=${ROUNDS:-1}
 for arg in "$@"; do
   case "$arg" in
     --quick) SECS=3; STEPS="1000 2000 4000" ;;
@@ -45,9 +50,11 @@ for arg in "$@"; do
   esac
 done
 SCEN=tests/data/sipp
+SIPC_ROUTE=${SIPC_ROUTE:-examples/bench/$MODE.route}
+(( ROUNDS > 1 )) && STEPS=""
 KAMAILIO_N=${KAMAILIO_CHILDREN:-${WORKERS:-}}
 source benches/common.sh
-need "$SCEN/uac.xml" "$SCEN/uas.xml" "examples/bench/$MODE.route" "benches/kamailio/$MODE.cfg"
+need "$SCEN/uac.xml" "$SCEN/uas.xml" "$SIPC_ROUTE" "benches/kamailio/$MODE.cfg"
 
 start_uas() {
   sipp -sf "$SCEN/uas.xml" -i 127.0.0.1 -p 5080 -nostdin >"$TMP/uas.log" 2>&1 &
@@ -68,7 +75,7 @@ start_proxy() {
     relay-*) "${RELAY_BIN:-${CARGO_TARGET_DIR:-target}/release/examples/udp_relay}" "${1#relay-}" \
                >"$TMP/proxy.log" 2>&1 &
              PROXY_PID=$! ;;
-    sipc) "$SIPC_BIN" run "examples/bench/$MODE.route" --control "$TMP/ctl.sock" \
+    sipc) "$SIPC_BIN" run "$SIPC_ROUTE" --control "$TMP/ctl.sock" \
             ${WORKERS:+-n "$WORKERS"} >"$TMP/proxy.log" 2>&1 &
           PROXY_PID=$! ;;
     # -m: Kamailio's 64 MB default shared memory runs out under tm at 1,000 calls/s
@@ -142,27 +149,38 @@ measure() { # TARGET_NAME
 }
 
 echo "mode: $MODE"
-printf '%-14s %22s %18s\n' target "CPU-s/1000 calls@$RATE" "max calls/s (0 fail)"
 TARGETS=${TARGETS:-"direct sipc kamailio"}
-[[ $TARGETS == *direct* ]] && measure direct
 if [[ $TARGETS == *relay* ]]; then
   [[ -x ${RELAY_BIN:-${CARGO_TARGET_DIR:-target}/release/examples/udp_relay} ]] ||
     cargo build --release --example udp_relay >/dev/null 2>&1
+fi
+RATIOS=()
+for (( round = 1; round <= ROUNDS; round++ )); do
+  (( ROUNDS > 1 )) && echo "round $round of $ROUNDS"
+  printf '%-14s %22s %18s\n' target "CPU-s/1000 calls@$RATE" "max calls/s (0 fail)"
+  [[ $TARGETS == *direct* ]] && measure direct
   [[ $TARGETS == *relay-blocking* ]] && measure relay-blocking
   [[ $TARGETS == *relay-tokio* ]] && measure relay-tokio
-fi
-[[ $TARGETS == *sipc* ]] && measure sipc
-for relay in relay_blocking relay_tokio; do
-  eval "floor=\${CPU_$relay:-}"
-  awk -v s="${CPU_sipc:-}" -v f="$floor" -v r="${relay/_/-}" -v m="$MODE" 'BEGIN {
-    if (s+0 > 0 && f+0 > 0) printf "sipc (%s) CPU per call / %s CPU per call = %.2f\n", m, r, s / f }'
+  [[ $TARGETS == *sipc* ]] && measure sipc
+  for relay in relay_blocking relay_tokio; do
+    eval "floor=\${CPU_$relay:-}"
+    ratio=$(awk -v s="${CPU_sipc:-}" -v f="$floor" 'BEGIN { if (s+0 > 0 && f+0 > 0) printf "%.2f", s / f }')
+    [[ -z $ratio ]] && continue
+    echo "sipc ($MODE) CPU per call / ${relay/_/-} CPU per call = $ratio"
+    [[ $relay == relay_blocking ]] && RATIOS+=("$ratio")
+  done
+  if [[ $TARGETS != *kamailio* ]]; then
+    :
+  elif command -v kamailio >/dev/null; then
+    measure kamailio
+    awk -v s="${CPU_sipc:-}" -v k="${CPU_kamailio:-}" 'BEGIN {
+      if (s+0 > 0 && k+0 > 0) printf "sipc CPU per call / kamailio CPU per call = %.2f (target <= 0.33)\n", s / k }'
+  else
+    echo "kamailio not installed: no comparison (apt-get install kamailio)"
+  fi
 done
-if [[ $TARGETS != *kamailio* ]]; then
-  :
-elif command -v kamailio >/dev/null; then
-  measure kamailio
-  awk -v s="${CPU_sipc:-}" -v k="${CPU_kamailio:-}" 'BEGIN {
-    if (s+0 > 0 && k+0 > 0) printf "sipc CPU per call / kamailio CPU per call = %.2f (target <= 0.33)\n", s / k }'
-else
-  echo "kamailio not installed: no comparison (apt-get install kamailio)"
+if (( ${#RATIOS[@]} > 1 )); then
+  printf '%s\n' "${RATIOS[@]}" | sort -n | awk '{ r[NR] = $1 } END {
+    m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+    printf "sipc / relay-blocking over %d rounds: median %.2f (min %.2f, max %.2f)\n", NR, m, r[1], r[NR] }'
 fi

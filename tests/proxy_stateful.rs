@@ -583,3 +583,67 @@ async fn a_full_transaction_table_answers_503() {
     assert!(busy.headers_named("Retry-After").next().is_some());
     proxy.stop(Duration::from_secs(1)).await;
 }
+
+/// `tm.trying_delay` (RFC 3261 §17.2.1): the proxy holds its 100 Trying
+/// while the callee may still answer first. A 180 within the delay goes up
+/// alone; a callee that stays silent gets the caller a 100 after the delay;
+/// a retransmitted INVITE is answered 100 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trying_is_held_for_the_configured_delay() {
+    let (uac, uas) = (UdpUa::bind().await, UdpUa::bind().await);
+    let src = format!(
+        "listen udp 127.0.0.1:5060;\nmodule tm {{ t1 = 50ms; t4 = 200ms; fr_timer = 1s; trying_delay = 200ms; }}\n\
+         request_route {{\n  if has_to_tag() {{ if loose_route() {{ relay(); }} exit; }}\n  \
+         if is_method(\"INVITE\") {{ record_route(); }}\n  $du = \"sip:{}\";\n  relay();\n}}\n",
+        uas.addr
+    );
+    let proxy = serve_source("trying.route", &src, |_, c| c.workers = 1).await;
+    let px = proxy.addr(Transport::Udp).unwrap();
+
+    // The callee rings at once: the caller sees the 180 and no 100.
+    uac.send(px, &invite(&uac, "bob", "t1", "call-trying-1")).await;
+    let (req, from) = expect(&uas, "INVITE", invite_of("call-trying-1")).await;
+    uas.send(from, &answer(&req, 180, "Ringing", "u1", uas.addr)).await;
+    let (first, _) = expect(&uac, "a reply", |m| m.status().is_some()).await;
+    assert_eq!(first.status(), Some(180), "the 180 comes first");
+    assert!(quiet(&uac, Duration::from_millis(400), status(100)).await, "no 100 after the 180");
+    uas.send(from, &answer(&req, 486, "Busy Here", "u1", uas.addr)).await;
+    expect(&uac, "486", status(486)).await;
+
+    // A silent callee: the 100 comes after the delay, not before.
+    let sent = Instant::now();
+    uac.send(px, &invite(&uac, "bob", "t2", "call-trying-2")).await;
+    let (req2, from2) = expect(&uas, "INVITE", invite_of("call-trying-2")).await;
+    expect(&uac, "100 Trying", status(100)).await;
+    let waited = sent.elapsed();
+    assert!(waited >= Duration::from_millis(190), "100 after {waited:?}");
+    assert!(waited < Duration::from_millis(1000), "100 after {waited:?}");
+    uas.send(from2, &answer(&req2, 486, "Busy Here", "u1", uas.addr)).await;
+    expect(&uac, "486", status(486)).await;
+
+    // A retransmission before the delay is over gets the 100 at once.
+    let inv = invite(&uac, "bob", "t3", "call-trying-3");
+    uac.send(px, &inv).await;
+    let (req3, from3) = expect(&uas, "INVITE", invite_of("call-trying-3")).await;
+    let again = Instant::now();
+    uac.send(px, &inv).await;
+    expect(&uac, "100 Trying", status(100)).await;
+    assert!(again.elapsed() < Duration::from_millis(150), "100 after {:?}", again.elapsed());
+    // Not routed again: what reaches the callee is the proxy's own branch
+    // retransmitting (Timer A), never a second branch.
+    let branch3 = req3.via().unwrap().unwrap().branch().map(str::to_owned);
+    let other_branch = |m: &Message| {
+        invite_of("call-trying-3")(m)
+            && m.via().unwrap().unwrap().branch().map(str::to_owned) != branch3
+    };
+    assert!(quiet(&uas, Duration::from_millis(100), other_branch).await, "absorbed");
+    uas.send(from3, &answer(&req3, 486, "Busy Here", "u1", uas.addr)).await;
+    expect(&uac, "486", status(486)).await;
+    proxy.stop(Duration::from_secs(1)).await;
+}
+
+/// An INVITE of call `call_id` (the proxy retransmits earlier calls' INVITEs
+/// every T1 until their callee answers).
+fn invite_of(call_id: &str) -> impl Fn(&Message) -> bool + '_ {
+    move |m| m.method_str() == Some("INVITE") && m.call_id().ok().flatten() == Some(call_id)
+}

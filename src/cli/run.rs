@@ -148,6 +148,9 @@ pub fn txn_config(prog: &CheckedProgram) -> crate::proxy::stateful::TxnConfig {
     t.t4 = ms("t4").unwrap_or(t.t4);
     t.final_response = ms("fr_timer").unwrap_or(t.final_response);
     t.timer_c = ms("fr_inv_timer").unwrap_or(t.timer_c);
+    if let Some(Value::Duration(ms)) = setting("trying_delay") {
+        t.trying = Duration::from_millis(*ms);
+    }
     if let Some(Value::Int(n)) = setting("max_transactions") {
         config.max_transactions = (*n).max(1) as usize;
     }

@@ -713,6 +713,12 @@ pub static SETTINGS: &[SettingDef] = &[
         Duration,
         "RFC 3261 T1, the round-trip estimate (500 ms); timers A, E, G start at T1 and D, H, J, L, M are 64·T1."
     ),
+    setting!(
+        "tm",
+        trying_delay,
+        Duration,
+        "How long a relayed INVITE waits for a provisional reply from downstream before the proxy sends its own 100 Trying (RFC 3261 §17.2.1 allows up to 200 ms: a relayed 180 quenches the caller's retransmissions too, so a fast callee's calls carry one datagram fewer; a retransmitted INVITE gets the 100 at once). 0, the default, sends it immediately, as Kamailio's tm does."
+    ),
     setting!("tm", t2, Duration, "RFC 3261 T2, the longest retransmission interval (4 s)."),
     setting!(
         "tm",

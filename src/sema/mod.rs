@@ -452,6 +452,14 @@ fn setting_value_ok(
                 .at(span, "not a list of rtpengine ng sockets")
                 .with_help("write `udp:IP:PORT` or `udp6:[IP]:PORT`, with `=WEIGHT` if wanted, separated by spaces: \"udp:127.0.0.1:22222 udp:127.0.0.2:22222=2\"")
         }
+        ("tm", "trying_delay", Value::Duration(ms)) if !(0..=200).contains(ms) => Diagnostic::new(
+            Code::OutOfRange,
+            format!("`trying_delay` cannot be {ms} ms"),
+        )
+        .at(span, "expected 0 to 200 ms")
+        .with_help(
+            "RFC 3261 §17.2.1 gives an INVITE's 100 Trying at most 200 ms; 0 sends it at once",
+        ),
         ("rtpengine", "retries", Value::Int(n)) if !(0..=10).contains(n) => {
             Diagnostic::new(Code::OutOfRange, format!("`retries` cannot be {n}"))
                 .at(span, "expected 0..=10")

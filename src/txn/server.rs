@@ -61,6 +61,9 @@ pub enum ServerTimer {
     J,
     /// Accepted: forward 2xx retransmissions, then end.
     L,
+    /// An INVITE has had no response for `tm.trying_delay`: the proxy
+    /// sends its 100 Trying now (see [`ServerTxn::owes_trying`]).
+    Trying,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +106,15 @@ impl ServerTxn {
     /// The status of the last response sent (0 before any).
     pub fn status(&self) -> u16 {
         self.status
+    }
+
+    /// An INVITE that no response has been sent for yet: its 100 Trying
+    /// is due (when `tm.trying_delay` passed, or a retransmission of the
+    /// request arrived first). The proxy builds the 100 from the request,
+    /// which this state machine does not keep, and hands it to
+    /// [`ServerTxn::respond`].
+    pub fn owes_trying(&self) -> bool {
+        self.invite && self.state == ServerState::Proceeding && self.status == 0
     }
 
     /// A final response has been sent.

@@ -22,6 +22,15 @@ pub struct Timers {
     /// Timer C: how long a proxied INVITE branch waits for a final
     /// response once a provisional one arrived.
     pub timer_c: Duration,
+    /// How long a proxied INVITE waits for a provisional response from
+    /// downstream before the proxy sends its own 100 Trying (`tm.trying_delay`).
+    /// RFC 3261 §17.2.1 lets a server transaction skip the 100 when the TU
+    /// answers within 200 ms, which a proxy in front of a media server
+    /// nearly always does: the 180 it relays quenches the caller's
+    /// retransmissions as well, and the proxy sends one datagram fewer
+    /// per call. Zero, the default, sends the 100 at once, as Kamailio's tm
+    /// does (operators read a proxy's 100 in their traces as "it got here").
+    pub trying: Duration,
 }
 
 impl Default for Timers {
@@ -33,6 +42,7 @@ impl Default for Timers {
             t4: Duration::from_secs(5),
             final_response: t1 * 64,
             timer_c: Duration::from_secs(180),
+            trying: Duration::ZERO,
         }
     }
 }

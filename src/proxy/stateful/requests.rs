@@ -33,12 +33,18 @@ impl Core {
             return Matched::Absorbed(batch(steps));
         }
         self.count_absorbed();
+        if t.server.owes_trying() {
+            // The caller retransmitted before any response went back (the
+            // 100 Trying was being held for `tm.trying_delay`): send it now.
+            return Matched::Absorbed(batch(self.send_trying(&mut t)));
+        }
         let resend = t.server.on_request();
         Matched::Absorbed(resend.map(|data| reply(&t, data)))
     }
 
     /// `relay()` of a request that is neither ACK nor a CANCEL: creates the
-    /// transaction, answers 100 to an INVITE, and starts the branches.
+    /// transaction, answers 100 to an INVITE (at once, or
+    /// after `tm.trying_delay` unless a response went back first), and starts the branches.
     pub(in crate::proxy) fn relay(
         &self,
         ctx: RequestContext,
@@ -100,14 +106,29 @@ impl Core {
         self.count_created();
         let mut t = lock(&txn_ref);
         let mut steps = Vec::new();
-        if let Some(live) = t.live.as_deref().filter(|_| invite) {
-            let trying = build_response(&live.request, 100, "Trying", &[]);
-            let actions = t.server.respond(100, trying, &self.txn.config.timers);
-            steps.extend(self.server_actions(&mut t, actions));
+        if invite {
+            let delay = self.txn.config.timers.trying;
+            if delay.is_zero() {
+                steps.extend(self.send_trying(&mut t));
+            } else {
+                self.txn.timers.arm(delay, TimerEvent::Server(id, ServerTimer::Trying));
+            }
         }
         steps.extend(self.start_branches(&mut t, &txn_ref, destination, extra));
         steps.extend(self.finish_if_done(&mut t));
         batch(steps)
+    }
+
+    /// Sends the 100 Trying an INVITE's server transaction owes (nothing
+    /// once a response went back, or once the request was let go).
+    pub(super) fn send_trying(&self, t: &mut Txn) -> Vec<Step> {
+        if !t.server.owes_trying() {
+            return Vec::new();
+        }
+        let Some(live) = t.live.as_deref() else { return Vec::new() };
+        let trying = build_response(&live.request, 100, "Trying", &[]);
+        let actions = t.server.respond(100, trying, &self.txn.config.timers);
+        self.server_actions(t, actions)
     }
 
     /// A final reply of the request route after `t_newtran()`: a server

@@ -17,6 +17,7 @@ impl Core {
         let mut steps = Vec::new();
         let timers = &self.txn.config.timers;
         match ev {
+            TimerEvent::Server(_, ServerTimer::Trying) => steps.extend(self.send_trying(&mut t)),
             TimerEvent::Server(_, timer) => {
                 let actions = t.server.on_timer(timer, timers);
                 steps.extend(self.server_actions(&mut t, actions));
