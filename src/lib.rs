@@ -19,6 +19,7 @@ pub mod reload;
 pub mod routing;
 pub mod rtpengine;
 pub mod runtime;
+pub mod security;
 pub mod sema;
 pub mod sip;
 pub mod syntax;

@@ -113,6 +113,9 @@ impl Program {
         if !self.shared.routing.is_empty() {
             self.shared.routing.states(Some(&services.trunks));
         }
+        for (spec, cell) in &self.shared.limits {
+            let _ = cell.set(services.limits.register(spec));
+        }
     }
 
     /// Makes this program's `event_route "tm:local-request"` see each

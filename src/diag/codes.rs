@@ -40,6 +40,7 @@ pub enum Code {
     VarNeverWritten,
     VarAcrossMessages,
     UnknownEvent,
+    UnknownLimit,
     // Types and values.
     TypeMismatch,
     WrongArgCount,
@@ -105,6 +106,7 @@ pub const ALL: &[Code] = &[
     Code::VarNeverWritten,
     Code::VarAcrossMessages,
     Code::UnknownEvent,
+    Code::UnknownLimit,
     Code::TypeMismatch,
     Code::WrongArgCount,
     Code::OutOfRange,
@@ -234,6 +236,9 @@ impl Code {
             ),
             Code::UnknownEvent => {
                 ("E0222", "an `event_route` for an event sipc does not raise: it would never run")
+            }
+            Code::UnknownLimit => {
+                ("E0223", "`within_limit(NAME)` names a limit that no `limit` declares")
             }
             Code::UnservedTransport => {
                 ("E0219", "a `listen` transport that `sipc run` does not serve")

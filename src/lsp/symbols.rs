@@ -45,6 +45,9 @@ fn item(doc: &SourceDoc, item: &Item) -> Option<DocumentSymbol> {
         ItemKind::TrunkGroup { name, .. } => {
             symbol(doc, &name.name, "trunk_group", SymbolKind::ARRAY, span, name.span, None)
         }
+        ItemKind::Limit { name, .. } => {
+            symbol(doc, &name.name, "limit", SymbolKind::OPERATOR, span, name.span, None)
+        }
         ItemKind::Settings(s) => {
             symbol(doc, "settings", "", SymbolKind::NAMESPACE, span, span, Some(settings(doc, s)))
         }

@@ -237,6 +237,10 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                     },
                     _ = stop.changed() => break,
                 };
+                if core.services().bans.drops(peer.ip()) {
+                    drop(stream); // closed before the TLS handshake or any read
+                    continue;
+                }
                 let Ok(local) = stream.local_addr() else { continue };
                 let _ = stream.set_nodelay(true);
                 let (outbound, sink, limits) =

@@ -1,6 +1,6 @@
 //! State the routes use that outlives a message and a config: the
 //! location table and the digest authentication state (subscriber cache,
-//! nonce key), and as they land trunk health and rate-limit tables. The
+//! nonce key), trunk health, rate limits and the ban table. The
 //! server owns one [`Services`]; every [`super::RequestContext`] carries its
 //! `Arc`, so a reload that swaps the compiled program keeps them
 //! (DESIGN.md, "where state lives"). `sipc run` builds them from the
@@ -28,4 +28,9 @@ pub struct Services {
     /// The rtpengine ng client the `rtpengine_*` builtins use (`module
     /// rtpengine`); `None` when no route calls them.
     pub rtpengine: Option<crate::rtpengine::NgClient>,
+    /// Banned sources and keys (`ban()`, `limit … ban`): the receive path
+    /// drops a banned source's datagrams before parsing them.
+    pub bans: crate::security::Bans,
+    /// The token buckets of every `limit` declaration, by declaration.
+    pub limits: crate::security::Limits,
 }

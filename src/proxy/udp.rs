@@ -113,6 +113,10 @@ fn serve(core: &Arc<Core>, sock: &UdpSocket, local: SocketAddr, stop: &AtomicBoo
         if stop.load(Ordering::Acquire) {
             break;
         }
+        // A banned source costs its receive and this lookup, nothing more.
+        if core.services().bans.drops(peer.ip()) {
+            continue;
+        }
         let inbound = Inbound { transport: Transport::Udp, local, peer };
         let data = Bytes::copy_from_slice(&buf[..len]);
         // A bug on one message's path must not end this thread: its socket's

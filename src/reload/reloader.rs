@@ -231,6 +231,16 @@ impl Reloader {
         if let Some(r) = &self.core.services().rtpengine {
             out.push_str(&r.status_line());
         }
+        let services = self.core.services();
+        out.push_str(&format!(
+            "bans: {} now, {} set, {} datagrams/connections dropped\n",
+            services.bans.len(),
+            services.bans.banned.load(std::sync::atomic::Ordering::Relaxed),
+            services.bans.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        ));
+        for (name, keys, exceeded) in services.limits.summary() {
+            out.push_str(&format!("limit {name}: {keys} keys, {exceeded} over\n"));
+        }
         match &s.last_failure {
             None => out.push_str("last failure: none\n"),
             Some((at, diags)) => {

@@ -25,6 +25,7 @@ use super::media;
 use super::nat;
 use super::registrar as reg;
 use super::routing as r;
+use super::security as sec;
 use super::trace as tr;
 use crate::sema::builtins::{FUNCTIONS, PSEUDO_VARS};
 
@@ -226,6 +227,10 @@ runtime_table! {
     sipc_rt_rtpengine_answer(f) => media::answer;
     sipc_rt_rtpengine_delete(f) => media::delete;
     sipc_rt_rtpengine_manage(f) => media::manage;
+    sipc_rt_within_limit(l, k) => sec::within_limit;
+    sipc_rt_ban(k, d) => sec::ban;
+    sipc_rt_is_banned(k) => sec::is_banned;
+    sipc_rt_unban(k) => sec::unban;
     sipc_rt_save(t) => reg::save;
     sipc_rt_lookup(t) => reg::lookup;
     sipc_rt_registered(t) => reg::registered;

@@ -40,6 +40,7 @@ pub mod media;
 pub mod nat;
 pub mod registrar;
 pub mod routing;
+pub mod security;
 pub mod trace;
 mod uri_facts;
 
@@ -124,6 +125,15 @@ pub struct Shared {
     pub tables: Vec<Vec<(Value, Value)>>,
     /// Routing tables, groups and trunks.
     pub routing: routing::RoutingRt,
+    /// Each `limit` declaration and its buckets: the server's (set by
+    /// `attach`, so they survive reloads), or the program's own when it
+    /// runs without a server.
+    pub limits: Vec<(
+        crate::security::LimitSpec,
+        std::sync::OnceLock<std::sync::Arc<crate::security::Limiter>>,
+    )>,
+    /// The ban table of a program run without a server.
+    pub bans: crate::security::Bans,
     /// Initial value of every `$var` slot (empty of its type).
     pub var_init: Vec<i64>,
     pub avp_count: usize,
@@ -176,6 +186,8 @@ impl Shared {
             regexes,
             tables: prog.tables.iter().map(|t| t.entries.clone()).collect(),
             routing: routing::RoutingRt::new(&prog.routing)?,
+            limits: prog.limits.iter().map(|s| (s.clone(), std::sync::OnceLock::new())).collect(),
+            bans: crate::security::Bans::default(),
             var_init: Vec::new(),
             avp_count: prog.avps.len(),
             max_while,

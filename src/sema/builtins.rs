@@ -125,6 +125,8 @@ pub enum Param {
     Table,
     /// The name of a routing table, trunk group or trunk.
     Dest,
+    /// The name of a `limit` declaration.
+    Limit,
     /// A log level name: `err`, `warn`, `notice`, `info`, `debug`.
     Level,
     /// A str holding a URI; a constant must be one the proxy accepts for
@@ -176,6 +178,7 @@ impl Param {
             Param::Route(k) => format!("{} name", k.keyword()),
             Param::Table => "table name".into(),
             Param::Dest => "routing table, trunk group or trunk name".into(),
+            Param::Limit => "limit name".into(),
             Param::Level => "log level".into(),
             Param::Word(words) => {
                 words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" | ")
@@ -354,6 +357,15 @@ pub static FUNCTIONS: &[Func] = &[
         "Ends the call's media session in rtpengine (ng `delete` with the Call-ID and From tag; the To tag too with the `to-tag` flag). True when rtpengine deleted it; false with `$rtpengine_result` (`error` when it had no such call). Kamailio: rtpengine `rtpengine_delete`."),
     func!(rtpengine_manage(flags: P::NgFlags) min 0 -> Bool, MEDIA, None,
         "Does what the message calls for, as Kamailio's `rtpengine_manage`: an INVITE or UPDATE with SDP → offer; an ACK with SDP → answer; BYE or CANCEL → delete; in a failure route → delete; a reply ≥ 300 → delete; a 1xx/2xx with SDP to an INVITE or UPDATE → answer, or offer when no offer was made for the request (late negotiation). True when the command succeeded or none was needed (`$rtpengine_result` is then `nothing`). Kamailio: rtpengine `rtpengine_manage`."),
+    // SECURITY
+    func!(within_limit(limit: P::Limit, key: P::Str) min 1 -> Bool, RQFB, None,
+        "Takes one token from the bucket of `key` (by default the key the `limit` declares, e.g. `$si`) in limit `limit`: true when the message is within the limit. A key that goes over a limit declared with `ban DURATION` is banned that long (an address: its datagrams are then dropped before parsing). Buckets survive reloads while the declaration is unchanged. Kamailio: pike `pike_check_req`, pipelimit `pl_check`."),
+    func!(ban(key: P::Str, duration: P::Duration) -> Bool, ANY, None,
+        "Bans `key` for `duration`: an IP address (`ban($si, 5m)`) has its UDP datagrams dropped and its new TCP/TLS connections closed before any parsing; any other key (`$fU`) is what `is_banned` tests. A ban already longer is kept. Bans survive reloads. Kamailio: htable `sht_setex` on an `ipban` table, or `pike` with `pike_check_req`."),
+    func!(is_banned(key: P::Str) -> Bool, ANY, None,
+        "Whether `key` (an address or any string) is banned now. Kamailio: htable `$sht(ipban=>$si) != $null`."),
+    func!(unban(key: P::Str) -> Bool, ANY, None,
+        "Lifts the ban on `key`; true when there was one. Kamailio: htable `sht_rm`."),
     // REGISTRAR / LOCATION
     func!(save(table: P::Str) -> Bool, RQ, Handles,
         "Applies a REGISTER to the location table (RFC 3261 §10.3: expiry limits, `*`, CSeq order, Path, `+sip.instance`/`reg-id`) and replies itself: 200 listing every current binding with its remaining expiry, or the error (400, 423 with Min-Expires, 503). True on 200; false when it replied an error (a later `reply_error()` is then ignored) or when no registrar is running (nothing replied: `reply_error()` answers 500). sipc keeps one location table; `table` is accepted for Kamailio parity. Kamailio: registrar `save`."),
@@ -961,6 +973,8 @@ pub fn markdown() -> String {
 /// "did you mean" help when a Kamailio user types the name they know.
 pub static KAMAILIO_NAMES: &[(&str, &str)] = &[
     ("t_relay", "relay"),
+    ("pike_check_req", "within_limit"),
+    ("pl_check", "within_limit"),
     ("sl_send_reply", "reply"),
     ("send_reply", "reply"),
     ("t_reply", "reply"),

@@ -63,6 +63,8 @@ pub struct Checker<'a> {
     /// Routing tables, trunk groups and trunks: what `select(NAME)` names
     /// (the flag says whether something used it).
     pub dests: HashMap<String, (ir::DestRef, Span, bool)>,
+    /// `limit` declarations: what `within_limit(NAME)` names.
+    pub limits: HashMap<String, super::security::LimitInfo<'a>>,
     pub msg_vars: Vec<ir::Var>,
     pub msg_var_slots: HashMap<String, u32>,
     /// Where each `$var` slot got its type.
@@ -97,6 +99,7 @@ impl<'a> Checker<'a> {
             flags: HashMap::new(),
             tables: HashMap::new(),
             dests: HashMap::new(),
+            limits: HashMap::new(),
             msg_vars: Vec::new(),
             msg_var_slots: HashMap::new(),
             msg_var_typed_at: Vec::new(),

@@ -50,6 +50,8 @@ pub struct CheckedProgram {
     pub tables: Vec<Table>,
     /// Trunks, trunk groups and routing tables (`table … by prefix(…)`).
     pub routing: Routing,
+    /// `limit` declarations, indexed by [`ExprKind::LimitRef`].
+    pub limits: Vec<crate::security::LimitSpec>,
     /// Regex sources, already validated; indexed by the `regex` fields below.
     pub regexes: Vec<String>,
     pub listens: Vec<Listen>,
@@ -407,6 +409,9 @@ pub enum ExprKind {
     RouteRef(RouteId),
     FlagRef(u32),
     TableRef(u32),
+    /// A `limit` named as an argument (`within_limit(NAME)`): its index in
+    /// [`CheckedProgram::limits`].
+    LimitRef(u32),
     /// A routing destination named as an argument (`select(outbound)`):
     /// [`DestRef::encode`]d.
     DestRef(DestRef),

@@ -18,6 +18,7 @@ pub mod regexes;
 pub mod resolve;
 pub mod routing;
 mod routing_table;
+pub mod security;
 pub mod types;
 pub mod values;
 
@@ -173,6 +174,7 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
     }
 
     routing::declare(&mut c, &collected.routing, &sources.csv, &mut program);
+    security::declare_limits(&mut c, &collected.limits, &mut program);
 
     let unknown_modules = modules::check_names(&mut c, &collected.modules);
     for (module, setting) in &collected.settings {

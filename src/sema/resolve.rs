@@ -221,6 +221,8 @@ pub struct Collected<'a> {
     pub tables: Vec<(&'a Ident, &'a [(ast::Expr, ast::Expr)])>,
     /// `trunk`, `trunk_group` and `table … by …` items.
     pub routing: Vec<&'a Item>,
+    /// `limit` items.
+    pub limits: Vec<&'a Item>,
     pub settings: Vec<(Option<&'a Ident>, &'a ast::Setting)>,
     /// `module NAME { … }` blocks, empty ones too.
     pub modules: Vec<(&'a Ident, &'a [ast::Setting])>,
@@ -264,6 +266,7 @@ fn expand_items<'a>(
             ItemKind::RouteTable { .. } | ItemKind::Trunk(_) | ItemKind::TrunkGroup { .. } => {
                 c.routing.push(item)
             }
+            ItemKind::Limit { .. } => c.limits.push(item),
             ItemKind::Settings(list) => c.settings.extend(list.iter().map(|s| (None, s))),
             ItemKind::Module { name, params } => {
                 c.modules.push((name, params));

@@ -359,7 +359,30 @@ impl Checker<'_> {
             what: format!("`{}()`", f.name),
             span,
         });
-        let lowered = args.iter().zip(f.params).map(|(a, (_, p))| self.arg(a, *p, f)).collect();
+        let mut lowered: Vec<ir::Expr> =
+            args.iter().zip(f.params).map(|(a, (_, p))| self.arg(a, *p, f)).collect();
+        if let (Some((_, Param::Limit)), [limit]) = (f.params.first(), lowered.as_slice()) {
+            // `within_limit(NAME)`: the declaration's key, checked here as
+            // if written at the call (its pseudo-variables must be readable
+            // in this route's kind).
+            if let K::LimitRef(i) = limit.kind
+                && let Some(key) = self.limits.values().find(|l| l.index == i).map(|l| l.key)
+            {
+                let e = self.expr(key);
+                if !matches!(e.ty, Ty::Str | Ty::Addr | Ty::Unknown) {
+                    self.error(
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            format!("a limit's key is a str, this one is {}", e.ty.name()),
+                        )
+                        .at(key.span, "the limit's key")
+                        .with_label(span, "checked for this call")
+                        .with_help("key the limit by a str: `$si`, `$fU`, `\"$rs\"`"),
+                    );
+                }
+                lowered.push(e);
+            }
+        }
         mk(K::Call { func: idx, args: lowered }, f.ret, span)
     }
 
@@ -453,6 +476,12 @@ impl Checker<'_> {
                 c.tables.get_mut(n).map(|t| {
                     t.used = true;
                     K::TableRef(t.index)
+                })
+            }),
+            Param::Limit => self.named_arg(a, "limit", |c, n| {
+                c.limits.get_mut(n).map(|l| {
+                    l.used = true;
+                    K::LimitRef(l.index)
                 })
             }),
             Param::Dest => self.named_arg(a, "destination", |c, n| {
@@ -622,6 +651,8 @@ impl Checker<'_> {
             (Code::UnknownFlag, self.flags.keys().map(String::as_str).collect())
         } else if what == "destination" {
             (Code::UnknownTrunk, self.dests.keys().map(String::as_str).collect())
+        } else if what == "limit" {
+            (Code::UnknownLimit, self.limits.keys().map(String::as_str).collect())
         } else {
             (Code::UnknownTable, self.tables.keys().map(String::as_str).collect())
         };

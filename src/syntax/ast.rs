@@ -104,6 +104,12 @@ pub enum ItemKind {
         words: Vec<Expr>,
         members: Vec<TrunkDecl>,
     },
+    /// `limit NAME by $si rate 50 per 1s burst 100 ban 5m;`: a rate limit;
+    /// its words are read by the checker (src/sema/security.rs).
+    Limit {
+        name: Ident,
+        words: Vec<Expr>,
+    },
     Route(RouteDef),
     /// `ifdef NAME { items } else { items }` (`negate` for `ifndef`).
     Ifdef {

@@ -181,6 +181,7 @@ pub fn describe_expected(expected: &[String]) -> String {
             "\"table\"",
             "\"trunk\"",
             "\"trunk_group\"",
+            "\"limit\"",
         ]);
     } else if ROUTE_KEYWORDS.iter().filter(|t| has(t)).count() >= 3 {
         words.push("a route block".into());

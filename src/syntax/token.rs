@@ -93,6 +93,8 @@ pub enum Tok<'a> {
     Trunk,
     #[token("trunk_group")]
     TrunkGroup,
+    #[token("limit")]
+    Limit,
 
     #[token("{")]
     LBrace,
@@ -228,6 +230,7 @@ impl Tok<'_> {
             Tok::Table => "table",
             Tok::Trunk => "trunk",
             Tok::TrunkGroup => "trunk_group",
+            Tok::Limit => "limit",
             Tok::LBrace => "{",
             Tok::RBrace => "}",
             Tok::LParen => "(",
@@ -311,6 +314,7 @@ pub const KEYWORDS: &[(&str, KeywordClass)] = {
         ("table", Declaration),
         ("trunk", Declaration),
         ("trunk_group", Declaration),
+        ("limit", Declaration),
         ("true", Constant),
         ("false", Constant),
         ("elif", Misspelling),

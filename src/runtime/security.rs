@@ -1,0 +1,69 @@
+//! `within_limit`, `ban`, `is_banned`, `unban`: the route's side of
+//! [`crate::security`].
+//!
+//! The limiters and the ban table are the server's long-lived ones (a
+//! program attached to a server shares them with the receive path and
+//! with the programs before and after it). A program run without a server
+//! (`sipc test`, the evaluator) gets its own, so the same route behaves
+//! the same way there.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::RouteCtx;
+use crate::security::{Bans, Limiter};
+
+/// The ban table this message's routes use.
+fn bans<'c>(ctx: &'c RouteCtx<'_>) -> &'c Bans {
+    match ctx.req.services.as_deref() {
+        Some(s) => &s.bans,
+        None => &ctx.shared.bans,
+    }
+}
+
+/// The limiter of limit `index` (the server's when attached, the
+/// program's own otherwise).
+fn limiter(ctx: &RouteCtx<'_>, index: i64) -> Option<Arc<Limiter>> {
+    let (spec, cell) = ctx.shared.limits.get(usize::try_from(index).ok()?)?;
+    Some(Arc::clone(cell.get_or_init(|| Arc::new(Limiter::new(spec.clone())))))
+}
+
+pub fn within_limit(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let Some(limiter) = limiter(ctx, a[0]) else { return 0 };
+    let now = Instant::now();
+    let key = ctx.str(a[1]);
+    if limiter.check(key, now) {
+        return 1;
+    }
+    if let Some(for_) = limiter.spec().ban {
+        let bans = bans(ctx);
+        if !bans.is_banned(key, now) {
+            tracing::warn!(
+                limit = %limiter.spec().name,
+                key = %key,
+                seconds = for_.as_secs(),
+                "banned: over the limit"
+            );
+        }
+        bans.ban(key, for_, now);
+    }
+    0
+}
+
+pub fn ban(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let key = ctx.str(a[0]).trim();
+    let ms = u64::try_from(a[1]).unwrap_or(0);
+    if key.is_empty() || ms == 0 {
+        return 0;
+    }
+    bans(ctx).ban(key, std::time::Duration::from_millis(ms), Instant::now());
+    1
+}
+
+pub fn is_banned(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    i64::from(bans(ctx).is_banned(ctx.str(a[0]), Instant::now()))
+}
+
+pub fn unban(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    i64::from(bans(ctx).unban(ctx.str(a[0])))
+}

@@ -1,0 +1,225 @@
+//! The ban table: keys banned until a deadline.
+//!
+//! A key that is an IP address bans that source: its UDP datagrams are
+//! dropped by the receive thread before anything is copied or parsed, and
+//! its new TCP/TLS connections are closed on accept ([`Bans::is_banned_ip`]
+//! is what both ask). Any other key (a From user, a Call-ID) is a ban the
+//! routes test with `is_banned(KEY)`.
+//!
+//! The receive path asks for every datagram, so the common case, nothing
+//! banned, is one atomic load; otherwise it is a read lock and one hash
+//! lookup. Expired entries are removed when they are met and by
+//! [`Bans::sweep`], so the table holds about what is banned now. It lives
+//! in the long-lived services and survives reloads.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+type Map<K> = HashMap<K, Instant, foldhash::fast::RandomState>;
+
+/// Banned addresses and keys; see the module docs.
+#[derive(Debug, Default)]
+pub struct Bans {
+    ips: RwLock<Map<IpAddr>>,
+    keys: RwLock<Map<String>>,
+    /// Entries in both maps, for the lock-free "nothing banned" test.
+    count: AtomicUsize,
+    /// Datagrams and connections dropped because their source is banned.
+    pub dropped: AtomicU64,
+    /// Bans set, ever.
+    pub banned: AtomicU64,
+}
+
+/// An IPv4-mapped IPv6 address is the IPv4 address (a dual-stack socket
+/// reports IPv4 peers that way).
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl Bans {
+    /// Bans `key` for `for_` from `now` (an IP address bans the source).
+    /// A ban already longer is kept.
+    pub fn ban(&self, key: &str, for_: Duration, now: Instant) {
+        let until = now + for_;
+        let added = match key.trim().parse::<IpAddr>() {
+            Ok(ip) => upsert(&self.ips, canonical(ip), until),
+            Err(_) => upsert(&self.keys, key.to_owned(), until),
+        };
+        if added {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        // Bans of sources never seen again expire unmet: every 256th ban
+        // sweeps, so the table stays about as large as what is banned now.
+        if self.banned.fetch_add(1, Ordering::Relaxed) % 256 == 255 {
+            self.sweep(now);
+        }
+    }
+
+    /// Lifts the ban on `key`; true when there was one.
+    pub fn unban(&self, key: &str) -> bool {
+        let removed = match key.trim().parse::<IpAddr>() {
+            Ok(ip) => write(&self.ips).remove(&canonical(ip)).is_some(),
+            Err(_) => write(&self.keys).remove(key).is_some(),
+        };
+        if removed {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
+    /// Whether `key` is banned at `now`.
+    pub fn is_banned(&self, key: &str, now: Instant) -> bool {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        match key.trim().parse::<IpAddr>() {
+            Ok(ip) => self.is_banned_ip(ip, now),
+            Err(_) => self.check(&self.keys, key, now),
+        }
+    }
+
+    /// Whether source `ip` is banned at `now` (the receive path's test).
+    #[inline]
+    pub fn is_banned_ip(&self, ip: IpAddr, now: Instant) -> bool {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        self.check(&self.ips, &canonical(ip), now)
+    }
+
+    fn check<K, Q>(&self, map: &RwLock<Map<K>>, key: &Q, now: Instant) -> bool
+    where
+        K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        match read(map).get(key) {
+            None => return false,
+            Some(until) if *until > now => return true,
+            Some(_) => {}
+        }
+        // Expired: remove it (unless it was renewed meanwhile).
+        let mut m = write(map);
+        if m.get(key).is_some_and(|until| *until <= now) {
+            m.remove(key);
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        false
+    }
+
+    /// Removes every expired entry.
+    pub fn sweep(&self, now: Instant) {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut gone = 0;
+        write(&self.ips).retain(|_, until| {
+            *until > now || {
+                gone += 1;
+                false
+            }
+        });
+        write(&self.keys).retain(|_, until| {
+            *until > now || {
+                gone += 1;
+                false
+            }
+        });
+        self.count.fetch_sub(gone, Ordering::Relaxed);
+    }
+
+    /// Entries now (some may have expired since the last sweep).
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The receive path's question: is a datagram or connection from `ip`
+    /// to be dropped now? (Counted when it is.) With nothing banned this is
+    /// one atomic load, before even reading the clock.
+    #[inline]
+    pub fn drops(&self, ip: IpAddr) -> bool {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let banned = self.check(&self.ips, &canonical(ip), Instant::now());
+        if banned {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        banned
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sets `key`'s deadline to `until` unless it already lasts longer; true
+/// when the key is new.
+fn upsert<K: std::hash::Hash + Eq>(map: &RwLock<Map<K>>, key: K, until: Instant) -> bool {
+    let mut m = write(map);
+    match m.get_mut(&key) {
+        Some(old) => {
+            *old = (*old).max(until);
+            false
+        }
+        None => {
+            m.insert(key, until);
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ban_test_expire_and_lift() {
+        let bans = Bans::default();
+        let t0 = Instant::now();
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        assert!(!bans.is_banned_ip(ip, t0));
+        bans.ban("127.0.0.2", Duration::from_secs(10), t0);
+        bans.ban("alice", Duration::from_secs(1), t0);
+        assert!(bans.is_banned_ip(ip, t0));
+        assert!(bans.is_banned_ip("::ffff:127.0.0.2".parse().unwrap(), t0), "v4-mapped");
+        assert!(bans.is_banned("127.0.0.2", t0));
+        assert!(bans.is_banned("alice", t0));
+        assert!(!bans.is_banned("bob", t0));
+        assert_eq!(bans.len(), 2);
+        // A shorter ban does not cut a longer one.
+        bans.ban("127.0.0.2", Duration::from_secs(1), t0);
+        assert!(bans.is_banned_ip(ip, t0 + Duration::from_secs(5)));
+        // Expiry, met on a test.
+        assert!(!bans.is_banned("alice", t0 + Duration::from_secs(2)));
+        assert_eq!(bans.len(), 1);
+        assert!(bans.unban("127.0.0.2"));
+        assert!(!bans.unban("127.0.0.2"));
+        assert!(!bans.is_banned_ip(ip, t0));
+        assert!(bans.is_empty());
+    }
+
+    #[test]
+    fn sweep_removes_what_expired() {
+        let bans = Bans::default();
+        let t0 = Instant::now();
+        for i in 0..100 {
+            bans.ban(&format!("10.0.0.{i}"), Duration::from_secs(1 + i % 2), t0);
+        }
+        bans.sweep(t0 + Duration::from_millis(1500));
+        assert_eq!(bans.len(), 50);
+    }
+}

@@ -1,0 +1,10 @@
+//! What keeps a proxy on a public address standing: declared rate limits
+//! ([`limit`]) and the ban table ([`ban`]) the receive path consults before
+//! parsing. Both live in the long-lived [`crate::proxy::services::Services`]
+//! and survive reloads.
+
+pub mod ban;
+pub mod limit;
+
+pub use ban::Bans;
+pub use limit::{LimitSpec, Limiter, Limits};

@@ -1,0 +1,157 @@
+//! Checking `limit` declarations.
+//!
+//! `limit NAME by KEY rate N [per DURATION] [burst N] [keys N] [ban DURATION];`
+//! is a name and a list of words, read here like trunk declarations
+//! ([`super::routing`]): a typo is one E0215 naming the option. The key
+//! (`$si`, `$fU`, `"$fU@$fd"` …) is checked where `within_limit(NAME)` is
+//! called, in that route's kind, as if written there.
+
+use super::check::Checker;
+use super::ir;
+use crate::diag::{Code, Diagnostic};
+use crate::security::LimitSpec;
+use crate::syntax::ast::{self, ExprKind, Item, ItemKind};
+use crate::syntax::span::Span;
+
+/// A declared limit, as calls see it.
+#[derive(Debug, Clone)]
+pub struct LimitInfo<'a> {
+    pub index: u32,
+    pub key: &'a ast::Expr,
+    pub span: Span,
+    pub used: bool,
+}
+
+const OPTIONS: &[&str] = &["by", "rate", "per", "burst", "keys", "ban"];
+
+fn bad(c: &mut Checker<'_>, span: Span, msg: impl Into<String>, help: &str) {
+    let mut d = Diagnostic::new(Code::BadDeclaration, msg).at(span, "here");
+    if !help.is_empty() {
+        d = d.with_help(help.to_string());
+    }
+    c.error(d);
+}
+
+/// Declares every limit into `c.limits` and `program.limits`.
+pub fn declare_limits<'a>(
+    c: &mut Checker<'a>,
+    items: &[&'a Item],
+    program: &mut ir::CheckedProgram,
+) {
+    for item in items {
+        let ItemKind::Limit { name, words } = &item.kind else { continue };
+        let Some((spec, key)) = limit(c, name, words, item.span) else { continue };
+        if let Some(prev) = c.limits.get(&name.name) {
+            let prev = prev.span;
+            c.error(
+                Diagnostic::new(
+                    Code::DuplicateDefinition,
+                    format!("limit `{}` is declared twice", name.name),
+                )
+                .at(name.span, "declared again here")
+                .with_label(prev, "first declared here"),
+            );
+            continue;
+        }
+        let index = program.limits.len() as u32;
+        c.limits.insert(name.name.clone(), LimitInfo { index, key, span: name.span, used: false });
+        program.limits.push(spec);
+    }
+}
+
+fn limit<'a>(
+    c: &mut Checker<'_>,
+    name: &ast::Ident,
+    words: &'a [ast::Expr],
+    span: Span,
+) -> Option<(LimitSpec, &'a ast::Expr)> {
+    let mut key: Option<&ast::Expr> = None;
+    let mut rate: Option<i64> = None;
+    let (mut per, mut burst, mut keys, mut ban) = (1000u64, None, None, None);
+    let mut ok = true;
+    let mut i = 0;
+    while i < words.len() {
+        let w = &words[i];
+        let opt = match &w.kind {
+            ExprKind::Name(n) => n.name.as_str(),
+            _ => {
+                bad(c, w.span, "expected an option of the limit", &help());
+                return None;
+            }
+        };
+        let value = words.get(i + 1);
+        i += 2;
+        let Some(v) = value else {
+            bad(c, w.span, format!("`{opt}` needs a value after it"), &help());
+            return None;
+        };
+        match (opt, &v.kind) {
+            ("by", ExprKind::Pv(_)) => key = Some(v),
+            ("by", ExprKind::Str(s)) if !s.is_plain() => key = Some(v),
+            ("by", _) => {
+                bad(
+                    c,
+                    v.span,
+                    "a limit's key is a pseudo-variable or a string with pseudo-variables",
+                    "e.g. `by $si` (the source address), `by $fU`, `by \"$fU@$fd\"`",
+                );
+                ok = false;
+            }
+            ("rate", ExprKind::Int(n)) if (1..=1_000_000).contains(n) => rate = Some(*n),
+            ("burst", ExprKind::Int(n)) if (1..=1_000_000).contains(n) => burst = Some(*n),
+            ("keys", ExprKind::Int(n)) if (1..=10_000_000).contains(n) => keys = Some(*n),
+            ("rate" | "burst", _) => {
+                bad(c, v.span, format!("`{opt}` takes a count from 1 to 1000000"), "");
+                ok = false;
+            }
+            ("keys", _) => {
+                bad(c, v.span, "`keys` takes a count from 1 to 10000000", "");
+                ok = false;
+            }
+            ("per", ExprKind::Duration(ms)) if *ms > 0 => per = *ms,
+            ("ban", ExprKind::Duration(ms)) if *ms > 0 => ban = Some(*ms),
+            ("per" | "ban", _) => {
+                bad(c, v.span, format!("`{opt}` takes a duration like `1s` or `5m`"), "");
+                ok = false;
+            }
+            _ => {
+                let mut d = Diagnostic::new(
+                    Code::BadDeclaration,
+                    format!("unknown option `{opt}` of a limit"),
+                )
+                .at(w.span, "not an option");
+                d = match super::resolve::suggest(opt, OPTIONS.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`? {}", help())),
+                    None => d.with_help(help()),
+                };
+                c.error(d);
+                return None;
+            }
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let Some(key) = key else {
+        bad(c, span, format!("limit `{}` has no key", name.name), &help());
+        return None;
+    };
+    let Some(rate) = rate else {
+        bad(c, span, format!("limit `{}` has no rate", name.name), &help());
+        return None;
+    };
+    let spec = LimitSpec {
+        name: name.name.clone(),
+        key: c.map.snippet(key.span).to_string(),
+        rate: rate as u32,
+        per: std::time::Duration::from_millis(per),
+        burst: burst.unwrap_or(rate) as u32,
+        keys: keys.map_or(LimitSpec::DEFAULT_KEYS, |k| k as u32),
+        ban: ban.map(std::time::Duration::from_millis),
+    };
+    Some((spec, key))
+}
+
+fn help() -> String {
+    "write `limit NAME by $si rate 50 per 1s burst 100;` (`per` 1s and `burst` = rate by default; `keys N` caps the keys tracked, 65536 by default; `ban 5m` bans a key that goes over)".into()
+}
