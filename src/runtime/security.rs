@@ -30,12 +30,12 @@ fn limiter(ctx: &RouteCtx<'_>, index: i64) -> Option<Arc<Limiter>> {
 
 pub fn within_limit(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let Some(limiter) = limiter(ctx, a[0]) else { return 0 };
-    let now = Instant::now();
     let key = ctx.str(a[1]);
-    if limiter.check(key, now) {
+    if limiter.check(key) {
         return 1;
     }
     if let Some(for_) = limiter.spec().ban {
+        let now = Instant::now();
         let bans = bans(ctx);
         if !bans.is_banned(key, now) {
             tracing::warn!(
