@@ -3,7 +3,8 @@
 //! (127.0.0.3) calls a registered user (127.0.0.4). The config declares
 //! `limit flood by $si rate 20 per 1s burst 40 ban 30s` and drops what
 //! goes over: the flooder gets answers to its first burst, is banned, and
-//! from then on its datagrams are dropped before parsing; the caller's
+//! from then on its datagrams are dropped in the kernel (the socket's ban
+//! filter) or, until that is in, before parsing; the caller's
 //! call completes; the proxy's CPU during the flood stays a small share of
 //! one core; `sipc reload --status` counts the ban and the drops, and a
 //! config edit that keeps the declaration keeps the ban and the buckets.
@@ -260,8 +261,11 @@ fn a_flooding_source_is_banned_while_another_is_served() {
 
     let s = status(&control);
     assert!(s.contains("bans: 1 now"), "{s}");
+    // Most of the flood never reaches the proxy's threads (the kernel's ban
+    // filter drops it); what was queued before the filter went in is
+    // dropped before parsing.
     let dropped = figure(&s, "bans:", "datagrams/connections dropped");
-    assert!(dropped >= 9_000, "dropped before parsing: {dropped}\n{s}");
+    assert!(dropped < 9_000, "dropped after receiving: {dropped}\n{s}");
     assert!(figure(&s, "limit flood:", "over") >= 1, "{s}");
 
     // An edit that keeps the declaration keeps the ban and the counters.
@@ -278,5 +282,5 @@ fn a_flooding_source_is_banned_while_another_is_served() {
     assert!(recv(&flooder).is_none() && recv(&flooder).is_none(), "still banned after the reload");
     let s = status(&control);
     assert!(s.contains("bans: 1 now"), "{s}");
-    assert!(figure(&s, "bans:", "datagrams/connections dropped") > dropped, "{s}");
+    assert_eq!(figure(&s, "limit flood:", "keys"), 3, "the buckets survived: {s}");
 }

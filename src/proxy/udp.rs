@@ -106,15 +106,20 @@ impl Drop for Receivers {
 fn serve(core: &Arc<Core>, sock: &UdpSocket, local: SocketAddr, stop: &AtomicBool, max: Duration) {
     let mut buf = vec![0u8; 65_536];
     let mut control = nix::cmsg_space!(TimeSpec);
+    let mut filter = BanFilter::default();
     while !stop.load(Ordering::Acquire) {
-        let Some(Datagram { len, peer, waited }) = receive(sock, &mut buf, &mut control) else {
+        let received = receive(sock, &mut buf, &mut control);
+        let bans = &core.services().bans;
+        filter.refresh(bans, sock, local);
+        let Some(Datagram { len, peer, waited }) = received else {
             continue;
         };
         if stop.load(Ordering::Acquire) {
             break;
         }
-        // A banned source costs its receive and this lookup, nothing more.
-        if core.services().bans.drops(peer.ip()) {
+        // A banned source the kernel filter does not hold (yet, or beyond
+        // its size, or IPv6) costs its receive and this lookup, nothing more.
+        if bans.drops(peer.ip()) {
             continue;
         }
         let inbound = Inbound { transport: Transport::Udp, local, peer };
@@ -131,6 +136,47 @@ fn serve(core: &Arc<Core>, sock: &UdpSocket, local: SocketAddr, stop: &AtomicBoo
         if routed.is_err() {
             core.stats.dropped_malformed.fetch_add(1, Ordering::Relaxed);
             tracing::error!(%peer, "routing a datagram panicked; it is dropped, the socket keeps serving");
+        }
+    }
+}
+
+/// The ban filter a receive thread keeps on its socket
+/// ([`crate::security::filter`]).
+#[derive(Default)]
+struct BanFilter {
+    /// The ban table generation the filter was built from.
+    generation: u64,
+    /// When the earliest ban in the filter runs out.
+    until: Option<std::time::Instant>,
+    /// Installing failed once (logged); the threads drop in user space.
+    failed: bool,
+}
+
+impl BanFilter {
+    /// Rebuilds the filter if the bans changed or one in it expired.
+    fn refresh(&mut self, bans: &crate::security::Bans, sock: &UdpSocket, local: SocketAddr) {
+        // A ban in the filter ran out (or was renewed: the snapshot then
+        // brings the later deadline).
+        let expired = self.until.is_some_and(|u| std::time::Instant::now() >= u);
+        if expired {
+            bans.sweep(std::time::Instant::now());
+        }
+        let generation = bans.generation();
+        if (generation == self.generation && !expired) || self.failed || !local.is_ipv4() {
+            return;
+        }
+        let (banned, until) = bans.ipv4_snapshot(crate::security::filter::MAX_FILTERED);
+        match crate::security::filter::install(sock, &banned) {
+            Ok(()) => {
+                self.generation = generation;
+                self.until = until;
+            }
+            Err(e) => {
+                self.failed = true;
+                tracing::warn!(
+                    "cannot install the ban filter on {local}: {e}; banned sources are dropped after receiving"
+                );
+            }
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct Bans {
     pub dropped: AtomicU64,
     /// Bans set, ever.
     pub banned: AtomicU64,
+    /// Changes when the set of banned addresses does (the receive threads
+    /// rebuild their socket filters then: [`super::filter`]).
+    generation: AtomicU64,
 }
 
 /// An IPv4-mapped IPv6 address is the IPv4 address (a dual-stack socket
@@ -48,7 +51,13 @@ impl Bans {
     pub fn ban(&self, key: &str, for_: Duration, now: Instant) {
         let until = now + for_;
         let added = match key.trim().parse::<IpAddr>() {
-            Ok(ip) => upsert(&self.ips, canonical(ip), until),
+            Ok(ip) => {
+                let added = upsert(&self.ips, canonical(ip), until);
+                if added {
+                    self.generation.fetch_add(1, Ordering::Release);
+                }
+                added
+            }
             Err(_) => upsert(&self.keys, key.to_owned(), until),
         };
         if added {
@@ -64,7 +73,13 @@ impl Bans {
     /// Lifts the ban on `key`; true when there was one.
     pub fn unban(&self, key: &str) -> bool {
         let removed = match key.trim().parse::<IpAddr>() {
-            Ok(ip) => write(&self.ips).remove(&canonical(ip)).is_some(),
+            Ok(ip) => {
+                let removed = write(&self.ips).remove(&canonical(ip)).is_some();
+                if removed {
+                    self.generation.fetch_add(1, Ordering::Release);
+                }
+                removed
+            }
             Err(_) => write(&self.keys).remove(key).is_some(),
         };
         if removed {
@@ -108,6 +123,7 @@ impl Bans {
         if m.get(key).is_some_and(|until| *until <= now) {
             m.remove(key);
             self.count.fetch_sub(1, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
         }
         false
     }
@@ -124,6 +140,9 @@ impl Bans {
                 false
             }
         });
+        if gone > 0 {
+            self.generation.fetch_add(1, Ordering::Release);
+        }
         write(&self.keys).retain(|_, until| {
             *until > now || {
                 gone += 1;
@@ -131,6 +150,28 @@ impl Bans {
             }
         });
         self.count.fetch_sub(gone, Ordering::Relaxed);
+    }
+
+    /// Changes whenever the set of banned addresses does.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The banned IPv4 addresses for a socket filter, those banned longest
+    /// first, at most `max`; and the earliest of their deadlines (when the
+    /// filter must be rebuilt without them).
+    pub fn ipv4_snapshot(&self, max: usize) -> (Vec<std::net::Ipv4Addr>, Option<Instant>) {
+        let mut v4: Vec<(std::net::Ipv4Addr, Instant)> = read(&self.ips)
+            .iter()
+            .filter_map(|(ip, until)| match ip {
+                IpAddr::V4(a) => Some((*a, *until)),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        v4.sort_by(|a, b| b.1.cmp(&a.1));
+        v4.truncate(max);
+        let earliest = v4.iter().map(|(_, u)| *u).min();
+        (v4.into_iter().map(|(a, _)| a).collect(), earliest)
     }
 
     /// Entries now (some may have expired since the last sweep).
