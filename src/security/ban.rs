@@ -168,7 +168,7 @@ impl Bans {
                 IpAddr::V6(_) => None,
             })
             .collect();
-        v4.sort_by(|a, b| b.1.cmp(&a.1));
+        v4.sort_by_key(|(_, until)| std::cmp::Reverse(*until));
         v4.truncate(max);
         let earliest = v4.iter().map(|(_, u)| *u).min();
         (v4.into_iter().map(|(a, _)| a).collect(), earliest)

@@ -26,8 +26,11 @@ use socket2::SockFilter;
 pub const MAX_FILTERED: usize = 2000;
 
 // Classic BPF opcodes (linux/filter.h, linux/bpf_common.h).
-const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
-const JMP_JEQ_K: u16 = 0x05 | 0x10;
+/// `BPF_LD | BPF_W | BPF_ABS` (0x00 | 0x00 | 0x20).
+const LD_W_ABS: u16 = 0x20;
+/// `BPF_JMP | BPF_JEQ | BPF_K` (0x05 | 0x10 | 0x00).
+const JMP_JEQ_K: u16 = 0x15;
+/// `BPF_RET | BPF_K`.
 const RET_K: u16 = 0x06;
 /// Negative offsets address the network header (`SKF_NET_OFF`): a UDP
 /// socket's filter runs with the packet at the UDP header.
