@@ -134,6 +134,8 @@ pub struct Shared {
     )>,
     /// The ban table of a program run without a server.
     pub bans: crate::security::Bans,
+    /// What `is_scanner()` recognises.
+    pub scanners: crate::security::scanner::Scanners,
     /// Initial value of every `$var` slot (empty of its type).
     pub var_init: Vec<i64>,
     pub avp_count: usize,
@@ -188,6 +190,13 @@ impl Shared {
             routing: routing::RoutingRt::new(&prog.routing)?,
             limits: prog.limits.iter().map(|s| (s.clone(), std::sync::OnceLock::new())).collect(),
             bans: crate::security::Bans::default(),
+            scanners: crate::security::scanner::Scanners::new(
+                prog.settings
+                    .iter()
+                    .find(|s| s.module == "security" && s.name == "scanner_user_agents")
+                    .and_then(|s| if let Value::Str(v) = &s.value { Some(v.as_str()) } else { None })
+                    .unwrap_or(""),
+            ),
             var_init: Vec::new(),
             avp_count: prog.avps.len(),
             max_while,

@@ -60,6 +60,16 @@ pub fn ban(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     1
 }
 
+pub fn is_scanner(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    let msg = ctx.req.msg.original();
+    let ua = msg.header_value(crate::sip::HeaderName::UserAgent).unwrap_or("");
+    let from_name = msg
+        .header_value(crate::sip::HeaderName::From)
+        .and_then(|f| f.split_once('<').map(|(name, _)| name))
+        .unwrap_or("");
+    i64::from(ctx.shared.scanners.matches(ua) || ctx.shared.scanners.matches(from_name))
+}
+
 pub fn is_banned(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     i64::from(bans(ctx).is_banned(ctx.str(a[0]), Instant::now()))
 }

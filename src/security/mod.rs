@@ -7,6 +7,7 @@
 pub mod ban;
 pub mod filter;
 pub mod limit;
+pub mod scanner;
 
 pub use ban::Bans;
 pub use limit::{LimitSpec, Limiter, Limits};

@@ -362,6 +362,8 @@ pub static FUNCTIONS: &[Func] = &[
         "Takes one token from the bucket of `key` (by default the key the `limit` declares, e.g. `$si`) in limit `limit`: true when the message is within the limit. A key that goes over a limit declared with `ban DURATION` is banned that long (an address: its datagrams are then dropped before parsing). Buckets survive reloads while the declaration is unchanged. Kamailio: pike `pike_check_req`, pipelimit `pl_check`."),
     func!(ban(key: P::Str, duration: P::Duration) -> Bool, ANY, None,
         "Bans `key` for `duration`: an IP address (`ban($si, 5m)`) has its UDP datagrams dropped and its new TCP/TLS connections closed before any parsing; any other key (`$fU`) is what `is_banned` tests. A ban already longer is kept. Bans survive reloads. Kamailio: htable `sht_setex` on an `ipban` table, or `pike` with `pike_check_req`."),
+    func!(is_scanner() -> Bool, ANY, None,
+        "Whether the message comes from a known SIP scanner: its User-Agent or From display name contains one of the fragments sipc ships (`friendly-scanner`, `sipvicious`, `sipcli`, … in src/security/scanner.rs) or of `module security { scanner_user_agents }`, compared without case. Kamailio: `$ua =~ \"friendly-scanner|sipcli|…\"` in the default configuration, secfilter `secf_check_ua`."),
     func!(is_banned(key: P::Str) -> Bool, ANY, None,
         "Whether `key` (an address or any string) is banned now. Kamailio: htable `$sht(ipban=>$si) != $null`."),
     func!(unban(key: P::Str) -> Bool, ANY, None,
@@ -730,6 +732,12 @@ pub static SETTINGS: &[SettingDef] = &[
         trying_delay,
         Duration,
         "How long a relayed INVITE waits for a provisional reply from downstream before the proxy sends its own 100 Trying (RFC 3261 §17.2.1 allows up to 200 ms: a relayed 180 quenches the caller's retransmissions too, so a fast callee's calls carry one datagram fewer; a retransmitted INVITE gets the 100 at once). 0, the default, sends it immediately, as Kamailio's tm does."
+    ),
+    setting!(
+        "security",
+        scanner_user_agents,
+        Str,
+        "More User-Agent fragments `is_scanner()` recognises, separated by `|` and compared without case (added to the built-in list)."
     ),
     setting!("tm", t2, Duration, "RFC 3261 T2, the longest retransmission interval (4 s)."),
     setting!(
