@@ -194,7 +194,9 @@ impl Shared {
                 prog.settings
                     .iter()
                     .find(|s| s.module == "security" && s.name == "scanner_user_agents")
-                    .and_then(|s| if let Value::Str(v) = &s.value { Some(v.as_str()) } else { None })
+                    .and_then(
+                        |s| if let Value::Str(v) = &s.value { Some(v.as_str()) } else { None },
+                    )
                     .unwrap_or(""),
             ),
             var_init: Vec::new(),
