@@ -346,7 +346,7 @@ impl Evaluator {
             ExprKind::FlagRef(i) => {
                 i64::from(self.prog.flags.get(*i as usize).map_or(0, |f| f.bit))
             }
-            ExprKind::TableRef(i) | ExprKind::LimitRef(i) => i64::from(*i),
+            ExprKind::TableRef(i) | ExprKind::LimitRef(i) | ExprKind::AclRef(i) => i64::from(*i),
             ExprKind::DestRef(d) => d.encode(),
             ExprKind::Level(l) => i64::from(*l),
             ExprKind::Regex(r) => i64::from(*r),

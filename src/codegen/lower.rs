@@ -463,7 +463,9 @@ impl<'a, 'f> FnLower<'a, 'f> {
                 let bit = self.prog.flags.get(*i as usize).map_or(0, |f| f.bit);
                 self.iconst(i64::from(bit))
             }
-            ExprKind::TableRef(i) | ExprKind::LimitRef(i) => self.iconst(i64::from(*i)),
+            ExprKind::TableRef(i) | ExprKind::LimitRef(i) | ExprKind::AclRef(i) => {
+                self.iconst(i64::from(*i))
+            }
             ExprKind::DestRef(d) => self.iconst(d.encode()),
             ExprKind::Level(l) => self.iconst(i64::from(*l)),
             ExprKind::Regex(r) => self.iconst(i64::from(*r)),

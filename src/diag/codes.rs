@@ -237,9 +237,10 @@ impl Code {
             Code::UnknownEvent => {
                 ("E0222", "an `event_route` for an event sipc does not raise: it would never run")
             }
-            Code::UnknownLimit => {
-                ("E0223", "`within_limit(NAME)` names a limit that no `limit` declares")
-            }
+            Code::UnknownLimit => (
+                "E0223",
+                "`within_limit(NAME)` or `in_acl(NAME)` names a limit or address group that is not declared",
+            ),
             Code::UnservedTransport => {
                 ("E0219", "a `listen` transport that `sipc run` does not serve")
             }

@@ -169,7 +169,8 @@ fn collect(items: &[Item], defs: &mut Vec<Def>, incs: &mut Vec<(Span, String)>) 
             ItemKind::Table { name, .. }
             | ItemKind::RouteTable { name, .. }
             | ItemKind::TrunkGroup { name, .. }
-            | ItemKind::Limit { name, .. } => def(DefKind::Table, name),
+            | ItemKind::Limit { name, .. }
+            | ItemKind::Acl { name, .. } => def(DefKind::Table, name),
             ItemKind::Trunk(t) => def(DefKind::Table, &t.name),
             ItemKind::Include(lit) => incs.push((lit.span, lit.value.clone())),
             ItemKind::Ifdef { then_items, else_items, .. } => {

@@ -48,6 +48,9 @@ fn item(doc: &SourceDoc, item: &Item) -> Option<DocumentSymbol> {
         ItemKind::Limit { name, .. } => {
             symbol(doc, &name.name, "limit", SymbolKind::OPERATOR, span, name.span, None)
         }
+        ItemKind::Acl { name, .. } => {
+            symbol(doc, &name.name, "acl", SymbolKind::ENUM, span, name.span, None)
+        }
         ItemKind::Settings(s) => {
             symbol(doc, "settings", "", SymbolKind::NAMESPACE, span, span, Some(settings(doc, s)))
         }

@@ -231,6 +231,7 @@ runtime_table! {
     sipc_rt_ban(k, d) => sec::ban;
     sipc_rt_is_banned(k) => sec::is_banned;
     sipc_rt_is_scanner() => sec::is_scanner;
+    sipc_rt_in_acl(l, a) => sec::in_acl;
     sipc_rt_unban(k) => sec::unban;
     sipc_rt_save(t) => reg::save;
     sipc_rt_lookup(t) => reg::lookup;

@@ -134,6 +134,8 @@ pub struct Shared {
     )>,
     /// The ban table of a program run without a server.
     pub bans: crate::security::Bans,
+    /// `acl` declarations, by index.
+    pub acls: Vec<crate::security::acl::Acl>,
     /// What `is_scanner()` recognises.
     pub scanners: crate::security::scanner::Scanners,
     /// Initial value of every `$var` slot (empty of its type).
@@ -190,6 +192,7 @@ impl Shared {
             routing: routing::RoutingRt::new(&prog.routing)?,
             limits: prog.limits.iter().map(|s| (s.clone(), std::sync::OnceLock::new())).collect(),
             bans: crate::security::Bans::default(),
+            acls: prog.acls.clone(),
             scanners: crate::security::scanner::Scanners::new(
                 prog.settings
                     .iter()

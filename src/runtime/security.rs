@@ -60,6 +60,18 @@ pub fn ban(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     1
 }
 
+pub fn in_acl(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    let Some(acl) = usize::try_from(a[0]).ok().and_then(|i| ctx.shared.acls.get(i)) else {
+        return 0;
+    };
+    let ip = if a[1] == super::ABSENT {
+        Some(ctx.req.source.ip())
+    } else {
+        crate::security::acl::parse_net(ctx.str(a[1])).map(|(ip, _)| ip)
+    };
+    i64::from(ip.is_some_and(|ip| acl.contains(ip)))
+}
+
 pub fn is_scanner(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     let msg = ctx.req.msg.original();
     let ua = msg.header_value(crate::sip::HeaderName::UserAgent).unwrap_or("");

@@ -4,6 +4,7 @@
 //! before they reach the proxy at all ([`filter`]). Both live in the long-lived [`crate::proxy::services::Services`]
 //! and survive reloads.
 
+pub mod acl;
 pub mod ban;
 pub mod filter;
 pub mod limit;

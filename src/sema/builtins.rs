@@ -127,6 +127,8 @@ pub enum Param {
     Dest,
     /// The name of a `limit` declaration.
     Limit,
+    /// The name of an `acl` declaration.
+    Acl,
     /// A log level name: `err`, `warn`, `notice`, `info`, `debug`.
     Level,
     /// A str holding a URI; a constant must be one the proxy accepts for
@@ -179,6 +181,7 @@ impl Param {
             Param::Table => "table name".into(),
             Param::Dest => "routing table, trunk group or trunk name".into(),
             Param::Limit => "limit name".into(),
+            Param::Acl => "acl name".into(),
             Param::Level => "log level".into(),
             Param::Word(words) => {
                 words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" | ")
@@ -362,6 +365,8 @@ pub static FUNCTIONS: &[Func] = &[
         "Takes one token from the bucket of `key` (by default the key the `limit` declares, e.g. `$si`) in limit `limit`: true when the message is within the limit. A key that goes over a limit declared with `ban DURATION` is banned that long (an address: its datagrams are then dropped before parsing). Buckets survive reloads while the declaration is unchanged. Kamailio: pike `pike_check_req`, pipelimit `pl_check`."),
     func!(ban(key: P::Str, duration: P::Duration) -> Bool, ANY, None,
         "Bans `key` for `duration`: an IP address (`ban($si, 5m)`) has its UDP datagrams dropped and its new TCP/TLS connections closed before any parsing; any other key (`$fU`) is what `is_banned` tests. A ban already longer is kept. Bans survive reloads. Kamailio: htable `sht_setex` on an `ipban` table, or `pike` with `pike_check_req`."),
+    func!(in_acl(acl: P::Acl, address: P::Str) min 1 -> Bool, ANY, None,
+        "Whether `address` (by default the source address, `$si`) is in address group `acl` (`acl NAME 10.0.0.0/8 \"2001:db8::/32\" from \"peers.txt\";`). Kamailio: permissions `allow_source_address(group)`, `ds_is_from_list`."),
     func!(is_scanner() -> Bool, ANY, None,
         "Whether the message comes from a known SIP scanner: its User-Agent or From display name contains one of the fragments sipc ships (`friendly-scanner`, `sipvicious`, `sipcli`, … in src/security/scanner.rs) or of `module security { scanner_user_agents }`, compared without case. Kamailio: `$ua =~ \"friendly-scanner|sipcli|…\"` in the default configuration, secfilter `secf_check_ua`."),
     func!(is_banned(key: P::Str) -> Bool, ANY, None,

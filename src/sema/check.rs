@@ -65,6 +65,8 @@ pub struct Checker<'a> {
     pub dests: HashMap<String, (ir::DestRef, Span, bool)>,
     /// `limit` declarations: what `within_limit(NAME)` names.
     pub limits: HashMap<String, super::security::LimitInfo<'a>>,
+    /// `acl` declarations: what `in_acl(NAME)` names.
+    pub acls: HashMap<String, Named>,
     pub msg_vars: Vec<ir::Var>,
     pub msg_var_slots: HashMap<String, u32>,
     /// Where each `$var` slot got its type.
@@ -100,6 +102,7 @@ impl<'a> Checker<'a> {
             tables: HashMap::new(),
             dests: HashMap::new(),
             limits: HashMap::new(),
+            acls: HashMap::new(),
             msg_vars: Vec::new(),
             msg_var_slots: HashMap::new(),
             msg_var_typed_at: Vec::new(),

@@ -52,6 +52,8 @@ pub struct CheckedProgram {
     pub routing: Routing,
     /// `limit` declarations, indexed by [`ExprKind::LimitRef`].
     pub limits: Vec<crate::security::LimitSpec>,
+    /// `acl` declarations, indexed by [`ExprKind::AclRef`].
+    pub acls: Vec<crate::security::acl::Acl>,
     /// Regex sources, already validated; indexed by the `regex` fields below.
     pub regexes: Vec<String>,
     pub listens: Vec<Listen>,
@@ -412,6 +414,8 @@ pub enum ExprKind {
     /// A `limit` named as an argument (`within_limit(NAME)`): its index in
     /// [`CheckedProgram::limits`].
     LimitRef(u32),
+    /// An `acl` named as an argument (`in_acl(NAME)`).
+    AclRef(u32),
     /// A routing destination named as an argument (`select(outbound)`):
     /// [`DestRef::encode`]d.
     DestRef(DestRef),

@@ -175,6 +175,7 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
 
     routing::declare(&mut c, &collected.routing, &sources.csv, &mut program);
     security::declare_limits(&mut c, &collected.limits, &mut program);
+    security::declare_acls(&mut c, &collected.limits, &sources.csv, &mut program);
 
     let unknown_modules = modules::check_names(&mut c, &collected.modules);
     for (module, setting) in &collected.settings {

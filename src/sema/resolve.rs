@@ -101,8 +101,8 @@ fn load_csv_files(s: &mut Sources, loader: &dyn Loader) {
 fn collect_csv(items: &[Item], file: usize, out: &mut Vec<(usize, Span, String)>) {
     for item in items {
         match &item.kind {
-            ItemKind::RouteTable { head, .. } => {
-                for w in head.windows(2) {
+            ItemKind::RouteTable { head: words, .. } | ItemKind::Acl { words, .. } => {
+                for w in words.windows(2) {
                     if let (ast::ExprKind::Name(n), ast::ExprKind::Str(lit)) =
                         (&w[0].kind, &w[1].kind)
                         && n.name == "from"
@@ -221,7 +221,7 @@ pub struct Collected<'a> {
     pub tables: Vec<(&'a Ident, &'a [(ast::Expr, ast::Expr)])>,
     /// `trunk`, `trunk_group` and `table … by …` items.
     pub routing: Vec<&'a Item>,
-    /// `limit` items.
+    /// `limit` and `acl` items.
     pub limits: Vec<&'a Item>,
     pub settings: Vec<(Option<&'a Ident>, &'a ast::Setting)>,
     /// `module NAME { … }` blocks, empty ones too.
@@ -266,7 +266,7 @@ fn expand_items<'a>(
             ItemKind::RouteTable { .. } | ItemKind::Trunk(_) | ItemKind::TrunkGroup { .. } => {
                 c.routing.push(item)
             }
-            ItemKind::Limit { .. } => c.limits.push(item),
+            ItemKind::Limit { .. } | ItemKind::Acl { .. } => c.limits.push(item),
             ItemKind::Settings(list) => c.settings.extend(list.iter().map(|s| (None, s))),
             ItemKind::Module { name, params } => {
                 c.modules.push((name, params));

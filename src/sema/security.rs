@@ -155,3 +155,109 @@ fn limit<'a>(
 fn help() -> String {
     "write `limit NAME by $si rate 50 per 1s burst 100;` (`per` 1s and `burst` = rate by default; `keys N` caps the keys tracked, 65536 by default; `ban 5m` bans a key that goes over)".into()
 }
+
+/// Declares every address group into `c.acls` and `program.acls`.
+pub fn declare_acls(
+    c: &mut Checker<'_>,
+    items: &[&Item],
+    csv: &std::collections::HashMap<Span, Result<crate::syntax::span::FileId, String>>,
+    program: &mut ir::CheckedProgram,
+) {
+    for item in items {
+        let ItemKind::Acl { name, words } = &item.kind else { continue };
+        let mut nets = Vec::new();
+        let mut i = 0;
+        while i < words.len() {
+            let w = &words[i];
+            i += 1;
+            let text = match &w.kind {
+                ExprKind::Addr(a) => a.as_str(),
+                ExprKind::Str(s) if s.is_plain() => s.value.as_str(),
+                ExprKind::Name(n) if n.name == "from" => {
+                    let Some(file) = words.get(i) else {
+                        bad(c, w.span, "`from` needs a file name", "like `from \"peers.txt\"`");
+                        break;
+                    };
+                    i += 1;
+                    match csv.get(&file.span) {
+                        Some(Ok(id)) => acl_file(c, *id, &mut nets),
+                        Some(Err(e)) => c.error(
+                            Diagnostic::new(
+                                Code::BadCsvRow,
+                                format!("cannot read the address file: {e}"),
+                            )
+                            .at(file.span, "here")
+                            .with_help("the path is relative to the file declaring the acl"),
+                        ),
+                        None => bad(
+                            c,
+                            file.span,
+                            "`from` needs a file name",
+                            "like `from \"peers.txt\"`",
+                        ),
+                    }
+                    continue;
+                }
+                _ => {
+                    bad(c, w.span, "expected an address or a network", ACL_HELP);
+                    continue;
+                }
+            };
+            match crate::security::acl::parse_net(text) {
+                Some(net) => nets.push(net),
+                // The lexer reported a malformed address token already (E0108).
+                None if matches!(w.kind, ExprKind::Addr(_)) => {}
+                None => bad(c, w.span, format!("`{text}` is not an address or network"), ACL_HELP),
+            }
+        }
+        if c.acls.contains_key(&name.name) || c.limits.contains_key(&name.name) {
+            c.error(
+                Diagnostic::new(
+                    Code::DuplicateDefinition,
+                    format!("`{}` is declared twice", name.name),
+                )
+                .at(name.span, "declared again here"),
+            );
+            continue;
+        }
+        let index = program.acls.len() as u32;
+        c.acls
+            .insert(name.name.clone(), super::check::Named { index, span: name.span, used: false });
+        program.acls.push(crate::security::acl::Acl::new(&name.name, &nets));
+    }
+}
+
+const ACL_HELP: &str = "write `acl NAME 10.0.0.0/8 192.0.2.7 \"2001:db8::/32\" from \"peers.txt\";` (a file has one address or network a line, `#` comments)";
+
+/// The networks of an address file: one a line (a CSV's first column),
+/// `#` comments and blank lines skipped; a bad line is E0218 at that line.
+fn acl_file(
+    c: &mut Checker<'_>,
+    id: crate::syntax::span::FileId,
+    out: &mut Vec<(std::net::IpAddr, u8)>,
+) {
+    let text = c.map.get(id).text.clone();
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let at = start;
+        start += line.len();
+        let first = line.split([',', '#']).next().unwrap_or("").trim();
+        if first.is_empty() {
+            continue;
+        }
+        match crate::security::acl::parse_net(first) {
+            Some(net) => out.push(net),
+            None => {
+                let end = at + line.trim_end_matches(['\n', '\r']).len();
+                c.error(
+                    Diagnostic::new(
+                        Code::BadCsvRow,
+                        format!("`{first}` is not an address or network"),
+                    )
+                    .at(Span::new(id, at, end), "this line")
+                    .with_help(ACL_HELP),
+                );
+            }
+        }
+    }
+}

@@ -478,6 +478,12 @@ impl Checker<'_> {
                     K::TableRef(t.index)
                 })
             }),
+            Param::Acl => self.named_arg(a, "acl", |c, n| {
+                c.acls.get_mut(n).map(|l| {
+                    l.used = true;
+                    K::AclRef(l.index)
+                })
+            }),
             Param::Limit => self.named_arg(a, "limit", |c, n| {
                 c.limits.get_mut(n).map(|l| {
                     l.used = true;
@@ -653,13 +659,18 @@ impl Checker<'_> {
             (Code::UnknownTrunk, self.dests.keys().map(String::as_str).collect())
         } else if what == "limit" {
             (Code::UnknownLimit, self.limits.keys().map(String::as_str).collect())
+        } else if what == "acl" {
+            (Code::UnknownLimit, self.acls.keys().map(String::as_str).collect())
         } else {
             (Code::UnknownTable, self.tables.keys().map(String::as_str).collect())
         };
         let mut d = Diagnostic::new(code, format!("cannot find {what} `{}`", id.name))
             .at(id.span, format!("no `{what}` declares this"));
         d = match suggest(&id.name, names.into_iter()) {
-            Some(s) => d.with_help(format!("a {what} with a similar name exists: `{s}`")),
+            Some(s) => {
+                let a = if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+                d.with_help(format!("{a} {what} with a similar name exists: `{s}`"))
+            }
             None => d.with_help(format!("declare it with `{what} {} …;`", id.name)),
         };
         self.error(d);

@@ -110,6 +110,12 @@ pub enum ItemKind {
         name: Ident,
         words: Vec<Expr>,
     },
+    /// `acl NAME 10.0.0.0/8 "2001:db8::/32" from "peers.txt";`: an address
+    /// group (src/sema/security.rs reads the words).
+    Acl {
+        name: Ident,
+        words: Vec<Expr>,
+    },
     Route(RouteDef),
     /// `ifdef NAME { items } else { items }` (`negate` for `ifndef`).
     Ifdef {

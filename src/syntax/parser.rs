@@ -182,6 +182,7 @@ pub fn describe_expected(expected: &[String]) -> String {
             "\"trunk\"",
             "\"trunk_group\"",
             "\"limit\"",
+            "\"acl\"",
         ]);
     } else if ROUTE_KEYWORDS.iter().filter(|t| has(t)).count() >= 3 {
         words.push("a route block".into());

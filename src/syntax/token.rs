@@ -95,6 +95,8 @@ pub enum Tok<'a> {
     TrunkGroup,
     #[token("limit")]
     Limit,
+    #[token("acl")]
+    Acl,
 
     #[token("{")]
     LBrace,
@@ -231,6 +233,7 @@ impl Tok<'_> {
             Tok::Trunk => "trunk",
             Tok::TrunkGroup => "trunk_group",
             Tok::Limit => "limit",
+            Tok::Acl => "acl",
             Tok::LBrace => "{",
             Tok::RBrace => "}",
             Tok::LParen => "(",
@@ -315,6 +318,7 @@ pub const KEYWORDS: &[(&str, KeywordClass)] = {
         ("trunk", Declaration),
         ("trunk_group", Declaration),
         ("limit", Declaration),
+        ("acl", Declaration),
         ("true", Constant),
         ("false", Constant),
         ("elif", Misspelling),

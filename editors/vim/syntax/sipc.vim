@@ -25,7 +25,7 @@ syn keyword sipcRouteKind   request_route reply_route onreply_route failure_rout
 syn keyword sipcRouteKind   event_route route
 syn keyword sipcControl     if else switch case default while return exit drop break
 syn keyword sipcDeclaration let listen advertise domain alias settings module include const define
-syn keyword sipcDeclaration ifdef ifndef flag table trunk trunk_group limit
+syn keyword sipcDeclaration ifdef ifndef flag table trunk trunk_group limit acl
 syn keyword sipcBoolean     true false
 syn keyword sipcMisspelling elif elsif elseif
 syn keyword sipcBuiltin     maxfwd_ok sanity_check force_rport set_reply_no_connect is_request
@@ -35,13 +35,13 @@ syn keyword sipcBuiltin     t_branch_timeout t_newtran t_is_set t_is_branch_rout
 syn keyword sipcBuiltin     reply reply_error on_failure on_reply on_branch append_branch
 syn keyword sipcBuiltin     nat_uac_test fix_nated_contact fix_nated_register add_rcv_param
 syn keyword sipcBuiltin     set_contact_alias handle_ruri_alias rtpengine_offer rtpengine_answer
-syn keyword sipcBuiltin     rtpengine_delete rtpengine_manage within_limit ban is_banned unban save
-syn keyword sipcBuiltin     lookup registered add_path add_path_received unregister auth_check
-syn keyword sipcBuiltin     auth_challenge consume_credentials is_present_hf append_hf remove_hf
-syn keyword sipcBuiltin     replace_hf str_len str_lower str_upper str_substr str_contains
-syn keyword sipcBuiltin     str_starts_with to_str to_int log setflag resetflag isflagset table_get
-syn keyword sipcBuiltin     table_has select next_destination fork route_attr trunk_stat trunk_is_up
-syn keyword sipcBuiltin     trunk_set_up
+syn keyword sipcBuiltin     rtpengine_delete rtpengine_manage within_limit ban in_acl is_scanner
+syn keyword sipcBuiltin     is_banned unban save lookup registered add_path add_path_received
+syn keyword sipcBuiltin     unregister auth_check auth_challenge consume_credentials is_present_hf
+syn keyword sipcBuiltin     append_hf remove_hf replace_hf str_len str_lower str_upper str_substr
+syn keyword sipcBuiltin     str_contains str_starts_with to_str to_int log setflag resetflag
+syn keyword sipcBuiltin     isflagset table_get table_has select next_destination fork route_attr
+syn keyword sipcBuiltin     trunk_stat trunk_is_up trunk_set_up
 syn match   sipcPseudoVar "\$\%(ru\|rU\|rd\|rp\|du\|fu\|fU\|fd\|tu\|tU\|td\|si\|sp\|rm\|rs\|rr\|ci\|ua\|cs\|ct\|au\|ar\|lookup_result\|auth_result\|rtpengine_result\|ml\|in_trunk\|out_trunk\|proto\|Ri\|Rp\|T_branch_idx\|T_reply_code\)\>(\@!"
 syn match   sipcPseudoVarArg "\$\%(hdr\|var\|avp\|match\)([^()]*)"
 " END GENERATED
