@@ -284,3 +284,71 @@ fn a_flooding_source_is_banned_while_another_is_served() {
     assert!(s.contains("bans: 1 now"), "{s}");
     assert_eq!(figure(&s, "limit flood:", "keys"), 3, "the buckets survived: {s}");
 }
+
+/// `blocklist NAME from "FILE"`: an address added to the file is dropped
+/// once the file is saved (the config reloads itself, no command), while
+/// other sources are still answered; taking it out lets it through again.
+#[test]
+fn a_blocklist_entry_takes_effect_without_a_reload_command() {
+    let dir = std::env::temp_dir().join(format!("sipc-blocklist-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let px: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let file = dir.join("edge.route");
+    std::fs::write(
+        &file,
+        format!(
+            "listen udp 127.0.0.1:{port};\nblocklist feed from \"feed.txt\";\n\
+             request_route {{\n    reply(200, \"OK\");\n}}\n"
+        ),
+    )
+    .unwrap();
+    let feed = dir.join("feed.txt");
+    std::fs::write(&feed, "# addresses to drop\n203.0.113.0/24\n").unwrap();
+    let _proxy = Reaper(
+        Command::new(env!("CARGO_BIN_EXE_sipc"))
+            .arg("run")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let (listed, other) = (ua("127.0.0.2"), ua("127.0.0.3"));
+    let answered = |sock: &UdpSocket, n: u32| {
+        let msg = request("OPTIONS", "sip:x@example.com", &via(sock, &format!("b{n}")), "bl", "");
+        sock.send_to(msg.as_bytes(), px).unwrap();
+        let until = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < until {
+            if recv(sock).is_some_and(|(m, _)| m.status() == Some(200)) {
+                return true;
+            }
+        }
+        false
+    };
+    // Until the proxy is up and the source is answered.
+    let mut n = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !answered(&listed, n) {
+        assert!(Instant::now() < deadline, "the proxy did not answer");
+        n += 1;
+    }
+    std::fs::write(&feed, "# addresses to drop\n203.0.113.0/24\n127.0.0.2\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while answered(&listed, n) {
+        assert!(Instant::now() < deadline, "the listed source is still answered");
+        n += 1;
+    }
+    for _ in 0..3 {
+        n += 1;
+        assert!(!answered(&listed, n), "listed: dropped");
+    }
+    assert!(answered(&other, n), "another source is answered");
+    std::fs::write(&feed, "203.0.113.0/24\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !answered(&listed, n) {
+        assert!(Instant::now() < deadline, "taken off the list, still dropped");
+        n += 1;
+    }
+}

@@ -50,6 +50,7 @@ fn sbc(name: &str) -> (Reaper, SocketAddr, PathBuf) {
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
     let src = std::fs::read_to_string("examples/sbc.route").unwrap();
+    std::fs::copy("examples/sbc-blocklist.txt", dir.join("sbc-blocklist.txt")).unwrap();
     let file = dir.join("sbc.route");
     std::fs::write(&file, src.replace("127.0.0.1:5060", &format!("127.0.0.1:{port}"))).unwrap();
     let mut import = Command::new(env!("CARGO_BIN_EXE_sipc"))

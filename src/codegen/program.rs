@@ -116,6 +116,9 @@ impl Program {
         for (spec, cell) in &self.shared.limits {
             let _ = cell.set(services.limits.register(spec));
         }
+        services
+            .bans
+            .set_blocklists(self.shared.acls.iter().filter(|a| a.block).cloned().collect());
     }
 
     /// Makes this program's `event_route "tm:local-request"` see each

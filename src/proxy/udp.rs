@@ -166,7 +166,7 @@ impl BanFilter {
             return;
         }
         let (banned, until) = bans.ipv4_snapshot(crate::security::filter::MAX_FILTERED);
-        match crate::security::filter::install(sock, &banned) {
+        match crate::security::filter::install_with(sock, &banned, &bans.listed_v4()) {
             Ok(()) => {
                 self.generation = generation;
                 self.until = until;

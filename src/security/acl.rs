@@ -1,4 +1,6 @@
-//! Address groups: `acl NAME ADDRESS… [from "FILE"];` and `in_acl(NAME)`.
+//! Address groups: `acl NAME ADDRESS… [from "FILE"];` and `in_acl(NAME)`;
+//! and blocklists, `blocklist NAME ADDRESS… [from "FILE"];`, groups whose
+//! sources are dropped like banned ones ([`super::Bans::set_blocklists`]).
 //!
 //! A group is a set of IPv4 and IPv6 networks, written inline (`10.0.0.0/8
 //! 192.0.2.7 "2001:db8::/32"`) or one per line in a file beside the config
@@ -13,6 +15,8 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Acl {
     pub name: String,
+    /// A `blocklist`: its sources are dropped like banned ones.
+    pub block: bool,
     /// Disjoint inclusive ranges, sorted.
     v4: Vec<(u32, u32)>,
     v6: Vec<(u128, u128)>,
@@ -50,7 +54,12 @@ impl Acl {
                 }
             }
         }
-        Acl { name: name.to_owned(), v4: merge(v4), v6: merge(v6) }
+        Acl { name: name.to_owned(), block: false, v4: merge(v4), v6: merge(v6) }
+    }
+
+    /// The IPv4 ranges (inclusive, as integers), for a socket filter.
+    pub fn v4_ranges(&self) -> &[(u32, u32)] {
+        &self.v4
     }
 
     /// Whether `ip` is in the group (an IPv4-mapped IPv6 address counts as

@@ -34,6 +34,11 @@ pub struct Bans {
     /// Changes when the set of banned addresses does (the receive threads
     /// rebuild their socket filters then: [`super::filter`]).
     generation: AtomicU64,
+    /// The serving program's `blocklist` groups: their sources are dropped
+    /// like banned ones, for as long as they are listed.
+    blocklists: RwLock<Vec<super::acl::Acl>>,
+    /// Networks in `blocklists` (0: the receive path skips them).
+    listed: AtomicUsize,
 }
 
 /// An IPv4-mapped IPv6 address is the IPv4 address (a dual-stack socket
@@ -90,6 +95,11 @@ impl Bans {
 
     /// Whether `key` is banned at `now`.
     pub fn is_banned(&self, key: &str, now: Instant) -> bool {
+        if let Ok(ip) = key.trim().parse::<IpAddr>()
+            && self.is_listed(ip)
+        {
+            return true;
+        }
         if self.count.load(Ordering::Relaxed) == 0 {
             return false;
         }
@@ -183,15 +193,41 @@ impl Bans {
         self.len() == 0
     }
 
+    /// Replaces the blocklists (a program's `blocklist` groups, when it is
+    /// loaded: an edited list file takes effect with the reload its saving
+    /// triggers).
+    pub fn set_blocklists(&self, lists: Vec<super::acl::Acl>) {
+        let mut current = write(&self.blocklists);
+        if *current == lists {
+            return;
+        }
+        self.listed.store(lists.iter().map(|l| l.len()).sum(), Ordering::Relaxed);
+        *current = lists;
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Whether `ip` is on a blocklist.
+    pub fn is_listed(&self, ip: IpAddr) -> bool {
+        self.listed.load(Ordering::Relaxed) > 0
+            && read(&self.blocklists).iter().any(|l| l.contains(ip))
+    }
+
+    /// The IPv4 ranges of the blocklists, for the socket filter.
+    pub fn listed_v4(&self) -> Vec<(u32, u32)> {
+        read(&self.blocklists).iter().flat_map(|l| l.v4_ranges().iter().copied()).collect()
+    }
+
     /// The receive path's question: is a datagram or connection from `ip`
-    /// to be dropped now? (Counted when it is.) With nothing banned this is
-    /// one atomic load, before even reading the clock.
+    /// to be dropped now? (Counted when it is.) With nothing banned or
+    /// listed this is two atomic loads, before even reading the clock.
     #[inline]
     pub fn drops(&self, ip: IpAddr) -> bool {
-        if self.count.load(Ordering::Relaxed) == 0 {
+        if self.count.load(Ordering::Relaxed) == 0 && self.listed.load(Ordering::Relaxed) == 0 {
             return false;
         }
-        let banned = self.check(&self.ips, &canonical(ip), Instant::now());
+        let banned = (self.count.load(Ordering::Relaxed) > 0
+            && self.check(&self.ips, &canonical(ip), Instant::now()))
+            || self.is_listed(ip);
         if banned {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }

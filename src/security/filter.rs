@@ -38,6 +38,32 @@ const SKF_NET_OFF: i32 = -0x10_0000;
 /// Offset of the source address in an IPv4 header.
 const IPV4_SRC: i32 = 12;
 
+/// Blocklist ranges a filter carries at most (three instructions each).
+pub const MAX_RANGES: usize = 400;
+/// `BPF_JMP | BPF_JGE | BPF_K`.
+const JMP_JGE_K: u16 = 0x35;
+/// `BPF_JMP | BPF_JGT | BPF_K`.
+const JMP_JGT_K: u16 = 0x25;
+
+/// The filter that drops datagrams from `banned` and from the inclusive
+/// address `ranges` (blocklists), and accepts the rest.
+pub fn program_with(banned: &[Ipv4Addr], ranges: &[(u32, u32)]) -> Vec<SockFilter> {
+    let ranges = &ranges[..ranges.len().min(MAX_RANGES)];
+    // The kernel takes 4,096 instructions: the load and the accept, three
+    // per range, two per banned address.
+    let room = (4096 - 2 - 3 * ranges.len()) / 2;
+    let mut out = program(&banned[..banned.len().min(room)]);
+    let accept = out.pop().expect("the accept at the end");
+    for &(start, end) in ranges {
+        // Below the range: skip its two other instructions; above: skip the drop.
+        out.push(SockFilter::new(JMP_JGE_K, 0, 2, start));
+        out.push(SockFilter::new(JMP_JGT_K, 1, 0, end));
+        out.push(SockFilter::new(RET_K, 0, 0, 0));
+    }
+    out.push(accept);
+    out
+}
+
 /// The filter that drops datagrams from `banned` and accepts the rest.
 pub fn program(banned: &[Ipv4Addr]) -> Vec<SockFilter> {
     let banned = &banned[..banned.len().min(MAX_FILTERED)];
@@ -50,6 +76,19 @@ pub fn program(banned: &[Ipv4Addr]) -> Vec<SockFilter> {
     }
     out.push(SockFilter::new(RET_K, 0, 0, u32::MAX));
     out
+}
+
+/// Installs the filter for `banned` and `ranges` on `sock` (removes any
+/// when both are empty).
+pub fn install_with(
+    sock: &std::net::UdpSocket,
+    banned: &[Ipv4Addr],
+    ranges: &[(u32, u32)],
+) -> std::io::Result<()> {
+    if ranges.is_empty() {
+        return install(sock, banned);
+    }
+    socket2::SockRef::from(sock).attach_filter(&program_with(banned, ranges))
 }
 
 /// Installs the filter for `banned` on `sock` (removes any when `banned`
@@ -106,6 +145,28 @@ mod tests {
         a.send_to(b"x", to).unwrap();
         b.send_to(b"y", to).unwrap();
         assert_eq!(got(&server).len(), 2);
+    }
+
+    #[test]
+    fn blocklist_ranges_are_dropped() {
+        let server = pair("127.0.0.1");
+        let to = server.local_addr().unwrap();
+        let (a, b, d) = (pair("127.0.0.2"), pair("127.0.0.3"), pair("127.0.0.5"));
+        let range =
+            (u32::from(Ipv4Addr::new(127, 0, 0, 3)), u32::from(Ipv4Addr::new(127, 0, 0, 4)));
+        install_with(&server, &["127.0.0.2".parse().unwrap()], &[range]).unwrap();
+        for s in [&a, &b, &d] {
+            s.send_to(b"x", to).unwrap();
+        }
+        let mut buf = [0u8; 16];
+        let mut from = Vec::new();
+        while let Ok((_, f)) = server.recv_from(&mut buf) {
+            from.push(f.ip().to_string());
+        }
+        assert_eq!(from, ["127.0.0.5"]);
+        let many: Vec<(u32, u32)> = (0..1000u32).map(|i| (i * 4, i * 4 + 1)).collect();
+        let full: Vec<Ipv4Addr> = (0..5000u32).map(Ipv4Addr::from).collect();
+        assert!(program_with(&full, &many).len() <= 4096);
     }
 
     #[test]

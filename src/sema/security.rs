@@ -164,7 +164,7 @@ pub fn declare_acls(
     program: &mut ir::CheckedProgram,
 ) {
     for item in items {
-        let ItemKind::Acl { name, words } = &item.kind else { continue };
+        let ItemKind::Acl { name, words, block } = &item.kind else { continue };
         let mut nets = Vec::new();
         let mut i = 0;
         while i < words.len() {
@@ -223,7 +223,9 @@ pub fn declare_acls(
         let index = program.acls.len() as u32;
         c.acls
             .insert(name.name.clone(), super::check::Named { index, span: name.span, used: false });
-        program.acls.push(crate::security::acl::Acl::new(&name.name, &nets));
+        let mut acl = crate::security::acl::Acl::new(&name.name, &nets);
+        acl.block = *block;
+        program.acls.push(acl);
     }
 }
 

@@ -111,10 +111,12 @@ pub enum ItemKind {
         words: Vec<Expr>,
     },
     /// `acl NAME 10.0.0.0/8 "2001:db8::/32" from "peers.txt";`: an address
-    /// group (src/sema/security.rs reads the words).
+    /// group (src/sema/security.rs reads the words); `blocklist NAME …` is
+    /// one whose sources are dropped (`block`).
     Acl {
         name: Ident,
         words: Vec<Expr>,
+        block: bool,
     },
     Route(RouteDef),
     /// `ifdef NAME { items } else { items }` (`negate` for `ifndef`).

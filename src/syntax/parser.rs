@@ -183,6 +183,7 @@ pub fn describe_expected(expected: &[String]) -> String {
             "\"trunk_group\"",
             "\"limit\"",
             "\"acl\"",
+            "\"blocklist\"",
         ]);
     } else if ROUTE_KEYWORDS.iter().filter(|t| has(t)).count() >= 3 {
         words.push("a route block".into());

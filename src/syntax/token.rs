@@ -97,6 +97,8 @@ pub enum Tok<'a> {
     Limit,
     #[token("acl")]
     Acl,
+    #[token("blocklist")]
+    Blocklist,
 
     #[token("{")]
     LBrace,
@@ -234,6 +236,7 @@ impl Tok<'_> {
             Tok::TrunkGroup => "trunk_group",
             Tok::Limit => "limit",
             Tok::Acl => "acl",
+            Tok::Blocklist => "blocklist",
             Tok::LBrace => "{",
             Tok::RBrace => "}",
             Tok::LParen => "(",
@@ -319,6 +322,7 @@ pub const KEYWORDS: &[(&str, KeywordClass)] = {
         ("trunk_group", Declaration),
         ("limit", Declaration),
         ("acl", Declaration),
+        ("blocklist", Declaration),
         ("true", Constant),
         ("false", Constant),
         ("elif", Misspelling),

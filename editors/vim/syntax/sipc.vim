@@ -25,7 +25,7 @@ syn keyword sipcRouteKind   request_route reply_route onreply_route failure_rout
 syn keyword sipcRouteKind   event_route route
 syn keyword sipcControl     if else switch case default while return exit drop break
 syn keyword sipcDeclaration let listen advertise domain alias settings module include const define
-syn keyword sipcDeclaration ifdef ifndef flag table trunk trunk_group limit acl
+syn keyword sipcDeclaration ifdef ifndef flag table trunk trunk_group limit acl blocklist
 syn keyword sipcBoolean     true false
 syn keyword sipcMisspelling elif elsif elseif
 syn keyword sipcBuiltin     maxfwd_ok sanity_check force_rport set_reply_no_connect is_request
