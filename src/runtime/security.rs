@@ -23,9 +23,9 @@ fn bans<'c>(ctx: &'c RouteCtx<'_>) -> &'c Bans {
 
 /// The limiter of limit `index` (the server's when attached, the
 /// program's own otherwise).
-fn limiter(ctx: &RouteCtx<'_>, index: i64) -> Option<Arc<Limiter>> {
+fn limiter<'c>(ctx: &'c RouteCtx<'_>, index: i64) -> Option<&'c Limiter> {
     let (spec, cell) = ctx.shared.limits.get(usize::try_from(index).ok()?)?;
-    Some(Arc::clone(cell.get_or_init(|| Arc::new(Limiter::new(spec.clone())))))
+    Some(cell.get_or_init(|| Arc::new(Limiter::new(spec.clone()))))
 }
 
 pub fn within_limit(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
@@ -34,18 +34,15 @@ pub fn within_limit(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     if limiter.check(key) {
         return 1;
     }
-    if let Some(for_) = limiter.spec().ban {
-        let now = Instant::now();
-        let bans = bans(ctx);
-        if !bans.is_banned(key, now) {
-            tracing::warn!(
-                limit = %limiter.spec().name,
-                key = %key,
-                seconds = for_.as_secs(),
-                "banned: over the limit"
-            );
-        }
-        bans.ban(key, for_, now);
+    if let Some(for_) = limiter.spec().ban
+        && bans(ctx).ban(key, for_, Instant::now())
+    {
+        tracing::warn!(
+            limit = %limiter.spec().name,
+            key = %key,
+            seconds = for_.as_secs(),
+            "banned: over the limit"
+        );
     }
     0
 }

@@ -52,20 +52,21 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 impl Bans {
     /// Bans `key` for `for_` from `now` (an IP address bans the source).
-    /// A ban already longer is kept.
-    pub fn ban(&self, key: &str, for_: Duration, now: Instant) {
+    /// A ban already longer is kept. True when `key` was not banned at
+    /// `now` (a new ban, worth a log line).
+    pub fn ban(&self, key: &str, for_: Duration, now: Instant) -> bool {
         let until = now + for_;
-        let added = match key.trim().parse::<IpAddr>() {
+        let previous = match key.trim().parse::<IpAddr>() {
             Ok(ip) => {
-                let added = upsert(&self.ips, canonical(ip), until);
-                if added {
+                let previous = upsert(&self.ips, canonical(ip), until);
+                if previous.is_none() {
                     self.generation.fetch_add(1, Ordering::Release);
                 }
-                added
+                previous
             }
             Err(_) => upsert(&self.keys, key.to_owned(), until),
         };
-        if added {
+        if previous.is_none() {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
         // Bans of sources never seen again expire unmet: every 256th ban
@@ -73,6 +74,7 @@ impl Bans {
         if self.banned.fetch_add(1, Ordering::Relaxed) % 256 == 255 {
             self.sweep(now);
         }
+        previous.is_none_or(|p| p <= now)
     }
 
     /// Lifts the ban on `key`; true when there was one.
@@ -93,19 +95,11 @@ impl Bans {
         removed
     }
 
-    /// Whether `key` is banned at `now`.
+    /// Whether `key` is banned (or, an address, blocklisted) at `now`.
     pub fn is_banned(&self, key: &str, now: Instant) -> bool {
-        if let Ok(ip) = key.trim().parse::<IpAddr>()
-            && self.is_listed(ip)
-        {
-            return true;
-        }
-        if self.count.load(Ordering::Relaxed) == 0 {
-            return false;
-        }
         match key.trim().parse::<IpAddr>() {
-            Ok(ip) => self.is_banned_ip(ip, now),
-            Err(_) => self.check(&self.keys, key, now),
+            Ok(ip) => self.is_listed(ip) || self.is_banned_ip(ip, now),
+            Err(_) => self.count.load(Ordering::Relaxed) > 0 && self.check(&self.keys, key, now),
         }
     }
 
@@ -225,9 +219,7 @@ impl Bans {
         if self.count.load(Ordering::Relaxed) == 0 && self.listed.load(Ordering::Relaxed) == 0 {
             return false;
         }
-        let banned = (self.count.load(Ordering::Relaxed) > 0
-            && self.check(&self.ips, &canonical(ip), Instant::now()))
-            || self.is_listed(ip);
+        let banned = self.is_banned_ip(ip, Instant::now()) || self.is_listed(ip);
         if banned {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -243,18 +235,23 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Sets `key`'s deadline to `until` unless it already lasts longer; true
-/// when the key is new.
-fn upsert<K: std::hash::Hash + Eq>(map: &RwLock<Map<K>>, key: K, until: Instant) -> bool {
+/// Sets `key`'s deadline to `until` unless it already lasts longer; the
+/// deadline it had, `None` when the key is new.
+fn upsert<K: std::hash::Hash + Eq>(
+    map: &RwLock<Map<K>>,
+    key: K,
+    until: Instant,
+) -> Option<Instant> {
     let mut m = write(map);
     match m.get_mut(&key) {
         Some(old) => {
-            *old = (*old).max(until);
-            false
+            let previous = *old;
+            *old = previous.max(until);
+            Some(previous)
         }
         None => {
             m.insert(key, until);
-            true
+            None
         }
     }
 }
