@@ -13,13 +13,11 @@
 mod support;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sipc::sip::Message;
-use support::{Reaper, request, response_to};
+use support::{free_udp_port, request, response_to, sipc_run, sipc_status};
 
 const ROUTES: &str = r#"
 listen udp 127.0.0.1:PORT;
@@ -51,10 +49,6 @@ request_route {
 }
 "#;
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn ua() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
@@ -79,15 +73,6 @@ fn register(user: &str, private: &str) -> String {
          Call-ID: reg-{user}\r\nCSeq: 1 REGISTER\r\nContact: <sip:{user}@{private}>\r\n\
          Expires: 600\r\nContent-Length: 0\r\n\r\n"
     )
-}
-
-fn status(control: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sipc"))
-        .args(["reload", "--status", "--control"])
-        .arg(control)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Sends `text` from `sock` until a response with `call_id` comes back
@@ -116,21 +101,15 @@ fn nated_bindings_are_pinged_and_silent_ones_removed() {
     let dir = std::env::temp_dir().join(format!("sipc-natping-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
+    let port = free_udp_port();
     let px: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let file = dir.join("natping.route");
     std::fs::write(&file, ROUTES.replace("PORT", &port.to_string())).unwrap();
     let control = dir.join("ctl.sock");
-    let _proxy = Reaper(
-        Command::new(env!("CARGO_BIN_EXE_sipc"))
-            .arg("run")
-            .arg(&file)
-            .args(["--no-watch", "--control"])
-            .arg(&control)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap(),
+    let _proxy = sipc_run(
+        &file,
+        &["--no-watch", "--control", control.to_str().unwrap()],
+        Some(&dir.join("stderr.log")),
     );
     let (alice, bob) = (ua(), ua());
     let ok = transact(&alice, px, &register("alice", "192.168.1.10:5060"), "reg-alice");
@@ -145,7 +124,11 @@ fn nated_bindings_are_pinged_and_silent_ones_removed() {
     let mut next_status = Instant::now();
     let mut removed = false;
     while !removed {
-        assert!(Instant::now() < deadline, "bob's binding was not removed: {}", status(&control));
+        assert!(
+            Instant::now() < deadline,
+            "bob's binding was not removed: {}",
+            sipc_status(&control)
+        );
         while let Some((m, from)) = recv(&alice) {
             assert_eq!(m.method_str(), Some("OPTIONS"), "alice gets pings only");
             assert_eq!(from, px, "pings leave from the proxy's listening socket");
@@ -163,7 +146,7 @@ fn nated_bindings_are_pinged_and_silent_ones_removed() {
         }
         if Instant::now() >= next_status {
             next_status = Instant::now() + Duration::from_millis(250);
-            removed = status(&control).contains("bindings removed 1");
+            removed = sipc_status(&control).contains("bindings removed 1");
         }
     }
     assert!(bob_pings >= 2, "bob was pinged {bob_pings} times before removal");
@@ -188,7 +171,7 @@ fn nated_bindings_are_pinged_and_silent_ones_removed() {
         }
     }
 
-    let s = status(&control);
+    let s = sipc_status(&control);
     let line = s.lines().find(|l| l.starts_with("nat pings:")).expect("counters in the status");
     let count = |what: &str| -> u64 {
         let at = line.find(what).unwrap_or_else(|| panic!("{what} in {line}")) + what.len();
@@ -234,7 +217,7 @@ fn crlf_keepalives_over_udp_and_on_tcp_connections() {
     let dir = std::env::temp_dir().join(format!("sipc-natping-crlf-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
+    let port = free_udp_port();
     let tport = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let px: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let tpx: SocketAddr = format!("127.0.0.1:{tport}").parse().unwrap();
@@ -243,16 +226,10 @@ fn crlf_keepalives_over_udp_and_on_tcp_connections() {
         CRLF_ROUTES.replace("TPORT", &tport.to_string()).replace("PORT", &port.to_string());
     std::fs::write(&file, routes).unwrap();
     let control = dir.join("ctl.sock");
-    let _proxy = Reaper(
-        Command::new(env!("CARGO_BIN_EXE_sipc"))
-            .arg("run")
-            .arg(&file)
-            .args(["--no-watch", "--control"])
-            .arg(&control)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap(),
+    let _proxy = sipc_run(
+        &file,
+        &["--no-watch", "--control", control.to_str().unwrap()],
+        Some(&dir.join("stderr.log")),
     );
     let dave = ua();
     let ok = transact(&dave, px, &register("dave", "192.168.1.13:5060"), "reg-dave");
@@ -296,8 +273,8 @@ fn crlf_keepalives_over_udp_and_on_tcp_connections() {
     // Carol's connection goes away: her pings fail and her binding goes.
     drop(carol);
     let deadline = Instant::now() + Duration::from_secs(6);
-    while !status(&control).contains("bindings removed 1") {
-        assert!(Instant::now() < deadline, "carol was not removed: {}", status(&control));
+    while !sipc_status(&control).contains("bindings removed 1") {
+        assert!(Instant::now() < deadline, "carol was not removed: {}", sipc_status(&control));
         std::thread::sleep(Duration::from_millis(200));
     }
     let invite = request("INVITE", "sip:carol@example.com", &via(&dave, "c1"), "call-carol", "");

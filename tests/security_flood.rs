@@ -13,13 +13,11 @@
 mod support;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sipc::sip::Message;
-use support::{Reaper, request, response_to};
+use support::{free_udp_port, request, response_to, sipc_run, sipc_status};
 
 const ROUTES: &str = r#"
 listen udp 127.0.0.1:PORT;
@@ -60,10 +58,6 @@ request_route {
 }
 "#;
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn ua(ip: &str) -> UdpSocket {
     let s = UdpSocket::bind((ip, 0)).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
@@ -78,15 +72,6 @@ fn recv(sock: &UdpSocket) -> Option<(Message, SocketAddr)> {
 
 fn via(sock: &UdpSocket, branch: &str) -> String {
     format!("SIP/2.0/UDP {};branch=z9hG4bK-{branch};rport", sock.local_addr().unwrap())
-}
-
-fn status(control: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sipc"))
-        .args(["reload", "--status", "--control"])
-        .arg(control)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The count after `what` on the status line starting with `line`.
@@ -165,22 +150,13 @@ fn a_flooding_source_is_banned_while_another_is_served() {
     let dir = std::env::temp_dir().join(format!("sipc-flood-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
+    let port = free_udp_port();
     let px: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let file = dir.join("flood.route");
     std::fs::write(&file, ROUTES.replace("PORT", &port.to_string())).unwrap();
     let control = dir.join("ctl.sock");
-    let proxy = Reaper(
-        Command::new(env!("CARGO_BIN_EXE_sipc"))
-            .arg("run")
-            .arg(&file)
-            .args(["--control"])
-            .arg(&control)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let proxy =
+        sipc_run(&file, &["--control", control.to_str().unwrap()], Some(&dir.join("stderr.log")));
     let pid = proxy.0.id();
 
     let (flooder, caller, bob) = (ua("127.0.0.2"), ua("127.0.0.3"), ua("127.0.0.4"));
@@ -259,7 +235,7 @@ fn a_flooding_source_is_banned_while_another_is_served() {
     assert!(last_answer < Duration::from_secs(1), "banned within 1 s ({last_answer:?})");
     assert!(cpu_share < 0.5, "CPU during the flood: {:.0} % of a core", cpu_share * 100.0);
 
-    let s = status(&control);
+    let s = sipc_status(&control);
     assert!(s.contains("bans: 1 now"), "{s}");
     // Most of the flood never reaches the proxy's threads (the kernel's ban
     // filter drops it); what was queued before the filter went in is
@@ -272,7 +248,7 @@ fn a_flooding_source_is_banned_while_another_is_served() {
     let edited = ROUTES.replace("PORT", &port.to_string()) + "\n# edited\n";
     std::fs::write(&file, edited).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !status(&control).contains("generation: 2") {
+    while !sipc_status(&control).contains("generation: 2") {
         assert!(Instant::now() < deadline, "the edit was not reloaded");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -280,7 +256,7 @@ fn a_flooding_source_is_banned_while_another_is_served() {
     let probe = request("OPTIONS", "sip:x@example.com", &via(&flooder, "p1"), "probe", "");
     flooder.send_to(probe.as_bytes(), px).unwrap();
     assert!(recv(&flooder).is_none() && recv(&flooder).is_none(), "still banned after the reload");
-    let s = status(&control);
+    let s = sipc_status(&control);
     assert!(s.contains("bans: 1 now"), "{s}");
     assert_eq!(figure(&s, "limit flood:", "keys"), 3, "the buckets survived: {s}");
 }
@@ -293,7 +269,7 @@ fn a_blocklist_entry_takes_effect_without_a_reload_command() {
     let dir = std::env::temp_dir().join(format!("sipc-blocklist-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
+    let port = free_udp_port();
     let px: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let file = dir.join("edge.route");
     std::fs::write(
@@ -306,15 +282,7 @@ fn a_blocklist_entry_takes_effect_without_a_reload_command() {
     .unwrap();
     let feed = dir.join("feed.txt");
     std::fs::write(&feed, "# addresses to drop\n203.0.113.0/24\n").unwrap();
-    let _proxy = Reaper(
-        Command::new(env!("CARGO_BIN_EXE_sipc"))
-            .arg("run")
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let _proxy = sipc_run(&file, &[], Some(&dir.join("stderr.log")));
     let (listed, other) = (ua("127.0.0.2"), ua("127.0.0.3"));
     let answered = |sock: &UdpSocket, n: u32| {
         let msg = request("OPTIONS", "sip:x@example.com", &via(sock, &format!("b{n}")), "bl", "");

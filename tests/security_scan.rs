@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sipc::auth::digest::{self, Algorithm, Credentials};
 use sipc::sip::{HeaderName, Message};
-use support::Reaper;
+use support::{Reaper, free_udp_port, sipc_run};
 
 fn tool(name: &str) -> bool {
     let found = Command::new("sh")
@@ -38,17 +38,13 @@ fn tool(name: &str) -> bool {
     found
 }
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// `examples/sbc.route` on a free port in a directory of its own, with
 /// alice as subscriber; returns the proxy, its address and its log file.
 fn sbc(name: &str) -> (Reaper, SocketAddr, PathBuf) {
     let dir = std::env::temp_dir().join(format!("sipc-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
+    let port = free_udp_port();
     let src = std::fs::read_to_string("examples/sbc.route").unwrap();
     std::fs::copy("examples/sbc-blocklist.txt", dir.join("sbc-blocklist.txt")).unwrap();
     let file = dir.join("sbc.route");
@@ -63,16 +59,7 @@ fn sbc(name: &str) -> (Reaper, SocketAddr, PathBuf) {
     import.stdin.take().unwrap().write_all(b"alice@sbc.example.com;wonderland\n").unwrap();
     assert!(import.wait().unwrap().success());
     let log = dir.join("sipc.log");
-    let proxy = Reaper(
-        Command::new(env!("CARGO_BIN_EXE_sipc"))
-            .arg("run")
-            .arg(&file)
-            .arg("--no-watch")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let proxy = sipc_run(&file, &["--no-watch"], Some(&log));
     let px: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     // Ready when a keepalive from a well-behaved source is answered.
     let probe = ua("127.0.0.9");
@@ -121,23 +108,14 @@ fn sipvicious_finds_no_server_and_enumerates_no_extension() {
     // The control: svmap does find a server that answers it.
     let dir = std::env::temp_dir().join(format!("sipc-open-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let open_port = free_port();
+    let open_port = free_udp_port();
     let open = dir.join("open.route");
     std::fs::write(
         &open,
         format!("listen udp 127.0.0.1:{open_port};\nrequest_route {{ reply(200, \"OK\"); }}\n"),
     )
     .unwrap();
-    let control = Reaper(
-        Command::new(env!("CARGO_BIN_EXE_sipc"))
-            .arg("run")
-            .arg(&open)
-            .arg("--no-watch")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let control = sipc_run(&open, &["--no-watch"], None);
     std::thread::sleep(Duration::from_millis(1500));
     let svmap = |port: u16, from: &str| {
         run(Command::new("timeout").args([

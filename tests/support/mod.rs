@@ -252,6 +252,43 @@ impl Drop for Reaper {
     }
 }
 
+/// `sipc run FILE ARGS…` (the test build of the binary) as a child that is
+/// killed when dropped; its stdout discarded, its stderr written to
+/// `stderr` (`None`: discarded).
+pub fn sipc_run(file: &std::path::Path, args: &[&str], stderr: Option<&std::path::Path>) -> Reaper {
+    use std::process::{Command, Stdio};
+    let err = match stderr {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::null(),
+    };
+    Reaper(
+        Command::new(env!("CARGO_BIN_EXE_sipc"))
+            .arg("run")
+            .arg(file)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// What `sipc reload --status` prints for the proxy with control socket
+/// `control`.
+pub fn sipc_status(control: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sipc"))
+        .args(["reload", "--status", "--control"])
+        .arg(control)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// Whether SIPp (Debian `sip-tester`) is installed.
 pub fn have_sipp() -> bool {
     use std::process::{Command, Stdio};
