@@ -7,10 +7,12 @@
 //! stateless proxy core in [`proxy`], and the command line in [`cli`]. Later
 //! stages (codegen, runtime, reload) sit beside them as they land.
 
+pub mod acc;
 pub mod auth;
 pub mod cli;
 pub mod codegen;
 pub mod diag;
+pub mod dialog;
 pub mod fmt;
 pub mod lsp;
 pub mod proxy;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cdr;
 pub mod check;
 mod dump;
 pub mod fmt;
@@ -47,6 +48,8 @@ pub enum Command {
     /// Manage the subscriber table digest authentication checks.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// List the call records a config's accounting wrote (CSV or JSON).
+    Cdr(cdr::CdrArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -62,5 +65,6 @@ pub fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Trace(args) => trace::run(args),
         Command::User(cmd) => user::run(cmd),
+        Command::Cdr(args) => cdr::run(args),
     }
 }

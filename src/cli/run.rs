@@ -384,6 +384,8 @@ async fn serve(config: ServerConfig, program: Arc<Program>, reload: ReloadSetup)
     if let Some(task) = crate::proxy::natping::spawn(&handle.core) {
         background.push(task);
     }
+    // Dialog deadlines: cheap when there is none (one heap peek per tick).
+    background.push(crate::proxy::dialogs::spawn(&handle.core));
     shutdown_signal().await;
     tracing::info!("shutting down");
     for task in background {

@@ -32,6 +32,9 @@ const RELOAD_SUBSCRIBERS_EVERY: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct RunningServices {
     pub services: Arc<Services>,
+    /// Where the live dialogs are written on stop (when the program
+    /// tracks dialogs).
+    dialog_snapshot: Option<PathBuf>,
     persister: Option<Persister>,
     maintenance: Option<(Arc<StopFlag>, std::thread::JoinHandle<()>)>,
 }
@@ -50,6 +53,78 @@ impl RunningServices {
         if let Some(p) = self.persister.take() {
             p.stop();
         }
+        let dialogs = &self.services.dialogs;
+        if let Some(path) = &self.dialog_snapshot {
+            match dialogs.snapshot(path) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("dialogs: {n} live dialogs saved to {}", path.display()),
+                Err(e) => tracing::error!("dialogs: cannot save to {}: {e}", path.display()),
+            }
+        }
+        if let Some(acc) = dialogs.accounting() {
+            acc.stop();
+            tracing::info!("{}", acc.status_line());
+        }
+    }
+}
+
+/// The dialog settings (`module dialog`).
+pub fn dialog_config(prog: &CheckedProgram) -> crate::dialog::DialogConfig {
+    let mut c = crate::dialog::DialogConfig::default();
+    if let Some(Value::Duration(ms)) = setting(prog, "dialog", "default_timeout")
+        && *ms > 0
+    {
+        c.default_timeout = Duration::from_millis(*ms);
+    }
+    c
+}
+
+/// The accounting settings (`module acc`), relative to `base`.
+pub fn acc_config(prog: &CheckedProgram, base: &Path) -> Result<crate::acc::AccConfig, String> {
+    let url = match setting(prog, "acc", "db_url") {
+        Some(Value::Str(u)) => u.as_str(),
+        _ => "sqlite:cdr.db",
+    };
+    let url = crate::acc::DbUrl::parse(url, base)
+        .map_err(|e| format!("`module acc {{ db_url }}`: {e}"))?;
+    let table = match setting(prog, "acc", "db_table") {
+        Some(Value::Str(t)) => t.clone(),
+        _ => "cdr".to_owned(),
+    };
+    crate::acc::backend::table_name(&table)
+        .map_err(|e| format!("`module acc {{ db_table }}`: {e}"))?;
+    let spool = match (setting(prog, "acc", "spool"), &url) {
+        (Some(Value::Str(s)), _) => base.join(s),
+        (_, crate::acc::DbUrl::Sqlite(p) | crate::acc::DbUrl::Jsonl(p)) => {
+            let mut s = p.clone().into_os_string();
+            s.push(".spool");
+            PathBuf::from(s)
+        }
+        (_, crate::acc::DbUrl::Postgres(_)) => base.join("cdr.spool"),
+    };
+    let queue = match setting(prog, "acc", "queue_size") {
+        Some(Value::Int(n)) if *n > 0 => *n as usize,
+        _ => 65_536,
+    };
+    Ok(crate::acc::AccConfig { url, table, spool, queue })
+}
+
+/// Does the program track dialogs?
+pub fn uses_dialogs(prog: &CheckedProgram) -> bool {
+    prog.calls_any(crate::sema::builtins::DIALOG_FUNCTIONS)
+}
+
+/// Does the program write call records (it tracks dialogs and declares a
+/// flag that asks for records)?
+pub fn uses_accounting(prog: &CheckedProgram) -> bool {
+    uses_dialogs(prog) && !crate::acc::masks(prog).is_empty()
+}
+
+/// The file live dialogs are saved to across a restart.
+pub fn dialog_snapshot_path(prog: &CheckedProgram, base: &Path) -> PathBuf {
+    match setting(prog, "dialog", "snapshot") {
+        Some(Value::Str(p)) => base.join(p),
+        _ => base.join("dialogs.json"),
     }
 }
 
@@ -226,6 +301,23 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
         );
         services.rtpengine = Some(client);
     }
+    let mut dialog_snapshot = None;
+    if uses_dialogs(prog) {
+        *services.dialogs.config.lock().unwrap_or_else(|e| e.into_inner()) = dialog_config(prog);
+        if uses_accounting(prog) {
+            let config = acc_config(prog, base)?;
+            let acc = crate::acc::Accounting::start(config)?;
+            tracing::info!("accounting: call records go to {}", acc.url.describe());
+            services.dialogs.set_accounting(Arc::new(acc));
+        }
+        let path = dialog_snapshot_path(prog, base);
+        match services.dialogs.restore(&path) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("dialogs: {n} live dialogs restored from {}", path.display()),
+            Err(e) => tracing::error!("dialogs: cannot restore {}: {e}", path.display()),
+        }
+        dialog_snapshot = Some(path);
+    }
     let services = Arc::new(services);
     let maintenance = if services.location.is_some() || subscribers_reload.is_some() {
         let flag = Arc::new((Mutex::new(false), Condvar::new()));
@@ -273,5 +365,5 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
     } else {
         None
     };
-    Ok(RunningServices { services, persister, maintenance })
+    Ok(RunningServices { services, dialog_snapshot, persister, maintenance })
 }

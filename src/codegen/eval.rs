@@ -108,6 +108,9 @@ impl Evaluator {
         let mut all = Vec::new();
         for r in &self.prog.routes {
             visit_stmts(&r.body, &mut |s| {
+                if let Stmt::Assign { target: Place::Pv(_, Some(arg)), .. } = s {
+                    all.push(arg.clone());
+                }
                 if let Stmt::Switch { cases, .. } = s {
                     all.extend(cases.iter().filter_map(|(t, _)| match t {
                         CaseTest::Str(s) => Some(s.clone()),
@@ -191,9 +194,15 @@ impl Evaluator {
                     Place::Avp(i) => {
                         self.call(ctx, self.rt.avp_set, &[i64::from(*i), v]);
                     }
-                    Place::Pv(pv) => {
+                    Place::Pv(pv, arg) => {
                         if let Some(f) = self.rt.pv_set[*pv] {
-                            self.call(ctx, f, &[ABSENT, v]);
+                            let a = match arg {
+                                Some(s) => {
+                                    self.strings.get(s).copied().unwrap_or(self.shared.empty)
+                                }
+                                None => ABSENT,
+                            };
+                            self.call(ctx, f, &[a, v]);
                         }
                     }
                 }

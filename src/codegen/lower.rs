@@ -259,10 +259,14 @@ impl<'a, 'f> FnLower<'a, 'f> {
                         let i = self.iconst(i64::from(*i));
                         self.rt("sipc_rt_pv_avp_set", &[i, v])?;
                     }
-                    Place::Pv(pv) => {
+                    Place::Pv(pv, arg) => {
                         let sym = abi::setter_symbol(PSEUDO_VARS[*pv].symbol);
-                        let absent = self.iconst(ABSENT);
-                        self.rt(&sym, &[absent, v])?;
+                        let a = match arg {
+                            Some(s) => self.shared.intern(s),
+                            None => ABSENT,
+                        };
+                        let a = self.iconst(a);
+                        self.rt(&sym, &[a, v])?;
                     }
                 }
             }
@@ -683,7 +687,8 @@ fn reads(prog: &CheckedProgram, s: &Stmt) -> Vec<trace::Read> {
 /// How an assigned place is written in the language.
 fn place_name(prog: &CheckedProgram, route: RouteId, p: &Place) -> String {
     match p {
-        Place::Pv(pv) => format!("${}", PSEUDO_VARS[*pv].name),
+        Place::Pv(pv, None) => format!("${}", PSEUDO_VARS[*pv].name),
+        Place::Pv(pv, Some(arg)) => format!("${}({arg})", PSEUDO_VARS[*pv].name),
         Place::MsgVar(i) => format!("$var({})", prog.msg_vars[*i as usize].name),
         Place::Avp(i) => format!("$avp({})", prog.avps[*i as usize]),
         Place::Local(i) => prog.routes[route as usize].locals[*i as usize].name.clone(),

@@ -59,6 +59,7 @@ pub enum Code {
     NotAllowedInRoute,
     Recursion,
     DropInFailureRoute,
+    DialogWithoutRecordRoute,
     // Warnings.
     Unreachable,
     UnusedRoute,
@@ -123,6 +124,7 @@ pub const ALL: &[Code] = &[
     Code::NotAllowedInRoute,
     Code::Recursion,
     Code::DropInFailureRoute,
+    Code::DialogWithoutRecordRoute,
     Code::Unreachable,
     Code::UnusedRoute,
     Code::UnusedConst,
@@ -276,6 +278,10 @@ impl Code {
             Code::DropInFailureRoute => (
                 "E0403",
                 "`drop` in a failure route, which cannot suppress the reply sent upstream (use `reply(…)`)",
+            ),
+            Code::DialogWithoutRecordRoute => (
+                "E0404",
+                "`dlg_manage()` in a configuration that never calls `record_route()`: the dialog's in-dialog requests and BYE would not come through the proxy",
             ),
             Code::Unreachable => {
                 ("W0501", "statements after `exit`, `drop`, `return` or `break` never run")

@@ -429,6 +429,12 @@ impl Core {
     /// pinger, never routed (the request was the proxy's own).
     fn natping_reply(&self, msg: &Message) -> bool {
         let Ok(Some(via)) = msg.via() else { return false };
+        if let Some(branch) =
+            via.branch().filter(|b| b.starts_with(crate::dialog::bye::BRANCH_PREFIX))
+        {
+            self.dialog_bye_reply(branch, msg);
+            return true;
+        }
         let Some(branch) = via.branch().filter(|b| b.starts_with(natping::BRANCH_PREFIX)) else {
             return false;
         };
@@ -514,7 +520,13 @@ impl Core {
         // One load per message: the whole request route, and the
         // transaction it may start, use this router.
         let router = self.router.load();
-        match router.0.route_request(&mut ctx) {
+        let decision = router.0.route_request(&mut ctx);
+        if matches!(decision, Decision::Relay | Decision::Forward)
+            && !self.services.dialogs.is_empty()
+        {
+            self.dialog_request(ctx.msg.original());
+        }
+        match decision {
             Decision::Drop => {
                 bump(&self.stats.dropped_by_route);
                 None

@@ -9,6 +9,7 @@
 
 pub mod branch;
 pub mod core;
+pub mod dialogs;
 pub mod dispatch;
 pub mod local;
 pub mod nat;

@@ -130,7 +130,7 @@ fn ping(core: &Arc<Core>, pinger: &NatPinger, location: &Location, target: &Ping
 
 /// The local address the OS routes to `to` from (for a Via when the proxy
 /// listens on a wildcard address).
-fn route_ip(to: std::net::SocketAddr) -> Option<std::net::IpAddr> {
+pub(super) fn route_ip(to: std::net::SocketAddr) -> Option<std::net::IpAddr> {
     let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
     let s = std::net::UdpSocket::bind(any).ok()?;
     s.connect(to).ok()?;

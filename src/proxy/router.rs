@@ -123,6 +123,9 @@ pub struct TxnScope {
     /// `rtpengine_manage` on an INVITE or UPDATE with SDP), so the SDP of
     /// its replies is the answer; without one it is a late offer.
     pub media_offered: bool,
+    /// What the request route decided about the dialog an initial INVITE
+    /// starts (`dlg_manage()` and friends), until the INVITE is relayed.
+    pub dialog: Option<Box<crate::dialog::Pending>>,
 }
 
 /// The trunk a transaction goes to and its failover sequence (trunk

@@ -33,4 +33,7 @@ pub struct Services {
     pub bans: crate::security::Bans,
     /// The token buckets of every `limit` declaration, by declaration.
     pub limits: crate::security::Limits,
+    /// Calls followed with `dlg_manage()`, their profiles and the
+    /// accounting writer their records go to.
+    pub dialogs: crate::dialog::Dialogs,
 }

@@ -241,6 +241,12 @@ impl Reloader {
         for (name, keys, exceeded) in services.limits.summary() {
             out.push_str(&format!("limit {name}: {keys} keys, {exceeded} over\n"));
         }
+        out.push_str(&crate::dialog::status_line(&services.dialogs));
+        out.push('\n');
+        if let Some(acc) = services.dialogs.accounting() {
+            out.push_str(&acc.status_line());
+            out.push('\n');
+        }
         match &s.last_failure {
             None => out.push_str("last failure: none\n"),
             Some((at, diags)) => {

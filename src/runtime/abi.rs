@@ -21,6 +21,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::RouteCtx;
 use super::builtins::{self as b, Impl};
+use super::dialog as dlg;
 use super::media;
 use super::nat;
 use super::registrar as reg;
@@ -187,6 +188,10 @@ runtime_table! {
     sipc_rt_pv_avp(a) => b::avp_get;
     sipc_rt_pv_avp_set(a, v) => b::avp_set;
     sipc_rt_pv_match(a) => b::capture;
+    sipc_rt_pv_dlg_var(a) => dlg::pv_dlg_var;
+    sipc_rt_pv_dlg_var_set(a, v) => dlg::set_dlg_var;
+    sipc_rt_pv_dlg_state(a) => dlg::pv_dlg_state;
+    sipc_rt_pv_dlg_start(a) => dlg::pv_dlg_start;
     // builtin functions of the catalog
     sipc_rt_maxfwd_ok(limit) => b::maxfwd_ok;
     sipc_rt_sanity_check() => b::sanity_check;
@@ -233,6 +238,11 @@ runtime_table! {
     sipc_rt_is_scanner() => sec::is_scanner;
     sipc_rt_in_acl(l, a) => sec::in_acl;
     sipc_rt_unban(k) => sec::unban;
+    sipc_rt_dlg_manage() => dlg::dlg_manage;
+    sipc_rt_set_dlg_profile(p, k) => dlg::set_dlg_profile;
+    sipc_rt_dlg_profile_size(p, k) => dlg::dlg_profile_size;
+    sipc_rt_dlg_set_timeout(s) => dlg::dlg_set_timeout;
+    sipc_rt_is_known_dlg() => dlg::is_known_dlg;
     sipc_rt_save(t) => reg::save;
     sipc_rt_lookup(t) => reg::lookup;
     sipc_rt_registered(t) => reg::registered;

@@ -36,6 +36,7 @@
 
 pub mod abi;
 pub mod builtins;
+pub mod dialog;
 pub mod media;
 pub mod nat;
 pub mod registrar;
@@ -138,6 +139,10 @@ pub struct Shared {
     pub acls: Vec<crate::security::acl::Acl>,
     /// What `is_scanner()` recognises.
     pub scanners: crate::security::scanner::Scanners,
+    /// The dialog table of a program run without a server.
+    pub dialogs: crate::dialog::Dialogs,
+    /// The flags that ask for call records (`module acc`).
+    pub acc_masks: crate::dialog::AccMasks,
     /// Initial value of every `$var` slot (empty of its type).
     pub var_init: Vec<i64>,
     pub avp_count: usize,
@@ -202,6 +207,8 @@ impl Shared {
                     )
                     .unwrap_or(""),
             ),
+            dialogs: crate::dialog::Dialogs::default(),
+            acc_masks: crate::acc::masks(prog),
             var_init: Vec::new(),
             avp_count: prog.avps.len(),
             max_while,

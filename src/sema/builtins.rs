@@ -373,6 +373,17 @@ pub static FUNCTIONS: &[Func] = &[
         "Whether `key` (an address or any string) is banned now. Kamailio: htable `$sht(ipban=>$si) != $null`."),
     func!(unban(key: P::Str) -> Bool, ANY, None,
         "Lifts the ban on `key`; true when there was one. Kamailio: htable `sht_rm`."),
+    // DIALOG (Kamailio's dialog and acc modules)
+    func!(dlg_manage() -> Bool, RQ, None,
+        "Follows the call an initial INVITE starts as a dialog (early, confirmed, ended), once the request is relayed: it counts in the profiles `set_dlg_profile` names, keeps `$dlg_var` values for its in-dialog requests, ends after `dlg_set_timeout` seconds from the answer or `module dialog { default_timeout }` without any in-dialog request (the proxy then sends BYE to both sides), and writes a call record when it ends if the flag of its kind is set (`module acc`: `FLT_ACC` answered, `FLT_ACCFAILED` failed, `FLT_ACCMISSED` missed). The configuration must `record_route()` (E0404) so in-dialog requests and the BYE come through. For an in-dialog request: true when it belongs to a tracked dialog. Kamailio: dialog `dlg_manage`."),
+    func!(set_dlg_profile(profile: P::Str, key: P::Str) min 1 -> Bool, RQ, None,
+        "Counts the dialog `dlg_manage()` starts in profile `profile` under `key` (default: no key) until it ends, e.g. `set_dlg_profile(\"caller\", $si)`; `dlg_profile_size` reads the count. False when no `dlg_manage()` came first. Kamailio: dialog `set_dlg_profile`."),
+    func!(dlg_profile_size(profile: P::Str, key: P::Str) min 1 -> Int, ANY, None,
+        "How many live dialogs (early or confirmed) are in profile `profile` under `key` (default: no key). Compare it before `dlg_manage()` to cap concurrent calls: `if (dlg_profile_size(\"caller\", $si) >= 10) { reply(486, \"Too Many Calls\"); exit; }`. Kamailio: dialog `get_profile_size`."),
+    func!(dlg_set_timeout(seconds: P::IntRange(1, 604_800)) -> Bool, RQ, None,
+        "The longest the dialog `dlg_manage()` starts may last after its answer: then the proxy sends BYE to both sides and its record says `max_duration` (prepaid or credit-limited calls: `dlg_set_timeout(to_int($avp(credit)))`). In-dialog requests do not extend it. False when no `dlg_manage()` came first. Kamailio: dialog `dlg_set_timeout`."),
+    func!(is_known_dlg() -> Bool, ANY, None,
+        "True when the message belongs to a tracked dialog (by Call-ID and tags). Kamailio: dialog `is_known_dlg`."),
     // REGISTRAR / LOCATION
     func!(save(table: P::Str) -> Bool, RQ, Handles,
         "Applies a REGISTER to the location table (RFC 3261 §10.3: expiry limits, `*`, CSeq order, Path, `+sip.instance`/`reg-id`) and replies itself: 200 listing every current binding with its remaining expiry, or the error (400, 423 with Min-Expires, 503). True on 200; false when it replied an error (a later `reply_error()` is then ignored) or when no registrar is running (nothing replied: `reply_error()` answers 500). sipc keeps one location table; `table` is accepted for Kamailio parity. Kamailio: registrar `save`."),
@@ -673,6 +684,33 @@ pub static PSEUDO_VARS: &[PseudoVar] = &[
         "A transaction-scoped string: set while handling the request, still there in its onreply and failure routes."
     ),
     pv!(
+        "dlg_var",
+        Name,
+        Str,
+        ANY,
+        ANY,
+        Message,
+        "A variable of the message's dialog (`dlg_manage()`): set while routing the INVITE or any in-dialog request, read by every later request, reply and failure route of the call, and written into its call record as an extra field (`$dlg_var(src) = $si;`). Empty outside a tracked dialog. Kamailio: `$dlg_var(key)`."
+    ),
+    pv!(
+        "dlg_state",
+        None,
+        Str,
+        ANY,
+        RO,
+        Message,
+        "State of the message's dialog: `unconfirmed` (the INVITE was relayed), `early` (a provisional reply with a To tag), `confirmed` (answered); empty when the message belongs to none. Kamailio: `$dlg(state)`."
+    ),
+    pv!(
+        "dlg_start",
+        None,
+        Int,
+        ANY,
+        RO,
+        Message,
+        "When the message's dialog began (its INVITE was relayed), in seconds since the Unix epoch; 0 when it belongs to none. Kamailio: `$dlg(start_ts)`."
+    ),
+    pv!(
         "match",
         Index,
         Str,
@@ -743,6 +781,60 @@ pub static SETTINGS: &[SettingDef] = &[
         scanner_user_agents,
         Str,
         "More User-Agent fragments `is_scanner()` recognises, separated by `|` and compared without case (added to the built-in list)."
+    ),
+    setting!(
+        "dialog",
+        default_timeout,
+        Duration,
+        "How long an answered dialog lives without any in-dialog request before the proxy ends it with a BYE to both sides (12h, Kamailio's default; each in-dialog request starts it again, so a call whose phones vanished without a BYE ends that long after the last one). Kamailio: dialog `default_timeout`."
+    ),
+    setting!(
+        "dialog",
+        snapshot,
+        Str,
+        "The file (relative to the configuration) where `sipc run` writes the live dialogs on SIGTERM and reads them back at start, so a restart loses no call and no record (`dialogs.json`)."
+    ),
+    setting!(
+        "acc",
+        db_url,
+        Str,
+        "Where call records go: `sqlite:FILE` (the default, `sqlite:cdr.db`, relative to the configuration), `jsonl:FILE` (one JSON object per line) or `postgres://USER@HOST/DB`. Kamailio: acc `db_url`."
+    ),
+    setting!(
+        "acc",
+        db_table,
+        Str,
+        "The table of the records in an SQL store (`cdr`). Kamailio: acc `db_table_acc`."
+    ),
+    setting!(
+        "acc",
+        log_flag,
+        Str,
+        "The flag that asks for a record of an answered call (`FLT_ACC` when declared). Kamailio: acc `log_flag`."
+    ),
+    setting!(
+        "acc",
+        failed_transaction_flag,
+        Str,
+        "The flag that asks for a record of a failed call, final status ≥ 300 (`FLT_ACCFAILED` when declared). Kamailio: acc `failed_transaction_flag`."
+    ),
+    setting!(
+        "acc",
+        log_missed_flag,
+        Str,
+        "The flag that asks for a record of a missed call: cancelled, or 408, 480 or 487 (`FLT_ACCMISSED` when declared). Kamailio: acc `log_missed_flag`."
+    ),
+    setting!(
+        "acc",
+        queue_size,
+        Int,
+        "Records waiting for the writer beyond which new ones are dropped and counted (65536); routing never waits on the store."
+    ),
+    setting!(
+        "acc",
+        spool,
+        Str,
+        "The file records go to while the store refuses them, replayed in order when it is back (the store's file with `.spool`, or `cdr.spool` beside the configuration for PostgreSQL)."
     ),
     setting!("tm", t2, Duration, "RFC 3261 T2, the longest retransmission interval (4 s)."),
     setting!(
@@ -893,6 +985,10 @@ pub const AUTH_FUNCTIONS: &[&str] = &["auth_check", "auth_challenge"];
 /// (`module rtpengine`) only for a program that calls one of them.
 pub const MEDIA_FUNCTIONS: &[&str] =
     &["rtpengine_offer", "rtpengine_answer", "rtpengine_delete", "rtpengine_manage"];
+
+/// The builtin that starts dialog tracking: `sipc run` reads `module
+/// dialog` and `module acc` only for a program that calls it.
+pub const DIALOG_FUNCTIONS: &[&str] = &["dlg_manage"];
 
 pub fn function(name: &str) -> Option<(usize, &'static Func)> {
     FUNCTIONS.iter().enumerate().find(|(_, f)| f.name == name)

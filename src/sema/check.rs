@@ -442,7 +442,7 @@ impl<'a> Checker<'a> {
                             what: format!("assigning `${}`", def.name),
                             span: pv.span,
                         });
-                        Some(Stmt::Assign { target: Place::Pv(idx), value: v })
+                        Some(Stmt::Assign { target: Place::Pv(idx, pv.arg.clone()), value: v })
                     }
                 }
             }

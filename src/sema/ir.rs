@@ -366,8 +366,9 @@ pub enum CaseTest {
 
 #[derive(Debug, Clone)]
 pub enum Place {
-    /// A writable message pseudo-variable (`$ru`, `$du`, …): catalog index.
-    Pv(usize),
+    /// A writable pseudo-variable (`$ru`, `$du`, `$dlg_var(x)` …): catalog
+    /// index and argument.
+    Pv(usize, Option<String>),
     MsgVar(u32),
     Avp(u32),
     Local(u32),

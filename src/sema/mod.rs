@@ -184,6 +184,7 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
         }
         settings(&mut c, *module, setting, &mut program);
     }
+    modules::acc_flags(&mut c, &collected.modules);
     for item in &collected.listens {
         listen(&mut c, item, &mut program);
     }
@@ -270,6 +271,7 @@ fn run(name: &str, path: &Path, text: String, loader: &dyn Loader, opts: &Option
     lints::run(&c, &program.routes, &reach, &mut pass_diags);
     modules::unused(&c, &collected.modules, &collected.listens, &program, &mut pass_diags);
     modules::media_needs_instances(&mut c, &collected.modules, &program);
+    modules::dialog_needs_record_route(&mut c, &program);
 
     program.msg_vars = std::mem::take(&mut c.msg_vars);
     program.avps = std::mem::take(&mut c.avps);

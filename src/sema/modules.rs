@@ -12,7 +12,9 @@
 
 use std::collections::HashSet;
 
-use super::builtins::{AUTH_FUNCTIONS, LOCATION_FUNCTIONS, MEDIA_FUNCTIONS, SETTINGS};
+use super::builtins::{
+    AUTH_FUNCTIONS, DIALOG_FUNCTIONS, LOCATION_FUNCTIONS, MEDIA_FUNCTIONS, SETTINGS,
+};
 use super::check::Checker;
 use super::ir::CheckedProgram;
 use super::resolve::suggest;
@@ -83,6 +85,7 @@ pub fn unused(
     let location = program.calls_any(LOCATION_FUNCTIONS);
     let auth = program.calls_any(AUTH_FUNCTIONS);
     let media = program.calls_any(MEDIA_FUNCTIONS);
+    let dialog = program.calls_any(DIALOG_FUNCTIONS);
     let listen_tls = listens
         .iter()
         .any(|l| matches!(&l.kind, ItemKind::Listen { proto, .. } if proto.name == "tls"));
@@ -115,6 +118,10 @@ pub fn unused(
             "rtpengine" if !media => (
                 format!("no route calls {}", join(MEDIA_FUNCTIONS, "or")),
                 "the rtpengine client runs only for a configuration that relays media: call `rtpengine_manage()` (or offer/answer/delete), or remove this block".to_string(),
+            ),
+            "dialog" | "acc" if !dialog => (
+                "no route calls `dlg_manage()`".to_string(),
+                "dialogs are followed, and call records written, only for the INVITEs whose request route calls `dlg_manage()`: call it for initial INVITEs, or remove this block".to_string(),
             ),
             "tls" if !listen_tls && !outgoing_tls => (
                 "there is no `listen tls`, and no `ca_list` for outgoing TLS".to_string(),
@@ -154,3 +161,53 @@ pub fn media_needs_instances(
             ),
     );
 }
+
+/// Reports `dlg_manage()` in a configuration that never record-routes:
+/// the dialog's ACK, re-INVITEs and BYE would go from phone to phone, and
+/// the dialog would never learn that the call ended.
+pub fn dialog_needs_record_route(c: &mut Checker<'_>, program: &CheckedProgram) {
+    let Some(call) = program.first_call_of(DIALOG_FUNCTIONS) else { return };
+    if program.calls_any(&["record_route"]) {
+        return;
+    }
+    c.error(
+        Diagnostic::new(
+            Code::DialogWithoutRecordRoute,
+            "`dlg_manage()` without `record_route()`",
+        )
+        .at(call, "this follows the call as a dialog")
+        .with_help(
+            "call `record_route()` before relaying the INVITE, so in-dialog requests and the BYE come through the proxy (Kamailio: `record_route()` in route[RELAY] or WITHINDLG)",
+        ),
+    );
+}
+
+/// Checks that each accounting flag setting (`module acc { log_flag =
+/// "FLT_ACC"; }`) names a declared flag.
+pub fn acc_flags(c: &mut Checker<'_>, blocks: &[(&Ident, &[ast::Setting])]) {
+    for (_, params) in blocks.iter().filter(|(m, _)| m.name == "acc") {
+        for p in params.iter().filter(|p| ACC_FLAG_SETTINGS.contains(&p.name.name.as_str())) {
+            let name = match &p.value.kind {
+                ast::ExprKind::Str(lit) if lit.is_plain() => lit.value.clone(),
+                ast::ExprKind::Name(id) => id.name.clone(),
+                _ => continue,
+            };
+            if let Some(f) = c.flags.get_mut(&name) {
+                f.used = true;
+                continue;
+            }
+            let help = match suggest(&name, c.flags.keys().map(String::as_str)) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("declare it: `flag {name};`"),
+            };
+            c.error(
+                Diagnostic::new(Code::UnknownFlag, format!("unknown flag `{name}`"))
+                    .at(p.value.span, "not a declared flag")
+                    .with_help(help),
+            );
+        }
+    }
+}
+
+/// The `module acc` settings that name a flag.
+pub const ACC_FLAG_SETTINGS: &[&str] = &["log_flag", "failed_transaction_flag", "log_missed_flag"];

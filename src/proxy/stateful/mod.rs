@@ -236,6 +236,9 @@ pub(super) struct Txn {
     answered: bool,
     /// The transaction left the table.
     removed: bool,
+    /// An INVITE that started a dialog (`dlg_manage()`): its replies and
+    /// failure are reported to the dialog table.
+    dialog: bool,
 }
 
 impl std::fmt::Debug for Txn {
@@ -292,6 +295,7 @@ pub(super) enum Matched {
     Fresh,
 }
 
+mod dialog;
 mod messages;
 mod replies;
 mod requests;

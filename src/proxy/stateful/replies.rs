@@ -81,6 +81,9 @@ impl Core {
         let i = index as usize;
         let mut steps = Vec::new();
         report_final(t, i, code);
+        if t.dialog && code > 100 {
+            self.dialog_reply(t, i, &msg, code, source);
+        }
         if code < 200 {
             let b = &mut t.branches[i];
             b.provisional = true;
@@ -220,6 +223,9 @@ impl Core {
                     let extra: Vec<(&str, &str)> =
                         reply_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
                     let data = build_response(&msg, code, &reason, &extra);
+                    if t.dialog && code >= 300 {
+                        self.dialog_failed(t, code, &data);
+                    }
                     let actions = t.server.respond(code, data, &self.txn.config.timers);
                     self.count_replied();
                     return self.server_actions(t, actions);
@@ -228,6 +234,9 @@ impl Core {
             }
         }
         let (upstream, data) = self.best_reply(t, winner);
+        if t.dialog && upstream >= 300 {
+            self.dialog_failed(t, upstream, &data);
+        }
         let actions = t.server.respond(upstream, data, &self.txn.config.timers);
         self.count_forwarded_response();
         self.server_actions(t, actions)

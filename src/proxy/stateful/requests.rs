@@ -76,6 +76,7 @@ impl Core {
         } = ctx;
         let extra = std::mem::take(&mut scope.branches);
         let via_hash = crate::proxy::branch::loop_hash(msg.original());
+        let pending = if invite { scope.dialog.take() } else { None };
         let txn = Txn {
             id,
             key: key.clone(),
@@ -98,6 +99,7 @@ impl Core {
             canceled: false,
             answered: false,
             removed: false,
+            dialog: false,
         };
         let txn_ref: TxnRef = Arc::new(Mutex::new(txn));
         if !self.txn.table.insert(key, id, Arc::clone(&txn_ref)) {
@@ -105,6 +107,13 @@ impl Core {
         }
         self.count_created();
         let mut t = lock(&txn_ref);
+        if let Some(p) = pending
+            && let Some(live) = t.live.as_deref()
+        {
+            let ruri = live.request.request_uri().unwrap_or("");
+            let started = self.dialog_started(live.request.original(), ruri, inbound, *p);
+            t.dialog = started;
+        }
         let mut steps = Vec::new();
         if invite {
             let delay = self.txn.config.timers.trying;
@@ -168,6 +177,7 @@ impl Core {
             canceled: false,
             answered: false,
             removed: false,
+            dialog: false,
         };
         let txn_ref: TxnRef = Arc::new(Mutex::new(txn));
         if !self.txn.table.insert(key, id, Arc::clone(&txn_ref)) {

@@ -1,0 +1,117 @@
+//! The proxy's side of dialog tracking ([`crate::dialog`]): in-dialog
+//! requests as they are relayed, the BYEs sent when a dialog's time is up,
+//! and the replies to those BYEs.
+//!
+//! The transaction layer reports the INVITE's replies and its failure
+//! (`stateful::dialog`); this module sees everything else. The timeout task
+//! wakes every [`TICK`] (20 ms), so a maximum duration ends the call at
+//! most that late: a prepaid call is billed to within a few hundredths of
+//! a second.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::core::{Core, Outgoing, Step};
+use super::transport::Transport;
+use crate::dialog::bye::{self, Bye};
+use crate::dialog::now_ms;
+use crate::sip::{HeaderName, Message};
+
+/// How often dialog deadlines and BYE retransmissions are looked at.
+pub const TICK: Duration = Duration::from_millis(20);
+
+/// The URI of a name-addr (`<sip:…>` or a bare URI up to its parameters).
+pub(super) fn uri_in(value: &str) -> &str {
+    match (value.find('<'), value.find('>')) {
+        (Some(a), Some(b)) if a < b => &value[a + 1..b],
+        _ => value.split(';').next().unwrap_or(value).trim(),
+    }
+}
+
+/// The first Contact URI of a message, in angle brackets; empty when none.
+pub(super) fn first_contact(msg: &Message) -> Box<str> {
+    msg.list_values(HeaderName::Contact)
+        .filter_map(Result::ok)
+        .next()
+        .map(|v| format!("<{}>", uri_in(v)).into_boxed_str())
+        .unwrap_or_default()
+}
+
+impl Core {
+    /// Does a Record-Route value name this proxy?
+    pub(super) fn is_own_route(&self, value: &str) -> bool {
+        crate::sip::Uri::parse(uri_in(value)).is_ok_and(|u| self.local.is_local_uri(&u))
+    }
+
+    /// A request within a dialog (it has a To tag) that the route relayed
+    /// or forwarded: the dialog notes who sent it and its CSeq; a BYE ends
+    /// the call and writes its record.
+    pub(super) fn dialog_request(&self, msg: &Message) {
+        let Some(to_tag) = msg.to_tag().filter(|t| !t.is_empty()) else { return };
+        let (Ok(Some(call_id)), Some(from_tag), Ok(Some(cseq))) =
+            (msg.call_id(), msg.from_tag(), msg.cseq())
+        else {
+            return;
+        };
+        let method = msg.method_str().unwrap_or("");
+        self.services().dialogs.in_dialog(call_id, from_tag, to_tag, method, cseq.seq, now_ms());
+    }
+
+    /// A reply to a BYE this proxy sent for a dialog that timed out (by its
+    /// Via branch): noted, never routed.
+    pub(super) fn dialog_bye_reply(&self, branch: &str, msg: &Message) {
+        if let Some(code) = msg.status() {
+            self.services().dialogs.byes.reply(branch, code);
+        }
+    }
+}
+
+/// The address this proxy sends from towards `to` over `transport`.
+fn local_addr(core: &Core, transport: &str, to: SocketAddr) -> Option<SocketAddr> {
+    let t = Transport::from_name(transport)?;
+    let local = core.outbound().local_addr(t, to)?;
+    if local.ip().is_unspecified() {
+        Some(SocketAddr::new(super::natping::route_ip(to).unwrap_or(local.ip()), local.port()))
+    } else {
+        Some(local)
+    }
+}
+
+fn send(core: &Arc<Core>, bye: &Bye) {
+    let Some(t) = Transport::from_name(&bye.transport) else { return };
+    // `event_route "tm:local-request"` sees it first, as every request the
+    // proxy originates.
+    let Some(data) = core.services().trunks.local_request(bye.data.clone()) else { return };
+    core.run_step_now(Step::Send(Outgoing::new(t, bye.to, Bytes::from(data))));
+}
+
+/// Ends the dialogs whose time is up with a BYE to each side, and resends
+/// unanswered BYEs. The task ends when the core is dropped.
+pub fn spawn(core: &Arc<Core>) -> tokio::task::JoinHandle<()> {
+    let weak = Arc::downgrade(core);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(core) = weak.upgrade() else { return };
+            let dialogs = &core.services().dialogs;
+            for d in dialogs.expired(now_ms()) {
+                core.services().trunks.call_ended(&d.call_id);
+                let why = if d.max_ms.is_some() { "Call duration limit" } else { "Dialog timeout" };
+                tracing::info!(call_id = %d.call_id, "dialog ended: {why}; sending BYE to both sides");
+                let seq = dialogs.byes.next_seq();
+                for b in bye::byes_for(&d, seq, |t, to| local_addr(&core, t, to), why) {
+                    send(&core, &b);
+                    dialogs.byes.sent(b, Instant::now());
+                }
+            }
+            for b in dialogs.byes.due(Instant::now()) {
+                send(&core, &b);
+            }
+        }
+    })
+}
