@@ -13,14 +13,17 @@
 #   sipc      target/release/sipc run examples/bench/MODE.route
 #   kamailio  benches/kamailio/MODE.cfg (skipped, saying so, if not installed)
 #
-# MODE is `stateless` (default) or `stateful` (--stateful: transactions,
-# record-routing, the same logic in both configs).
+# MODE is `stateless` (default), `stateful` (--stateful: transactions,
+# record-routing, the same logic in both configs) or `accounting`
+# (--accounting: the stateful logic with dialog tracking, a profile per
+# source and a call record of every call in SQLite; Kamailio with dialog +
+# acc + db_sqlite, its database made fresh from Debian's schema files).
 #
 # For each: the proxy's CPU-seconds per 1,000 calls at a fixed rate
 # (default 1,000 calls/s for 10 s), and the highest rate sustained for 10 s
 # with 0 failed calls (stepping up until a step fails).
 #
-# Usage: benches/sipp_proxy.sh [--stateful] [--quick]   (--quick: fewer, shorter steps)
+# Usage: benches/sipp_proxy.sh [--stateful|--accounting] [--quick]   (--quick: fewer, shorter steps)
 #   env: TARGETS="direct sipc kamailio" (a subset to measure), RATE, SECS, STEPS (empty: no steps),
 #        ROUNDS=N (measure the targets N times in turn, without steps, and print each
 #        round's ratios and their median: on a shared VM one run's CPU per call moves
@@ -46,7 +49,8 @@ for arg in "$@"; do
   case "$arg" in
     --quick) SECS=3; STEPS="1000 2000 4000" ;;
     --stateful) MODE=stateful ;;
-    *) echo "usage: $0 [--stateful] [--quick]" >&2; exit 2 ;;
+    --accounting) MODE=accounting ;;
+    *) echo "usage: $0 [--stateful|--accounting] [--quick]" >&2; exit 2 ;;
   esac
 done
 SCEN=tests/data/sipp
@@ -70,17 +74,39 @@ run_uac() {
     -timeout_error >"$TMP/uac.log" 2>&1
 }
 
+# The SQLite database benches/kamailio/accounting.cfg writes to, made from
+# Debian's schema files (kamailio-sqlite-modules), in WAL mode.
+kamailio_acc_db() {
+  local db=/tmp/sipc-bench-kamailio-acc.db dir=/usr/share/kamailio/db_sqlite
+  rm -f "$db" "$db"-wal "$db"-shm
+  python3 - "$db" "$dir/standard-create.sql" "$dir/acc-create.sql" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("PRAGMA journal_mode=WAL")
+for f in sys.argv[2:]:
+    c.executescript(open(f).read())
+c.commit()
+PY
+}
+
 start_proxy() {
   case "$1" in
     relay-*) "${RELAY_BIN:-${CARGO_TARGET_DIR:-target}/release/examples/udp_relay}" "${1#relay-}" \
                >"$TMP/proxy.log" 2>&1 &
              PROXY_PID=$! ;;
-    sipc) "$SIPC_BIN" run "$SIPC_ROUTE" --control "$TMP/ctl.sock" \
+    sipc) local route=$SIPC_ROUTE
+          if [[ $MODE == accounting ]]; then
+            # Its record store is written beside the config: a fresh one in $TMP.
+            cp "$SIPC_ROUTE" "$TMP/bench.route"; rm -f "$TMP"/bench-cdr.db*
+            route=$TMP/bench.route
+          fi
+          "$SIPC_BIN" run "$route" --control "$TMP/ctl.sock" \
             ${WORKERS:+-n "$WORKERS"} >"$TMP/proxy.log" 2>&1 &
           PROXY_PID=$! ;;
     # -m: Kamailio's 64 MB default shared memory runs out under tm at 1,000 calls/s
     # ("could not allocate shared memory"), failing calls; 1 GB measures it working.
-    kamailio) kamailio -f "benches/kamailio/$MODE.cfg" -m "${KAMAILIO_SHM:-1024}" \
+    kamailio) [[ $MODE == accounting ]] && kamailio_acc_db
+              kamailio -f "benches/kamailio/$MODE.cfg" -m "${KAMAILIO_SHM:-1024}" \
                 ${KAMAILIO_N:+-n "$KAMAILIO_N"} \
                 -DD -E -w "$TMP" >"$TMP/proxy.log" 2>&1 &
               PROXY_PID=$! ;;

@@ -89,6 +89,8 @@ pub struct Pending {
     pub profiles: Vec<(Box<str>, Box<str>)>,
     /// Maximum duration after the answer, in milliseconds.
     pub max_ms: Option<u64>,
+    /// The transaction's flags when the INVITE was relayed.
+    pub flags: u64,
     pub masks: AccMasks,
 }
 
@@ -361,7 +363,7 @@ impl Dialogs {
             dst: "".into(),
             start_ms: now,
             answer_ms: 0,
-            flags: 0,
+            flags: pending.flags,
             masks: pending.masks,
             vars: pending.vars,
             profiles: pending.profiles,
@@ -395,7 +397,9 @@ impl Dialogs {
 
     /// The first 2xx to the INVITE: the call is answered. `to` is the To
     /// header value of the 2xx (with the callee's tag), `flags` the
-    /// transaction's flags now. False when the dialog is unknown or was
+    /// transaction's flags now (`None`: a 2xx that came without its
+    /// transaction, after a restart; the flags of the INVITE's relay
+    /// stay). False when the dialog is unknown or was
     /// confirmed already (a second 2xx of a fork).
     #[allow(clippy::too_many_arguments)]
     pub fn confirm(
@@ -405,7 +409,7 @@ impl Dialogs {
         callee: Leg,
         caller_route: Vec<Box<str>>,
         dst: &str,
-        flags: u64,
+        flags: Option<u64>,
         now: u64,
     ) -> bool {
         let mut shard = lock(self.shard(call_id));
@@ -420,7 +424,7 @@ impl Dialogs {
         d.caller.route = caller_route;
         d.dst = dst.into();
         d.answer_ms = now;
-        d.flags = flags;
+        d.flags = flags.unwrap_or(d.flags);
         d.deadline_ms = now + d.max_ms.unwrap_or_else(|| self.timeout_ms());
         let copy = (d.deadline_ms, d.id, d.call_id.clone());
         drop(shard);
@@ -438,7 +442,7 @@ impl Dialogs {
         code: u16,
         reason: &str,
         canceled: bool,
-        flags: u64,
+        flags: Option<u64>,
         now: u64,
     ) {
         let mut shard = lock(self.shard(call_id));
@@ -448,7 +452,7 @@ impl Dialogs {
         }
         let Some(mut d) = shard.remove(call_id) else { return };
         drop(shard);
-        d.flags = flags;
+        d.flags = flags.unwrap_or(d.flags);
         self.stats.failed.fetch_add(1, Ordering::Relaxed);
         let kind = if canceled || matches!(code, 408 | 480 | 487) {
             CdrKind::Missed
@@ -736,11 +740,11 @@ mod tests {
             Leg::default(),
             vec![],
             "udp:1.2.3.4:5060",
-            1,
+            Some(1),
             2000
         ));
         assert!(
-            !d.confirm("c1", "<sip:b@x>;tag=t8", Leg::default(), vec![], "", 1, 2001),
+            !d.confirm("c1", "<sip:b@x>;tag=t8", Leg::default(), vec![], "", Some(1), 2001),
             "second 2xx"
         );
         assert_eq!(d.in_dialog("c1", "f1", "t9", "INVITE", 2, 3000), Some(Side::Caller));
@@ -754,11 +758,11 @@ mod tests {
     fn failures_end_the_dialog_unless_a_branch_answered() {
         let d = Dialogs::default();
         create(&d, "c2");
-        d.confirm("c2", "<sip:b@x>;tag=t", Leg::default(), vec![], "", 0, 1500);
-        d.fail("c2", 486, "Busy Here", false, 0, 1600);
+        d.confirm("c2", "<sip:b@x>;tag=t", Leg::default(), vec![], "", Some(0), 1500);
+        d.fail("c2", 486, "Busy Here", false, Some(0), 1600);
         assert_eq!(d.len(), 1, "answered by another branch");
         create(&d, "c3");
-        d.fail("c3", 487, "Request Terminated", true, 0, 1600);
+        d.fail("c3", 487, "Request Terminated", true, Some(0), 1600);
         assert_eq!(d.len(), 1);
         assert_eq!(d.stats.failed.load(Ordering::Relaxed), 1);
     }
@@ -767,7 +771,7 @@ mod tests {
     fn deadlines_end_confirmed_dialogs_and_requests_push_them_back() {
         let d = Dialogs::new(DialogConfig { default_timeout: Duration::from_secs(10) });
         create(&d, "c4");
-        d.confirm("c4", "<sip:b@x>;tag=t", Leg::default(), vec![], "", 0, 2000);
+        d.confirm("c4", "<sip:b@x>;tag=t", Leg::default(), vec![], "", Some(0), 2000);
         assert!(d.expired(11_000).is_empty());
         d.in_dialog("c4", "f1", "t", "INFO", 2, 11_000);
         assert!(d.expired(12_500).is_empty(), "pushed back to 21 s");
@@ -777,7 +781,7 @@ mod tests {
         let mut p = pending();
         p.max_ms = Some(1000);
         d.create("c5", "<sip:a@x>;tag=f", "<sip:b@x>", "sip:b@x", Leg::default(), p, 0);
-        d.confirm("c5", "<sip:b@x>;tag=t", Leg::default(), vec![], "", 0, 100);
+        d.confirm("c5", "<sip:b@x>;tag=t", Leg::default(), vec![], "", Some(0), 100);
         d.in_dialog("c5", "f", "t", "INFO", 2, 900);
         assert_eq!(d.expired(1100).len(), 1, "a maximum duration is not pushed back");
     }
@@ -789,7 +793,7 @@ mod tests {
         let path = dir.join("dialogs.json");
         let d = Dialogs::default();
         create(&d, "c6");
-        d.confirm("c6", "<sip:b@x>;tag=t", Leg::default(), vec![], "", 1, 2000);
+        d.confirm("c6", "<sip:b@x>;tag=t", Leg::default(), vec![], "", Some(1), 2000);
         assert!(d.set_var("c6", "credit", "30"));
         assert_eq!(d.snapshot(&path).unwrap(), 1);
         let e = Dialogs::default();

@@ -654,6 +654,9 @@ impl Core {
             bump(&self.stats.dropped_stray);
             return None;
         };
+        if !self.services.dialogs.is_empty() {
+            self.dialog_stray_reply(&msg, inbound);
+        }
         let mut edit = strip_own_via(msg);
         let router = self.router.load();
         if let Some(route) = router.0.reply_route() {

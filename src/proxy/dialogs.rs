@@ -60,6 +60,44 @@ impl Core {
         self.services().dialogs.in_dialog(call_id, from_tag, to_tag, method, cseq.seq, now_ms());
     }
 
+    /// A reply to an INVITE that has no transaction here (the proxy
+    /// restarted while it rang): an early dialog restored from the
+    /// snapshot is still confirmed or ended by it. `dst` is unknown then;
+    /// the flags stay those of the INVITE's relay.
+    pub(super) fn dialog_stray_reply(&self, msg: &Message, source: super::Inbound) {
+        let Some(code) = msg.status().filter(|c| *c > 100) else { return };
+        let (Ok(Some(call_id)), Ok(Some(cseq))) = (msg.call_id(), msg.cseq()) else { return };
+        if cseq.method != "INVITE" {
+            return;
+        }
+        let dialogs = &self.services().dialogs;
+        match code {
+            101..=199 => dialogs.provisional(call_id, msg.to_tag().unwrap_or("")),
+            200..=299 => {
+                let rr: Vec<String> = msg
+                    .list_values(HeaderName::RecordRoute)
+                    .filter_map(Result::ok)
+                    .map(|v| v.trim().to_owned())
+                    .collect();
+                let (caller_route, callee_route) =
+                    bye::split_route_set(&rr, |r| self.is_own_route(r));
+                let callee = crate::dialog::Leg {
+                    transport: source.transport.name().into(),
+                    addr: Some(source.peer),
+                    contact: first_contact(msg),
+                    route: callee_route,
+                    cseq: 0,
+                };
+                let to = msg.header_value(HeaderName::To).unwrap_or("");
+                dialogs.confirm(call_id, to, callee, caller_route, "", None, now_ms());
+            }
+            _ => {
+                let phrase = msg.reason().unwrap_or_else(|| crate::sip::status::phrase_of(code));
+                dialogs.fail(call_id, code, phrase, code == 487, None, now_ms());
+            }
+        }
+    }
+
     /// A reply to a BYE this proxy sent for a dialog that timed out (by its
     /// Via branch): noted, never routed.
     pub(super) fn dialog_bye_reply(&self, branch: &str, msg: &Message) {

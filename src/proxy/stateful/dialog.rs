@@ -69,7 +69,7 @@ impl Core {
                 let (transport, peer) = t.branches[index].target;
                 let dst = format!("{}:{peer}", transport.name());
                 let flags = t.live.as_deref().map_or(0, |l| l.scope.flags);
-                dialogs.confirm(call_id, to, callee, caller_route, &dst, flags, now_ms());
+                dialogs.confirm(call_id, to, callee, caller_route, &dst, Some(flags), now_ms());
             }
             _ => {}
         }
@@ -91,7 +91,7 @@ impl Core {
             code,
             phrase.trim(),
             t.canceled,
-            live.scope.flags,
+            Some(live.scope.flags),
             now_ms(),
         );
     }

@@ -76,7 +76,10 @@ impl Core {
         } = ctx;
         let extra = std::mem::take(&mut scope.branches);
         let via_hash = crate::proxy::branch::loop_hash(msg.original());
-        let pending = if invite { scope.dialog.take() } else { None };
+        let mut pending = if invite { scope.dialog.take() } else { None };
+        if let Some(p) = pending.as_mut() {
+            p.flags = scope.flags;
+        }
         let txn = Txn {
             id,
             key: key.clone(),
