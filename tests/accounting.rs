@@ -143,7 +143,7 @@ impl Setup {
             Command::new("sipp")
                 .arg("-sf")
                 .arg(scenarios().join(scenario))
-                .args(["-i", "127.0.0.1", "-p", &self.media.to_string(), "-nostdin"])
+                .args(["-i", "127.0.0.1", "-p", &self.media.to_string(), "-nostdin", "-trace_err"])
                 .args(extra)
                 .current_dir(&self.dir)
                 .stdout(Stdio::null())
@@ -163,7 +163,7 @@ impl Setup {
                 .arg(scenarios().join(scenario))
                 .arg(self.proxy().to_string())
                 .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string(), "-nostdin"])
-                .args(["-recv_timeout", "20000", "-timeout", "90", "-timeout_error"])
+                .args(["-recv_timeout", "20000", "-timeout", "90", "-timeout_error", "-trace_err"])
                 .args(extra)
                 .current_dir(&self.dir)
                 .stdout(Stdio::null())
@@ -213,6 +213,34 @@ fn count(records: &[serde_json::Value], kind: &str) -> usize {
     records.iter().filter(|r| r["kind"] == kind).count()
 }
 
+/// Calls of the three kinds at once, each kind from a SIPp caller of its
+/// own (a linear scenario each; the media server, uas_mix.xml, answers by
+/// the Request-URI user): `answered` calls that last `pause_ms`, `busy`
+/// ones answered 486 and `cancelled` ones the caller gives up while they
+/// ring, all spread over `secs` seconds. Waits until every caller is done.
+fn mix(setup: &Setup, answered: u32, busy: u32, cancelled: u32, secs: u32, pause_ms: u32) {
+    let rate = |n: u32| (n / secs).max(1).to_string();
+    let (a, b, c) = (answered.to_string(), busy.to_string(), cancelled.to_string());
+    let pause = pause_ms.to_string();
+    let (ra, rb, rc) = (rate(answered), rate(busy), rate(cancelled));
+    let mut callers = vec![(
+        "answered",
+        setup.uac("uac.xml", &["-s", "answer", "-m", &a, "-r", &ra, "-l", "1000", "-d", &pause]),
+    )];
+    if busy > 0 {
+        callers.push(("busy", setup.uac("uac_busy.xml", &["-s", "busy", "-m", &b, "-r", &rb])));
+    }
+    if cancelled > 0 {
+        callers.push((
+            "cancelled",
+            setup.uac("uac_cancel.xml", &["-s", "cancel", "-m", &c, "-r", &rc]),
+        ));
+    }
+    for (what, mut caller) in callers {
+        wait_ok(&mut caller, setup, what);
+    }
+}
+
 const NO_CALL_LIMIT: (&str, &str) =
     ("const MAX_CALLS_PER_SOURCE = 10;", "const MAX_CALLS_PER_SOURCE = 100000;");
 
@@ -224,13 +252,7 @@ fn two_thousand_calls_give_exact_records_per_kind() {
     let setup = Setup::new("mix", &[NO_CALL_LIMIT]);
     let mut proxy = setup.start("sipc.log");
     let _uas = setup.uas("uas_mix.xml", &[]);
-    let classes = scenarios().join("classes.csv");
-    let classes = classes.to_str().unwrap();
-    let mut uac = setup.uac(
-        "uac_mix.xml",
-        &["-inf", classes, "-m", "2000", "-r", "200", "-l", "400", "-d", "300"],
-    );
-    wait_ok(&mut uac, &setup, "2,000 calls");
+    mix(&setup, 1800, 100, 100, 10, 300);
     setup.wait_no_dialogs();
     let status = setup.status();
     assert!(
@@ -251,7 +273,7 @@ fn two_thousand_calls_give_exact_records_per_kind() {
                 let d = r["duration"].as_f64().unwrap();
                 assert!((d - 0.3).abs() <= 0.05, "duration {d} of {r}");
                 assert_eq!(r["dst"], format!("udp:127.0.0.1:{}", setup.media));
-                assert_eq!(r["extra"]["user_agent"], "sipp-mix");
+                assert_eq!(r["extra"]["dialed"], "answer");
             }
             "failed" => {
                 assert_eq!(r["status"], 486);
@@ -383,14 +405,9 @@ fn a_restart_during_calls_loses_no_record() {
         return;
     }
     let setup = Setup::new("restart", &[NO_CALL_LIMIT]);
-    let answers = setup.dir.join("answer.csv");
-    std::fs::write(&answers, "SEQUENTIAL\nanswer\n").unwrap();
     let mut proxy = setup.start("sipc1.log");
     let _uas = setup.uas("uas_mix.xml", &[]);
-    let mut uac = setup.uac(
-        "uac_mix.xml",
-        &["-inf", answers.to_str().unwrap(), "-m", "100", "-r", "50", "-d", "6000"],
-    );
+    let mut uac = setup.uac("uac.xml", &["-s", "answer", "-m", "100", "-r", "50", "-d", "6000"]);
     // Every call is answered within 2 s; the restart (the old process
     // waits up to 2 s for its transactions, the new one starts) comes
     // before any ends.
@@ -509,15 +526,11 @@ fn postgres_takes_every_record_even_across_an_outage() {
     );
     let mut proxy = setup.start("sipc.log");
     let _uas = setup.uas("uas_mix.xml", &[]);
-    let classes = scenarios().join("classes.csv");
-    let classes = classes.to_str().unwrap();
     let count_rows = |db: &mut postgres::Client| -> i64 {
         db.query_one(&format!("SELECT count(*) FROM {table}"), &[]).unwrap().get(0)
     };
     // Up: 100 calls straight into the table.
-    let mut uac =
-        setup.uac("uac_mix.xml", &["-inf", classes, "-m", "100", "-r", "100", "-d", "100"]);
-    wait_ok(&mut uac, &setup, "100 calls");
+    mix(&setup, 90, 5, 5, 1, 100);
     setup.wait_no_dialogs();
     let deadline = Instant::now() + Duration::from_secs(10);
     while count_rows(&mut db) < 100 {
@@ -526,9 +539,7 @@ fn postgres_takes_every_record_even_across_an_outage() {
     }
     // Down: 60 more calls are spooled.
     relay.cut();
-    let mut uac =
-        setup.uac("uac_mix.xml", &["-inf", classes, "-m", "60", "-r", "100", "-d", "100"]);
-    wait_ok(&mut uac, &setup, "60 calls while the store is down");
+    mix(&setup, 54, 3, 3, 1, 100);
     setup.wait_no_dialogs();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !setup.status().contains("60 in spool") {
