@@ -143,6 +143,15 @@ measure() { # TARGET_NAME
     run_uac "$target" "$RATE" "$calls" || note="*"
     t1=$(proxy_cpu_ticks)
     rss1=$(awk '/VmRSS/ {print $2}' "/proc/$PROXY_PID/status")
+    if [[ $name == sipc && $MODE == accounting ]]; then
+      sleep 2 # the writer's last batch
+      MEM_NOTE=$("$SIPC_BIN" reload --control "$TMP/ctl.sock" --status | grep -E '^(dialogs|accounting)' | tr '\n' ';')
+    fi
+    if [[ $name == kamailio && $MODE == accounting ]]; then
+      sleep 2
+      MEM_NOTE=$(python3 -c "import sqlite3; c = sqlite3.connect('/tmp/sipc-bench-kamailio-acc.db')
+print('records written: acc', c.execute('select count(*) from acc').fetchone()[0], 'acc_cdrs', c.execute('select count(*) from acc_cdrs').fetchone()[0])")
+    fi
     if [[ $name == sipc && $MODE == stateful ]]; then
       # Transactions still alive (RFC 6026 keeps a 2xx'd INVITE 32 s): memory per transaction.
       txns=$("$SIPC_BIN" reload --control "$TMP/ctl.sock" --status | awk '/^transactions:/ {print $2}')
