@@ -35,6 +35,8 @@ pub struct RunningServices {
     /// Where the live dialogs are written on stop (when the program
     /// tracks dialogs).
     dialog_snapshot: Option<PathBuf>,
+    /// The SQLite file the bans in force are saved to on stop.
+    ban_db: PathBuf,
     persister: Option<Persister>,
     maintenance: Option<(Arc<StopFlag>, std::thread::JoinHandle<()>)>,
 }
@@ -52,6 +54,11 @@ impl RunningServices {
         }
         if let Some(p) = self.persister.take() {
             p.stop();
+        }
+        match crate::security::store::save(&self.ban_db, &self.services.bans) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("bans: {n} saved to {}", self.ban_db.display()),
+            Err(e) => tracing::error!("bans: cannot save: {e}"),
         }
         let dialogs = &self.services.dialogs;
         if let Some(path) = &self.dialog_snapshot {
@@ -301,6 +308,11 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
         );
         services.rtpengine = Some(client);
     }
+    match crate::security::store::restore(&db, &services.bans) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("bans: {n} still in force, restored from {}", db.display()),
+        Err(e) => tracing::error!("bans: cannot restore: {e}"),
+    }
     let mut dialog_snapshot = None;
     if uses_dialogs(prog) {
         *services.dialogs.config.lock().unwrap_or_else(|e| e.into_inner()) = dialog_config(prog);
@@ -365,5 +377,5 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
     } else {
         None
     };
-    Ok(RunningServices { services, dialog_snapshot, persister, maintenance })
+    Ok(RunningServices { services, dialog_snapshot, ban_db: db, persister, maintenance })
 }

@@ -156,6 +156,24 @@ impl Bans {
         self.count.fetch_sub(gone, Ordering::Relaxed);
     }
 
+    /// Every ban in force at `now`, with the time it has left (what
+    /// [`store`](super::store) saves across a restart).
+    pub fn entries(&self, now: Instant) -> Vec<(String, Duration)> {
+        let mut out: Vec<(String, Duration)> = read(&self.ips)
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(ip, until)| (ip.to_string(), *until - now))
+            .collect();
+        out.extend(
+            read(&self.keys)
+                .iter()
+                .filter(|(_, until)| **until > now)
+                .map(|(k, until)| (k.clone(), *until - now)),
+        );
+        out.sort();
+        out
+    }
+
     /// Changes whenever the set of banned addresses does.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)

@@ -9,6 +9,7 @@ pub mod ban;
 pub mod filter;
 pub mod limit;
 pub mod scanner;
+pub mod store;
 
 pub use ban::Bans;
 pub use limit::{LimitSpec, Limiter, Limits};
