@@ -28,6 +28,7 @@ fn pki() -> Pki {
             cert_chain_pem: cert.into_bytes(),
             key_pem: key.into_bytes(),
             ca_pem: Some(ca.clone().into_bytes()),
+            ..TlsMaterial::default()
         },
         ca_pem: ca,
     }
@@ -127,8 +128,11 @@ async fn tls_listen_without_a_certificate_is_refused() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("certificate"), "{err}");
-    let bad =
-        TlsMaterial { cert_chain_pem: b"junk".to_vec(), key_pem: b"junk".to_vec(), ca_pem: None };
+    let bad = TlsMaterial {
+        cert_chain_pem: b"junk".to_vec(),
+        key_pem: b"junk".to_vec(),
+        ..TlsMaterial::default()
+    };
     assert!(sipc::proxy::tls::acceptor(&bad).is_err());
     let _ = PrivateKeyDer::from_pem_slice(pki().material.key_pem.as_slice()).unwrap();
 }

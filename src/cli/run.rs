@@ -107,10 +107,10 @@ pub fn server_config_in(
     let tls = match (tls_path("certificate"), tls_path("private_key")) {
         (Some(cert), Some(key)) => {
             let ca = tls_path("ca_list");
-            Some(
-                crate::proxy::tls::TlsMaterial::from_files(&cert, &key, ca.as_deref())
-                    .map_err(|e| format!("`module tls`: {e}"))?,
-            )
+            let mut m = crate::proxy::tls::TlsMaterial::from_files(&cert, &key, ca.as_deref())
+                .map_err(|e| format!("`module tls`: {e}"))?;
+            m.policy = tls_policy(prog)?;
+            Some(m)
         }
         _ if wants_tls => {
             return Err(
@@ -326,6 +326,24 @@ pub fn run(args: RunArgs) -> ExitCode {
     // After the server stopped: every pending location change is written.
     services.stop();
     code
+}
+
+/// `module tls { min_version; cipher_suites; require_certificate }`.
+fn tls_policy(prog: &CheckedProgram) -> Result<crate::proxy::tls::TlsPolicy, String> {
+    let get = |name: &str| prog.settings.iter().find(|s| s.module == "tls" && s.name == name);
+    let mut p = crate::proxy::tls::TlsPolicy::default();
+    if let Some(Value::Str(v)) = get("min_version").map(|s| &s.value) {
+        p.min_version = crate::proxy::tls::MinVersion::parse(v)
+            .map_err(|e| format!("`module tls {{ min_version }}`: {e}"))?;
+    }
+    if let Some(Value::Str(v)) = get("cipher_suites").map(|s| &s.value) {
+        p.cipher_suites =
+            v.split([' ', ',', ':']).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    }
+    if let Some(Value::Bool(b)) = get("require_certificate").map(|s| &s.value) {
+        p.require_certificate = *b;
+    }
+    Ok(p)
 }
 
 /// What `serve` needs to reload the config.

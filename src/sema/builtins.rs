@@ -906,7 +906,25 @@ pub static SETTINGS: &[SettingDef] = &[
         "tls",
         ca_list,
         Str,
-        "PEM CA certificates trusted for outgoing TLS (path); without it outgoing TLS is refused."
+        "PEM CA certificates trusted for outgoing TLS (path); without it outgoing TLS is refused. With `require_certificate`, also the CAs that vouch for clients. Kamailio: tls `ca_list`."
+    ),
+    setting!(
+        "tls",
+        min_version,
+        Str,
+        "The lowest TLS version spoken: \"1.2\" (the default) or \"1.3\". Nothing before 1.2 is ever spoken (RFC 8996). Kamailio: tls `tls_method = TLSv1.2+`."
+    ),
+    setting!(
+        "tls",
+        cipher_suites,
+        Str,
+        "The cipher suites offered and accepted, by IANA name, separated by spaces (`\"TLS13_AES_256_GCM_SHA384 TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\"`); by default every suite rustls has, all AEAD with forward secrecy. Kamailio: tls `cipher_list`."
+    ),
+    setting!(
+        "tls",
+        require_certificate,
+        Bool,
+        "Incoming TLS connections must present a certificate that `ca_list` vouches for (mutual TLS for trunks); outgoing connections present this proxy's certificate whenever one is set. Kamailio: tls `verify_certificate` with `require_certificate`."
     ),
     setting!(
         "nathelper",
