@@ -296,6 +296,17 @@ pub fn run(args: RunArgs) -> ExitCode {
     });
     let control =
         args.control.clone().unwrap_or_else(|| crate::reload::control::default_path(&args.file));
+    // Another proxy of this config answers on its control socket: a second
+    // one would share its addresses (or fight over them) and be out of
+    // reach of `sipc reload`.
+    if crate::reload::control::answers(&control) {
+        eprintln!(
+            "error: a sipc of this config is already running (its control socket {} answers); \
+             stop it first, or give this one another config or `--control`",
+            control.display()
+        );
+        return ExitCode::from(1);
+    }
     let reload = ReloadSetup {
         path: args.file.clone(),
         opts,

@@ -11,6 +11,7 @@ pub mod branch;
 pub mod core;
 pub mod dialogs;
 pub mod dispatch;
+mod holder;
 pub mod local;
 pub mod nat;
 pub mod natping;

@@ -320,7 +320,16 @@ impl Outbound {
 /// is handled in order by one thread (a 180 never overtakes its 200), while
 /// different peers spread over the cores. Port 0 binds the first socket to
 /// an ephemeral port and the rest to that same port.
+///
+/// A fixed port someone already holds is refused, even when the holder's
+/// sockets would let this group join theirs: two proxies in one
+/// `SO_REUSEPORT` group would split the datagrams between two separate
+/// transaction and location tables. (A probe bound without either reuse
+/// option fails on any socket bound there.)
 pub fn bind_udp_group(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
+    if addr.port() != 0 {
+        probe_udp(addr)?;
+    }
     let first = bind_udp(addr, count > 1)?;
     let addr = first.local_addr()?;
     let mut group = vec![first];
@@ -328,6 +337,29 @@ pub fn bind_udp_group(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocke
         group.push(bind_udp(addr, true)?);
     }
     Ok(group)
+}
+
+/// Fails with `AddrInUse`, naming the holder when it can be found, when a
+/// socket is bound to `addr` (or to its port on the wildcard address).
+fn probe_udp(addr: SocketAddr) -> io::Result<()> {
+    let domain = socket2::Domain::for_address(addr);
+    let probe = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if addr.is_ipv6() {
+        probe.set_only_v6(true)?;
+    }
+    match probe.bind(&addr.into()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            let holder = super::holder::udp_holder(addr)
+                .map(|(pid, cmd)| format!(" by process {pid} ({cmd})"))
+                .unwrap_or_default();
+            Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("udp {addr} is already served{holder}; one proxy serves an address"),
+            ))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Binds one blocking UDP socket with large buffers.

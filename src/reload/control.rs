@@ -28,6 +28,11 @@ pub fn default_path(config: &Path) -> PathBuf {
     std::env::temp_dir().join(format!("sipc-{uid}")).join(format!("{:016x}.sock", h.finish()))
 }
 
+/// Whether a running proxy answers on the control socket at `path`.
+pub fn answers(path: &Path) -> bool {
+    path.exists() && std::os::unix::net::UnixStream::connect(path).is_ok()
+}
+
 /// Binds the control socket at `path` and serves it until aborted.
 pub fn serve(reloader: Arc<Reloader>, path: &Path) -> io::Result<tokio::task::JoinHandle<()>> {
     if let Some(dir) = path.parent() {
