@@ -307,8 +307,13 @@ pub fn run(args: RunArgs) -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    let feed_ca = first.checked.settings.iter().find_map(|s| match (&s.value, s.module.as_str()) {
+        (Value::Str(p), "security") if s.name == "feed_ca" => Some(base.join(p)),
+        _ => None,
+    });
     let reload = ReloadSetup {
         path: args.file.clone(),
+        feed_ca,
         opts,
         first,
         on_reload,
@@ -360,6 +365,8 @@ fn tls_policy(prog: &CheckedProgram) -> Result<crate::proxy::tls::TlsPolicy, Str
 /// What `serve` needs to reload the config.
 struct ReloadSetup {
     path: PathBuf,
+    /// `module security { feed_ca }`, resolved against the config's directory.
+    feed_ca: Option<PathBuf>,
     opts: Options,
     first: crate::reload::Built,
     on_reload: crate::reload::reloader::OnReload,
@@ -413,6 +420,11 @@ async fn serve(config: ServerConfig, program: Arc<Program>, reload: ReloadSetup)
     if let Some(task) = crate::proxy::natping::spawn(&handle.core) {
         background.push(task);
     }
+    // Blocklist feeds: idle unless the serving program declares one.
+    background.push(crate::security::feed::spawn(
+        Arc::downgrade(handle.core.services()),
+        reload.feed_ca.clone(),
+    ));
     // Dialog deadlines: cheap when there is none (one heap peek per tick).
     background.push(crate::proxy::dialogs::spawn(&handle.core));
     shutdown_signal().await;

@@ -17,9 +17,22 @@ pub struct Acl {
     pub name: String,
     /// A `blocklist`: its sources are dropped like banned ones.
     pub block: bool,
+    /// A blocklist fetched over HTTPS (`from "https://…" refresh D key
+    /// "…"`): its entries come from [`super::feed`], not from here.
+    pub feed: Option<Feed>,
     /// Disjoint inclusive ranges, sorted.
     v4: Vec<(u32, u32)>,
     v6: Vec<(u128, u128)>,
+}
+
+/// Where a blocklist's entries are fetched from, and how often.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Feed {
+    pub url: String,
+    pub refresh_ms: u64,
+    /// Sent as `Authorization: Bearer KEY`, and put in place of `{key}` in
+    /// the URL (APIBAN's `https://apiban.org/api/{key}/banned`).
+    pub key: Option<String>,
 }
 
 /// An IPv4 or IPv6 network: `10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`,
@@ -54,7 +67,7 @@ impl Acl {
                 }
             }
         }
-        Acl { name: name.to_owned(), block: false, v4: merge(v4), v6: merge(v6) }
+        Acl { name: name.to_owned(), block: false, feed: None, v4: merge(v4), v6: merge(v6) }
     }
 
     /// The IPv4 ranges (inclusive, as integers), for a socket filter.

@@ -37,8 +37,11 @@ pub struct Bans {
     /// The serving program's `blocklist` groups: their sources are dropped
     /// like banned ones, for as long as they are listed.
     blocklists: RwLock<Vec<super::acl::Acl>>,
-    /// Networks in `blocklists` (0: the receive path skips them).
+    /// Networks in `blocklists` and `feeds` (0: the receive path skips them).
     listed: AtomicUsize,
+    /// What each fetched blocklist's feed last gave, by blocklist name
+    /// ([`super::feed`]).
+    feeds: RwLock<HashMap<String, super::acl::Acl>>,
 }
 
 /// An IPv4-mapped IPv6 address is the IPv4 address (a dual-stack socket
@@ -213,20 +216,53 @@ impl Bans {
         if *current == lists {
             return;
         }
-        self.listed.store(lists.iter().map(|l| l.len()).sum(), Ordering::Relaxed);
+        // A feed no blocklist fetches any more is forgotten.
+        write(&self.feeds)
+            .retain(|name, _| lists.iter().any(|l| l.feed.is_some() && l.name == *name));
         *current = lists;
+        drop(current);
+        self.recount();
+    }
+
+    /// Replaces what blocklist `name`'s feed gave.
+    pub fn set_feed(&self, name: &str, entries: super::acl::Acl) {
+        let mut feeds = write(&self.feeds);
+        if feeds.get(name) == Some(&entries) {
+            return;
+        }
+        feeds.insert(name.to_owned(), entries);
+        drop(feeds);
+        self.recount();
+    }
+
+    /// The blocklists fetched over HTTPS, by name, with their feeds.
+    pub fn feeds_wanted(&self) -> Vec<(String, super::acl::Feed)> {
+        read(&self.blocklists)
+            .iter()
+            .filter_map(|l| l.feed.clone().map(|f| (l.name.clone(), f)))
+            .collect()
+    }
+
+    fn recount(&self) {
+        let n: usize = read(&self.blocklists).iter().map(|l| l.len()).sum::<usize>()
+            + read(&self.feeds).values().map(|l| l.len()).sum::<usize>();
+        self.listed.store(n, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Whether `ip` is on a blocklist.
     pub fn is_listed(&self, ip: IpAddr) -> bool {
         self.listed.load(Ordering::Relaxed) > 0
-            && read(&self.blocklists).iter().any(|l| l.contains(ip))
+            && (read(&self.blocklists).iter().any(|l| l.contains(ip))
+                || read(&self.feeds).values().any(|l| l.contains(ip)))
     }
 
     /// The IPv4 ranges of the blocklists, for the socket filter.
     pub fn listed_v4(&self) -> Vec<(u32, u32)> {
-        read(&self.blocklists).iter().flat_map(|l| l.v4_ranges().iter().copied()).collect()
+        let mut out: Vec<(u32, u32)> =
+            read(&self.blocklists).iter().flat_map(|l| l.v4_ranges().iter().copied()).collect();
+        out.extend(read(&self.feeds).values().flat_map(|l| l.v4_ranges().iter().copied()));
+        out
     }
 
     /// The receive path's question: is a datagram or connection from `ip`

@@ -6,6 +6,7 @@
 
 pub mod acl;
 pub mod ban;
+pub mod feed;
 pub mod filter;
 pub mod limit;
 pub mod scanner;

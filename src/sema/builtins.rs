@@ -778,6 +778,12 @@ pub static SETTINGS: &[SettingDef] = &[
     ),
     setting!(
         "security",
+        feed_ca,
+        Str,
+        "PEM CA certificates that blocklist feeds (`blocklist NAME from \"https://…\"`) are verified against, instead of the web's roots (path, relative to the config; read at start)."
+    ),
+    setting!(
+        "security",
         scanner_user_agents,
         Str,
         "More User-Agent fragments `is_scanner()` recognises, separated by `|` and compared without case (added to the built-in list)."

@@ -106,6 +106,9 @@ fn collect_csv(items: &[Item], file: usize, out: &mut Vec<(usize, Span, String)>
                     if let (ast::ExprKind::Name(n), ast::ExprKind::Str(lit)) =
                         (&w[0].kind, &w[1].kind)
                         && n.name == "from"
+                        // A feed is fetched when served, not read with the config.
+                        && !lit.value.starts_with("https://")
+                        && !lit.value.starts_with("http://")
                     {
                         out.push((file, w[1].span, lit.value.clone()));
                     }

@@ -166,6 +166,7 @@ pub fn declare_acls(
     for item in items {
         let ItemKind::Acl { name, words, block } = &item.kind else { continue };
         let mut nets = Vec::new();
+        let mut feed: Option<crate::security::acl::Feed> = None;
         let mut i = 0;
         while i < words.len() {
             let w = &words[i];
@@ -179,6 +180,27 @@ pub fn declare_acls(
                         break;
                     };
                     i += 1;
+                    if let ExprKind::Str(url) = &file.kind
+                        && (url.value.starts_with("https://") || url.value.starts_with("http://"))
+                    {
+                        if url.value.starts_with("http://") {
+                            bad(c, file.span, "a feed is fetched over HTTPS only", FEED_HELP);
+                        } else if !*block {
+                            bad(
+                                c,
+                                file.span,
+                                "only a `blocklist` is fetched from a URL",
+                                FEED_HELP,
+                            );
+                        } else {
+                            feed = Some(crate::security::acl::Feed {
+                                url: url.value.clone(),
+                                refresh_ms: 300_000,
+                                key: None,
+                            });
+                        }
+                        continue;
+                    }
                     match csv.get(&file.span) {
                         Some(Ok(id)) => acl_file(c, *id, &mut nets),
                         Some(Err(e)) => c.error(
@@ -194,6 +216,42 @@ pub fn declare_acls(
                             file.span,
                             "`from` needs a file name",
                             "like `from \"peers.txt\"`",
+                        ),
+                    }
+                    continue;
+                }
+                ExprKind::Name(n) if n.name == "refresh" || n.name == "key" => {
+                    let value = words.get(i);
+                    i += 1;
+                    let Some(f) = feed.as_mut() else {
+                        bad(
+                            c,
+                            w.span,
+                            format!("`{}` goes after `from \"https://…\"`", n.name),
+                            FEED_HELP,
+                        );
+                        continue;
+                    };
+                    match (n.name.as_str(), value.map(|v| &v.kind)) {
+                        ("refresh", Some(ExprKind::Duration(ms))) if *ms >= 1000 => {
+                            f.refresh_ms = *ms
+                        }
+                        ("key", Some(ExprKind::Str(k))) if k.is_plain() => {
+                            f.key = Some(k.value.clone())
+                        }
+                        _ => bad(
+                            c,
+                            value.map_or(w.span, |v| v.span),
+                            format!(
+                                "`{}` needs {}",
+                                n.name,
+                                if n.name == "key" {
+                                    "a string"
+                                } else {
+                                    "a duration of at least 1s"
+                                }
+                            ),
+                            FEED_HELP,
                         ),
                     }
                     continue;
@@ -225,9 +283,12 @@ pub fn declare_acls(
             .insert(name.name.clone(), super::check::Named { index, span: name.span, used: false });
         let mut acl = crate::security::acl::Acl::new(&name.name, &nets);
         acl.block = *block;
+        acl.feed = feed;
         program.acls.push(acl);
     }
 }
+
+const FEED_HELP: &str = "write `blocklist NAME from \"https://feed.example/list\" refresh 5m key \"…\";` (`module security { feed_ca }` for a private CA)";
 
 const ACL_HELP: &str = "write `acl NAME 10.0.0.0/8 192.0.2.7 \"2001:db8::/32\" from \"peers.txt\";` (a file has one address or network a line, `#` comments)";
 
