@@ -11,6 +11,8 @@
 //!   example's code, and a call that ends makes room again;
 //! - a restart (SIGTERM, start again) in the middle of 100 calls: every
 //!   call still gets its record;
+//! - a config saved (and so reloaded) while 40 calls are up: every call
+//!   keeps its dialog and its record, with what the INVITE's program set;
 //! - PostgreSQL (a real server on loopback, reached through a relay the
 //!   test can cut): records go to its table, are spooled while it cannot
 //!   be reached and replayed once it can.
@@ -429,6 +431,43 @@ fn a_restart_during_calls_loses_no_record() {
     for r in &records {
         let d = r["duration"].as_f64().unwrap();
         assert!((d - 6.0).abs() <= 0.05, "duration {d} of {r}");
+    }
+}
+
+#[test]
+fn calls_keep_their_dialogs_across_a_reload() {
+    if !sipp_present("the reload test") {
+        return;
+    }
+    let setup = Setup::new("reload", &[NO_CALL_LIMIT]);
+    let _proxy = setup.start("sipc.log");
+    let _uas = setup.uas("uas_mix.xml", &[]);
+    let mut uac = setup.uac("uac.xml", &["-s", "answer", "-m", "40", "-r", "40", "-d", "2000"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(setup.status().contains("dialogs: 40 live"), "{}", setup.status());
+    // An edited config is loaded while every call is up: the new program
+    // routes their BYEs, and the dialogs (outside any program) remain.
+    let text = std::fs::read_to_string(&setup.route).unwrap();
+    std::fs::write(
+        &setup.route,
+        text.replace("$dlg_var(dialed) = $rU;", "$dlg_var(dialed) = \"v2\";"),
+    )
+    .unwrap();
+    // Saving reloads it (the proxy watches its files).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !setup.status().contains("generation: 2") {
+        assert!(Instant::now() < deadline, "not reloaded: {}", setup.status());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_ok(&mut uac, &setup, "calls across a reload");
+    setup.wait_no_dialogs();
+    let records = setup.records();
+    assert_eq!(records.len(), 40, "a record for every call");
+    for r in &records {
+        assert_eq!(r["kind"], "answered");
+        assert_eq!(r["extra"]["dialed"], "answer", "kept from the INVITE's program");
+        let d = r["duration"].as_f64().unwrap();
+        assert!((d - 2.0).abs() <= 0.05, "duration {d} of {r}");
     }
 }
 
