@@ -750,8 +750,18 @@ pub static SETTINGS: &[SettingDef] = &[
     setting!("", rev_dns, Bool, "Reverse-resolve source addresses."),
     setting!("", auto_aliases, Bool, "Add the listen addresses' names to the local domains."),
     setting!("", max_while_loops, Int, "Bound on iterations of every `while` loop (default 100)."),
-    setting!("", user_agent, Str, "User-Agent header of requests this proxy generates."),
-    setting!("", server, Str, "Server header of replies this proxy generates."),
+    setting!(
+        "",
+        user_agent,
+        Str,
+        "Accepted for Kamailio parity and not used: no request sipc makes discloses a version (trunk probes say `User-Agent: sipc probe (TRUNK)`, so the far end can tell them apart; NAT pings and the BYEs that end timed-out dialogs carry no User-Agent). Kamailio: `user_agent_header`."
+    ),
+    setting!(
+        "",
+        server,
+        Str,
+        "Accepted for Kamailio parity and not sent: the replies sipc makes carry no Server header, so a scanner learns neither the software nor its version. Kamailio: `server_header`."
+    ),
     setting!(
         "tm",
         fr_timer,
