@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sipc::sip::Message;
-use support::{Reaper, free_udp_port, have_sipp, sipc_status};
+use support::{Reaper, free_udp_port, have_sipp, sipc_status, terminate};
 
 fn sipp_present(test: &str) -> bool {
     if have_sipp() {
@@ -191,18 +191,6 @@ impl Drop for Setup {
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
-    }
-}
-
-/// SIGTERM, then waits (bounded) for the proxy to write what it holds and
-/// exit.
-fn terminate(proxy: &mut Reaper) {
-    let pid = proxy.0.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while proxy.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "sipc did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Reaper, free_udp_port, sipc_run, sipc_status};
+use support::{Reaper, free_udp_port, sipc_run, sipc_status, wait_started};
 
 fn route(port: u16) -> String {
     format!("listen udp 127.0.0.1:{port};\nrequest_route {{\n    reply(200, \"first\");\n}}\n")
@@ -70,11 +70,7 @@ fn a_second_proxy_on_a_served_address_or_control_socket_refuses_to_start() {
     std::fs::write(&file, route(port)).unwrap();
     let control = dir.join("control.sock");
     let first: Reaper = sipc_run(&file, &["--control", control.to_str().unwrap()], None);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !sipc_status(&control).contains("generation") {
-        assert!(Instant::now() < deadline, "the first proxy did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_started(&control);
     let proxy = SocketAddr::from(([127, 0, 0, 1], port));
     assert_eq!(answered(proxy).as_deref(), Some("SIP/2.0 200 first"));
 

@@ -6,10 +6,9 @@
 mod support;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Reaper, free_udp_port, sipc_run, sipc_status};
+use support::{Reaper, free_udp_port, sipc_run, sipc_status, terminate, wait_started};
 
 const ROUTES: &str = r#"
 listen udp 127.0.0.1:PORT;
@@ -49,21 +48,8 @@ fn options(from: &str, proxy: SocketAddr, user: &str, n: u32) -> Option<u16> {
 
 fn start(file: &std::path::Path, control: &std::path::Path) -> Reaper {
     let proxy = sipc_run(file, &["--control", control.to_str().unwrap()], None);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !sipc_status(control).contains("generation") {
-        assert!(Instant::now() < deadline, "sipc did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_started(control);
     proxy
-}
-
-fn terminate(proxy: &mut Reaper) {
-    Command::new("kill").args(["-TERM", &proxy.0.id().to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while proxy.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "sipc did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use support::{free_udp_port, sipc_run, sipc_status, test_pki};
+use support::{free_udp_port, sipc_run, test_pki, wait_started};
 
 const KEY: &str = "s3cret-feed-key";
 
@@ -130,11 +130,7 @@ fn a_blocklist_feed_is_fetched_with_its_key_and_followed_without_a_reload() {
     let control = dir.join("control.sock");
     let _proxy =
         sipc_run(&file, &["--control", control.to_str().unwrap()], Some(&dir.join("sipc.log")));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !sipc_status(&control).contains("generation") {
-        assert!(Instant::now() < deadline, "sipc did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_started(&control);
     let proxy = SocketAddr::from(([127, 0, 0, 1], port));
     // Fetched, with the key; 127.0.0.2 is not listed yet.
     let deadline = Instant::now() + Duration::from_secs(5);

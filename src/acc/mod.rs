@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dialog::Dialog;
+use crate::dialog::{Dialog, uri_of};
 
 pub mod backend;
 pub mod writer;
@@ -88,14 +88,6 @@ pub struct Cdr {
 
 fn secs(ms: u64) -> f64 {
     ms as f64 / 1000.0
-}
-
-/// The URI of a From or To header value.
-fn uri_of(value: &str) -> &str {
-    match (value.find('<'), value.find('>')) {
-        (Some(a), Some(b)) if a < b => &value[a + 1..b],
-        _ => value.split(';').next().unwrap_or(value).trim(),
-    }
 }
 
 impl Cdr {

@@ -52,11 +52,7 @@ pub fn split_route_set(
 /// The address of a `sip:` URI whose host is an IP literal (a Route entry
 /// or a Contact), 5060 when no port is given.
 fn uri_addr(uri: &str) -> Option<SocketAddr> {
-    let inner = uri.trim().trim_start_matches('<');
-    let inner = inner.split('>').next()?;
-    let u = crate::sip::Uri::parse(inner).ok()?;
-    let ip: std::net::IpAddr = u.host_str.trim_matches(['[', ']']).parse().ok()?;
-    Some(SocketAddr::new(ip, u.port.unwrap_or(5060)))
+    crate::routing::health::uri_addr(super::uri_of(uri))
 }
 
 /// Where a request to `leg` goes: its first Route entry, else the address

@@ -270,6 +270,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The URI of a name-addr header value (From, To, Contact, Record-Route):
+/// inside its angle brackets, or a bare URI up to its parameters.
+pub fn uri_of(value: &str) -> &str {
+    match (value.find('<'), value.find('>')) {
+        (Some(a), Some(b)) if a < b => &value[a + 1..b],
+        _ => value.split(';').next().unwrap_or(value).trim(),
+    }
+}
+
 /// The tag parameter of a From or To header value.
 pub fn tag_of(value: &str) -> &str {
     // Parameters after the URI: past a closing `>` when there is one.

@@ -23,27 +23,20 @@ use crate::sip::{HeaderName, Message};
 /// How often dialog deadlines and BYE retransmissions are looked at.
 pub const TICK: Duration = Duration::from_millis(20);
 
-/// The URI of a name-addr (`<sip:…>` or a bare URI up to its parameters).
-pub(super) fn uri_in(value: &str) -> &str {
-    match (value.find('<'), value.find('>')) {
-        (Some(a), Some(b)) if a < b => &value[a + 1..b],
-        _ => value.split(';').next().unwrap_or(value).trim(),
-    }
-}
-
 /// The first Contact URI of a message, in angle brackets; empty when none.
 pub(super) fn first_contact(msg: &Message) -> Box<str> {
     msg.list_values(HeaderName::Contact)
         .filter_map(Result::ok)
         .next()
-        .map(|v| format!("<{}>", uri_in(v)).into_boxed_str())
+        .map(|v| format!("<{}>", crate::dialog::uri_of(v)).into_boxed_str())
         .unwrap_or_default()
 }
 
 impl Core {
     /// Does a Record-Route value name this proxy?
     pub(super) fn is_own_route(&self, value: &str) -> bool {
-        crate::sip::Uri::parse(uri_in(value)).is_ok_and(|u| self.local.is_local_uri(&u))
+        crate::sip::Uri::parse(crate::dialog::uri_of(value))
+            .is_ok_and(|u| self.local.is_local_uri(&u))
     }
 
     /// A request within a dialog (it has a To tag) that the route relayed
@@ -60,6 +53,36 @@ impl Core {
         self.services().dialogs.in_dialog(call_id, from_tag, to_tag, method, cseq.seq, now_ms());
     }
 
+    /// The first 2xx to a dialog's INVITE, from `source`: the callee's
+    /// leg (its Contact, where it answered from, the Record-Route entries
+    /// on its side) and the caller's route set confirm the dialog. `dst`
+    /// is where the answered branch went; `flags` the transaction's now
+    /// (`None`: keep those of the INVITE's relay).
+    pub(super) fn dialog_answered(
+        &self,
+        msg: &Message,
+        source: super::Inbound,
+        dst: &str,
+        flags: Option<u64>,
+    ) {
+        let Ok(Some(call_id)) = msg.call_id() else { return };
+        let rr: Vec<String> = msg
+            .list_values(HeaderName::RecordRoute)
+            .filter_map(Result::ok)
+            .map(|v| v.trim().to_owned())
+            .collect();
+        let (caller_route, callee_route) = bye::split_route_set(&rr, |r| self.is_own_route(r));
+        let callee = crate::dialog::Leg {
+            transport: source.transport.name().into(),
+            addr: Some(source.peer),
+            contact: first_contact(msg),
+            route: callee_route,
+            cseq: 0,
+        };
+        let to = msg.header_value(HeaderName::To).unwrap_or("");
+        self.services().dialogs.confirm(call_id, to, callee, caller_route, dst, flags, now_ms());
+    }
+
     /// A reply to an INVITE that has no transaction here (the proxy
     /// restarted while it rang): an early dialog restored from the
     /// snapshot is still confirmed or ended by it. `dst` is unknown then;
@@ -73,24 +96,7 @@ impl Core {
         let dialogs = &self.services().dialogs;
         match code {
             101..=199 => dialogs.provisional(call_id, msg.to_tag().unwrap_or("")),
-            200..=299 => {
-                let rr: Vec<String> = msg
-                    .list_values(HeaderName::RecordRoute)
-                    .filter_map(Result::ok)
-                    .map(|v| v.trim().to_owned())
-                    .collect();
-                let (caller_route, callee_route) =
-                    bye::split_route_set(&rr, |r| self.is_own_route(r));
-                let callee = crate::dialog::Leg {
-                    transport: source.transport.name().into(),
-                    addr: Some(source.peer),
-                    contact: first_contact(msg),
-                    route: callee_route,
-                    cseq: 0,
-                };
-                let to = msg.header_value(HeaderName::To).unwrap_or("");
-                dialogs.confirm(call_id, to, callee, caller_route, "", None, now_ms());
-            }
+            200..=299 => self.dialog_answered(msg, source, "", None),
             _ => {
                 let phrase = msg.reason().unwrap_or_else(|| crate::sip::status::phrase_of(code));
                 dialogs.fail(call_id, code, phrase, code == 487, None, now_ms());

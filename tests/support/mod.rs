@@ -284,6 +284,28 @@ pub fn sipc_status(control: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Waits (bounded) until the proxy with control socket `control` answers,
+/// i.e. has loaded its config and bound its sockets.
+pub fn wait_started(control: &std::path::Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !sipc_status(control).contains("generation") {
+        assert!(std::time::Instant::now() < deadline, "sipc did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGTERM, then waits (bounded) for the proxy to write what it holds
+/// (locations, dialogs, bans, call records) and exit.
+pub fn terminate(proxy: &mut Reaper) {
+    let pid = proxy.0.id().to_string();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while proxy.0.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "sipc did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A UDP port on 127.0.0.1 that was free a moment ago.
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -4,7 +4,6 @@
 //! and its failure.
 
 use super::*;
-use crate::dialog::bye::split_route_set;
 use crate::dialog::{Leg, Pending, now_ms};
 use crate::proxy::dialogs::first_contact;
 
@@ -52,24 +51,10 @@ impl Core {
         match code {
             101..=199 => dialogs.provisional(call_id, msg.to_tag().unwrap_or("")),
             200..=299 => {
-                let rr: Vec<String> = msg
-                    .list_values(HeaderName::RecordRoute)
-                    .filter_map(Result::ok)
-                    .map(|v| v.trim().to_owned())
-                    .collect();
-                let (caller_route, callee_route) = split_route_set(&rr, |r| self.is_own_route(r));
-                let callee = Leg {
-                    transport: source.transport.name().into(),
-                    addr: Some(source.peer),
-                    contact: first_contact(msg),
-                    route: callee_route,
-                    cseq: 0,
-                };
-                let to = msg.header_value(HeaderName::To).unwrap_or("");
                 let (transport, peer) = t.branches[index].target;
                 let dst = format!("{}:{peer}", transport.name());
                 let flags = t.live.as_deref().map_or(0, |l| l.scope.flags);
-                dialogs.confirm(call_id, to, callee, caller_route, &dst, Some(flags), now_ms());
+                self.dialog_answered(msg, source, &dst, Some(flags));
             }
             _ => {}
         }
