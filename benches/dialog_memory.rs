@@ -46,6 +46,7 @@ fn main() {
             max_ms: None,
             flags: 7,
             masks: AccMasks { answered: 1, failed: 4, missed: 2 },
+            hidden: None,
         };
         table.create(&call_id, &from, to, "sip:service@127.0.0.1:5060", caller, pending, 1000);
         let callee = Leg {

@@ -76,11 +76,13 @@ pub fn byes_for(
 ) -> Vec<Bye> {
     let mut out = Vec::new();
     // To the callee, as the caller: From is the caller's.
+    // A hidden dialog's callee knows it by its own Call-ID.
+    let callee_call_id = d.hidden.as_deref().unwrap_or(&d.call_id);
     let sides = [
-        (&d.callee, &*d.from, &*d.to, d.caller.cseq),
-        (&d.caller, &*d.to, &*d.from, d.callee.cseq),
+        (&d.callee, &*d.from, &*d.to, d.caller.cseq, callee_call_id),
+        (&d.caller, &*d.to, &*d.from, d.callee.cseq, &*d.call_id),
     ];
-    for (i, (leg, from, to, cseq)) in sides.into_iter().enumerate() {
+    for (i, (leg, from, to, cseq, call_id)) in sides.into_iter().enumerate() {
         if leg.contact.is_empty() {
             continue;
         }
@@ -108,7 +110,7 @@ pub fn byes_for(
         m.push_str("\r\nTo: ");
         m.push_str(to);
         m.push_str("\r\nCall-ID: ");
-        m.push_str(&d.call_id);
+        m.push_str(call_id);
         m.push_str("\r\nCSeq: ");
         crate::sip::write::push_u64(&mut m, u64::from(cseq.saturating_add(1).max(1)));
         m.push_str(" BYE\r\nReason: SIP;cause=200;text=\"");
@@ -241,6 +243,7 @@ mod tests {
             profiles: vec![],
             max_ms: None,
             deadline_ms: 0,
+            hidden: None,
         };
         let local = |_: &str, _: SocketAddr| Some("127.0.0.1:5060".parse().unwrap());
         let byes = byes_for(&d, 7, local, "Call duration limit");
@@ -254,6 +257,11 @@ mod tests {
         assert_eq!(byes[1].to, "127.0.0.2:5070".parse().unwrap());
         let mut m = crate::sip::Message::parse(bytes::Bytes::from(byes[0].data.clone())).unwrap();
         m.validate().unwrap();
+        // Hidden: the callee gets the Call-ID it knows, the caller its own.
+        let hidden = Dialog { hidden: Some("sipc-th-1".into()), ..d };
+        let byes = byes_for(&hidden, 8, local, "Dialog timeout");
+        assert!(byes[0].data.contains("\r\nCall-ID: sipc-th-1\r\n"));
+        assert!(byes[1].data.contains("\r\nCall-ID: cid\r\n"));
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub struct Pending {
     /// The transaction's flags when the INVITE was relayed.
     pub flags: u64,
     pub masks: AccMasks,
+    /// `topology_hide()`: the Call-ID the callee's side sees instead of
+    /// the caller's ([`crate::proxy::topology`]).
+    pub hidden: Option<Box<str>>,
 }
 
 impl Pending {
@@ -176,6 +179,43 @@ pub struct Dialog {
     pub max_ms: Option<u64>,
     /// When the dialog ends unless something happens (ms since the epoch).
     pub deadline_ms: u64,
+    /// `topology_hide()`: the Call-ID of the callee's side. Each side then
+    /// sees only this proxy (its Via, Record-Route and Contact) and its
+    /// own Call-ID; in-dialog requests are rewritten on arrival from the
+    /// legs ([`Dialogs::hidden_hop`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Box<str>>,
+}
+
+/// Where an in-dialog request of a hidden dialog goes, in the terms of
+/// the side it goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HiddenHop {
+    /// The side that sent it.
+    pub from: Side,
+    /// The Call-ID the receiving side knows the dialog by.
+    pub call_id: Box<str>,
+    /// The receiving side's Contact URI (no angle brackets).
+    pub contact: Box<str>,
+    /// Its Route set, nearest first.
+    pub route: Vec<Box<str>>,
+    /// How it is reached when it has no Route set: where its messages
+    /// came from, and over what (`udp`, `tcp`, `tls`).
+    pub addr: Option<SocketAddr>,
+    pub transport: Box<str>,
+}
+
+impl Dialog {
+    /// Which side sent a request with these From and To tags.
+    pub fn side_of(&self, from_tag: &str, to_tag: &str) -> Option<Side> {
+        if *self.from_tag == *from_tag && (self.to_tag.is_empty() || *self.to_tag == *to_tag) {
+            Some(Side::Caller)
+        } else if *self.from_tag == *to_tag && *self.to_tag == *from_tag {
+            Some(Side::Callee)
+        } else {
+            None
+        }
+    }
 }
 
 /// Why a dialog ended, for the record's `hangup` field.
@@ -258,6 +298,11 @@ pub struct Dialogs {
     acc: OnceLock<Arc<Accounting>>,
     /// The BYEs sent for dialogs that timed out, until answered.
     pub byes: bye::ByeQueue,
+    /// Hidden dialogs: the callee side's Call-ID → the dialog's.
+    aliases: Mutex<HashMap<Box<str>, Box<str>>>,
+    /// How many dialogs are hidden (one load decides whether an in-dialog
+    /// request needs looking up before routing).
+    hidden: AtomicUsize,
 }
 
 impl Default for Dialogs {
@@ -309,6 +354,100 @@ impl Dialogs {
             stats: DialogStats::default(),
             acc: OnceLock::new(),
             byes: bye::ByeQueue::default(),
+            aliases: Mutex::new(HashMap::new()),
+            hidden: AtomicUsize::new(0),
+        }
+    }
+
+    /// Live dialogs under `topology_hide()`.
+    pub fn hidden_len(&self) -> usize {
+        self.hidden.load(Ordering::Relaxed)
+    }
+
+    /// The dialog's own Call-ID for `call_id`, which may be the one the
+    /// callee side of a hidden dialog knows it by.
+    fn key<'a>(&self, call_id: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.hidden_len() > 0
+            && let Some(own) = lock(&self.aliases).get(call_id)
+        {
+            return std::borrow::Cow::Owned(own.to_string());
+        }
+        std::borrow::Cow::Borrowed(call_id)
+    }
+
+    fn hide(&self, d: &Dialog) {
+        if let Some(alias) = &d.hidden {
+            lock(&self.aliases).insert(alias.clone(), d.call_id.clone());
+            self.hidden.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn unhide(&self, d: &Dialog) {
+        if let Some(alias) = &d.hidden
+            && lock(&self.aliases).remove(alias).is_some()
+        {
+            self.hidden.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An in-dialog request of a hidden dialog, sent by one side with
+    /// `call_id` and its tags: where it goes, as the other side must see
+    /// it. `contact` is the request's Contact URI, if it has one: a target
+    /// refresh (re-INVITE, UPDATE) makes it the sender's new Contact.
+    /// `None` when the request belongs to no hidden dialog, or its
+    /// receiving side is not known yet.
+    pub fn hidden_hop(
+        &self,
+        call_id: &str,
+        from_tag: &str,
+        to_tag: &str,
+        contact: Option<&str>,
+    ) -> Option<HiddenHop> {
+        if self.hidden_len() == 0 {
+            return None;
+        }
+        let key = self.key(call_id);
+        let mut shard = lock(self.shard(&key));
+        let d = shard.get_mut(&*key)?;
+        let alias = d.hidden.clone()?;
+        let from = d.side_of(from_tag, to_tag)?;
+        let (sender, receiver, receiver_call_id) = match from {
+            Side::Caller => (&mut d.caller, &d.callee, alias),
+            Side::Callee => (&mut d.callee, &d.caller, d.call_id.clone()),
+        };
+        if let Some(c) = contact.filter(|c| !c.is_empty()) {
+            sender.contact = format!("<{c}>").into();
+        }
+        if receiver.contact.is_empty() {
+            return None;
+        }
+        Some(HiddenHop {
+            from,
+            call_id: receiver_call_id,
+            contact: uri_of(&receiver.contact).into(),
+            route: receiver.route.clone(),
+            addr: receiver.addr,
+            transport: receiver.transport.clone(),
+        })
+    }
+
+    /// A provisional reply with a To tag on a hidden dialog: the callee's
+    /// leg is known early, so requests within the early dialog (PRACK,
+    /// UPDATE) reach it.
+    pub fn early_leg(&self, call_id: &str, to_tag: &str, callee: Leg, caller_route: Vec<Box<str>>) {
+        let key = self.key(call_id);
+        if let Some(d) = lock(self.shard(&key)).get_mut(&*key)
+            && d.state != State::Confirmed
+            && d.hidden.is_some()
+        {
+            if d.to_tag.is_empty() {
+                d.to_tag = to_tag.into();
+                d.state = State::Early;
+            }
+            if *d.to_tag == *to_tag {
+                d.callee = callee;
+                d.caller.route = caller_route;
+            }
         }
     }
 
@@ -377,6 +516,7 @@ impl Dialogs {
             vars: pending.vars,
             profiles: pending.profiles,
             max_ms: pending.max_ms,
+            hidden: pending.hidden,
             // An INVITE transaction ends long before this; the deadline only
             // guards against a dialog the transaction layer never reported.
             deadline_ms: now + self.timeout_ms(),
@@ -384,9 +524,13 @@ impl Dialogs {
         self.add_profiles(&d.profiles);
         self.stats.created.fetch_add(1, Ordering::Relaxed);
         self.arm(&d);
+        self.hide(&d);
         let old = lock(self.shard(call_id)).insert(d.call_id.clone(), d);
         match old {
-            Some(old) => self.remove_profiles(&old.profiles),
+            Some(old) => {
+                self.remove_profiles(&old.profiles);
+                self.unhide(&old);
+            }
             None => {
                 self.live.fetch_add(1, Ordering::Relaxed);
             }
@@ -395,6 +539,7 @@ impl Dialogs {
 
     /// A provisional reply with a To tag.
     pub fn provisional(&self, call_id: &str, to_tag: &str) {
+        let call_id = &*self.key(call_id);
         if let Some(d) = lock(self.shard(call_id)).get_mut(call_id)
             && d.state == State::Unconfirmed
             && !to_tag.is_empty()
@@ -421,6 +566,7 @@ impl Dialogs {
         flags: Option<u64>,
         now: u64,
     ) -> bool {
+        let call_id = &*self.key(call_id);
         let mut shard = lock(self.shard(call_id));
         let Some(d) = shard.get_mut(call_id) else { return false };
         if d.state == State::Confirmed {
@@ -454,6 +600,7 @@ impl Dialogs {
         flags: Option<u64>,
         now: u64,
     ) {
+        let call_id = &*self.key(call_id);
         let mut shard = lock(self.shard(call_id));
         let Some(d) = shard.get(call_id) else { return };
         if d.state == State::Confirmed {
@@ -484,15 +631,10 @@ impl Dialogs {
         cseq: u32,
         now: u64,
     ) -> Option<Side> {
+        let call_id = &*self.key(call_id);
         let mut shard = lock(self.shard(call_id));
         let d = shard.get_mut(call_id)?;
-        let side = if *d.from_tag == *from_tag && (d.to_tag.is_empty() || *d.to_tag == *to_tag) {
-            Side::Caller
-        } else if *d.from_tag == *to_tag && *d.to_tag == *from_tag {
-            Side::Callee
-        } else {
-            return None;
-        };
+        let side = d.side_of(from_tag, to_tag)?;
         let leg = match side {
             Side::Caller => &mut d.caller,
             Side::Callee => &mut d.callee,
@@ -573,6 +715,7 @@ impl Dialogs {
     ) {
         self.live.fetch_sub(1, Ordering::Relaxed);
         self.remove_profiles(&d.profiles);
+        self.unhide(&d);
         if !d.masks.wants(kind, d.flags) {
             return;
         }
@@ -614,11 +757,13 @@ impl Dialogs {
 
     /// Reads the dialog of `call_id` (`$dlg_var`, `$dlg_state`, …).
     pub fn with<R>(&self, call_id: &str, f: impl FnOnce(&Dialog) -> R) -> Option<R> {
+        let call_id = &*self.key(call_id);
         lock(self.shard(call_id)).get(call_id).map(f)
     }
 
     /// Sets `$dlg_var(name)` of the dialog of `call_id`; false when none.
     pub fn set_var(&self, call_id: &str, name: &str, value: &str) -> bool {
+        let call_id = &*self.key(call_id);
         match lock(self.shard(call_id)).get_mut(call_id) {
             Some(d) => {
                 set_var(&mut d.vars, name, value);
@@ -668,6 +813,7 @@ impl Dialogs {
             d.id = self.next_id.fetch_add(1, Ordering::Relaxed);
             self.add_profiles(&d.profiles);
             self.arm(&d);
+            self.hide(&d);
             if lock(self.shard(&d.call_id)).insert(d.call_id.clone(), d).is_none() {
                 self.live.fetch_add(1, Ordering::Relaxed);
             }

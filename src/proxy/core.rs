@@ -24,6 +24,7 @@ use super::response::{build_response, next_hop_for_response, strip_own_via};
 use super::router::{Decision, RequestContext, Router};
 use super::services::Services;
 use super::stateful::{Matched, TxnConfig, TxnLayer, TxnRef};
+use super::topology;
 use super::transport::{Inbound, Outbound, Transport};
 use super::{LocalIdentity, NextHop};
 use crate::registrar::natping;
@@ -512,9 +513,20 @@ impl Core {
                 Reject { code: 416, reason: "Unsupported URI Scheme", extra: vec![] },
             );
         }
+        let mut hide = None;
+        let mut hidden_du = None;
+        if self.services.dialogs.hidden_len() > 0
+            && let Some(hop) = self.hidden_hop(edit.original())
+        {
+            // A hidden dialog's request becomes what the other side must
+            // see before any route looks at it (see `topology`).
+            hidden_du = topology::restore_request(&mut edit, &hop, |r| self.is_own_route(r));
+            hide = Some(topology::Hide { call_id: None });
+        }
         let (_, path_received) = preprocess_routes(&mut edit, &self.local);
         let mut ctx = RequestContext::new(edit, inbound.peer, inbound.transport);
-        ctx.destination = path_received;
+        ctx.destination = path_received.or(hidden_du);
+        ctx.txn.hide = hide;
         ctx.txn.exists = cancels.is_some();
         ctx.services = Some(Arc::clone(&self.services));
         // One load per message: the whole request route, and the
@@ -580,6 +592,7 @@ impl Core {
         resolved: Option<(Transport, SocketAddr)>,
     ) -> Result<((Transport, SocketAddr), Bytes), Reject> {
         let mut target: Option<(Transport, SocketAddr)> = None;
+        let mut local = inbound.local;
         prepare_forward(edit, fwd, hop, |hop| {
             let (transport, peer) = match resolved {
                 Some(t) => t,
@@ -591,6 +604,7 @@ impl Core {
                 extra: vec![],
             })?;
             target = Some((transport, peer));
+            local = out_addr;
             let mut record_routes = Vec::new();
             if fwd.record_route {
                 record_routes.push(rr_uri(transport, out_addr));
@@ -607,6 +621,13 @@ impl Core {
             Ok(HopHeaders { via_sent_by, record_routes, path })
         })?;
         let target = target.ok_or(CANNOT_RESOLVE)?;
+        if let Some(hide) = fwd.hide {
+            // A request forwarded without a transaction keeps its Vias, or
+            // its replies could not find their way back; an ACK has none.
+            let keep_vias = fwd.branch.is_none() && edit.original().method_str() != Some("ACK");
+            let contact = topology::masked_contact(target.0, local);
+            topology::hide_request(edit, hide, keep_vias, &contact);
+        }
         Ok((target, edit.serialize()))
     }
 
@@ -624,6 +645,7 @@ impl Core {
             record_route: ctx.record_route,
             path: ctx.path.as_deref(),
             branch: None,
+            hide: ctx.txn.hide.as_ref(),
         };
         let hop = match next_hop(&ctx.msg, &fwd) {
             Err(r) => return self.reject_request(&ctx, inbound, r),

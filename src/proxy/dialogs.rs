@@ -39,6 +39,20 @@ impl Core {
             .is_ok_and(|u| self.local.is_local_uri(&u))
     }
 
+    /// Where an in-dialog request of a hidden dialog goes
+    /// ([`crate::dialog::Dialogs::hidden_hop`]); a re-INVITE or UPDATE
+    /// with a Contact refreshes its sender's.
+    pub(super) fn hidden_hop(&self, msg: &Message) -> Option<crate::dialog::HiddenHop> {
+        let to_tag = msg.to_tag().filter(|t| !t.is_empty())?;
+        let (Ok(Some(call_id)), Some(from_tag)) = (msg.call_id(), msg.from_tag()) else {
+            return None;
+        };
+        let refresh = matches!(msg.method_str(), Some("INVITE" | "UPDATE"));
+        let contact = refresh.then(|| first_contact(msg));
+        let contact = contact.as_deref().map(crate::dialog::uri_of);
+        self.services().dialogs.hidden_hop(call_id, from_tag, to_tag, contact)
+    }
+
     /// A request within a dialog (it has a To tag) that the route relayed
     /// or forwarded: the dialog notes who sent it and its CSeq; a BYE ends
     /// the call and writes its record.
@@ -64,14 +78,36 @@ impl Core {
         source: super::Inbound,
         dst: &str,
         flags: Option<u64>,
+        invite: Option<&Message>,
     ) {
         let Ok(Some(call_id)) = msg.call_id() else { return };
-        let rr: Vec<String> = msg
-            .list_values(HeaderName::RecordRoute)
-            .filter_map(Result::ok)
-            .map(|v| v.trim().to_owned())
-            .collect();
-        let (caller_route, callee_route) = bye::split_route_set(&rr, |r| self.is_own_route(r));
+        let (callee, caller_route) = self.callee_leg(msg, source, invite);
+        let to = msg.header_value(HeaderName::To).unwrap_or("");
+        self.services().dialogs.confirm(call_id, to, callee, caller_route, dst, flags, now_ms());
+    }
+
+    /// The callee's leg from its reply (its Contact, where it answered
+    /// from, the Record-Route entries on its side) and the caller's route
+    /// set: the entries below this proxy's in the reply or, for a hidden
+    /// dialog (whose callee never saw them), those of the `invite` as it
+    /// arrived.
+    pub(super) fn callee_leg(
+        &self,
+        msg: &Message,
+        source: super::Inbound,
+        invite: Option<&Message>,
+    ) -> (crate::dialog::Leg, Vec<Box<str>>) {
+        let values = |m: &Message| -> Vec<String> {
+            m.list_values(HeaderName::RecordRoute)
+                .filter_map(Result::ok)
+                .map(|v| v.trim().to_owned())
+                .collect()
+        };
+        let (mut caller_route, callee_route) =
+            bye::split_route_set(&values(msg), |r| self.is_own_route(r));
+        if let Some(invite) = invite {
+            caller_route = values(invite).into_iter().map(String::into_boxed_str).collect();
+        }
         let callee = crate::dialog::Leg {
             transport: source.transport.name().into(),
             addr: Some(source.peer),
@@ -79,8 +115,7 @@ impl Core {
             route: callee_route,
             cseq: 0,
         };
-        let to = msg.header_value(HeaderName::To).unwrap_or("");
-        self.services().dialogs.confirm(call_id, to, callee, caller_route, dst, flags, now_ms());
+        (callee, caller_route)
     }
 
     /// A reply to an INVITE that has no transaction here (the proxy
@@ -96,7 +131,7 @@ impl Core {
         let dialogs = &self.services().dialogs;
         match code {
             101..=199 => dialogs.provisional(call_id, msg.to_tag().unwrap_or("")),
-            200..=299 => self.dialog_answered(msg, source, "", None),
+            200..=299 => self.dialog_answered(msg, source, "", None, None),
             _ => {
                 let phrase = msg.reason().unwrap_or_else(|| crate::sip::status::phrase_of(code));
                 dialogs.fail(call_id, code, phrase, code == 487, None, now_ms());

@@ -24,6 +24,7 @@ pub mod services;
 pub mod stateful;
 pub mod timer_queue;
 pub mod tls;
+pub mod topology;
 pub mod transport;
 pub mod udp;
 

@@ -272,6 +272,9 @@ pub struct Forward<'a> {
     /// request's [`loop_hash`](super::branch::loop_hash) (once per transaction); `None` for
     /// stateless forwarding, whose branch is a hash (§16.11).
     pub branch: Option<(&'a str, u64)>,
+    /// Topology hiding: the copy carries only this proxy (see
+    /// [`super::topology`]).
+    pub hide: Option<&'a super::topology::Hide>,
 }
 
 /// The next hop [`prepare_forward`] will choose, without editing anything:
@@ -543,6 +546,7 @@ mod tests {
             record_route: true,
             path: None,
             branch: None,
+            hide: None,
         };
         let hop = next_hop(&e, &fwd).unwrap();
         prepare_forward(&mut e, &fwd, &hop, |hop| {

@@ -39,8 +39,14 @@ pub fn build_response(
     for v in req.current_values("Via") {
         line(&mut out, "Via", v);
     }
+    // The Call-ID as it arrived: a hidden dialog's request is rewritten to
+    // the other side's before routing (`topology`).
     for name in ["From", "Call-ID", "CSeq"] {
-        if let Some(v) = req.current_values(name).next() {
+        let value = match name {
+            "Call-ID" => msg.header_value(HeaderName::CallId),
+            _ => req.current_values(name).next(),
+        };
+        if let Some(v) = value {
             line(&mut out, name, v);
         }
     }

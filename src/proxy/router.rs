@@ -126,6 +126,10 @@ pub struct TxnScope {
     /// What the request route decided about the dialog an initial INVITE
     /// starts (`dlg_manage()` and friends), until the INVITE is relayed.
     pub dialog: Option<Box<crate::dialog::Pending>>,
+    /// `topology_hide()`, or an in-dialog request of a hidden dialog: the
+    /// copies this request is forwarded as hide what is behind the proxy
+    /// ([`super::topology`]).
+    pub hide: Option<super::topology::Hide>,
 }
 
 /// The trunk a transaction goes to and its failover sequence (trunk

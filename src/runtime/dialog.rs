@@ -63,6 +63,32 @@ pub fn dlg_manage(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     }
 }
 
+/// `topology_hide()`: an initial INVITE starts a hidden dialog (and is
+/// `dlg_manage()`d); a MESSAGE, OPTIONS or other request outside a dialog
+/// is hidden as a transaction. True for an in-dialog request of a hidden
+/// dialog (hidden already, on arrival); false for what cannot be hidden
+/// (REGISTER, SUBSCRIBE, …).
+pub fn topology_hide(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
+    use crate::proxy::topology::{Hide, can_hide, new_call_id};
+    let m = ctx.req.msg.original();
+    if m.to_tag().is_some_and(|t| !t.is_empty()) {
+        return i64::from(ctx.req.txn.hide.is_some());
+    }
+    if !m.is_request() || !can_hide(m.method_str().unwrap_or("")) {
+        return 0;
+    }
+    let call_id = match &ctx.req.txn.hide {
+        Some(Hide { call_id: Some(c) }) => c.clone(),
+        _ => new_call_id(),
+    };
+    if let Some(p) = pending(ctx) {
+        p.managed = true;
+        p.hidden = Some(call_id.clone());
+    }
+    ctx.req.txn.hide = Some(Hide { call_id: Some(call_id) });
+    1
+}
+
 pub fn is_known_dlg(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     i64::from(known(ctx))
 }

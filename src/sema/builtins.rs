@@ -384,6 +384,8 @@ pub static FUNCTIONS: &[Func] = &[
         "The longest the dialog `dlg_manage()` starts may last after its answer: then the proxy sends BYE to both sides and its record says `max_duration` (prepaid or credit-limited calls: `dlg_set_timeout(to_int($avp(credit)))`). In-dialog requests do not extend it. False when no `dlg_manage()` came first. Kamailio: dialog `dlg_set_timeout`."),
     func!(is_known_dlg() -> Bool, ANY, None,
         "True when the message belongs to a tracked dialog (by Call-ID and tags). Kamailio: dialog `is_known_dlg`."),
+    func!(topology_hide() -> Bool, RQ, None,
+        "Hides each side of the request from the other (an SBC's topology hiding): the copies relayed carry this proxy's Via, Record-Route and Contact alone and, towards the callee, a Call-ID of their own; replies get back the Vias, Call-ID and Record-Route entries their side sent. On an initial INVITE it starts a hidden dialog (it is `dlg_manage()` as well, and needs `record_route()`, E0404): its in-dialog requests, from either side, are rewritten on arrival to the other side's Call-ID, Contact and Route set, so `loose_route()` and `relay()` take them there. On MESSAGE, OPTIONS and other requests outside a dialog it hides that transaction. Needs `relay()` (a stateless `forward()` keeps the Vias). False, and nothing hidden, for REGISTER and the requests that start subscriptions (SUBSCRIBE, REFER), whose Contact must stay. From, To and the SDP pass as they are (`rtpengine_manage()` relays the media). Kamailio: topos, topoh."),
     // REGISTRAR / LOCATION
     func!(save(table: P::Str) -> Bool, RQ, Handles,
         "Applies a REGISTER to the location table (RFC 3261 §10.3: expiry limits, `*`, CSeq order, Path, `+sip.instance`/`reg-id`) and replies itself: 200 listing every current binding with its remaining expiry, or the error (400, 423 with Min-Expires, 503). True on 200; false when it replied an error (a later `reply_error()` is then ignored) or when no registrar is running (nothing replied: `reply_error()` answers 500). sipc keeps one location table; `table` is accepted for Kamailio parity. Kamailio: registrar `save`."),
@@ -1022,7 +1024,7 @@ pub const MEDIA_FUNCTIONS: &[&str] =
 
 /// The builtin that starts dialog tracking: `sipc run` reads `module
 /// dialog` and `module acc` only for a program that calls it.
-pub const DIALOG_FUNCTIONS: &[&str] = &["dlg_manage"];
+pub const DIALOG_FUNCTIONS: &[&str] = &["dlg_manage", "topology_hide"];
 
 pub fn function(name: &str) -> Option<(usize, &'static Func)> {
     FUNCTIONS.iter().enumerate().find(|(_, f)| f.name == name)

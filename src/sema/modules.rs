@@ -166,14 +166,18 @@ pub fn media_needs_instances(
 /// the dialog's ACK, re-INVITEs and BYE would go from phone to phone, and
 /// the dialog would never learn that the call ended.
 pub fn dialog_needs_record_route(c: &mut Checker<'_>, program: &CheckedProgram) {
-    let Some(call) = program.first_call_of(DIALOG_FUNCTIONS) else { return };
+    let Some((name, call)) =
+        DIALOG_FUNCTIONS.iter().find_map(|f| Some((*f, program.first_call_of(&[f])?)))
+    else {
+        return;
+    };
     if program.calls_any(&["record_route"]) {
         return;
     }
     c.error(
         Diagnostic::new(
             Code::DialogWithoutRecordRoute,
-            "`dlg_manage()` without `record_route()`",
+            format!("`{name}()` without `record_route()`"),
         )
         .at(call, "this follows the call as a dialog")
         .with_help(

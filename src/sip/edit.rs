@@ -87,6 +87,19 @@ impl EditedMessage {
         n
     }
 
+    /// Removes every received line with this name, keeping the lines added
+    /// by [`insert_first`](Self::insert_first) and [`append`](Self::append):
+    /// a forwarded copy keeps only this proxy's own Via and Record-Route
+    /// (topology hiding). Returns how many lines were removed.
+    pub fn remove_received(&mut self, name: &str) -> usize {
+        let idx: SmallVec<[usize; 4]> = self.msg.indices_named(name).collect();
+        let n = idx.iter().filter(|&&i| self.current(i).is_some()).count();
+        for i in idx {
+            self.set_line(i, None);
+        }
+        n
+    }
+
     /// Sets a header to a single value: the first line is replaced, any
     /// others removed; appended when absent.
     pub fn set_header(&mut self, name: &str, value: &str) {

@@ -37,8 +37,8 @@ syn keyword sipcBuiltin     nat_uac_test fix_nated_contact fix_nated_register ad
 syn keyword sipcBuiltin     set_contact_alias handle_ruri_alias rtpengine_offer rtpengine_answer
 syn keyword sipcBuiltin     rtpengine_delete rtpengine_manage within_limit ban in_acl is_scanner
 syn keyword sipcBuiltin     is_banned unban dlg_manage set_dlg_profile dlg_profile_size
-syn keyword sipcBuiltin     dlg_set_timeout is_known_dlg save lookup registered add_path
-syn keyword sipcBuiltin     add_path_received unregister auth_check auth_challenge
+syn keyword sipcBuiltin     dlg_set_timeout is_known_dlg topology_hide save lookup registered
+syn keyword sipcBuiltin     add_path add_path_received unregister auth_check auth_challenge
 syn keyword sipcBuiltin     consume_credentials is_present_hf append_hf remove_hf replace_hf str_len
 syn keyword sipcBuiltin     str_lower str_upper str_substr str_contains str_starts_with to_str
 syn keyword sipcBuiltin     to_int log setflag resetflag isflagset table_get table_has select

@@ -48,13 +48,25 @@ impl Core {
     ) {
         let Ok(Some(call_id)) = msg.call_id() else { return };
         let dialogs = &self.services().dialogs;
+        // A hidden dialog's callee never saw the caller's Record-Route.
+        let hidden_invite =
+            t.live.as_deref().filter(|l| l.scope.hide.is_some()).map(|l| l.request.original());
         match code {
-            101..=199 => dialogs.provisional(call_id, msg.to_tag().unwrap_or("")),
+            101..=199 => {
+                let to_tag = msg.to_tag().unwrap_or("");
+                dialogs.provisional(call_id, to_tag);
+                if let Some(invite) = hidden_invite
+                    && !to_tag.is_empty()
+                {
+                    let (callee, caller_route) = self.callee_leg(msg, source, Some(invite));
+                    dialogs.early_leg(call_id, to_tag, callee, caller_route);
+                }
+            }
             200..=299 => {
                 let (transport, peer) = t.branches[index].target;
                 let dst = format!("{}:{peer}", transport.name());
                 let flags = t.live.as_deref().map_or(0, |l| l.scope.flags);
-                self.dialog_answered(msg, source, &dst, Some(flags));
+                self.dialog_answered(msg, source, &dst, Some(flags), hidden_invite);
             }
             _ => {}
         }

@@ -268,7 +268,11 @@ fn compact(t: &mut Txn) {
     let done = t.server.is_final()
         && t.resolving == 0
         && !t.branches.iter().any(|b| b.client.is_pending());
-    if done && t.live.is_some() {
+    // A hidden transaction keeps its request: a 2xx retransmitted in
+    // Accepted has no Via below this proxy's to go back by, and is
+    // restored from it.
+    let hidden = t.live.as_deref().is_some_and(|l| l.scope.hide.is_some());
+    if done && t.live.is_some() && !hidden {
         t.live = None;
         for b in &mut t.branches {
             b.response = None;

@@ -3,6 +3,7 @@
 //! best final reply.
 
 use super::*;
+use crate::proxy::topology;
 
 impl Core {
     /// The reply `msg` to one of our branches, if it is one (`None`: handle
@@ -98,6 +99,10 @@ impl Core {
         }
         // Reply routes, if any, see the reply as it will go upstream.
         let mut edit = strip_own_via(msg);
+        if let Some(live) = t.live.as_deref().filter(|l| l.scope.hide.is_some()) {
+            let contact = topology::masked_contact(live.inbound.transport, live.inbound.local);
+            topology::restore_reply(&mut edit, &live.request, |r| self.is_own_route(r), &contact);
+        }
         let mut dropped = false;
         if let Some(live) = t.live.as_deref_mut() {
             let hooks = [live.router.reply_route(), live.scope.on_reply];

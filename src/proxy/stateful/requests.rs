@@ -265,6 +265,7 @@ impl Core {
             record_route: live.record_route,
             path: live.path.as_deref(),
             branch: None,
+            hide: None,
         };
         let hop = match next_hop(&edit, &fwd) {
             Ok(hop) => hop,
@@ -302,6 +303,7 @@ impl Core {
             record_route: live.record_route,
             path: live.path.as_deref(),
             branch: Some((&part, t.via_hash)),
+            hide: live.scope.hide.as_ref(),
         };
         let inbound = live.inbound;
         let (target, data) = match self.prepare_copy(&mut edit, &fwd, hop, inbound, resolved) {
