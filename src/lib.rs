@@ -15,6 +15,7 @@ pub mod diag;
 pub mod dialog;
 pub mod fmt;
 pub mod lsp;
+pub mod metrics;
 pub mod proxy;
 pub mod registrar;
 pub mod reload;

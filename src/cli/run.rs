@@ -375,6 +375,13 @@ struct ReloadSetup {
 }
 
 async fn serve(config: ServerConfig, program: Arc<Program>, reload: ReloadSetup) -> ExitCode {
+    let metrics = match metrics_listen(&reload.first.checked) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
     let handle = match crate::proxy::server::start(config, program.clone()).await {
         Ok(h) => h,
         Err(e) => {
@@ -417,6 +424,16 @@ async fn serve(config: ServerConfig, program: Arc<Program>, reload: ReloadSetup)
         Err(e) => tracing::warn!("no control socket at {}: {e}", reload.control.display()),
     }
     background.push(tokio::spawn(reload_on_sighup(Arc::clone(&reloader))));
+    if let Some(addr) = metrics {
+        match crate::metrics::serve(addr, Arc::clone(&reloader)).await {
+            Ok(task) => {
+                tracing::info!("metrics on http://{addr}/metrics");
+                background.push(task);
+            }
+            // Like the control socket: the proxy serves SIP without it.
+            Err(e) => tracing::warn!("no metrics on {addr}: {e}"),
+        }
+    }
     if let Some(task) = crate::proxy::natping::spawn(&handle.core) {
         background.push(task);
     }
@@ -438,6 +455,22 @@ async fn serve(config: ServerConfig, program: Arc<Program>, reload: ReloadSetup)
 }
 
 /// SIGHUP reloads the config, as for most daemons.
+/// `module metrics { listen }`: where to serve `/metrics`, if anywhere.
+fn metrics_listen(prog: &CheckedProgram) -> Result<Option<std::net::SocketAddr>, String> {
+    let value = prog
+        .settings
+        .iter()
+        .find(|s| s.module == "metrics" && s.name == "listen")
+        .map(|s| &s.value);
+    match value {
+        None => Ok(None),
+        Some(Value::Str(text)) => text.parse().map(Some).map_err(|_| {
+            format!("module metrics: listen = \"{text}\" is not an address and port, e.g. \"127.0.0.1:9090\"")
+        }),
+        Some(other) => Err(format!("module metrics: listen must be a string, not {other:?}")),
+    }
+}
+
 async fn reload_on_sighup(reloader: Arc<crate::reload::Reloader>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else { return };

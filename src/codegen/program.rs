@@ -36,6 +36,9 @@ pub struct Program {
     domains: Vec<String>,
     /// `event_route "NAME"` routes, by event name.
     events: Vec<(String, u32)>,
+    /// Run times of each top-level route, by `RouteId` (`None` for `route
+    /// NAME` subroutines, which run inside another route's time).
+    times: Vec<Option<Arc<crate::metrics::route_time::RouteTime>>>,
 }
 
 impl Program {
@@ -70,6 +73,19 @@ impl Program {
                 .enumerate()
                 .filter(|(_, r)| r.kind == crate::syntax::ast::RouteKind::Event)
                 .map(|(i, r)| (r.name.clone(), i as u32))
+                .collect(),
+            times: prog
+                .routes
+                .iter()
+                .map(|r| {
+                    use crate::syntax::ast::RouteKind;
+                    let label = match r.kind {
+                        RouteKind::Sub => return None,
+                        RouteKind::Request | RouteKind::Reply => r.kind.keyword().to_owned(),
+                        _ => format!("{} {}", r.kind.keyword(), r.name),
+                    };
+                    Some(crate::metrics::route_time::for_route(&label))
+                })
                 .collect(),
         })
     }
@@ -168,9 +184,17 @@ impl Program {
     pub fn run(&self, req: &mut RequestContext) -> Decision {
         let Some(route) = self.request_route else { return Decision::Drop };
         crate::routing::probe::note_request(&self.shared.routing, req);
+        let started = std::time::Instant::now();
         let mut ctx = RouteCtx::new(req, &self.shared);
         let result = self.code.call(route, &mut ctx);
+        self.took(route, started);
         ctx.finish(result)
+    }
+
+    fn took(&self, route: usize, started: std::time::Instant) {
+        if let Some(Some(t)) = self.times.get(route) {
+            t.observe(started.elapsed());
+        }
     }
 
     /// Runs route `route` as a predicate on `req` (the condition of `sipc
@@ -207,9 +231,11 @@ impl Program {
         }
         let kind = self.kinds.get(route as usize).copied().unwrap_or(RouteKind::Sub);
         let failure = kind == RouteKind::Failure;
+        let started = std::time::Instant::now();
         let mut ctx = RouteCtx::new(req, &self.shared);
         ctx.kind = crate::sema::builtins::Kinds::of(kind);
         let result = self.code.call(route as usize, &mut ctx);
+        self.took(route as usize, started);
         if result != crate::runtime::RESULT_DROP && ctx.decision.is_none() && !ctx.failed {
             // A failure route that relays nothing again lets the best
             // reply go upstream (`Drop` there); `Forward` would send the

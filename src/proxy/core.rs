@@ -48,7 +48,14 @@ pub struct Stats {
     pub transactions: AtomicU64,
     /// Request retransmissions absorbed by a transaction.
     pub absorbed: AtomicU64,
+    /// Requests received, by [`crate::sip::Method`] (`Method as usize`).
+    pub requests_by_method: [AtomicU64; METHODS],
+    /// Replies received, by class (1xx … 6xx).
+    pub replies_by_class: [AtomicU64; 6],
 }
+
+/// How many [`crate::sip::Method`] variants there are.
+pub const METHODS: usize = crate::sip::Method::Extension as usize + 1;
 
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
@@ -413,6 +420,11 @@ impl Core {
             let edit = EditedMessage::new(msg);
             let reply = self.reply_to(&edit, inbound, e.status_code(), &reason, &[], false);
             return Some(Step::Send(reply));
+        }
+        if let Some(m) = msg.method() {
+            bump(&self.stats.requests_by_method[m as usize]);
+        } else if let Some(code) = msg.status() {
+            bump(&self.stats.replies_by_class[usize::from(code / 100).clamp(1, 6) - 1]);
         }
         if msg.is_request() {
             self.process_request(msg, inbound)

@@ -223,6 +223,15 @@ impl TrunksInner {
     }
 
     /// The newest state registered under `name`.
+    /// Every trunk, by name (metrics).
+    pub fn all(&self) -> Vec<Arc<TrunkState>> {
+        let map = self.by_key.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<Arc<TrunkState>> = map.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        all
+    }
+
     pub fn by_name(&self, name: &str) -> Option<Arc<TrunkState>> {
         let map = self.by_key.read().unwrap_or_else(|e| e.into_inner());
         let by_addr = self.by_addr.read().unwrap_or_else(|e| e.into_inner());

@@ -801,6 +801,12 @@ pub static SETTINGS: &[SettingDef] = &[
         "More User-Agent fragments `is_scanner()` recognises, separated by `|` and compared without case (added to the built-in list)."
     ),
     setting!(
+        "metrics",
+        listen,
+        Str,
+        "Where `sipc run` serves Prometheus metrics (`GET /metrics`, OpenMetrics text), e.g. `\"127.0.0.1:9090\"`: requests by method, replies by class, drops by reason, transactions, route run times, reloads, registrations, trunks, dialogs, bans, CPU and memory (docs/operations.md). Keep it on loopback or a management network. Kamailio: xhttp_prom."
+    ),
+    setting!(
         "dialog",
         default_timeout,
         Duration,
