@@ -18,7 +18,10 @@
 # ROUNDS alternating rounds, and the ratio sipc/kamailio (goal: at most
 # 1/3) with its median.
 #
-# Usage: benches/sipp_sbc.sh      env: RATE (500), SECS (10), ROUNDS (3), WORKERS (both `-n`, 2)
+# Topology hiding is on in both (the example's topology_hide(), Kamailio's
+# topoh); HIDE=0 takes it out of both, to compare the rest alone.
+#
+# Usage: benches/sipp_sbc.sh      env: RATE (500), SECS (10), ROUNDS (3), WORKERS (both `-n`, 2), HIDE (1)
 # Needs: sipp, kamailio and kamailio-sqlite-modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +31,7 @@ RATE=${RATE:-500}
 SECS=${SECS:-10}
 ROUNDS=${ROUNDS:-3}
 WORKERS=${WORKERS:-2}
+HIDE=${HIDE:-1}
 SCEN=tests/data/sipp
 source benches/common.sh
 need "$SCEN/uac_auth.xml" "$SCEN/uas.xml" examples/sbc.route benches/kamailio/sbc.cfg
@@ -43,6 +47,13 @@ sed -e 's/limit per_source by $si rate 30 per 1s burst 60 ban 5m;/limit per_sour
   examples/sbc.route >"$TMP/sipc/sbc.route"
 grep -q 'rate 100000 per 1s' "$TMP/sipc/sbc.route" && grep -q 'algorithms = "MD5"' "$TMP/sipc/sbc.route" ||
   { echo "the example's limit or auth block changed" >&2; exit 2; }
+if [[ "$HIDE" == 0 ]]; then
+  grep -q '^    topology_hide();$' "$TMP/sipc/sbc.route" || { echo "the example no longer hides topology" >&2; exit 2; }
+  sed -i '/^    topology_hide();$/d' "$TMP/sipc/sbc.route"
+  KAM_TOPOH=()
+else
+  KAM_TOPOH=(-A WITH_TOPOH)
+fi
 cp examples/sbc-blocklist.txt "$TMP/sipc/"
 echo wonderland | "$SIPC_BIN" user add alice@sbc.example.com --password-stdin --db "$TMP/sipc/sipc.db" >/dev/null
 
@@ -69,7 +80,7 @@ start_proxy() {
   case "$1" in
     sipc) "$SIPC_BIN" run "$TMP/sipc/sbc.route" --no-watch --control "$TMP/ctl.sock" -n "$WORKERS" \
             >"$TMP/proxy.log" 2>&1 & ;;
-    kamailio) kamailio -f benches/kamailio/sbc.cfg -A "DBURL=\"sqlite:///$TMP/kam/kamailio.db\"" \
+    kamailio) kamailio -f benches/kamailio/sbc.cfg -A "DBURL=\"sqlite:///$TMP/kam/kamailio.db\"" "${KAM_TOPOH[@]}" \
                 -m 1024 -n "$WORKERS" -DD -E -w "$TMP/kam" >"$TMP/proxy.log" 2>&1 & ;;
   esac
   PROXY_PID=$!

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod cdr;
 pub mod check;
+mod ctl;
 mod dump;
 pub mod fmt;
 pub mod lsp;
@@ -37,6 +38,10 @@ pub enum Command {
     Run(run::RunArgs),
     /// Reload a running proxy's config (or show its status).
     Reload(reload::ReloadArgs),
+    /// Look into a running proxy and change it: stats, registrations,
+    /// trunks, dialogs, bans, reload, log level (JSON-RPC on its control
+    /// socket).
+    Ctl(ctl::CtlArgs),
     /// Format route files in the one canonical layout (comments kept).
     Fmt(fmt::FmtArgs),
     /// Run the language server on standard input and output (for editors).
@@ -60,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Dump(cmd) => dump::run(cmd),
         Command::Run(args) => run::run(args),
         Command::Reload(args) => reload::run(args),
+        Command::Ctl(args) => ctl::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Lsp(args) => lsp::run(args),
         Command::Test(args) => test::run(args),

@@ -289,6 +289,20 @@ pub fn run(args: RunArgs) -> ExitCode {
         .with(filter)
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(color))
         .try_init();
+    // `sipc ctl log level LEVEL`: until the next reload sets it from the
+    // config again.
+    let ctl_handle = level_handle.clone();
+    crate::reload::rpc::set_log_level(Box::new(move |level| {
+        use tracing_subscriber::filter::LevelFilter;
+        if let Some(text) = level {
+            let new: LevelFilter = text.parse().map_err(|_| {
+                format!("`{text}` is not a log level (off, error, warn, info, debug, trace)")
+            })?;
+            ctl_handle.modify(|l| *l = new).map_err(|e| e.to_string())?;
+        }
+        let now = ctl_handle.clone_current().unwrap_or(LevelFilter::OFF);
+        Ok(now.to_string().to_ascii_lowercase())
+    }));
     let verbose = args.verbose;
     let on_reload: crate::reload::reloader::OnReload = Box::new(move |p| {
         let level = tracing_subscriber::filter::LevelFilter::from_level(log_level(p, verbose));
@@ -444,7 +458,13 @@ async fn serve(config: ServerConfig, program: Arc<Program>, reload: ReloadSetup)
     ));
     // Dialog deadlines: cheap when there is none (one heap peek per tick).
     background.push(crate::proxy::dialogs::spawn(&handle.core));
+    // systemd (`Type=notify`): serving now.
+    crate::reload::notify::notify(&format!(
+        "READY=1\nMAINPID={}\nSTATUS=generation 1 serving",
+        std::process::id()
+    ));
     shutdown_signal().await;
+    crate::reload::notify::notify("STOPPING=1\nSTATUS=shutting down");
     tracing::info!("shutting down");
     for task in background {
         task.abort();

@@ -822,6 +822,23 @@ impl Dialogs {
         Ok(n)
     }
 
+    /// Ends the dialog of `call_id` at `at` (`sipc ctl dialogs end`): at
+    /// its deadline the proxy sends a BYE to each side, and the record
+    /// says `max_duration` (a deadline set from outside, which in-dialog
+    /// requests do not push back). False when there is none.
+    pub fn end_at(&self, call_id: &str, at: u64) -> bool {
+        let call_id = &*self.key(call_id);
+        let Some(id) = lock(self.shard(call_id)).get_mut(call_id).map(|d| {
+            d.deadline_ms = at;
+            d.max_ms.get_or_insert(0);
+            d.id
+        }) else {
+            return false;
+        };
+        lock(&self.deadlines).push(Reverse((at, id, call_id.into())));
+        true
+    }
+
     /// Sets the deadline of every live dialog to `at` (tests, `sipc ctl`).
     pub fn end_all_at(&self, at: u64) {
         for s in self.shards.iter() {

@@ -91,7 +91,7 @@ fn family(
 }
 
 /// Every method with a name of its own, then `other`.
-const METHODS: [Method; crate::proxy::core::METHODS] = [
+pub const METHOD_LIST: [Method; crate::proxy::core::METHODS] = [
     Method::Invite,
     Method::Ack,
     Method::Bye,
@@ -119,7 +119,7 @@ impl Collector for SipcCollector {
             "SIP messages received (requests and replies, keep-alives included).",
             load(&s.received),
         )?;
-        let by_method: Vec<(String, u64)> = METHODS
+        let by_method: Vec<(String, u64)> = METHOD_LIST
             .iter()
             .map(|m| {
                 let name = m.as_str().unwrap_or("other").to_owned();

@@ -1,10 +1,12 @@
-//! The local control socket: `sipc reload` and `sipc reload --status`.
+//! The local control socket: `sipc reload`, `sipc reload --status`, `sipc
+//! trace` and `sipc ctl` (JSON-RPC 2.0, [`super::rpc`]).
 //!
 //! A Unix socket in a per-user directory (mode 0700; the socket itself
 //! 0600), so only the user running the proxy (and root) can reload it. The
 //! protocol is one command line in (`reload` or `status`), and a reply whose
 //! first line is `ok` or `error`, followed by the summary, the status or the
-//! diagnostics.
+//! diagnostics; a line that starts with `{` is a JSON-RPC request, answered
+//! with one JSON line.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, Read, Write};
@@ -58,6 +60,12 @@ pub fn serve(reloader: Arc<Reloader>, path: &Path) -> io::Result<tokio::task::Jo
                 let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, 4096));
                 let got = tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line));
                 if !matches!(got.await, Ok(Ok(_))) {
+                    return;
+                }
+                if line.trim_start().starts_with('{') {
+                    let reply = super::rpc::answer(&reloader, line.trim()).await;
+                    let _ = write.write_all(reply.as_bytes()).await;
+                    let _ = write.shutdown().await;
                     return;
                 }
                 if let Some(spec) = line.trim().strip_prefix("trace") {
@@ -134,11 +142,18 @@ async fn trace_session(
 /// Sends `command` to the control socket at `path`; returns whether the
 /// proxy said `ok`, and the rest of its reply.
 pub fn request(path: &Path, command: &str, timeout: Duration) -> io::Result<(bool, String)> {
-    let mut s = std::os::unix::net::UnixStream::connect(path)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.write_all(format!("{command}\n").as_bytes())?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply)?;
+    let reply = request_raw(path, command, timeout)?;
     let (first, rest) = reply.split_once('\n').unwrap_or((reply.as_str(), ""));
     Ok((first == "ok", rest.to_owned()))
+}
+
+/// Sends one line to the control socket at `path` and reads the whole
+/// reply.
+pub fn request_raw(path: &Path, line: &str, timeout: Duration) -> io::Result<String> {
+    let mut s = std::os::unix::net::UnixStream::connect(path)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.write_all(format!("{line}\n").as_bytes())?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    Ok(reply)
 }

@@ -21,7 +21,9 @@
 
 pub mod build;
 pub mod control;
+pub mod notify;
 pub mod reloader;
+pub mod rpc;
 pub mod trace;
 pub mod watch;
 

@@ -139,6 +139,10 @@ impl Reloader {
     /// old program keeps serving.
     pub async fn reload(&self, why: &str) -> Result<String, String> {
         let _one_at_a_time = self.gate.lock().await;
+        super::notify::notify(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading ({why})",
+            super::notify::monotonic_usec()
+        ));
         let (path, opts) = (self.path.clone(), self.opts.clone());
         let built = tokio::task::spawn_blocking(move || build(&path, &opts)).await;
         let result = match built {
@@ -159,6 +163,12 @@ impl Reloader {
                 s.generation
             );
         }
+        // Serving again, the new config or the old one.
+        let status = match &result {
+            Ok(_) => format!("generation {} serving", self.generation()),
+            Err(_) => format!("generation {} serving; the last reload failed", self.generation()),
+        };
+        super::notify::notify(&format!("READY=1\nSTATUS={status}"));
         result
     }
 
