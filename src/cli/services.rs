@@ -128,6 +128,22 @@ pub fn uses_accounting(prog: &CheckedProgram) -> bool {
 }
 
 /// The file live dialogs are saved to across a restart.
+/// `module hep`: where captured messages go, if anywhere.
+fn hep_sender(prog: &CheckedProgram) -> Result<Option<crate::proxy::hep::HepSender>, String> {
+    let Some(Value::Str(dest)) = setting(prog, "hep", "destination") else { return Ok(None) };
+    let capture_id = match setting(prog, "hep", "capture_id") {
+        Some(Value::Int(n)) => u32::try_from(*n)
+            .map_err(|_| format!("module hep: capture_id = {n} is not from 0 to 4294967295"))?,
+        _ => 1,
+    };
+    let password = match setting(prog, "hep", "password") {
+        Some(Value::Str(p)) => Some(p.clone()),
+        _ => None,
+    };
+    let all = !matches!(setting(prog, "hep", "capture_all"), Some(Value::Bool(false)));
+    crate::proxy::hep::HepSender::new(dest, capture_id, password, all).map(Some)
+}
+
 pub fn dialog_snapshot_path(prog: &CheckedProgram, base: &Path) -> PathBuf {
     match setting(prog, "dialog", "snapshot") {
         Some(Value::Str(p)) => base.join(p),
@@ -330,6 +346,7 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
         }
         dialog_snapshot = Some(path);
     }
+    services.hep = hep_sender(prog)?;
     let services = Arc::new(services);
     let maintenance = if services.location.is_some() || subscribers_reload.is_some() {
         let flag = Arc::new((Mutex::new(false), Condvar::new()));

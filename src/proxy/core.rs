@@ -72,12 +72,37 @@ pub struct Outgoing {
     /// Over TCP or TLS, send only on a connection that is already open
     /// (`set_reply_no_connect()`); never open one for this message.
     pub no_connect: bool,
+    /// A copy goes to the HEP collector, if there is one (a route's
+    /// `hep_capture(false)` clears it for what its request sends).
+    pub capture: bool,
 }
 
 impl Outgoing {
     pub fn new(transport: Transport, peer: SocketAddr, data: Bytes) -> Self {
-        Outgoing { transport, peer, data, branch: None, no_connect: false }
+        Outgoing { transport, peer, data, branch: None, no_connect: false, capture: true }
     }
+}
+
+/// `step` with none of its messages captured (`hep_capture(false)`).
+fn uncaptured(step: Step) -> Step {
+    match step {
+        Step::Send(out) => Step::Send(Outgoing { capture: false, ..out }),
+        Step::Batch(steps) => Step::Batch(steps.into_iter().map(uncaptured).collect()),
+        other => other,
+    }
+}
+
+/// The Call-ID of a message about to be sent (for the HEP correlation
+/// id): the value of its first `Call-ID` (or compact `i`) header line.
+fn call_id_of(data: &[u8]) -> Option<&str> {
+    let head = &data[..memchr::memmem::find(data, b"\r\n\r\n").unwrap_or(data.len())];
+    head.split(|&b| b == b'\n').find_map(|line| {
+        let colon = line.iter().position(|&b| b == b':')?;
+        let name = line[..colon].trim_ascii();
+        (name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i"))
+            .then(|| std::str::from_utf8(line[colon + 1..].trim_ascii()).ok())
+            .flatten()
+    })
 }
 
 /// What processing a message leads to.
@@ -285,8 +310,9 @@ impl Core {
 
     /// Sends one message, counting failures.
     pub async fn send(self: &Arc<Self>, out: Outgoing) {
+        self.capture_out(&out);
         let on_message = self.message_sink();
-        let Outgoing { transport, peer, data, branch, no_connect } = out;
+        let Outgoing { transport, peer, data, branch, no_connect, .. } = out;
         let sent = self.outbound.send(transport, peer, data, !no_connect, &on_message, self.limits);
         if let Err(e) = sent.await {
             self.send_failed(peer, branch, e);
@@ -322,6 +348,7 @@ impl Core {
     pub(in crate::proxy) fn run_step_now(self: &Arc<Self>, step: Step) {
         match step {
             Step::Send(out) if out.transport == Transport::Udp => {
+                self.capture_out(&out);
                 if let Err(e) = self.outbound.send_udp(out.peer, &out.data) {
                     self.send_failed(out.peer, out.branch, e);
                 }
@@ -390,21 +417,62 @@ impl Core {
         ))
     }
 
+    /// A message received, to the HEP collector (`module hep`).
+    fn capture_in(&self, data: &[u8], inbound: Inbound, call_id: Option<&str>) {
+        if let Some(hep) = &self.services.hep {
+            hep.capture(&super::hep::Packet {
+                transport: inbound.transport,
+                src: inbound.peer,
+                dst: inbound.local,
+                time: std::time::SystemTime::now(),
+                payload: data,
+                call_id,
+            });
+        }
+    }
+
+    /// A message about to be sent, to the HEP collector.
+    fn capture_out(&self, out: &Outgoing) {
+        let Some(hep) = &self.services.hep else { return };
+        if !out.capture {
+            return;
+        }
+        let src = self
+            .outbound
+            .local_addr(out.transport, out.peer)
+            .unwrap_or_else(|| SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0));
+        hep.capture(&super::hep::Packet {
+            transport: out.transport,
+            src,
+            dst: out.peer,
+            time: std::time::SystemTime::now(),
+            payload: &out.data,
+            call_id: call_id_of(&out.data),
+        });
+    }
+
     /// Decides what one received message produces; see the module docs.
     pub fn process(&self, data: Bytes, inbound: Inbound) -> Option<Step> {
         bump(&self.stats.received);
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             return None; // keep-alive
         }
+        let raw = self.services.hep.as_ref().map(|_| data.clone());
         let mut msg = match Message::parse_with(data, &self.limits) {
             Ok(m) => m,
             Err(e) => {
+                if let Some(raw) = &raw {
+                    self.capture_in(raw, inbound, None);
+                }
                 bump(&self.stats.dropped_malformed);
                 tracing::debug!(peer = %inbound.peer, "dropped unparseable message: {e}");
                 return None;
             }
         };
         if let Err(e) = msg.validate() {
+            if let Some(raw) = &raw {
+                self.capture_in(raw, inbound, msg.call_id().ok().flatten());
+            }
             bump(&self.stats.dropped_malformed);
             if !msg.is_request()
                 || msg.header(HeaderName::Via).is_none()
@@ -426,8 +494,11 @@ impl Core {
         } else if let Some(code) = msg.status() {
             bump(&self.stats.replies_by_class[usize::from(code / 100).clamp(1, 6) - 1]);
         }
+        if let Some(raw) = raw {
+            return self.process_captured(msg, raw, inbound);
+        }
         if msg.is_request() {
-            self.process_request(msg, inbound)
+            self.process_request(msg, inbound, &mut None)
         } else if self.natping_reply(&msg) {
             None
         } else if let Some((txn, index)) = self.match_response(&msg) {
@@ -503,7 +574,38 @@ impl Core {
         Some(Step::Send(self.reply_to(req, inbound, r.code, r.reason, &extra, no_connect)))
     }
 
-    fn process_request(&self, msg: Message, inbound: Inbound) -> Option<Step> {
+    /// [`Core::process`] with HEP capture on: a reply is captured as it
+    /// arrives; a request once its route has decided (`hep_capture`), with
+    /// what the proxy sends for it.
+    fn process_captured(&self, msg: Message, raw: Bytes, inbound: Inbound) -> Option<Step> {
+        let call_id = msg.call_id().ok().flatten().map(str::to_owned);
+        let all = self.services.hep.as_ref().is_some_and(|h| h.capture_all);
+        if !msg.is_request() {
+            self.capture_in(&raw, inbound, call_id.as_deref());
+            return if self.natping_reply(&msg) {
+                None
+            } else if let Some((txn, index)) = self.match_response(&msg) {
+                self.branch_response(&txn, index, msg, inbound)
+            } else {
+                self.process_response(msg, inbound)
+            };
+        }
+        let mut capture = None;
+        let step = self.process_request(msg, inbound, &mut capture);
+        if capture.unwrap_or(all) {
+            self.capture_in(&raw, inbound, call_id.as_deref());
+            step
+        } else {
+            step.map(uncaptured)
+        }
+    }
+
+    fn process_request(
+        &self,
+        msg: Message,
+        inbound: Inbound,
+        capture: &mut Option<bool>,
+    ) -> Option<Step> {
         let (cancels, key) = match self.match_request(&msg) {
             Matched::Absorbed(step) => return step,
             Matched::Cancel(txn) => (txn, None),
@@ -545,6 +647,7 @@ impl Core {
         // transaction it may start, use this router.
         let router = self.router.load();
         let decision = router.0.route_request(&mut ctx);
+        *capture = ctx.capture;
         if matches!(decision, Decision::Relay | Decision::Forward)
             && !self.services.dialogs.is_empty()
         {

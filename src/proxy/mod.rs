@@ -11,6 +11,7 @@ pub mod branch;
 pub mod core;
 pub mod dialogs;
 pub mod dispatch;
+pub mod hep;
 mod holder;
 pub mod local;
 pub mod nat;

@@ -53,6 +53,9 @@ pub struct RequestContext {
     pub nat_register: bool,
     /// What lives as long as the transaction.
     pub txn: TxnScope,
+    /// `hep_capture(on)`: capture this request and what the proxy sends
+    /// for it (`None`: as `module hep { capture_all }` says).
+    pub capture: Option<bool>,
     /// State that outlives messages and configs (the location table …).
     pub services: Option<Arc<Services>>,
     /// Extra headers for a `Decision::Reply` (e.g. the Contacts of a
@@ -77,6 +80,7 @@ impl RequestContext {
             path: None,
             nat_register: false,
             txn: TxnScope::default(),
+            capture: None,
             services: None,
             reply_headers: Vec::new(),
             trace: None,

@@ -36,4 +36,6 @@ pub struct Services {
     /// Calls followed with `dlg_manage()`, their profiles and the
     /// accounting writer their records go to.
     pub dialogs: crate::dialog::Dialogs,
+    /// HEP capture to a Homer collector (`module hep`); `None` when off.
+    pub hep: Option<crate::proxy::hep::HepSender>,
 }

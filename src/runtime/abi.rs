@@ -244,6 +244,7 @@ runtime_table! {
     sipc_rt_dlg_set_timeout(s) => dlg::dlg_set_timeout;
     sipc_rt_is_known_dlg() => dlg::is_known_dlg;
     sipc_rt_topology_hide() => dlg::topology_hide;
+    sipc_rt_hep_capture(on) => b::hep_capture;
     sipc_rt_save(t) => reg::save;
     sipc_rt_lookup(t) => reg::lookup;
     sipc_rt_registered(t) => reg::registered;

@@ -458,6 +458,12 @@ pub fn loose_route(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     b(ctx.req.msg.original().headers_named("Route").next().is_some())
 }
 
+/// `hep_capture(on)`: see [`crate::proxy::hep`].
+pub fn hep_capture(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
+    ctx.req.capture = Some(a[0] != 0);
+    b(ctx.req.services.as_deref().is_some_and(|s| s.hep.is_some()))
+}
+
 pub fn record_route(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     ctx.req.record_route = true;
     1

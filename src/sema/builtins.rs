@@ -384,6 +384,8 @@ pub static FUNCTIONS: &[Func] = &[
         "The longest the dialog `dlg_manage()` starts may last after its answer: then the proxy sends BYE to both sides and its record says `max_duration` (prepaid or credit-limited calls: `dlg_set_timeout(to_int($avp(credit)))`). In-dialog requests do not extend it. False when no `dlg_manage()` came first. Kamailio: dialog `dlg_set_timeout`."),
     func!(is_known_dlg() -> Bool, ANY, None,
         "True when the message belongs to a tracked dialog (by Call-ID and tags). Kamailio: dialog `is_known_dlg`."),
+    func!(hep_capture(on: P::Bool) -> Bool, RQ, None,
+        "Whether this request, and what the proxy sends for it now (its relayed copies, the replies the route makes), go to the HEP collector of `module hep`: `hep_capture(false)` leaves out, say, OPTIONS keepalives when `capture_all` is on; `hep_capture(true)` picks requests when it is off. Replies and retransmissions follow `capture_all`. False when no `module hep` is configured. Kamailio: siptrace `sip_trace()`."),
     func!(topology_hide() -> Bool, RQ, None,
         "Hides each side of the request from the other (an SBC's topology hiding): the copies relayed carry this proxy's Via, Record-Route and Contact alone and, towards the callee, a Call-ID of their own; replies get back the Vias, Call-ID and Record-Route entries their side sent. On an initial INVITE it starts a hidden dialog (it is `dlg_manage()` as well, and needs `record_route()`, E0404): its in-dialog requests, from either side, are rewritten on arrival to the other side's Call-ID, Contact and Route set, so `loose_route()` and `relay()` take them there. On MESSAGE, OPTIONS and other requests outside a dialog it hides that transaction. Needs `relay()` (a stateless `forward()` keeps the Vias). False, and nothing hidden, for REGISTER and the requests that start subscriptions (SUBSCRIBE, REFER), whose Contact must stay. From, To and the SDP pass as they are (`rtpengine_manage()` relays the media). Kamailio: topos, topoh."),
     // REGISTRAR / LOCATION
@@ -799,6 +801,30 @@ pub static SETTINGS: &[SettingDef] = &[
         scanner_user_agents,
         Str,
         "More User-Agent fragments `is_scanner()` recognises, separated by `|` and compared without case (added to the built-in list)."
+    ),
+    setting!(
+        "hep",
+        destination,
+        Str,
+        "Where `sipc run` sends a HEP v3 copy of every SIP message it receives and sends (`\"udp:IP:PORT\"`, a Homer or heplify-server collector), with addresses, ports, transport, time and the Call-ID to correlate them (docs/operations.md). Kamailio: siptrace `duplicate_uri` with `hep_mode_on`."
+    ),
+    setting!(
+        "hep",
+        capture_id,
+        Int,
+        "The capture agent id in each HEP packet (default 1), telling this proxy's packets from others'. Kamailio: siptrace `hep_capture_id`."
+    ),
+    setting!(
+        "hep",
+        password,
+        Str,
+        "The authentication key sent in each HEP packet, when the collector asks for one. Kamailio: siptrace `auth_key`."
+    ),
+    setting!(
+        "hep",
+        capture_all,
+        Bool,
+        "Capture every message (true, the default; a route stops it for its message with `hep_capture(false)`), or only the requests whose route calls `hep_capture(true)` (false). Kamailio: siptrace `trace_on` and `sip_trace()`."
     ),
     setting!(
         "metrics",

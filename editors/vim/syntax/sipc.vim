@@ -37,12 +37,13 @@ syn keyword sipcBuiltin     nat_uac_test fix_nated_contact fix_nated_register ad
 syn keyword sipcBuiltin     set_contact_alias handle_ruri_alias rtpengine_offer rtpengine_answer
 syn keyword sipcBuiltin     rtpengine_delete rtpengine_manage within_limit ban in_acl is_scanner
 syn keyword sipcBuiltin     is_banned unban dlg_manage set_dlg_profile dlg_profile_size
-syn keyword sipcBuiltin     dlg_set_timeout is_known_dlg topology_hide save lookup registered
-syn keyword sipcBuiltin     add_path add_path_received unregister auth_check auth_challenge
-syn keyword sipcBuiltin     consume_credentials is_present_hf append_hf remove_hf replace_hf str_len
-syn keyword sipcBuiltin     str_lower str_upper str_substr str_contains str_starts_with to_str
-syn keyword sipcBuiltin     to_int log setflag resetflag isflagset table_get table_has select
-syn keyword sipcBuiltin     next_destination fork route_attr trunk_stat trunk_is_up trunk_set_up
+syn keyword sipcBuiltin     dlg_set_timeout is_known_dlg hep_capture topology_hide save lookup
+syn keyword sipcBuiltin     registered add_path add_path_received unregister auth_check
+syn keyword sipcBuiltin     auth_challenge consume_credentials is_present_hf append_hf remove_hf
+syn keyword sipcBuiltin     replace_hf str_len str_lower str_upper str_substr str_contains
+syn keyword sipcBuiltin     str_starts_with to_str to_int log setflag resetflag isflagset table_get
+syn keyword sipcBuiltin     table_has select next_destination fork route_attr trunk_stat trunk_is_up
+syn keyword sipcBuiltin     trunk_set_up
 syn match   sipcPseudoVar "\$\%(ru\|rU\|rd\|rp\|du\|fu\|fU\|fd\|tu\|tU\|td\|si\|sp\|rm\|rs\|rr\|ci\|ua\|cs\|ct\|au\|ar\|lookup_result\|auth_result\|rtpengine_result\|ml\|in_trunk\|out_trunk\|proto\|Ri\|Rp\|T_branch_idx\|T_reply_code\|dlg_state\|dlg_start\)\>(\@!"
 syn match   sipcPseudoVarArg "\$\%(hdr\|var\|avp\|dlg_var\|match\)([^()]*)"
 " END GENERATED

@@ -13,13 +13,13 @@ pub(super) fn batch(mut steps: Vec<Step>) -> Option<Step> {
 }
 
 pub(super) fn send(to: (Transport, SocketAddr), data: Bytes) -> Step {
-    Step::Send(Outgoing { transport: to.0, peer: to.1, data, branch: None, no_connect: false })
+    Step::Send(Outgoing::new(to.0, to.1, data))
 }
 
 /// A reply to the caller of transaction `t`.
 pub(super) fn reply(t: &Txn, data: Bytes) -> Step {
     let (transport, peer) = t.reply_to;
-    Step::Send(Outgoing { transport, peer, data, branch: None, no_connect: t.reply_no_connect })
+    Step::Send(Outgoing { no_connect: t.reply_no_connect, ..Outgoing::new(transport, peer, data) })
 }
 
 /// Where replies to this request go (RFC 3261 §18.2.2, RFC 3581 §4);

@@ -323,11 +323,8 @@ impl Core {
         }
         self.count_forwarded_request();
         steps.push(Step::Send(Outgoing {
-            transport: target.0,
-            peer: target.1,
-            data,
             branch: Some((t.id, index)),
-            no_connect: false,
+            ..Outgoing::new(target.0, target.1, data)
         }));
         batch(steps)
     }
