@@ -477,12 +477,7 @@ async fn serve(config: ServerConfig, program: Arc<Program>, reload: ReloadSetup)
 /// SIGHUP reloads the config, as for most daemons.
 /// `module metrics { listen }`: where to serve `/metrics`, if anywhere.
 fn metrics_listen(prog: &CheckedProgram) -> Result<Option<std::net::SocketAddr>, String> {
-    let value = prog
-        .settings
-        .iter()
-        .find(|s| s.module == "metrics" && s.name == "listen")
-        .map(|s| &s.value);
-    match value {
+    match super::services::setting(prog, "metrics", "listen") {
         None => Ok(None),
         Some(Value::Str(text)) => text.parse().map(Some).map_err(|_| {
             format!("module metrics: listen = \"{text}\" is not an address and port, e.g. \"127.0.0.1:9090\"")

@@ -151,7 +151,7 @@ pub fn dialog_snapshot_path(prog: &CheckedProgram, base: &Path) -> PathBuf {
     }
 }
 
-fn setting<'p>(prog: &'p CheckedProgram, module: &str, name: &str) -> Option<&'p Value> {
+pub(super) fn setting<'p>(prog: &'p CheckedProgram, module: &str, name: &str) -> Option<&'p Value> {
     prog.settings.iter().find(|s| s.module == module && s.name == name).map(|s| &s.value)
 }
 

@@ -159,14 +159,8 @@ impl Collector for SipcCollector {
             load(&s.replied),
         )?;
         let services = core.services();
-        let drops = [
-            ("malformed", load(&s.dropped_malformed)),
-            ("stray", load(&s.dropped_stray)),
-            ("route", load(&s.dropped_by_route)),
-            ("overload", load(&s.dropped_overload)),
-            ("banned", load(&services.bans.dropped)),
-        ];
-        let drops: Vec<(String, u64)> = drops.iter().map(|(r, v)| (r.to_string(), *v)).collect();
+        let drops: Vec<(String, u64)> =
+            drops(core).iter().map(|(r, v)| (r.to_string(), *v)).collect();
         family(
             &mut enc,
             ("sipc_dropped", "Messages dropped, by reason.", MetricType::Counter),
@@ -301,6 +295,18 @@ impl SipcCollector {
         }
         Ok(())
     }
+}
+
+/// Messages dropped, by reason (`sipc_dropped_total`, `sipc ctl stats`).
+pub fn drops(core: &crate::proxy::core::Core) -> [(&'static str, u64); 5] {
+    let s = &core.stats;
+    [
+        ("malformed", load(&s.dropped_malformed)),
+        ("stray", load(&s.dropped_stray)),
+        ("route", load(&s.dropped_by_route)),
+        ("overload", load(&s.dropped_overload)),
+        ("banned", load(&core.services().bans.dropped)),
+    ]
 }
 
 /// CPU seconds and resident bytes of this process, from `/proc/self`

@@ -494,11 +494,17 @@ impl Core {
         } else if let Some(code) = msg.status() {
             bump(&self.stats.replies_by_class[usize::from(code / 100).clamp(1, 6) - 1]);
         }
-        if let Some(raw) = raw {
-            return self.process_captured(msg, raw, inbound);
+        match raw {
+            Some(raw) => self.process_captured(msg, raw, inbound),
+            None => self.dispatch(msg, inbound, &mut None),
         }
+    }
+
+    /// A valid message to its handler; a request's route may set `capture`
+    /// (`hep_capture`).
+    fn dispatch(&self, msg: Message, inbound: Inbound, capture: &mut Option<bool>) -> Option<Step> {
         if msg.is_request() {
-            self.process_request(msg, inbound, &mut None)
+            self.process_request(msg, inbound, capture)
         } else if self.natping_reply(&msg) {
             None
         } else if let Some((txn, index)) = self.match_response(&msg) {
@@ -582,16 +588,10 @@ impl Core {
         let all = self.services.hep.as_ref().is_some_and(|h| h.capture_all);
         if !msg.is_request() {
             self.capture_in(&raw, inbound, call_id.as_deref());
-            return if self.natping_reply(&msg) {
-                None
-            } else if let Some((txn, index)) = self.match_response(&msg) {
-                self.branch_response(&txn, index, msg, inbound)
-            } else {
-                self.process_response(msg, inbound)
-            };
+            return self.dispatch(msg, inbound, &mut None);
         }
         let mut capture = None;
-        let step = self.process_request(msg, inbound, &mut capture);
+        let step = self.dispatch(msg, inbound, &mut capture);
         if capture.unwrap_or(all) {
             self.capture_in(&raw, inbound, call_id.as_deref());
             step

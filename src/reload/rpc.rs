@@ -295,13 +295,10 @@ fn stats(r: &Reloader) -> Value {
         "forwarded_requests": load(&s.forwarded_requests),
         "forwarded_replies": load(&s.forwarded_responses),
         "replied": load(&s.replied),
-        "dropped": {
-            "malformed": load(&s.dropped_malformed),
-            "stray": load(&s.dropped_stray),
-            "route": load(&s.dropped_by_route),
-            "overload": load(&s.dropped_overload),
-            "banned": load(&services.bans.dropped),
-        },
+        "dropped": crate::metrics::drops(core)
+            .iter()
+            .map(|(reason, n)| ((*reason).to_owned(), Value::from(*n)))
+            .collect::<Map<String, Value>>(),
         "send_errors": load(&s.send_errors),
         "transactions": {"live": core.transactions(), "created": load(&s.transactions)},
         "dialogs": {
