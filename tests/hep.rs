@@ -7,11 +7,14 @@
 //! wire and its Call-ID; a keepalive OPTIONS whose route says
 //! `hep_capture(false)` is not captured, nor is its reply. Without sngrep
 //! or tshark the test says so loudly; under CI (`CI=true`) it fails.
+//! The same runs with the collector over UDP (a datagram per packet) and
+//! over TCP (packets batched on one connection).
 //! Bounded: every wait is a few seconds.
 
 mod support;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::io::Read as _;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -78,12 +81,93 @@ fn bind() -> UdpSocket {
     s
 }
 
+/// The test's end of `module hep`: a UDP socket that gets a datagram per
+/// packet, or a TCP listener whose one connection carries packets back to
+/// back (each says its own length).
+enum Collector {
+    Udp(UdpSocket),
+    Tcp(TcpListener),
+}
+
+impl Collector {
+    fn destination(&self) -> String {
+        match self {
+            Collector::Udp(s) => format!("udp:{}", s.local_addr().unwrap()),
+            Collector::Tcp(l) => format!("tcp:{}", l.local_addr().unwrap()),
+        }
+    }
+
+    /// The packets that arrive until `want + 1` have or nothing more
+    /// comes; at most a few seconds.
+    fn packets(&self, want: usize) -> Vec<Vec<u8>> {
+        let mut packets = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        match self {
+            Collector::Udp(sock) => {
+                sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+                while packets.len() <= want && Instant::now() < deadline {
+                    let mut buf = vec![0u8; 65_536];
+                    if let Ok(n) = sock.recv(&mut buf) {
+                        buf.truncate(n);
+                        packets.push(buf);
+                    } else if packets.len() >= want {
+                        break;
+                    }
+                }
+            }
+            Collector::Tcp(listener) => {
+                listener.set_nonblocking(true).unwrap();
+                let mut conn = loop {
+                    match listener.accept() {
+                        Ok((c, _)) => break c,
+                        Err(_) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(10))
+                        }
+                        Err(e) => panic!("the proxy did not connect to the collector: {e}"),
+                    }
+                };
+                conn.set_nonblocking(false).unwrap();
+                conn.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+                let mut stream = Vec::new();
+                while Instant::now() < deadline {
+                    let mut buf = [0u8; 65_536];
+                    match conn.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => stream.extend_from_slice(&buf[..n]),
+                        Err(_) if !stream.is_empty() => break,
+                        Err(_) => {}
+                    }
+                }
+                let mut rest = &stream[..];
+                while rest.len() >= 6 {
+                    assert_eq!(&rest[..4], b"HEP3", "packets follow each other on the stream");
+                    let len = usize::from(u16::from_be_bytes([rest[4], rest[5]]));
+                    assert!(len >= 6 && len <= rest.len(), "a whole packet");
+                    packets.push(rest[..len].to_vec());
+                    rest = &rest[len..];
+                }
+                assert!(rest.is_empty(), "no partial packet at the end");
+            }
+        }
+        packets
+    }
+}
+
 #[test]
 fn every_message_goes_to_the_collector_as_it_was_on_the_wire() {
-    let collector = bind();
+    capture_through(Collector::Udp(bind()));
+}
+
+#[test]
+fn over_tcp_packets_arrive_batched_on_one_connection() {
+    capture_through(Collector::Tcp(TcpListener::bind("127.0.0.1:0").unwrap()));
+}
+
+fn capture_through(collector: Collector) {
     let uas = bind();
     let phone = bind();
-    let dir = std::env::temp_dir().join(format!("sipc-hep-{}", std::process::id()));
+    let kind = if matches!(collector, Collector::Udp(_)) { "udp" } else { "tcp" };
+    let dir = std::env::temp_dir().join(format!("sipc-hep-{}-{kind}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_udp_port();
@@ -94,7 +178,7 @@ fn every_message_goes_to_the_collector_as_it_was_on_the_wire() {
             r#"listen udp 127.0.0.1:{port};
 settings {{ log_stderror = true; dns = false; }}
 module hep {{
-    destination = "udp:{}";
+    destination = "{}";
     capture_id = 42;
 }}
 
@@ -108,7 +192,7 @@ request_route {{
     relay();
 }}
 "#,
-            collector.local_addr().unwrap(),
+            collector.destination(),
             uas.local_addr().unwrap()
         ),
     )
@@ -146,18 +230,7 @@ request_route {{
     let _ = recv(&phone);
 
     // Four packets: MESSAGE in and out, 202 in and out; nothing more.
-    let mut packets = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    collector.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    while packets.len() < 5 && Instant::now() < deadline {
-        let mut buf = vec![0u8; 65_536];
-        if let Ok(n) = collector.recv(&mut buf) {
-            buf.truncate(n);
-            packets.push(buf);
-        } else if packets.len() >= 4 {
-            break;
-        }
-    }
+    let packets = collector.packets(4);
     assert_eq!(packets.len(), 4, "MESSAGE, its copy, 202, its copy; the OPTIONS left out");
     assert!(packets.iter().all(|p| p.starts_with(b"HEP3")));
 

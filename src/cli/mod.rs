@@ -11,6 +11,7 @@ pub mod check;
 mod ctl;
 mod dump;
 pub mod fmt;
+pub mod logs;
 pub mod lsp;
 pub mod reload;
 pub mod run;

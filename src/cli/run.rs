@@ -278,17 +278,12 @@ pub fn run(args: RunArgs) -> ExitCode {
         sources: out.sources,
     };
     // The log level follows the `debug` setting on reload (unless -v fixed it).
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
     let level = tracing_subscriber::filter::LevelFilter::from_level(log_level(
         &first.checked,
         args.verbose,
     ));
-    let (filter, level_handle) = tracing_subscriber::reload::Layer::new(level);
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(color))
-        .try_init();
+    let level_handle =
+        super::logs::install(&super::logs::LogSetup::of(&first.checked), level, color);
     // `sipc ctl log level LEVEL`: until the next reload sets it from the
     // config again.
     let ctl_handle = level_handle.clone();

@@ -127,7 +127,6 @@ pub fn uses_accounting(prog: &CheckedProgram) -> bool {
     uses_dialogs(prog) && !crate::acc::masks(prog).is_empty()
 }
 
-/// The file live dialogs are saved to across a restart.
 /// `module hep`: where captured messages go, if anywhere.
 fn hep_sender(prog: &CheckedProgram) -> Result<Option<crate::proxy::hep::HepSender>, String> {
     let Some(Value::Str(dest)) = setting(prog, "hep", "destination") else { return Ok(None) };
@@ -144,6 +143,7 @@ fn hep_sender(prog: &CheckedProgram) -> Result<Option<crate::proxy::hep::HepSend
     crate::proxy::hep::HepSender::new(dest, capture_id, password, all).map(Some)
 }
 
+/// The file live dialogs are saved to across a restart.
 pub fn dialog_snapshot_path(prog: &CheckedProgram, base: &Path) -> PathBuf {
     match setting(prog, "dialog", "snapshot") {
         Some(Value::Str(p)) => base.join(p),

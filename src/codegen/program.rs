@@ -37,7 +37,9 @@ pub struct Program {
     /// `event_route "NAME"` routes, by event name.
     events: Vec<(String, u32)>,
     /// Run times of each top-level route, by `RouteId` (`None` for `route
-    /// NAME` subroutines, which run inside another route's time).
+    /// NAME` subroutines, which run inside another route's time); empty
+    /// without `module metrics`, when nobody would read them and the clock
+    /// is not read at all.
     times: Vec<Option<Arc<crate::metrics::route_time::RouteTime>>>,
 }
 
@@ -77,6 +79,7 @@ impl Program {
             times: prog
                 .routes
                 .iter()
+                .filter(|_| prog.settings.iter().any(|s| s.module == "metrics"))
                 .map(|r| {
                     use crate::syntax::ast::RouteKind;
                     let label = match r.kind {
@@ -184,15 +187,20 @@ impl Program {
     pub fn run(&self, req: &mut RequestContext) -> Decision {
         let Some(route) = self.request_route else { return Decision::Drop };
         crate::routing::probe::note_request(&self.shared.routing, req);
-        let started = std::time::Instant::now();
+        let started = self.timed().then(std::time::Instant::now);
         let mut ctx = RouteCtx::new(req, &self.shared);
         let result = self.code.call(route, &mut ctx);
         self.took(route, started);
         ctx.finish(result)
     }
 
-    fn took(&self, route: usize, started: std::time::Instant) {
-        if let Some(Some(t)) = self.times.get(route) {
+    /// Whether route run times are kept (`module metrics`).
+    fn timed(&self) -> bool {
+        !self.times.is_empty()
+    }
+
+    fn took(&self, route: usize, started: Option<std::time::Instant>) {
+        if let (Some(Some(t)), Some(started)) = (self.times.get(route), started) {
             t.observe(started.elapsed());
         }
     }
@@ -231,7 +239,7 @@ impl Program {
         }
         let kind = self.kinds.get(route as usize).copied().unwrap_or(RouteKind::Sub);
         let failure = kind == RouteKind::Failure;
-        let started = std::time::Instant::now();
+        let started = self.timed().then(std::time::Instant::now);
         let mut ctx = RouteCtx::new(req, &self.shared);
         ctx.kind = crate::sema::builtins::Kinds::of(kind);
         let result = self.code.call(route as usize, &mut ctx);

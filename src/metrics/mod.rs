@@ -216,6 +216,18 @@ impl Collector for SipcCollector {
             load(&d.stats.failed),
         )?;
         gauge(&mut enc, "sipc_bans", "Bans in force.", services.bans.len() as i64)?;
+        if let Some(hep) = &services.hep {
+            let by: Vec<(String, u64)> = vec![
+                ("sent".into(), load(&hep.stats.sent)),
+                ("dropped".into(), load(&hep.stats.dropped)),
+            ];
+            family(
+                &mut enc,
+                ("sipc_hep_packets", "HEP capture packets, sent or dropped.", MetricType::Counter),
+                "result",
+                &by,
+            )?;
+        }
         if let Some((cpu, rss)) = process() {
             let m = enc.encode_descriptor(
                 "process_cpu_seconds",

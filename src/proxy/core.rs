@@ -313,9 +313,11 @@ impl Core {
         self.capture_out(&out);
         let on_message = self.message_sink();
         let Outgoing { transport, peer, data, branch, no_connect, .. } = out;
+        // For the log line of a failure (its Call-ID), when it would be written.
+        let copy = tracing::enabled!(tracing::Level::DEBUG).then(|| data.clone());
         let sent = self.outbound.send(transport, peer, data, !no_connect, &on_message, self.limits);
         if let Err(e) = sent.await {
-            self.send_failed(peer, branch, e);
+            self.send_failed(peer, branch, copy.as_deref().and_then(call_id_of), e);
         }
     }
 
@@ -324,10 +326,11 @@ impl Core {
         self: &Arc<Self>,
         peer: SocketAddr,
         branch: Option<(u64, u32)>,
+        call_id: Option<&str>,
         e: std::io::Error,
     ) {
         bump(&self.stats.send_errors);
-        tracing::debug!(%peer, "send failed: {e}");
+        tracing::debug!(%peer, call_id = call_id.unwrap_or(""), "send failed: {e}");
         if let Some((id, index)) = branch
             && let Some(step) = self.branch_send_failed(id, index)
         {
@@ -350,7 +353,7 @@ impl Core {
             Step::Send(out) if out.transport == Transport::Udp => {
                 self.capture_out(&out);
                 if let Err(e) = self.outbound.send_udp(out.peer, &out.data) {
-                    self.send_failed(out.peer, out.branch, e);
+                    self.send_failed(out.peer, out.branch, call_id_of(&out.data), e);
                 }
             }
             Step::Batch(steps) => steps.into_iter().for_each(|s| self.run_step_now(s)),
@@ -457,23 +460,34 @@ impl Core {
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             return None; // keep-alive
         }
-        let raw = self.services.hep.as_ref().map(|_| data.clone());
+        let capture = self.services.hep.is_some();
+        let raw = (capture || tracing::enabled!(tracing::Level::DEBUG)).then(|| data.clone());
         let mut msg = match Message::parse_with(data, &self.limits) {
             Ok(m) => m,
             Err(e) => {
-                if let Some(raw) = &raw {
+                if let Some(raw) = raw.as_ref().filter(|_| capture) {
                     self.capture_in(raw, inbound, None);
                 }
                 bump(&self.stats.dropped_malformed);
-                tracing::debug!(peer = %inbound.peer, "dropped unparseable message: {e}");
+                tracing::debug!(
+                    peer = %inbound.peer,
+                    call_id = raw.as_deref().and_then(call_id_of).unwrap_or(""),
+                    "dropped unparseable message: {e}"
+                );
                 return None;
             }
         };
+        let raw = raw.filter(|_| capture);
         if let Err(e) = msg.validate() {
             if let Some(raw) = &raw {
                 self.capture_in(raw, inbound, msg.call_id().ok().flatten());
             }
             bump(&self.stats.dropped_malformed);
+            tracing::debug!(
+                peer = %inbound.peer,
+                call_id = msg.call_id().ok().flatten().unwrap_or(""),
+                "malformed message: {e}"
+            );
             if !msg.is_request()
                 || msg.header(HeaderName::Via).is_none()
                 || msg.method_str() == Some("ACK")

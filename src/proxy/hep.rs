@@ -22,13 +22,25 @@
 //! | 0x000f | the captured message |
 //! | 0x0011 | correlation id: the Call-ID |
 //!
-//! Sending never waits: the socket is non-blocking, and a packet the
-//! kernel will not take now is counted and dropped, so a slow or absent
-//! collector costs the proxy nothing but the attempt.
+//! Two ways to the collector, both of which never make a worker wait:
+//!
+//! - `udp:IP:PORT`: one datagram per message from a non-blocking socket;
+//!   a packet the kernel will not take now is counted and dropped. Each
+//!   message costs one more system call and one more datagram through the
+//!   kernel, about as much as relaying the message itself.
+//! - `tcp:IP:PORT`: packets are appended to a buffer (HEP v3 packets carry
+//!   their length, so they follow each other on a stream as they are), and
+//!   a writer thread sends what has gathered every [`FLUSH_EVERY`], many
+//!   packets to a write. The worker's cost is the encoding into the buffer;
+//!   the collector sees a message at most a few tens of milliseconds late.
+//!   Past [`MAX_BUFFERED`] (a collector that is down or slow) packets are
+//!   counted and dropped; the writer reconnects once a second.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::transport::Transport;
 
@@ -109,57 +121,168 @@ fn protocol(t: Transport) -> u8 {
 /// Where captured messages go: `module hep`.
 #[derive(Debug)]
 pub struct HepSender {
-    sock: UdpSocket,
+    link: Link,
     capture_id: u32,
     password: Option<String>,
     /// Capture every message unless a route says otherwise
     /// (`hep_capture(false)`); false: only where a route says so.
     pub capture_all: bool,
+    pub stats: Arc<HepStats>,
+}
+
+/// Packets the collector got, and packets dropped on the way.
+#[derive(Debug, Default)]
+pub struct HepStats {
     pub sent: AtomicU64,
     pub dropped: AtomicU64,
+}
+
+#[derive(Debug)]
+enum Link {
+    Udp(UdpSocket),
+    Tcp(Arc<Mutex<Batch>>),
+}
+
+/// Packets waiting for the TCP writer.
+#[derive(Debug, Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    packets: u64,
 }
 
 /// HEP packets of messages up to 64 KiB fit a UDP datagram.
 const MAX_PACKET: usize = 65_507;
 
+/// How often the TCP writer sends what has gathered: at 14,000 messages a
+/// second (1,000 calls a second) that is some 280 packets to a write.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
+
+/// What the TCP buffer holds at most while the collector is away or slow
+/// (some 8,000 packets of 1 KiB); more is dropped and counted.
+pub const MAX_BUFFERED: usize = 8 << 20;
+
 impl HepSender {
-    /// A sender to `destination` (`udp:IP:PORT`, or `IP:PORT`).
+    /// A sender to `destination`: `udp:IP:PORT` (or `IP:PORT`) or
+    /// `tcp:IP:PORT`.
     pub fn new(
         destination: &str,
         capture_id: u32,
         password: Option<String>,
         capture_all: bool,
     ) -> Result<HepSender, String> {
-        let addr = destination.strip_prefix("udp:").unwrap_or(destination);
+        let (tcp, addr) = match destination.strip_prefix("tcp:") {
+            Some(a) => (true, a),
+            None => (false, destination.strip_prefix("udp:").unwrap_or(destination)),
+        };
         let addr: SocketAddr = addr.parse().map_err(|_| {
             format!(
-                "module hep: destination = \"{destination}\" is not `udp:IP:PORT` (e.g. \"udp:127.0.0.1:9060\")"
+                "module hep: destination = \"{destination}\" is not `udp:IP:PORT` or `tcp:IP:PORT` \
+                 (e.g. \"udp:127.0.0.1:9060\")"
             )
         })?;
-        let local: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0".parse() } else { "[::]:0".parse() }
-            .map_err(|e| format!("{e}"))?;
-        let sock = UdpSocket::bind(local)
-            .and_then(|s| s.connect(addr).map(|_| s))
-            .and_then(|s| s.set_nonblocking(true).map(|_| s))
-            .map_err(|e| format!("module hep: cannot send to {addr}: {e}"))?;
-        Ok(HepSender {
-            sock,
-            capture_id,
-            password,
-            capture_all,
-            sent: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-        })
+        let stats = Arc::new(HepStats::default());
+        let link = if tcp {
+            let batch = Arc::new(Mutex::new(Batch::default()));
+            let weak = Arc::downgrade(&batch);
+            let st = Arc::clone(&stats);
+            std::thread::Builder::new()
+                .name("sipc-hep".into())
+                .spawn(move || tcp_writer(addr, weak, &st))
+                .map_err(|e| format!("module hep: cannot start the writer: {e}"))?;
+            Link::Tcp(batch)
+        } else {
+            let local: SocketAddr =
+                if addr.is_ipv4() { "0.0.0.0:0".parse() } else { "[::]:0".parse() }
+                    .map_err(|e| format!("{e}"))?;
+            let sock = UdpSocket::bind(local)
+                .and_then(|s| s.connect(addr).map(|_| s))
+                .and_then(|s| s.set_nonblocking(true).map(|_| s))
+                .map_err(|e| format!("module hep: cannot send to {addr}: {e}"))?;
+            Link::Udp(sock)
+        };
+        Ok(HepSender { link, capture_id, password, capture_all, stats })
     }
 
-    /// Sends one captured message.
+    /// Sends one captured message (UDP), or queues it for the writer (TCP).
     pub fn capture(&self, p: &Packet<'_>) {
-        let mut buf = Vec::with_capacity(p.payload.len() + 128);
-        encode(p, self.capture_id, self.password.as_deref(), &mut buf);
-        if buf.len() > MAX_PACKET || self.sock.send(&buf).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.sent.fetch_add(1, Ordering::Relaxed);
+        match &self.link {
+            Link::Udp(sock) => {
+                let mut buf = Vec::with_capacity(p.payload.len() + 128);
+                encode(p, self.capture_id, self.password.as_deref(), &mut buf);
+                if buf.len() > MAX_PACKET || sock.send(&buf).is_err() {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Link::Tcp(batch) => {
+                let mut b = batch.lock().unwrap_or_else(|e| e.into_inner());
+                let before = b.bytes.len();
+                if before + p.payload.len() <= MAX_BUFFERED {
+                    encode(p, self.capture_id, self.password.as_deref(), &mut b.bytes);
+                    // The 16-bit length must hold, or the stream loses its
+                    // framing for every packet after this one.
+                    if b.bytes.len() - before <= MAX_PACKET {
+                        b.packets += 1;
+                        return;
+                    }
+                    b.bytes.truncate(before);
+                }
+                drop(b);
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The TCP writer: every [`FLUSH_EVERY`] it takes what has gathered and
+/// writes it, reconnecting (at most once a second) when the collector
+/// went away; what cannot be written is counted as dropped. It ends when
+/// its sender is dropped (a reload that changes `module hep`).
+fn tcp_writer(addr: SocketAddr, batch: Weak<Mutex<Batch>>, stats: &HepStats) {
+    let mut stream: Option<TcpStream> = None;
+    let mut last_try: Option<std::time::Instant> = None;
+    let mut spare = Vec::new();
+    loop {
+        std::thread::sleep(FLUSH_EVERY);
+        let Some(batch) = batch.upgrade() else { return };
+        let packets = {
+            let mut b = batch.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::swap(&mut b.bytes, &mut spare);
+            std::mem::take(&mut b.packets)
+        };
+        drop(batch);
+        if packets == 0 {
+            continue;
+        }
+        if stream.is_none() && last_try.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            last_try = Some(std::time::Instant::now());
+            stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                .and_then(|s| {
+                    s.set_nodelay(true)?;
+                    s.set_write_timeout(Some(Duration::from_secs(1)))?;
+                    Ok(s)
+                })
+                .map_err(|e| tracing::debug!(%addr, "hep: cannot connect: {e}"))
+                .ok();
+        }
+        let written = match stream.as_mut() {
+            Some(s) => match s.write_all(&spare) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(%addr, "hep: write failed, reconnecting: {e}");
+                    stream = None;
+                    false
+                }
+            },
+            None => false,
+        };
+        let counter = if written { &stats.sent } else { &stats.dropped };
+        counter.fetch_add(packets, Ordering::Relaxed);
+        spare.clear();
+        // A burst leaves a large buffer behind; give it back.
+        if spare.capacity() > 1 << 20 {
+            spare = Vec::new();
         }
     }
 }

@@ -75,7 +75,10 @@ pub fn guarded(ctx: &mut RouteCtx<'_>, body: Impl, args: &[i64]) -> i64 {
     match catch_unwind(AssertUnwindSafe(|| body(ctx, args))) {
         Ok(v) => v,
         Err(_) => {
-            tracing::error!("a runtime function panicked; the message is answered 500");
+            tracing::error!(
+                call_id = ctx.call_id(),
+                "a runtime function panicked; the message is answered 500"
+            );
             ctx.failed = true;
             0
         }

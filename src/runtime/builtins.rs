@@ -90,7 +90,7 @@ pub fn regex_match(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 /// Call-depth guard: 1 when another `route(…)` may be entered.
 pub fn enter(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     if ctx.depth >= super::MAX_DEPTH {
-        tracing::error!("route call depth exceeds {}", super::MAX_DEPTH);
+        tracing::error!(call_id = ctx.call_id(), "route call depth exceeds {}", super::MAX_DEPTH);
         ctx.failed = true;
         return 0;
     }
@@ -105,7 +105,11 @@ pub fn leave(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 
 /// A `while` loop hit `max_while_loops`.
 pub fn loop_limit(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
-    tracing::warn!("while loop stopped after max_while_loops = {}", ctx.shared.max_while);
+    tracing::warn!(
+        call_id = ctx.call_id(),
+        "while loop stopped after max_while_loops = {}",
+        ctx.shared.max_while
+    );
     0
 }
 
@@ -533,7 +537,7 @@ pub fn arm_branch(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 
 fn decide(ctx: &mut RouteCtx<'_>, d: Decision) -> i64 {
     if ctx.decision.is_some() {
-        tracing::debug!("request already handled; {d:?} ignored");
+        tracing::debug!(call_id = ctx.call_id(), "request already handled; {d:?} ignored");
         return 0;
     }
     ctx.decision = Some(d);
@@ -640,11 +644,12 @@ pub fn to_int(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 
 pub fn log(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let msg = ctx.str(a[1]);
+    let call_id = ctx.call_id();
     match a[0] {
-        0 => tracing::error!(target: "sipc::route", "{msg}"),
-        1 => tracing::warn!(target: "sipc::route", "{msg}"),
-        2 | 3 => tracing::info!(target: "sipc::route", "{msg}"),
-        _ => tracing::debug!(target: "sipc::route", "{msg}"),
+        0 => tracing::error!(target: "sipc::route", call_id, "{msg}"),
+        1 => tracing::warn!(target: "sipc::route", call_id, "{msg}"),
+        2 | 3 => tracing::info!(target: "sipc::route", call_id, "{msg}"),
+        _ => tracing::debug!(target: "sipc::route", call_id, "{msg}"),
     }
     0
 }

@@ -167,17 +167,13 @@ fn with_flags(
                 parsed
             }
             Err(e) => {
-                tracing::warn!(call_id = call_id(ctx), "rtpengine: {e}");
+                tracing::warn!(call_id = ctx.call_id(), "rtpengine: {e}");
                 ctx.media_result = Some(MediaResult::BadFlags);
                 return 0;
             }
         },
     };
     f(ctx, &parsed)
-}
-
-fn call_id(ctx: &RouteCtx<'_>) -> String {
-    ctx.req.msg.original().call_id().ok().flatten().unwrap_or("").to_owned()
 }
 
 /// Is the body an SDP body (by Content-Type when there is one)?
@@ -205,7 +201,7 @@ fn run(ctx: &mut RouteCtx<'_>, op: Op, f: &Flags) -> i64 {
 }
 
 fn exchange(ctx: &mut RouteCtx<'_>, op: Op, f: &Flags) -> Result<(), MediaResult> {
-    let call_id = f.call_id.clone().unwrap_or_else(|| call_id(ctx));
+    let call_id = f.call_id.clone().unwrap_or_else(|| ctx.call_id().to_owned());
     let Some(client) = ctx.req.services.as_ref().and_then(|s| s.rtpengine.clone()) else {
         tracing::warn!(%call_id, "rtpengine: {} without `module rtpengine`", op.command());
         return Err(MediaResult::Unavailable);
@@ -292,7 +288,7 @@ fn tags(ctx: &RouteCtx<'_>, op: Op, f: &Flags, d: &mut Dict) -> Result<(), Media
         }
     } else {
         let Some(to) = to.filter(|t| !t.is_empty()) else {
-            tracing::warn!(call_id = call_id(ctx), "rtpengine: {} needs a To tag", op.command());
+            tracing::warn!(call_id = ctx.call_id(), "rtpengine: {} needs a To tag", op.command());
             return Err(MediaResult::Error);
         };
         d.insert("from-tag", to);

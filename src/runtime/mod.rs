@@ -367,6 +367,13 @@ impl<'a> RouteCtx<'a> {
         }
     }
 
+    /// The Call-ID of the message as received (empty when it has none):
+    /// every log line written while a route runs carries it, so an
+    /// operator finds a call's lines by its Call-ID.
+    pub fn call_id(&self) -> &str {
+        self.req.msg.original().call_id().ok().flatten().unwrap_or("")
+    }
+
     /// The string a handle names (empty for unknown handles).
     pub fn str(&self, h: i64) -> &str {
         resolve(self.req, self.shared, &self.strings, h)

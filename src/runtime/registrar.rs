@@ -28,7 +28,7 @@ pub fn unix_now() -> u64 {
 
 fn decide(ctx: &mut RouteCtx<'_>, code: u16, reason: &'static str) -> bool {
     if ctx.decision.is_some() {
-        tracing::debug!("request already handled; reply {code} ignored");
+        tracing::debug!(call_id = ctx.call_id(), "request already handled; reply {code} ignored");
         return false;
     }
     ctx.decision = Some(Decision::Reply { code, reason: reason.into() });
@@ -42,11 +42,15 @@ fn method(ctx: &RouteCtx<'_>) -> String {
 /// `save(table)`: apply the REGISTER and reply to it.
 pub fn save(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
     let Some(loc) = ctx.req.services.as_ref().and_then(|s| s.location.clone()) else {
-        tracing::debug!("save(): no location table is running");
+        tracing::debug!(call_id = ctx.call_id(), "save(): no location table is running");
         return 0;
     };
     if method(ctx) != "REGISTER" {
-        tracing::warn!("save() called for a {} request; only REGISTER can be saved", method(ctx));
+        tracing::warn!(
+            call_id = ctx.call_id(),
+            "save() called for a {} request; only REGISTER can be saved",
+            method(ctx)
+        );
         return 0;
     }
     let now = unix_now();
@@ -115,7 +119,7 @@ pub fn lookup(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 
 fn lookup_into(ctx: &mut RouteCtx<'_>) -> LookupResult {
     let Some(loc) = ctx.req.services.as_ref().and_then(|s| s.location.clone()) else {
-        tracing::debug!("lookup(): no location table is running");
+        tracing::debug!(call_id = ctx.call_id(), "lookup(): no location table is running");
         return LookupResult::Error;
     };
     let Some(aor) = ruri_aor(ctx) else { return LookupResult::Error };
@@ -191,7 +195,7 @@ fn realm(ctx: &RouteCtx<'_>, arg: i64, default: Option<&str>) -> String {
 /// `auth_check(realm, table)`.
 pub fn auth_check(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let Some(auth) = ctx.req.services.as_ref().and_then(|s| s.auth.clone()) else {
-        tracing::debug!("auth_check(): no subscriber table is open");
+        tracing::debug!(call_id = ctx.call_id(), "auth_check(): no subscriber table is open");
         ctx.auth_result = Some(AuthResult::Invalid);
         return 0;
     };
@@ -215,7 +219,7 @@ pub fn auth_check(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
 /// `auth_challenge(realm)`.
 pub fn auth_challenge(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let Some(auth) = ctx.req.services.as_ref().and_then(|s| s.auth.clone()) else {
-        tracing::debug!("auth_challenge(): no subscriber table is open");
+        tracing::debug!(call_id = ctx.call_id(), "auth_challenge(): no subscriber table is open");
         return 0;
     };
     let realm = realm(ctx, a[0], auth.default_realm.as_deref());

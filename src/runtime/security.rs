@@ -38,6 +38,7 @@ pub fn within_limit(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
         && bans(ctx).ban(key, for_, Instant::now())
     {
         tracing::warn!(
+            call_id = ctx.call_id(),
             limit = %limiter.spec().name,
             key = %key,
             seconds = for_.as_secs(),

@@ -193,6 +193,38 @@ impl Param {
 
 pub const LOG_LEVELS: &[&str] = &["err", "warn", "notice", "info", "debug"];
 
+/// Syslog facilities by name (RFC 5424 §6.2.1), as `log_facility` takes
+/// them: `LOG_LOCAL0` or `local0`, any case.
+pub const SYSLOG_FACILITIES: &[(&str, u8)] = &[
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
+];
+
+/// The code of facility `name` (`LOG_LOCAL0`, `local0`, …).
+pub fn syslog_facility(name: &str) -> Option<u8> {
+    let lower = name.to_ascii_lowercase();
+    let bare = lower.strip_prefix("log_").unwrap_or(&lower);
+    SYSLOG_FACILITIES.iter().find(|(n, _)| *n == bare).map(|&(_, c)| c)
+}
+
 /// Kamailio's other log level names and the level each logs at here.
 pub const LOG_LEVEL_ALIASES: &[(&str, &str)] =
     &[("alert", "err"), ("bug", "err"), ("crit", "err"), ("crit2", "err"), ("dbg", "debug")];
@@ -748,7 +780,36 @@ pub static SETTINGS: &[SettingDef] = &[
         "Routing workers: UDP receive threads per `listen udp` (each on its own `SO_REUSEPORT` socket) and TCP/TLS routing tasks; 0 or unset: one per core; `sipc run -n N` overrides it. Kamailio: `children`."
     ),
     setting!("", debug, Int, "Log level: -1 errors only … 3 debug. Kamailio: `debug`."),
-    setting!("", log_stderror, Bool, "Log to stderr instead of syslog."),
+    setting!(
+        "",
+        log_stderror,
+        Bool,
+        "Log to stderr (true, the default: systemd's journal or a container runtime collects it), or to the local syslog daemon (false) with `log_facility` and `log_name`. Kamailio: `log_stderror`."
+    ),
+    setting!(
+        "",
+        log_format,
+        Str,
+        "The shape of log lines: \"text\" (the default), or \"json\", one JSON object per line with its fields (`call_id`, …) as keys. Read at start. Kamailio: `log_engine_type = \"json\"`."
+    ),
+    setting!(
+        "",
+        log_facility,
+        Str,
+        "The syslog facility when `log_stderror = false`: \"LOG_DAEMON\" (the default), \"LOG_LOCAL0\" … \"LOG_LOCAL7\", \"LOG_USER\", …. Kamailio: `log_facility`."
+    ),
+    setting!(
+        "",
+        log_name,
+        Str,
+        "The program name on syslog lines (default \"sipc\"). Kamailio: `log_name`."
+    ),
+    setting!(
+        "",
+        syslog_socket,
+        Str,
+        "The local syslog daemon's datagram socket (default \"/dev/log\"); when nothing listens there the log goes to stderr."
+    ),
     setting!("", maxbuffer, Int, "Upper bound when probing the UDP receive buffer size."),
     setting!("", dns, Bool, "Resolve the source IP to compare with Via hosts."),
     setting!("", rev_dns, Bool, "Reverse-resolve source addresses."),
@@ -806,7 +867,7 @@ pub static SETTINGS: &[SettingDef] = &[
         "hep",
         destination,
         Str,
-        "Where `sipc run` sends a HEP v3 copy of every SIP message it receives and sends (`\"udp:IP:PORT\"`, a Homer or heplify-server collector), with addresses, ports, transport, time and the Call-ID to correlate them (docs/operations.md). Kamailio: siptrace `duplicate_uri` with `hep_mode_on`."
+        "Where `sipc run` sends a HEP v3 copy of every SIP message it receives and sends (`\"udp:IP:PORT\"`, a datagram per message, or `\"tcp:IP:PORT\"`, batched every 20 ms and cheaper per message; a Homer or heplify-server collector), with addresses, ports, transport, time and the Call-ID to correlate them (docs/operations.md). Kamailio: siptrace `duplicate_uri` with `hep_mode_on`."
     ),
     setting!(
         "hep",

@@ -457,6 +457,34 @@ fn setting_value_ok(
                 .at(span, "not a list of rtpengine ng sockets")
                 .with_help("write `udp:IP:PORT` or `udp6:[IP]:PORT`, with `=WEIGHT` if wanted, separated by spaces: \"udp:127.0.0.1:22222 udp:127.0.0.2:22222=2\"")
         }
+        ("", "log_format", Value::Str(f)) if f != "text" && f != "json" => {
+            Diagnostic::new(Code::OutOfRange, format!("unknown log format `{f}`"))
+                .at(span, "not a log format")
+                .with_help("use \"text\" (human lines) or \"json\" (one JSON object per line)")
+        }
+        ("", "log_facility", Value::Str(f)) if builtins::syslog_facility(f).is_none() => {
+            let names = builtins::SYSLOG_FACILITIES.iter().map(|(n, _)| *n);
+            let bare = f.to_ascii_lowercase();
+            let bare = bare.strip_prefix("log_").unwrap_or(&bare).to_owned();
+            let help = match suggest(&bare, names) {
+                Some(s) => format!("did you mean \"LOG_{}\"?", s.to_ascii_uppercase()),
+                None => "use a syslog facility: \"LOG_DAEMON\", \"LOG_LOCAL0\" … \"LOG_LOCAL7\", \"LOG_USER\"".to_owned(),
+            };
+            Diagnostic::new(Code::OutOfRange, format!("unknown syslog facility `{f}`"))
+                .at(span, "not a facility")
+                .with_help(help)
+        }
+        ("hep", "destination", Value::Str(d))
+            if d.strip_prefix("tcp:")
+                .or_else(|| d.strip_prefix("udp:"))
+                .unwrap_or(d)
+                .parse::<std::net::SocketAddr>()
+                .is_err() =>
+        {
+            Diagnostic::new(Code::OutOfRange, format!("bad HEP destination `{d}`"))
+                .at(span, "not `udp:IP:PORT` or `tcp:IP:PORT`")
+                .with_help("write the collector's address, e.g. \"udp:127.0.0.1:9060\" or \"tcp:127.0.0.1:9061\"")
+        }
         ("tm", "trying_delay", Value::Duration(ms)) if !(0..=200).contains(ms) => Diagnostic::new(
             Code::OutOfRange,
             format!("`trying_delay` cannot be {ms} ms"),
