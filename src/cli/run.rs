@@ -95,7 +95,7 @@ pub fn server_config_in(
             "no `listen` item: say where to serve, e.g. `listen udp 127.0.0.1:5060;`".into()
         );
     }
-    let wants_tls = listens.iter().any(|l| l.transport == Transport::Tls);
+    let wants_tls = listens.iter().any(|l| l.transport.is_secure());
     let tls_path = |name: &str| {
         prog.settings.iter().find(|s| s.module == "tls" && s.name == name).and_then(|s| {
             match &s.value {
@@ -114,7 +114,7 @@ pub fn server_config_in(
         }
         _ if wants_tls => {
             return Err(
-                "`listen tls` needs `module tls { certificate = \"…\"; private_key = \"…\"; }`"
+                "`listen tls` and `listen wss` need `module tls { certificate = \"…\"; private_key = \"…\"; }`"
                     .into(),
             );
         }
@@ -126,7 +126,30 @@ pub fn server_config_in(
     // `children` (Kamailio's receiver processes) sizes the routing workers; 0: one per core.
     config.workers = setting_int(prog, "children").unwrap_or(0).max(0) as usize;
     config.txn = txn_config(prog);
+    config.ws = std::sync::Arc::new(ws_config(prog));
     Ok(config)
+}
+
+/// The `module websocket` settings.
+pub fn ws_config(prog: &CheckedProgram) -> crate::proxy::ws::WsConfig {
+    use std::time::Duration;
+    let mut c = crate::proxy::ws::WsConfig::default();
+    for s in prog.settings.iter().filter(|s| s.module == "websocket") {
+        match (s.name.as_str(), &s.value) {
+            ("origins", Value::Str(list)) => {
+                c.origins = list.split_whitespace().map(str::to_owned).collect();
+            }
+            ("keepalive_interval", Value::Duration(ms)) => {
+                c.keepalive_interval = Duration::from_millis((*ms).max(1000));
+            }
+            ("keepalive_timeout", Value::Duration(ms)) => {
+                c.keepalive_timeout = Duration::from_millis((*ms).max(1000));
+            }
+            ("keep_bindings", Value::Bool(b)) => c.keep_bindings = *b,
+            _ => {}
+        }
+    }
+    c
 }
 
 /// The `module tm` settings.

@@ -94,15 +94,27 @@ fn uncaptured(step: Step) -> Step {
 
 /// The Call-ID of a message about to be sent (for the HEP correlation
 /// id): the value of its first `Call-ID` (or compact `i`) header line.
+///
+/// One pass over the header lines, stopping at the blank line; a line is
+/// looked at only when it starts as one of the two names can (this runs
+/// for every message sent while capture is on).
 fn call_id_of(data: &[u8]) -> Option<&str> {
-    let head = &data[..memchr::memmem::find(data, b"\r\n\r\n").unwrap_or(data.len())];
-    head.split(|&b| b == b'\n').find_map(|line| {
-        let colon = line.iter().position(|&b| b == b':')?;
+    let mut rest = data;
+    while let Some(end) = memchr::memchr(b'\n', rest) {
+        let line = &rest[..end];
+        rest = &rest[end + 1..];
+        match line.first() {
+            None | Some(b'\r') => return None, // the end of the header
+            Some(b'C' | b'c' | b'I' | b'i') => {}
+            Some(_) => continue,
+        }
+        let Some(colon) = memchr::memchr(b':', line) else { continue };
         let name = line[..colon].trim_ascii();
-        (name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i"))
-            .then(|| std::str::from_utf8(line[colon + 1..].trim_ascii()).ok())
-            .flatten()
-    })
+        if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
+            return std::str::from_utf8(line[colon + 1..].trim_ascii()).ok();
+        }
+    }
+    None
 }
 
 /// What processing a message leads to.
@@ -627,7 +639,13 @@ impl Core {
             Matched::Fresh => (None, None),
         };
         let mut edit = EditedMessage::new(msg);
-        apply_received(&mut edit, inbound.peer);
+        if inbound.transport.is_websocket() {
+            // RFC 7118 §5: the sent-by is a made-up `.invalid` host; the
+            // source address and port are the only way back.
+            crate::proxy::request::force_rport(&mut edit, inbound.peer);
+        } else {
+            apply_received(&mut edit, inbound.peer);
+        }
         if let Err(r) = check_request(edit.original(), &self.local, SUPPORTED) {
             return self.reject(&edit, inbound, r);
         }
@@ -860,8 +878,26 @@ fn route_uri(transport: Transport, addr: SocketAddr, params: &str) -> String {
         Transport::Udp => ";lr",
         Transport::Tcp => ";transport=tcp;lr",
         Transport::Tls => ";transport=tls;lr",
+        Transport::Ws => ";transport=ws;lr",
+        Transport::Wss => ";transport=wss;lr",
     });
     out.push_str(params);
     out.push('>');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::call_id_of;
+
+    #[test]
+    fn the_call_id_of_a_message_on_its_way_out() {
+        let msg = b"INVITE sip:i@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                    call-id :  abc@host \r\nCSeq: 1 INVITE\r\n\r\nCall-ID: body";
+        assert_eq!(call_id_of(msg), Some("abc@host"));
+        let compact = b"SIP/2.0 200 OK\r\nI: short\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(call_id_of(compact), Some("short"));
+        let none = b"SIP/2.0 200 OK\r\nCSeq: 1 BYE\r\n\r\nCall-ID: only in the body";
+        assert_eq!(call_id_of(none), None);
+    }
 }

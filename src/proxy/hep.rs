@@ -66,6 +66,8 @@ fn chunk(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
 /// `p` as a HEP v3 packet, appended to `out`.
 pub fn encode(p: &Packet<'_>, capture_id: u32, password: Option<&str>, out: &mut Vec<u8>) {
     let start = out.len();
+    // Chunks are 6-byte headers and short values besides the message.
+    out.reserve(p.payload.len() + p.call_id.map_or(0, str::len) + 128);
     out.extend_from_slice(b"HEP3\0\0");
     // Mixed families (an IPv4-mapped peer of an IPv6 socket) go as IPv6.
     let (src, dst) = match (p.src.ip(), p.dst.ip()) {
@@ -114,7 +116,7 @@ fn to_v6(ip: IpAddr) -> std::net::Ipv6Addr {
 fn protocol(t: Transport) -> u8 {
     match t {
         Transport::Udp => 17,
-        Transport::Tcp | Transport::Tls => 6,
+        Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => 6,
     }
 }
 

@@ -28,6 +28,7 @@ pub mod tls;
 pub mod topology;
 pub mod transport;
 pub mod udp;
+pub mod ws;
 
 pub use local::LocalIdentity;
 pub use request::{Forward, HopHeaders, NextHop, Reject};

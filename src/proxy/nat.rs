@@ -42,12 +42,14 @@ pub fn is_private(ip: IpAddr) -> bool {
 }
 
 /// The protocol numbers of Kamailio's alias parameter (`ip~port~proto`):
-/// 1 UDP, 2 TCP, 3 TLS (4 SCTP, 5 WS, 6 WSS are not served here).
+/// 1 UDP, 2 TCP, 3 TLS, 5 WS, 6 WSS (4 SCTP is not served here).
 pub fn proto_number(t: Transport) -> u8 {
     match t {
         Transport::Udp => 1,
         Transport::Tcp => 2,
         Transport::Tls => 3,
+        Transport::Ws => 5,
+        Transport::Wss => 6,
     }
 }
 
@@ -58,6 +60,8 @@ pub fn proto_of_number(n: u8) -> Option<Transport> {
         1 => Some(Transport::Udp),
         2 => Some(Transport::Tcp),
         3 => Some(Transport::Tls),
+        5 => Some(Transport::Ws),
+        6 => Some(Transport::Wss),
         _ => None,
     }
 }

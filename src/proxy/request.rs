@@ -239,6 +239,8 @@ pub fn path_received_param(source: SocketAddr, transport: super::Transport) -> S
         super::Transport::Udp => {}
         super::Transport::Tcp => out.push_str("%3Btransport%3Dtcp"),
         super::Transport::Tls => out.push_str("%3Btransport%3Dtls"),
+        super::Transport::Ws => out.push_str("%3Btransport%3Dws"),
+        super::Transport::Wss => out.push_str("%3Btransport%3Dwss"),
     }
     out
 }

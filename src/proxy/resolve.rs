@@ -59,21 +59,29 @@ pub struct Target {
 }
 
 fn default_port(t: Transport) -> u16 {
-    if t == Transport::Tls { 5061 } else { 5060 }
+    match t {
+        Transport::Tls => 5061,
+        // RFC 7118 §5.2: WebSocket URIs default to the HTTP ports.
+        Transport::Ws => 80,
+        Transport::Wss => 443,
+        Transport::Udp | Transport::Tcp => 5060,
+    }
 }
 
+/// The SRV name prefix of a transport (RFC 3263); WebSocket has none (RFC
+/// 7118 §5.2), and a name that finds none falls back to address records.
 fn srv_prefix(t: Transport) -> &'static str {
     match t {
         Transport::Udp => "_sip._udp",
-        Transport::Tcp => "_sip._tcp",
-        Transport::Tls => "_sips._tcp",
+        Transport::Tcp | Transport::Ws => "_sip._tcp",
+        Transport::Tls | Transport::Wss => "_sips._tcp",
     }
 }
 
 /// Resolves a next hop to an ordered list of targets (empty: unresolvable).
 pub async fn resolve(dns: &dyn Dns, hop: &NextHop) -> Vec<Target> {
     let given = Transport::from_name(&hop.transport);
-    let sips = hop.transport == "tls" && hop.explicit_transport;
+    let sips = (hop.transport == "tls" || hop.transport == "wss") && hop.explicit_transport;
     if let Some(addr) = hop.socket_addr() {
         return given.map(|transport| vec![Target { transport, addr }]).unwrap_or_default();
     }
@@ -84,9 +92,11 @@ pub async fn resolve(dns: &dyn Dns, hop: &NextHop) -> Vec<Target> {
     }
     if hop.explicit_transport {
         let Some(transport) = given else { return Vec::new() };
-        let found = via_srv(dns, &format!("{}.{host}", srv_prefix(transport)), transport).await;
-        if !found.is_empty() {
-            return found;
+        if !transport.is_websocket() {
+            let found = via_srv(dns, &format!("{}.{host}", srv_prefix(transport)), transport).await;
+            if !found.is_empty() {
+                return found;
+            }
         }
         return with_port(dns.ips(host).await, default_port(transport), transport);
     }

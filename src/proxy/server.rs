@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub txn: TxnConfig,
     /// The location table and other state that outlives configs.
     pub services: Arc<Services>,
+    /// `listen ws`/`listen wss`: origins, keepalives (`module websocket`).
+    pub ws: Arc<super::ws::WsConfig>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -90,6 +92,7 @@ impl ServerConfig {
             dns: None,
             txn: TxnConfig::default(),
             services: Arc::new(Services::default()),
+            ws: Arc::new(super::ws::WsConfig::default()),
         }
     }
 }
@@ -163,10 +166,12 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
             local.add_name(name, addr.port());
         }
     }
-    let acceptor = match (&config.tls, tcp.iter().any(|(t, _)| *t == Transport::Tls)) {
+    let acceptor = match (&config.tls, tcp.iter().any(|(t, _)| t.is_secure())) {
         (Some(m), true) => Some(tls::acceptor(m)?),
         (None, true) => {
-            return Err(io::Error::other("`listen tls` needs a TLS certificate and key"));
+            return Err(io::Error::other(
+                "`listen tls` and `listen wss` need a TLS certificate and key",
+            ));
         }
         (_, false) => None,
     };
@@ -219,10 +224,28 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
         tokio::runtime::Handle::current(),
         config.udp_max_wait,
     )?;
+    let location = core.services().location.clone();
+    let keep_bindings = config.ws.keep_bindings;
+    let ws_server = Arc::new(super::ws::WsServer {
+        cfg: super::ws::WsConfig {
+            max_message_size: config.limits.max_message_size,
+            ..(*config.ws).clone()
+        },
+        stats: Arc::clone(&outbound.ws_stats),
+        on_close: Box::new(move |transport, peer| {
+            if let Some(loc) = location.as_ref().filter(|_| !keep_bindings) {
+                let n = loc.remove_flow(transport, peer);
+                if n > 0 {
+                    tracing::debug!(%peer, "websocket closed: {n} binding(s) removed");
+                }
+            }
+        }),
+    });
     for (transport, listener) in tcp {
         let (core, outbound, mut stop) =
             (Arc::clone(&core), Arc::clone(&outbound), watch_rx.clone());
         let acceptor = acceptor.clone();
+        let ws_server = Arc::clone(&ws_server);
         tasks.push(tokio::spawn(async move {
             let sink = core.message_sink();
             loop {
@@ -246,6 +269,33 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                 let (outbound, sink, limits) =
                     (Arc::clone(&outbound), Arc::clone(&sink), core.limits);
                 match (transport, &acceptor) {
+                    (Transport::Ws, _) => {
+                        let inbound = super::Inbound { transport, local, peer };
+                        let server = Arc::clone(&ws_server);
+                        tokio::spawn(super::ws::serve(stream, inbound, outbound, sink, server));
+                    }
+                    (Transport::Wss, Some(acceptor)) => {
+                        let (acceptor, server) = (acceptor.clone(), Arc::clone(&ws_server));
+                        tokio::spawn(async move {
+                            let hs = tokio::time::timeout(
+                                super::ws::HANDSHAKE_TIMEOUT,
+                                acceptor.accept(stream),
+                            );
+                            match hs.await {
+                                Ok(Ok(tls)) => {
+                                    let inbound = super::Inbound { transport, local, peer };
+                                    super::ws::serve(tls, inbound, outbound, sink, server).await;
+                                }
+                                _ => {
+                                    outbound
+                                        .ws_stats
+                                        .refused
+                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                    tracing::debug!(%peer, "TLS handshake failed (wss)");
+                                }
+                            }
+                        });
+                    }
                     (Transport::Tls, Some(acceptor)) => {
                         // The handshake runs on its own task so a slow peer
                         // cannot hold up the accept loop.

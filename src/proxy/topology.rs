@@ -83,6 +83,8 @@ pub fn masked_contact(transport: Transport, addr: std::net::SocketAddr) -> Strin
         Transport::Udp => {}
         Transport::Tcp => out.push_str(";transport=tcp"),
         Transport::Tls => out.push_str(";transport=tls"),
+        Transport::Ws => out.push_str(";transport=ws"),
+        Transport::Wss => out.push_str(";transport=wss"),
     }
     out.push('>');
     out

@@ -26,19 +26,25 @@ pub enum Transport {
     Udp,
     Tcp,
     Tls,
+    /// SIP over WebSocket (RFC 7118), and over secure WebSocket.
+    Ws,
+    Wss,
 }
 
 impl Transport {
     /// Every transport `sipc run` serves; `sipc check` refuses a `listen`
     /// on any other.
-    pub const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
+    pub const ALL: [Transport; 5] =
+        [Transport::Udp, Transport::Tcp, Transport::Tls, Transport::Ws, Transport::Wss];
 
-    /// The lowercase name a `listen` item uses (`udp`, `tcp`, `tls`).
+    /// The lowercase name a `listen` item uses (`udp`, `tcp`, `tls`, `ws`, `wss`).
     pub fn name(self) -> &'static str {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
         }
     }
 
@@ -48,7 +54,19 @@ impl Transport {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
             Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
         }
+    }
+
+    /// Is this WebSocket (a connection only the client can open)?
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Wss)
+    }
+
+    /// Is it carried over TLS (`sips:` may use it)?
+    pub fn is_secure(self) -> bool {
+        matches!(self, Transport::Tls | Transport::Wss)
     }
 
     /// Is this a stream transport (framed by Content-Length)?
@@ -56,7 +74,7 @@ impl Transport {
         self != Transport::Udp
     }
 
-    /// Parses a lowercase transport name (`udp`, `tcp`, `tls`).
+    /// Parses a lowercase transport name (`udp`, `tcp`, `tls`, `ws`, `wss`).
     pub fn from_name(name: &str) -> Option<Transport> {
         Transport::ALL.into_iter().find(|t| t.name() == name)
     }
@@ -93,6 +111,8 @@ pub struct Outbound {
     tls_connector: Option<TlsConnector>,
     max_connections: usize,
     tcp_buffer: usize,
+    /// Upgrades refused and connections closed by `listen ws`/`wss`.
+    pub ws_stats: Arc<super::ws::WsStats>,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -114,6 +134,7 @@ impl Outbound {
             tls_connector: None,
             max_connections: 4096,
             tcp_buffer: 128 * 1024,
+            ws_stats: Arc::default(),
         }
     }
 
@@ -216,6 +237,13 @@ impl Outbound {
                         "no open connection to the peer, and opening one is not allowed",
                     ));
                 }
+                if stream.is_websocket() {
+                    // Only a browser opens its WebSocket connection.
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "no open WebSocket connection to the peer (the proxy cannot open one)",
+                    ));
+                }
                 let tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer))
                     .await
                     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
@@ -255,13 +283,10 @@ impl Outbound {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        if self.tcp_connections() >= self.max_connections {
-            return Err(io::Error::other("too many TCP connections"));
-        }
         let max_buffer = self.tcp_buffer;
-        let (mut rd, mut wr) = tokio::io::split(stream);
         let (tx, mut rx) = mpsc::channel::<Bytes>(256);
-        self.connections.lock().unwrap().insert((transport, peer), tx.clone());
+        self.register(transport, peer, tx.clone())?;
+        let (mut rd, mut wr) = tokio::io::split(stream);
         tokio::spawn(async move {
             while let Some(data) = rx.recv().await {
                 if wr.write_all(&data).await.is_err() {
@@ -298,12 +323,34 @@ impl Outbound {
                     }
                 }
             }
-            let mut conns = table.connections.lock().unwrap();
-            if conns.get(&(transport, peer)).is_some_and(|t| t.same_channel(&pong)) {
-                conns.remove(&(transport, peer));
-            }
+            table.unregister(transport, peer, &pong);
         });
         Ok(tx)
+    }
+
+    /// Puts a connection's sender in the table, where sends to `peer` over
+    /// `transport` find it; refused past the connection limit.
+    pub fn register(
+        &self,
+        transport: Transport,
+        peer: SocketAddr,
+        tx: mpsc::Sender<Bytes>,
+    ) -> io::Result<()> {
+        let mut conns = self.connections.lock().unwrap();
+        if conns.len() >= self.max_connections {
+            return Err(io::Error::other("too many connections"));
+        }
+        conns.insert((transport, peer), tx);
+        Ok(())
+    }
+
+    /// Takes a closed connection out of the table (unless another one to
+    /// the same peer has replaced it).
+    pub fn unregister(&self, transport: Transport, peer: SocketAddr, tx: &mpsc::Sender<Bytes>) {
+        let mut conns = self.connections.lock().unwrap();
+        if conns.get(&(transport, peer)).is_some_and(|t| t.same_channel(tx)) {
+            conns.remove(&(transport, peer));
+        }
     }
 
     /// Number of open TCP connections.

@@ -321,7 +321,9 @@ impl Location {
                 .and_then(|v| Binding::parse_received(v.trim_matches('"')));
             let (received, transport) = match rcv_param {
                 Some((addr, t)) => (Some(addr), t),
-                None if nated => (Some(source), transport),
+                // A WebSocket client is reached over its own connection
+                // alone (RFC 7118 §5: its Contact host is `.invalid`).
+                None if nated || transport.is_websocket() => (Some(source), transport),
                 // NATed: a private contact address that is not the
                 // source (nat_uac_test 1), or the Via test above. A
                 // public contact elsewhere is a third-party
@@ -413,6 +415,30 @@ impl Location {
         drop(table);
         self.mark(aor, &left);
         true
+    }
+
+    /// Removes every binding reached over the `transport` connection from
+    /// `peer` (a WebSocket connection that closed: nothing can reach those
+    /// contacts any more); returns how many. One shard is locked at a time.
+    pub fn remove_flow(&self, transport: Transport, peer: SocketAddr) -> usize {
+        let mut changed = Vec::new();
+        let mut removed = 0;
+        for shard in &self.shards {
+            let mut table = shard.lock().unwrap_or_else(|e| e.into_inner());
+            table.retain(|aor, bindings| {
+                let n = bindings.len();
+                bindings.retain(|b| !(b.transport == transport && b.received == Some(peer)));
+                if bindings.len() != n {
+                    removed += n - bindings.len();
+                    changed.push((aor.clone(), bindings.clone()));
+                }
+                !bindings.is_empty()
+            });
+        }
+        for (aor, left) in changed {
+            self.mark(&aor, &left);
+        }
+        removed
     }
 
     /// Calls `f` with every live binding and its AOR, one shard locked at

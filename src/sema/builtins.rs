@@ -864,6 +864,30 @@ pub static SETTINGS: &[SettingDef] = &[
         "More User-Agent fragments `is_scanner()` recognises, separated by `|` and compared without case (added to the built-in list)."
     ),
     setting!(
+        "websocket",
+        origins,
+        Str,
+        "The `Origin`s a browser may open a WebSocket connection from, separated by spaces (`\"https://app.example.com https://admin.example.com\"`); others get `403 Forbidden`. Unset: any origin. Kamailio: an `event_route[xhttp:request]` checking `$hdr(Origin)`."
+    ),
+    setting!(
+        "websocket",
+        keepalive_interval,
+        Duration,
+        "A WebSocket connection silent this long gets a ping (default 30s, at least 1s). Kamailio: websocket `keepalive_interval`."
+    ),
+    setting!(
+        "websocket",
+        keepalive_timeout,
+        Duration,
+        "A WebSocket connection silent this long (no message, no pong) is closed (default 180s). Kamailio: websocket `keepalive_timeout`."
+    ),
+    setting!(
+        "websocket",
+        keep_bindings,
+        Bool,
+        "Keep the bindings registered over a WebSocket connection after it closes, until they expire (true), or remove them at once (false, the default: nothing can reach them any more). Kamailio: websocket's `ws_close` event and `unregister` in the route."
+    ),
+    setting!(
         "hep",
         destination,
         Str,
