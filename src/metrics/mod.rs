@@ -216,6 +216,31 @@ impl Collector for SipcCollector {
             load(&d.stats.failed),
         )?;
         gauge(&mut enc, "sipc_bans", "Bans in force.", services.bans.len() as i64)?;
+        gauge(
+            &mut enc,
+            "sipc_connections",
+            "Open TCP, TLS and WebSocket connections.",
+            core.outbound().tcp_connections() as i64,
+        )?;
+        let ws = &core.outbound().ws_stats;
+        let upgrades: Vec<(String, u64)> =
+            vec![("accepted".into(), load(&ws.accepted)), ("refused".into(), load(&ws.refused))];
+        family(
+            &mut enc,
+            (
+                "sipc_websocket_upgrades",
+                "WebSocket upgrades, accepted or refused (no sip subprotocol, origin, not an upgrade, too slow, bad TLS).",
+                MetricType::Counter,
+            ),
+            "result",
+            &upgrades,
+        )?;
+        counter(
+            &mut enc,
+            "sipc_websocket_closed_bad",
+            "WebSocket connections closed for a protocol error or silence.",
+            load(&ws.closed_bad),
+        )?;
         if let Some(hep) = &services.hep {
             let by: Vec<(String, u64)> = vec![
                 ("sent".into(), load(&hep.stats.sent)),
