@@ -27,6 +27,7 @@ const PRIVATE_VIA: i64 = 4;
 const PRIVATE_SDP: i64 = 8;
 const VIA_PORT_DIFFERS: i64 = 16;
 const PRIVATE_SOURCE: i64 = 32;
+const WEBSOCKET: i64 = 64;
 
 /// `nat_uac_test(CHECKS)`: the argument is the bit set of the named checks.
 pub fn nat_uac_test(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
@@ -35,6 +36,9 @@ pub fn nat_uac_test(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     let msg = &ctx.req.msg;
     let is_request = msg.original().is_request();
     if mask & PRIVATE_SOURCE != 0 && nat::is_private(source.ip()) {
+        return 1;
+    }
+    if mask & WEBSOCKET != 0 && ctx.req.transport.is_websocket() {
         return 1;
     }
     if mask & PRIVATE_CONTACT != 0 {
@@ -67,7 +71,6 @@ pub fn nat_uac_test(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     if mask & PRIVATE_SDP != 0 && nat::sdp_has_private_address(&msg.body()) {
         return 1;
     }
-    // `websocket`: no WebSocket transport is served.
     0
 }
 
@@ -172,6 +175,10 @@ mod tests {
         // A Via host name is never the source address.
         let mut r = req("pc.example.com:5060", "203.0.113.7:5060", "203.0.113.7:5060");
         assert_eq!(fired(&mut r), ["via_ip_differs"]);
+        // A browser over a WebSocket.
+        let mut r = req("df7jal23ls0d.invalid", "df7jal23ls0d.invalid", "203.0.113.7:50123");
+        r.transport = Transport::Ws;
+        assert_eq!(fired(&mut r), ["via_ip_differs", "via_port_differs", "websocket"]);
     }
 
     #[test]

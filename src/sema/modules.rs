@@ -88,7 +88,7 @@ pub fn unused(
     let dialog = program.calls_any(DIALOG_FUNCTIONS);
     let listen_tls = listens
         .iter()
-        .any(|l| matches!(&l.kind, ItemKind::Listen { proto, .. } if proto.name == "tls"));
+        .any(|l| matches!(&l.kind, ItemKind::Listen { proto, .. } if proto.name == "tls" || proto.name == "wss"));
     let outgoing_tls = blocks
         .iter()
         .filter(|(m, _)| m.name == "tls")
@@ -124,8 +124,8 @@ pub fn unused(
                 "dialogs are followed, and call records written, only for the INVITEs whose request route calls `dlg_manage()`: call it for initial INVITEs, or remove this block".to_string(),
             ),
             "tls" if !listen_tls && !outgoing_tls => (
-                "there is no `listen tls`, and no `ca_list` for outgoing TLS".to_string(),
-                "the certificate and key serve `listen tls ADDRESS;`: add one, or remove this block".to_string(),
+                "there is no `listen tls` or `listen wss`, and no `ca_list` for outgoing TLS".to_string(),
+                "the certificate and key serve `listen tls ADDRESS;` and `listen wss ADDRESS;`: add one, or remove this block".to_string(),
             ),
             _ => continue,
         };
