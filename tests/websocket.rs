@@ -48,6 +48,10 @@ impl Drop for Proxy {
 /// up. Requests and replies from WebSocket clients get their Contact
 /// aliased, as Kamailio's WebRTC configs do.
 fn start(name: &str, bob: SocketAddr, websocket: &str) -> Proxy {
+    start_with(name, bob, websocket, "")
+}
+
+fn start_with(name: &str, bob: SocketAddr, websocket: &str, settings: &str) -> Proxy {
     let dir = std::env::temp_dir().join(format!("sipc-ws-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -58,7 +62,7 @@ fn start(name: &str, bob: SocketAddr, websocket: &str) -> Proxy {
         format!(
             r#"listen udp 127.0.0.1:{udp};
 listen ws 127.0.0.1:{ws};
-settings {{ dns = false; }}
+settings {{ dns = false; {settings} }}
 module usrloc {{ db_mode = 0; }}
 module websocket {{ {websocket} }}
 
@@ -472,4 +476,38 @@ async fn a_misbehaving_connection_closes_alone() {
     drop(cut);
     still_served(&mut good, &bob, 5).await;
     let _ = Path::new(&proxy.dir);
+}
+
+/// Opens a WebSocket connection to `addr` from the loopback address `from`.
+async fn connect_from(addr: SocketAddr, from: &str) -> Result<Ws, WsError> {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let tcp = sock.connect(addr).await.unwrap();
+    let mut req = format!("ws://{addr}/").into_client_request().unwrap();
+    req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+    tokio::time::timeout(WAIT, tokio_tungstenite::client_async(req, tcp))
+        .await
+        .map_err(|_| WsError::ConnectionClosed)?
+        .map(|(ws, _)| ws)
+}
+
+#[tokio::test]
+async fn one_source_holds_at_most_its_share_of_connections() {
+    let bob = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let proxy = start_with(
+        "persource",
+        bob.local_addr().unwrap(),
+        "",
+        "tcp_max_connections_per_source = 2;",
+    );
+    let _a = connect_from(proxy.ws, "127.0.0.1").await.expect("the first");
+    let _b = connect_from(proxy.ws, "127.0.0.1").await.expect("the second");
+    assert!(connect_from(proxy.ws, "127.0.0.1").await.is_err(), "a third from the same source");
+    let mut other = connect_from(proxy.ws, "127.0.0.2").await.expect("another source");
+    still_served(&mut other, &bob, 1).await;
+    // A closed connection gives its place back.
+    drop(_a);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = connect_from(proxy.ws, "127.0.0.1").await.expect("a place again");
+    still_served(&mut again, &bob, 2).await;
 }

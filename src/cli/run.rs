@@ -125,6 +125,12 @@ pub fn server_config_in(
     config.names = prog.domains.clone();
     // `children` (Kamailio's receiver processes) sizes the routing workers; 0: one per core.
     config.workers = setting_int(prog, "children").unwrap_or(0).max(0) as usize;
+    if let Some(n) = setting_int(prog, "tcp_max_connections") {
+        config.max_tcp_connections = n.max(1) as usize;
+    }
+    if let Some(n) = setting_int(prog, "tcp_max_connections_per_source") {
+        config.max_connections_per_source = n.max(1) as usize;
+    }
     config.txn = txn_config(prog);
     config.ws = std::sync::Arc::new(ws_config(prog));
     Ok(config)

@@ -237,6 +237,12 @@ impl Collector for SipcCollector {
         )?;
         counter(
             &mut enc,
+            "sipc_connections_refused_per_source",
+            "TCP, TLS and WebSocket connections closed at accept: their source had tcp_max_connections_per_source open.",
+            load(&ws.refused_source),
+        )?;
+        counter(
+            &mut enc,
             "sipc_websocket_closed_bad",
             "WebSocket connections closed for a protocol error or silence.",
             load(&ws.closed_bad),

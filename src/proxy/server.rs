@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub udp_max_wait: std::time::Duration,
     /// Open TCP connections at most; more are refused.
     pub max_tcp_connections: usize,
+    /// Open connections from one source address at most.
+    pub max_connections_per_source: usize,
     /// Bytes one TCP connection may buffer towards an incomplete message.
     pub tcp_buffer: usize,
     /// Certificates for `listen tls` and outgoing TLS.
@@ -87,6 +89,7 @@ impl ServerConfig {
             queue_depth: 1024,
             udp_max_wait: std::time::Duration::from_millis(200),
             max_tcp_connections: 4096,
+            max_connections_per_source: 256,
             tcp_buffer: 128 * 1024,
             tls: None,
             dns: None,
@@ -183,6 +186,7 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                 config.max_tcp_connections,
                 config.tcp_buffer.max(config.limits.max_message_size),
             )
+            .with_source_limit(config.max_connections_per_source)
             .with_tls_connector(connector),
     );
     let core = Arc::new(
@@ -264,6 +268,12 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                     drop(stream); // closed before the TLS handshake or any read
                     continue;
                 }
+                // Held by the connection's task until it ends.
+                let Some(slot) = outbound.source_slot(peer.ip()) else {
+                    tracing::debug!(%peer, "too many connections from this source; closed");
+                    drop(stream);
+                    continue;
+                };
                 let Ok(local) = stream.local_addr() else { continue };
                 let _ = stream.set_nodelay(true);
                 let (outbound, sink, limits) =
@@ -272,7 +282,10 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                     (Transport::Ws, _) => {
                         let inbound = super::Inbound { transport, local, peer };
                         let server = Arc::clone(&ws_server);
-                        tokio::spawn(super::ws::serve(stream, inbound, outbound, sink, server));
+                        tokio::spawn(async move {
+                            super::ws::serve(stream, inbound, outbound, sink, server).await;
+                            drop(slot);
+                        });
                     }
                     (Transport::Wss, Some(acceptor)) => {
                         let (acceptor, server) = (acceptor.clone(), Arc::clone(&ws_server));
@@ -285,6 +298,7 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                                 Ok(Ok(tls)) => {
                                     let inbound = super::Inbound { transport, local, peer };
                                     super::ws::serve(tls, inbound, outbound, sink, server).await;
+                                    drop(slot);
                                 }
                                 _ => {
                                     outbound
@@ -314,6 +328,7 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                                         peer,
                                         sink,
                                         limits,
+                                        Some(slot),
                                     ) {
                                         tracing::debug!("tls adopt: {e}");
                                     }
@@ -323,8 +338,9 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                         });
                     }
                     _ => {
+                        let tcp = Transport::Tcp;
                         if let Err(e) =
-                            outbound.adopt(stream, Transport::Tcp, local, peer, sink, limits)
+                            outbound.adopt(stream, tcp, local, peer, sink, limits, Some(slot))
                         {
                             tracing::debug!("tcp adopt: {e}");
                         }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -113,6 +113,29 @@ pub struct Outbound {
     tcp_buffer: usize,
     /// Upgrades refused and connections closed by `listen ws`/`wss`.
     pub ws_stats: Arc<super::ws::WsStats>,
+    /// Accepted connections open per source address, and the most allowed.
+    per_source: Mutex<HashMap<IpAddr, usize>>,
+    max_per_source: usize,
+}
+
+/// One accepted connection's place in its source's count, given back
+/// when the connection's task ends (drops it).
+#[derive(Debug)]
+pub struct SourceSlot {
+    outbound: Arc<Outbound>,
+    ip: IpAddr,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut map = self.outbound.per_source.lock().unwrap();
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Outbound {
@@ -135,6 +158,8 @@ impl Outbound {
             max_connections: 4096,
             tcp_buffer: 128 * 1024,
             ws_stats: Arc::default(),
+            per_source: Mutex::new(HashMap::new()),
+            max_per_source: usize::MAX,
         }
     }
 
@@ -149,6 +174,26 @@ impl Outbound {
     pub fn with_tls_connector(mut self, connector: Option<TlsConnector>) -> Self {
         self.tls_connector = connector;
         self
+    }
+
+    /// Sets the most connections one source address may have open.
+    pub fn with_source_limit(mut self, max: usize) -> Self {
+        self.max_per_source = max;
+        self
+    }
+
+    /// A place for one more accepted connection from `ip`, or `None` when
+    /// that source has its most already (counted as a refusal).
+    pub fn source_slot(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
+        let mut map = self.per_source.lock().unwrap();
+        let n = map.entry(ip).or_insert(0);
+        if *n >= self.max_per_source {
+            drop(map);
+            self.ws_stats.refused_source.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot { outbound: Arc::clone(self), ip })
     }
 
     /// Sets the most open TCP connections and the bytes each may buffer.
@@ -260,9 +305,9 @@ impl Outbound {
                             .map_err(|_| {
                                 io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
                             })??;
-                    self.adopt(tls, Transport::Tls, local, peer, on_message.clone(), limits)?
+                    self.adopt(tls, Transport::Tls, local, peer, on_message.clone(), limits, None)?
                 } else {
-                    self.adopt(tcp, Transport::Tcp, local, peer, on_message.clone(), limits)?
+                    self.adopt(tcp, Transport::Tcp, local, peer, on_message.clone(), limits, None)?
                 };
                 tx.send(data).await.map_err(|_| io::Error::other("connection closed"))
             }
@@ -271,6 +316,7 @@ impl Outbound {
 
     /// Registers a stream connection (TCP or TLS, accepted or opened) and
     /// starts its reader and writer tasks. Returns the sender that writes to it.
+    #[allow(clippy::too_many_arguments)]
     pub fn adopt<S>(
         self: &Arc<Self>,
         stream: S,
@@ -279,6 +325,7 @@ impl Outbound {
         peer: SocketAddr,
         on_message: Arc<dyn Fn(Bytes, Inbound) + Send + Sync>,
         limits: ParseLimits,
+        slot: Option<SourceSlot>,
     ) -> io::Result<mpsc::Sender<Bytes>>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
@@ -324,6 +371,7 @@ impl Outbound {
                 }
             }
             table.unregister(transport, peer, &pong);
+            drop(slot);
         });
         Ok(tx)
     }

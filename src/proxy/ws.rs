@@ -99,6 +99,9 @@ pub struct WsStats {
     /// Connections closed for a protocol error (oversize, unmasked,
     /// invalid frames) or for silence past `keepalive_timeout`.
     pub closed_bad: AtomicU64,
+    /// TCP, TLS and WebSocket connections closed at accept because their
+    /// source had `tcp_max_connections_per_source` open.
+    pub refused_source: AtomicU64,
 }
 
 fn header_has_token(req: &Request, name: &str, token: &str) -> bool {

@@ -811,6 +811,18 @@ pub static SETTINGS: &[SettingDef] = &[
         "The local syslog daemon's datagram socket (default \"/dev/log\"); when nothing listens there the log goes to stderr."
     ),
     setting!("", maxbuffer, Int, "Upper bound when probing the UDP receive buffer size."),
+    setting!(
+        "",
+        tcp_max_connections,
+        Int,
+        "Open TCP, TLS and WebSocket connections at most, both directions (default 4096); a connection past it is closed at once. Kamailio: `tcp_max_connections`."
+    ),
+    setting!(
+        "",
+        tcp_max_connections_per_source,
+        Int,
+        "Open TCP, TLS and WebSocket connections from one source address at most (default 256: an office of browsers behind one NAT fits, one host holding thousands does not); more are closed before any handshake and counted as `refused`."
+    ),
     setting!("", dns, Bool, "Resolve the source IP to compare with Via hosts."),
     setting!("", rev_dns, Bool, "Reverse-resolve source addresses."),
     setting!("", auto_aliases, Bool, "Add the listen addresses' names to the local domains."),
