@@ -37,7 +37,17 @@ need benches/ws/ws.route benches/kamailio/websocket.cfg tests/data/sipp/uas.xml
 cargo build --release --quiet --example ws_clients
 command -v kamailio >/dev/null && [[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/websocket.so ]] ||
   { echo "kamailio or its websocket module is not installed" >&2; exit 2; }
-ulimit -n $(( COUNT * 3 + 10000 ))
+# Each side holds one descriptor per client: raise the limit, or say what
+# the machine allows (a container without CAP_SYS_RESOURCE keeps its hard
+# limit).
+want=$(( COUNT + 400 ))
+if ! ulimit -n "$want" 2>/dev/null; then
+  ulimit -n "$(ulimit -Hn)"
+  if (( $(ulimit -n) < want )); then
+    echo "open files limited to $(ulimit -n) here: COUNT=$COUNT needs $want (try COUNT=$(( $(ulimit -n) - 400 )))" >&2
+    exit 2
+  fi
+fi
 
 cp benches/ws/ws.route "$TMP/ws.route"
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \

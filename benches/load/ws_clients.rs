@@ -102,7 +102,11 @@ fn tls_connector(ca: Option<&str>) -> Result<tokio_rustls::TlsConnector, String>
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
-async fn connect(o: &Opts, tls: Option<&tokio_rustls::TlsConnector>, i: usize) -> Result<Ws, String> {
+async fn connect(
+    o: &Opts,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    i: usize,
+) -> Result<Ws, String> {
     let from = o.from[i % o.from.len()];
     let sock = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     sock.bind(SocketAddr::new(IpAddr::V4(from), 0)).map_err(|e| e.to_string())?;
@@ -254,7 +258,8 @@ async fn main() {
         let (o, tls, gate) = (Arc::clone(&o), tls.clone(), Arc::clone(&gate));
         joins.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.ok()?;
-            let ws = connect(&o, tls.as_deref(), i).await.map_err(|e| eprintln!("{i}: {e}")).ok()?;
+            let ws =
+                connect(&o, tls.as_deref(), i).await.map_err(|e| eprintln!("{i}: {e}")).ok()?;
             let mut c = Client { ws, user: format!("u{i}"), host: format!("h{i}"), cseq: 0 };
             c.register(&o.domain).await.then_some(c)
         }));
@@ -275,18 +280,24 @@ async fn main() {
         let mut words = line.split_whitespace();
         match words.next() {
             Some("refresh") => {
-                let ok = run_all(&clients, clients.len(), |c, d| Box::pin(async move {
-                    c.register(&d).await
-                }), &o.domain)
+                let ok = run_all(
+                    &clients,
+                    clients.len(),
+                    |c, d| Box::pin(async move { c.register(&d).await }),
+                    &o.domain,
+                )
                 .await;
                 println!("refreshed {ok} {:.3}", t.elapsed().as_secs_f64());
             }
             Some("call") => {
                 let n: usize = words.next().and_then(|w| w.parse().ok()).unwrap_or(1);
                 let take = clients.len().min(n);
-                let ok = run_all(&clients, take, |c, d| Box::pin(async move {
-                    c.call(&d, 1).await
-                }), &o.domain)
+                let ok = run_all(
+                    &clients,
+                    take,
+                    |c, d| Box::pin(async move { c.call(&d, 1).await }),
+                    &o.domain,
+                )
                 .await;
                 println!("called {take} {} {:.3}", take - ok, t.elapsed().as_secs_f64());
             }
