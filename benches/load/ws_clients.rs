@@ -189,7 +189,9 @@ impl Client {
 
     /// One call to `service`: INVITE, ACK to the 200, BYE.
     async fn call(&mut self, domain: &str, n: usize) -> bool {
-        let call_id = format!("call-{}-{n}", self.user);
+        // Unique across runs: a SIPp UAS serving several runs keeps the
+        // Call-IDs it has seen, and would not answer one again.
+        let call_id = format!("call-{}-{}-{n}", std::process::id(), self.user);
         let contact = format!("<sip:{}@{}.invalid;transport=ws>", self.user, self.host);
         let invite = format!(
             "INVITE sip:service@{domain} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\n\
