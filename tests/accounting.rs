@@ -261,7 +261,9 @@ fn two_thousand_calls_give_exact_records_per_kind() {
                 assert_eq!(r["status"], 200);
                 assert_eq!(r["hangup"], "caller");
                 let d = r["duration"].as_f64().unwrap();
-                assert!((d - 0.3).abs() <= 0.05, "duration {d} of {r}");
+                // SIPp hangs up 300 ms after the 200: never sooner, but
+                // on a loaded two-core machine its BYE can come late.
+                assert!((0.25..=0.8).contains(&d), "duration {d} of {r}");
                 assert_eq!(r["dst"], format!("udp:127.0.0.1:{}", setup.media));
                 assert_eq!(r["extra"]["dialed"], "answer");
             }
