@@ -70,21 +70,32 @@ fn traffic(port: u16) {
     }
 }
 
-#[test]
-fn json_lines_carry_the_call_id_as_a_key() {
-    let dir = temp_dir("json");
+/// `sipc run` of `config(port, settings)` in `dir`, its stderr in
+/// `dir/stderr.log`, once it serves; and its UDP port.
+fn serve(dir: &Path, name: &str, settings: &str) -> (support::Reaper, u16) {
     let port = free_udp_port();
-    let route = dir.join("json.route");
-    std::fs::write(&route, config(port, r#"debug = 3; log_format = "json";"#)).unwrap();
+    let route = dir.join(format!("{name}.route"));
+    std::fs::write(&route, config(port, settings)).unwrap();
     let control = dir.join("control.sock");
     let err = dir.join("stderr.log");
     let proxy = sipc_run(&route, &["--control", control.to_str().unwrap()], Some(&err));
     wait_started(&control);
+    (proxy, port)
+}
+
+/// Serves, sends [`traffic`], stops; what the proxy wrote on stderr.
+fn stderr_after_traffic(dir: &Path, name: &str, settings: &str) -> String {
+    let (proxy, port) = serve(dir, name, settings);
     traffic(port);
     std::thread::sleep(Duration::from_millis(200));
     drop(proxy);
+    std::fs::read_to_string(dir.join("stderr.log")).unwrap()
+}
 
-    let text = std::fs::read_to_string(&err).unwrap();
+#[test]
+fn json_lines_carry_the_call_id_as_a_key() {
+    let dir = temp_dir("json");
+    let text = stderr_after_traffic(&dir, "json", r#"debug = 3; log_format = "json";"#);
     let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
@@ -130,17 +141,11 @@ fn to_syslog_with_facility_name_and_severity() {
     let dir = temp_dir("syslog");
     let sock_path = dir.join("log.sock");
     let syslog = UnixDatagram::bind(&sock_path).unwrap();
-    let port = free_udp_port();
-    let route = dir.join("syslog.route");
     let settings = format!(
         r#"debug = 2; log_stderror = false; log_facility = "LOG_LOCAL3"; log_name = "edge"; syslog_socket = "{}";"#,
         sock_path.display()
     );
-    std::fs::write(&route, config(port, &settings)).unwrap();
-    let control = dir.join("control.sock");
-    let err = dir.join("stderr.log");
-    let proxy = sipc_run(&route, &["--control", control.to_str().unwrap()], Some(&err));
-    wait_started(&control);
+    let (proxy, port) = serve(&dir, "syslog", &settings);
     traffic(port);
     let got = datagrams(&syslog);
     let pid = proxy.0.id();
@@ -161,7 +166,7 @@ fn to_syslog_with_facility_name_and_severity() {
     let warn = got.iter().find(|l| l.contains("no route for MESSAGE")).expect("the warning");
     assert!(warn.starts_with(&format!("<156>edge[{pid}]: ")), "{warn}");
     // Nothing of it went to stderr.
-    let stderr = std::fs::read_to_string(&err).unwrap();
+    let stderr = std::fs::read_to_string(dir.join("stderr.log")).unwrap();
     assert!(!stderr.contains("routing OPTIONS"), "{stderr}");
     let _ = std::fs::remove_dir_all(Path::new(&dir));
 }
@@ -169,21 +174,11 @@ fn to_syslog_with_facility_name_and_severity() {
 #[test]
 fn without_a_syslog_daemon_the_log_goes_to_stderr_and_says_so() {
     let dir = temp_dir("nosyslog");
-    let port = free_udp_port();
-    let route = dir.join("nosyslog.route");
     let settings = format!(
         r#"debug = 2; log_stderror = false; syslog_socket = "{}";"#,
         dir.join("nobody.sock").display()
     );
-    std::fs::write(&route, config(port, &settings)).unwrap();
-    let control = dir.join("control.sock");
-    let err = dir.join("stderr.log");
-    let proxy = sipc_run(&route, &["--control", control.to_str().unwrap()], Some(&err));
-    wait_started(&control);
-    traffic(port);
-    std::thread::sleep(Duration::from_millis(200));
-    drop(proxy);
-    let stderr = std::fs::read_to_string(&err).unwrap();
+    let stderr = stderr_after_traffic(&dir, "nosyslog", &settings);
     assert!(stderr.contains("no syslog at"), "{stderr}");
     assert!(stderr.contains("routing OPTIONS from 127.0.0.1"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -40,12 +40,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::Reaper;
+use support::{Reaper, must, runs};
 
 /// The proxy's address on the "internet".
 const PROXY_IP: &str = "203.0.113.1";
@@ -80,10 +80,6 @@ fn skip(why: &str) -> bool {
     false
 }
 
-fn runs(program: &str, arg: &str) -> bool {
-    Command::new(program).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
-}
-
 /// Whether the tools are installed and namespaces can be made here.
 fn can_run(baresip: bool) -> bool {
     for (tool, arg, package) in [
@@ -113,19 +109,6 @@ fn can_run(baresip: bool) -> bool {
     }
     let _ = Command::new("ip").args(["netns", "del", &probe]).status();
     true
-}
-
-/// Runs a command to completion; panics with its output unless it succeeds.
-fn must(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// The three namespaces of one test; on drop every process still in them

@@ -18,11 +18,11 @@
 //! killed, the namespace deleted, on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::Reaper;
+use support::{Reaper, must, runs};
 
 const MEDIA_IP: &str = "10.77.0.1";
 
@@ -35,10 +35,6 @@ fn skip(why: &str) -> bool {
     assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
     eprintln!("\n*** {msg} ***\n");
     false
-}
-
-fn runs(program: &str, arg: &str) -> bool {
-    Command::new(program).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
 
 fn can_run() -> bool {
@@ -64,18 +60,6 @@ fn can_run() -> bool {
     }
     let _ = Command::new("ip").args(["netns", "del", &probe]).status();
     true
-}
-
-fn must(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// The namespace and the processes in it; on drop the processes are

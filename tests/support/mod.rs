@@ -338,3 +338,22 @@ pub async fn serve_source(
     program.set_local(handle.core.local.clone());
     handle
 }
+
+/// Whether `program ARG` runs (it is installed).
+pub fn runs(program: &str, arg: &str) -> bool {
+    use std::process::{Command, Stdio};
+    Command::new(program).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// Runs a command to completion; panics with its output unless it succeeds.
+pub fn must(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
