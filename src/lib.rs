@@ -10,6 +10,7 @@
 pub mod acc;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod codegen;
 pub mod diag;
 pub mod dialog;

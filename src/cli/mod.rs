@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod cdr;
 pub mod check;
 mod ctl;
+mod db;
 mod dump;
 pub mod fmt;
 pub mod logs;
@@ -56,6 +57,10 @@ pub enum Command {
     User(user::UserCommand),
     /// List the call records a config's accounting wrote (CSV or JSON).
     Cdr(cdr::CdrArgs),
+    /// Create or update the PostgreSQL tables a config shares with other
+    /// nodes (`sipc db migrate FILE.route`).
+    #[command(subcommand)]
+    Db(db::DbCommand),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -73,5 +78,6 @@ pub fn main() -> ExitCode {
         Command::Trace(args) => trace::run(args),
         Command::User(cmd) => user::run(cmd),
         Command::Cdr(args) => cdr::run(args),
+        Command::Db(cmd) => db::run(cmd),
     }
 }

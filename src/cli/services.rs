@@ -38,6 +38,8 @@ pub struct RunningServices {
     /// The SQLite file the bans in force are saved to on stop.
     ban_db: PathBuf,
     persister: Option<Persister>,
+    /// The location table shared with other nodes in PostgreSQL.
+    shared_location: Option<crate::cluster::location::SharedLocation>,
     maintenance: Option<(Arc<StopFlag>, std::thread::JoinHandle<()>)>,
 }
 
@@ -54,6 +56,9 @@ impl RunningServices {
         }
         if let Some(p) = self.persister.take() {
             p.stop();
+        }
+        if let Some(s) = self.shared_location.take() {
+            s.stop();
         }
         match crate::security::store::save(&self.ban_db, &self.services.bans) {
             Ok(0) => {}
@@ -213,6 +218,26 @@ pub fn db_path(prog: &CheckedProgram, base: &Path) -> PathBuf {
     }
 }
 
+/// The write-behind period of the location table (`module usrloc {
+/// write_delay }`, 1 s by default).
+fn write_delay(prog: &CheckedProgram) -> Duration {
+    match setting(prog, "usrloc", "write_delay") {
+        Some(Value::Duration(ms)) if *ms > 0 => Duration::from_millis(*ms),
+        _ => Duration::from_secs(1),
+    }
+}
+
+/// What names this node in the rows it writes: its first listen address.
+fn node_label(prog: &CheckedProgram) -> String {
+    prog.listens
+        .first()
+        .map(|l| match &l.addr {
+            Value::Str(a) | Value::Addr(a) => format!("{}:{a}", l.proto),
+            other => format!("{}:{other:?}", l.proto),
+        })
+        .unwrap_or_default()
+}
+
 /// Does the program use the location table?
 pub fn uses_location(prog: &CheckedProgram) -> bool {
     prog.calls_any(crate::sema::builtins::LOCATION_FUNCTIONS)
@@ -268,6 +293,7 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
     let db = db_path(prog, base);
     let mut services = Services::default();
     let mut persister = None;
+    let mut shared_location = None;
     let mut store = None;
     if uses_location(prog) {
         let config = registrar_config(prog);
@@ -275,9 +301,43 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
             Some(Value::Int(m)) => *m,
             _ => 2,
         };
-        let location = match mode {
-            0 => Arc::new(Location::new(config)),
-            1 | 2 => {
+        let shared_url = match setting(prog, "usrloc", "db_url") {
+            Some(Value::Str(u)) if crate::cluster::is_postgres_url(u) => Some(u.clone()),
+            _ => None,
+        };
+        let location = match (mode, shared_url) {
+            (0, _) => Arc::new(Location::new(config)),
+            (1 | 2, Some(url)) => {
+                let table = match setting(prog, "usrloc", "db_table") {
+                    Some(Value::Str(t)) => t.clone(),
+                    _ => "location".to_owned(),
+                };
+                if !crate::cluster::is_table_name(&table) {
+                    return Err(format!(
+                        "`module usrloc {{ db_table = \"{table}\"; }}`: use lower-case letters, digits and `_`"
+                    ));
+                }
+                let write = if mode == 1 {
+                    crate::cluster::location::WriteMode::Through
+                } else {
+                    crate::cluster::location::WriteMode::Behind(write_delay(prog))
+                };
+                let (location, wake) = crate::cluster::location::shared_location(config);
+                let config = crate::cluster::location::SharedConfig {
+                    url,
+                    table,
+                    mode: write,
+                    node: node_label(prog),
+                };
+                shared_location = Some(crate::cluster::location::SharedLocation::start(
+                    Arc::clone(&location),
+                    wake,
+                    config,
+                    Duration::from_secs(5),
+                )?);
+                location
+            }
+            (1 | 2, None) => {
                 let s = Arc::new(
                     SqliteStore::open(&db).map_err(|e| format!("`{}`: {e}", db.display()))?,
                 );
@@ -285,17 +345,23 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
                 let live = s.load(unix_now()).map_err(|e| format!("`{}`: {e}", db.display()))?;
                 tracing::info!("location: {} bindings restored from {}", live.len(), db.display());
                 location.restore(live);
-                let delay = match setting(prog, "usrloc", "write_delay") {
-                    Some(Value::Duration(ms)) if *ms > 0 => Duration::from_millis(*ms),
-                    _ => Duration::from_secs(1),
-                };
+                let delay = write_delay(prog);
                 persister = Some(Persister::start(Arc::clone(&location), Arc::clone(&s), delay));
                 store = Some(s);
                 location
             }
-            other => {
+            (3, _) => {
+                return Err(
+                    "`module usrloc { db_mode = 3; }`: routes never wait on a database, so \
+                     there is no DB-only mode; with `db_url = \"postgres://…\"` use 1 \
+                     (write-through), and every node's memory follows the table within a \
+                     notification's delay (docs/cluster.md)"
+                        .into(),
+                );
+            }
+            (other, _) => {
                 return Err(format!(
-                    "`module usrloc {{ db_mode = {other}; }}`: use 0 (memory only) or 2 (write-behind)"
+                    "`module usrloc {{ db_mode = {other}; }}`: use 0 (memory only), 1 (write-through) or 2 (write-behind)"
                 ));
             }
         };
@@ -394,5 +460,12 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
     } else {
         None
     };
-    Ok(RunningServices { services, dialog_snapshot, ban_db: db, persister, maintenance })
+    Ok(RunningServices {
+        services,
+        dialog_snapshot,
+        ban_db: db,
+        persister,
+        shared_location,
+        maintenance,
+    })
 }

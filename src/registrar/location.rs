@@ -146,6 +146,60 @@ pub struct Location {
     pub config: RegistrarConfig,
     /// AORs changed since the store last wrote them (when persistent).
     dirty: Option<Mutex<HashMap<String, Vec<Binding>>>>,
+    /// Changes per binding not yet in the shared table (when the table is
+    /// shared with other nodes, [`Location::shared`]).
+    journal: Option<Journal>,
+}
+
+/// The changes of one AOR's bindings, keyed by contact URI: what a node
+/// writes to a shared table. Per binding, not per AOR, so two nodes that
+/// change different bindings of one AOR at the same moment both keep theirs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AorChange {
+    /// Bindings added or changed.
+    pub upsert: Vec<Binding>,
+    /// Contacts removed.
+    pub delete: Vec<String>,
+}
+
+impl AorChange {
+    fn upsert(&mut self, b: Binding) {
+        self.delete.retain(|c| *c != b.contact);
+        match self.upsert.iter_mut().find(|u| u.contact == b.contact) {
+            Some(u) => *u = b,
+            None => self.upsert.push(b),
+        }
+    }
+
+    fn delete(&mut self, contact: &str) {
+        self.upsert.retain(|u| u.contact != contact);
+        if !self.delete.iter().any(|c| c == contact) {
+            self.delete.push(contact.to_owned());
+        }
+    }
+
+    /// This change applied over `bindings` (rows read from the shared table).
+    fn apply(&self, bindings: &mut Vec<Binding>) {
+        bindings.retain(|b| !self.delete.contains(&b.contact));
+        for u in &self.upsert {
+            match bindings.iter_mut().find(|b| b.contact == u.contact) {
+                Some(b) => *b = u.clone(),
+                None => bindings.push(u.clone()),
+            }
+        }
+    }
+}
+
+/// Pending [`AorChange`]s, and what wakes the writer.
+struct Journal {
+    pending: Mutex<HashMap<String, AorChange>>,
+    wake: Box<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("pending", &self.pending).finish_non_exhaustive()
+    }
 }
 
 impl Location {
@@ -154,6 +208,97 @@ impl Location {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             config,
             dirty: None,
+            journal: None,
+        }
+    }
+
+    /// Keeps a journal of changes per binding for a table shared with other
+    /// nodes (`crate::cluster`); `wake` is called after each change.
+    pub fn shared(mut self, wake: impl Fn() + Send + Sync + 'static) -> Self {
+        self.journal = Some(Journal { pending: Mutex::new(HashMap::new()), wake: Box::new(wake) });
+        self
+    }
+
+    /// The changes not yet written to the shared table, taken.
+    pub fn take_journal(&self) -> HashMap<String, AorChange> {
+        match &self.journal {
+            Some(j) => std::mem::take(&mut *j.pending.lock().unwrap_or_else(|e| e.into_inner())),
+            None => HashMap::new(),
+        }
+    }
+
+    /// Puts back changes a failed write did not store; changes made since
+    /// are newer and win.
+    pub fn rejournal(&self, changes: HashMap<String, AorChange>) {
+        let Some(j) = &self.journal else { return };
+        let mut pending = j.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for (aor, old) in changes {
+            match pending.remove(&aor) {
+                None => {
+                    pending.insert(aor, old);
+                }
+                Some(newer) => {
+                    let mut merged = old;
+                    newer.delete.iter().for_each(|c| merged.delete(c));
+                    newer.upsert.into_iter().for_each(|b| merged.upsert(b));
+                    pending.insert(aor, merged);
+                }
+            }
+        }
+    }
+
+    /// Whether changes wait to be written to the shared table.
+    pub fn journal_len(&self) -> usize {
+        self.journal
+            .as_ref()
+            .map_or(0, |j| j.pending.lock().unwrap_or_else(|e| e.into_inner()).len())
+    }
+
+    /// Replaces the bindings of `aor` with `rows`, as the shared table holds
+    /// them (another node changed them). This node's own changes that are
+    /// not written yet are applied over the rows, so they are not lost.
+    /// Nothing is journaled: the change came from the table.
+    pub fn apply_shared(&self, aor: &str, mut rows: Vec<Binding>) {
+        let mut table = self.shard(aor).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(j) = &self.journal
+            && let Some(change) = j.pending.lock().unwrap_or_else(|e| e.into_inner()).get(aor)
+        {
+            change.apply(&mut rows);
+        }
+        if rows.is_empty() {
+            table.remove(aor);
+        } else {
+            rows.shrink_to_fit();
+            table.insert(aor.to_owned(), rows);
+        }
+    }
+
+    /// Replaces the whole table with `rows` read from the shared table
+    /// (start-up, or a reconnection after which notifications may have
+    /// been missed), keeping this node's unwritten changes over them.
+    pub fn replace_all_shared(&self, rows: Vec<(String, Binding)>) {
+        let mut by_aor: HashMap<String, Vec<Binding>> = HashMap::new();
+        for (aor, b) in rows {
+            by_aor.entry(aor).or_default().push(b);
+        }
+        let pending: HashMap<String, AorChange> = match &self.journal {
+            Some(j) => j.pending.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            None => HashMap::new(),
+        };
+        for (aor, change) in &pending {
+            change.apply(by_aor.entry(aor.clone()).or_default());
+        }
+        let mut shards: Vec<HashMap<String, Vec<Binding>>> =
+            (0..SHARDS).map(|_| HashMap::new()).collect();
+        for (aor, mut b) in by_aor {
+            if !b.is_empty() {
+                b.shrink_to_fit();
+                let i = self.shard_index(&aor);
+                shards[i].insert(aor, b);
+            }
+        }
+        for (shard, fresh) in self.shards.iter().zip(shards) {
+            *shard.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
         }
     }
 
@@ -193,16 +338,44 @@ impl Location {
         }
     }
 
-    fn mark(&self, aor: &str, bindings: &[Binding]) {
+    /// Records that `aor`'s bindings went from `before` to `after`: for
+    /// the write-behind store (the whole set) and the shared table's
+    /// journal (the bindings that changed).
+    fn mark(&self, aor: &str, before: &[Binding], after: &[Binding]) {
         if let Some(d) = &self.dirty {
-            d.lock().unwrap_or_else(|e| e.into_inner()).insert(aor.to_owned(), bindings.to_vec());
+            d.lock().unwrap_or_else(|e| e.into_inner()).insert(aor.to_owned(), after.to_vec());
+        }
+        if let Some(j) = &self.journal {
+            {
+                let mut pending = j.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let change = pending.entry(aor.to_owned()).or_default();
+                for b in before {
+                    if !after.iter().any(|a| a.contact == b.contact) {
+                        change.delete(&b.contact);
+                    }
+                }
+                for a in after {
+                    if !before.contains(a) {
+                        change.upsert(a.clone());
+                    }
+                }
+                if change.upsert.is_empty() && change.delete.is_empty() {
+                    pending.remove(aor);
+                    return;
+                }
+            }
+            (j.wake)();
         }
     }
 
-    fn shard(&self, aor: &str) -> &Mutex<HashMap<String, Vec<Binding>>> {
+    fn shard_index(&self, aor: &str) -> usize {
         let mut h = DefaultHasher::new();
         aor.hash(&mut h);
-        &self.shards[h.finish() as usize % SHARDS]
+        h.finish() as usize % SHARDS
+    }
+
+    fn shard(&self, aor: &str) -> &Mutex<HashMap<String, Vec<Binding>>> {
+        &self.shards[self.shard_index(aor)]
     }
 
     /// Applies a REGISTER received over UDP from `source` at time `now`;
@@ -245,6 +418,22 @@ impl Location {
         now: u64,
         nated: bool,
     ) -> Result<(String, Vec<Binding>), RegisterError> {
+        self.register_with_path(req, source, transport, now, nated, None)
+    }
+
+    /// [`Location::register_nat`], with `own_path` (`<sip:…;lr;…>`) on top of
+    /// the REGISTER's Path set: the Path this proxy would have added had it
+    /// relayed the REGISTER (`add_path_received()` before a local `save()`),
+    /// so requests from other nodes sharing the table come through here.
+    pub fn register_with_path(
+        &self,
+        req: &Message,
+        source: SocketAddr,
+        transport: Transport,
+        now: u64,
+        nated: bool,
+        own_path: Option<&str>,
+    ) -> Result<(String, Vec<Binding>), RegisterError> {
         let bad = || RegisterError::new(400, "Bad Request");
         let to = req.to().map_err(|_| bad())?.ok_or_else(bad)?;
         let aor = canonical_aor(&to.uri).ok_or_else(bad)?;
@@ -253,8 +442,11 @@ impl Location {
         let header_expires = req.expires().map_err(|_| bad())?;
         let contacts: Vec<Contact<'_>> =
             req.contacts().collect::<Result<_, _>>().map_err(|_| bad())?;
-        let path: Vec<String> =
-            req.paths().filter_map(Result::ok).map(|p| format!("<{}>", p.uri.raw())).collect();
+        let path: Vec<String> = own_path
+            .map(str::to_owned)
+            .into_iter()
+            .chain(req.paths().filter_map(Result::ok).map(|p| format!("<{}>", p.uri.raw())))
+            .collect();
         let mut methods: Option<u32> = None;
         for h in req.headers_named("Allow") {
             let set = methods.get_or_insert(0);
@@ -281,13 +473,16 @@ impl Location {
             if contacts.len() != 1 || header_expires != Some(0) {
                 return Err(bad());
             }
+            let before = bindings.clone();
             bindings.retain(|b| b.call_id == call_id && b.cseq >= cseq);
             let left = bindings.clone();
             if bindings.is_empty() {
                 table.remove(&aor);
             }
+            // Marked under the shard's lock: changes to one AOR reach the
+            // journal in the order they were made.
+            self.mark(&aor, &before, &left);
             drop(table);
-            self.mark(&aor, &left);
             return Ok((aor, left));
         }
 
@@ -382,19 +577,19 @@ impl Location {
         if bindings.is_empty() {
             table.remove(&aor);
         }
+        self.mark(&aor, &before, &left);
         drop(table);
-        self.mark(&aor, &left);
         Ok((aor, left))
     }
 
     /// Removes every binding of `aor`; returns how many there were.
     pub fn remove(&self, aor: &str) -> usize {
-        let removed = self.shard(aor).lock().unwrap_or_else(|e| e.into_inner()).remove(aor);
-        let n = removed.map_or(0, |b| b.len());
-        if n > 0 {
-            self.mark(aor, &[]);
+        let mut table = self.shard(aor).lock().unwrap_or_else(|e| e.into_inner());
+        let removed = table.remove(aor).unwrap_or_default();
+        if !removed.is_empty() {
+            self.mark(aor, &removed, &[]);
         }
-        n
+        removed.len()
     }
 
     /// Removes the binding of `aor` whose contact is `contact` (the NAT
@@ -403,17 +598,16 @@ impl Location {
     pub fn remove_contact(&self, aor: &str, contact: &str) -> bool {
         let mut table = self.shard(aor).lock().unwrap_or_else(|e| e.into_inner());
         let Some(bindings) = table.get_mut(aor) else { return false };
-        let n = bindings.len();
+        let before = bindings.clone();
         bindings.retain(|b| b.contact != contact);
-        if bindings.len() == n {
+        if bindings.len() == before.len() {
             return false;
         }
         let left = bindings.clone();
         if left.is_empty() {
             table.remove(aor);
         }
-        drop(table);
-        self.mark(aor, &left);
+        self.mark(aor, &before, &left);
         true
     }
 
@@ -421,22 +615,24 @@ impl Location {
     /// `peer` (a WebSocket connection that closed: nothing can reach those
     /// contacts any more); returns how many. One shard is locked at a time.
     pub fn remove_flow(&self, transport: Transport, peer: SocketAddr) -> usize {
-        let mut changed = Vec::new();
         let mut removed = 0;
         for shard in &self.shards {
             let mut table = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let mut changed = Vec::new();
             table.retain(|aor, bindings| {
                 let n = bindings.len();
-                bindings.retain(|b| !(b.transport == transport && b.received == Some(peer)));
-                if bindings.len() != n {
-                    removed += n - bindings.len();
-                    changed.push((aor.clone(), bindings.clone()));
+                if !bindings.iter().any(|b| b.transport == transport && b.received == Some(peer)) {
+                    return true;
                 }
+                let before = bindings.clone();
+                bindings.retain(|b| !(b.transport == transport && b.received == Some(peer)));
+                removed += n - bindings.len();
+                changed.push((aor.clone(), before, bindings.clone()));
                 !bindings.is_empty()
             });
-        }
-        for (aor, left) in changed {
-            self.mark(&aor, &left);
+            for (aor, before, left) in changed {
+                self.mark(&aor, &before, &left);
+            }
         }
         removed
     }

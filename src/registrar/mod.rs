@@ -18,4 +18,4 @@ pub mod natping;
 pub mod store;
 
 pub use aor::canonical_aor;
-pub use location::{Binding, Location, RegisterError, RegistrarConfig, contact_values};
+pub use location::{AorChange, Binding, Location, RegisterError, RegistrarConfig, contact_values};

@@ -54,12 +54,25 @@ pub fn save(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
         return 0;
     }
     let now = unix_now();
-    match loc.register_nat(
+    // `add_path_received()`/`add_path()` before a local save: the binding
+    // gets the Path this proxy would have added (its first listen address,
+    // over UDP), so nodes sharing the table reach the contact through it.
+    let own_path = ctx.req.path.as_deref().and_then(|params| {
+        let addr = ctx.shared.local().sockets().first()?;
+        let mut uri = String::from("<sip:");
+        crate::sip::write::push_socket_addr(&mut uri, *addr);
+        uri.push_str(";lr");
+        uri.push_str(params);
+        uri.push('>');
+        Some(uri)
+    });
+    match loc.register_with_path(
         ctx.req.msg.original(),
         ctx.req.source,
         ctx.req.transport,
         now,
         ctx.req.nat_register,
+        own_path.as_deref(),
     ) {
         Ok((_, bindings)) => {
             for v in contact_values(&bindings, now) {
@@ -84,14 +97,34 @@ fn ruri_aor(ctx: &RouteCtx<'_>) -> Option<String> {
     canonical_aor(&Uri::parse(ruri).ok()?)
 }
 
-fn target(b: &Binding) -> BranchTarget {
-    BranchTarget {
-        uri: b.contact.clone(),
-        // A Path leads through the edge proxy; else a NATed contact is
-        // reached at the address its REGISTER came from.
-        destination: if b.path.is_empty() { b.received_uri() } else { None },
-        route: b.path.clone(),
+fn target(b: &Binding, local: &crate::proxy::LocalIdentity) -> BranchTarget {
+    // A Path leads through the edge proxy; else a NATed contact is
+    // reached at the address its REGISTER came from.
+    let mut destination = if b.path.is_empty() { b.received_uri() } else { None };
+    let mut route = b.path.clone();
+    // A Path this proxy wrote itself with `add_path_received()` (a
+    // connection-bound registration, in a cluster whose nodes share the
+    // location table): the request goes straight to the connection the
+    // `received` names, not through this proxy a second time.
+    let own = route.first().and_then(|first| {
+        let na = NameAddr::parse(first).ok()?;
+        if !local.is_local_uri(&na.uri) {
+            return None;
+        }
+        let r = na.uri.params.get("received").flatten()?;
+        Some(String::from_utf8_lossy(&crate::sip::scan::percent_decode(r)).into_owned())
+    });
+    if let Some(received) = own {
+        route.remove(0);
+        destination = Some(received);
     }
+    // Through a Path the request goes to its first hop (`$du`), as
+    // Kamailio's lookup() sets the destination to the first Path URI.
+    if destination.is_none() {
+        destination =
+            route.first().and_then(|r| NameAddr::parse(r).ok()).map(|n| n.uri.raw().to_owned());
+    }
+    BranchTarget { uri: b.contact.clone(), destination, route }
 }
 
 /// The outcome of `lookup()`, read as `$lookup_result`.
@@ -131,7 +164,8 @@ fn lookup_into(ctx: &mut RouteCtx<'_>) -> LookupResult {
     let allowed: Vec<Binding> = found.into_iter().filter(|b| b.allows(&m)).collect();
     let Some(best) = allowed.first() else { return LookupResult::MethodNotAllowed };
     let q = |b: &Binding| b.q.unwrap_or(1000);
-    let main = target(best);
+    let local = ctx.shared.local();
+    let main = target(best, local);
     ctx.req.msg.set_request_uri(main.uri);
     ctx.req.destination = main.destination;
     for r in main.route.iter().rev() {
@@ -141,14 +175,14 @@ fn lookup_into(ctx: &mut RouteCtx<'_>) -> LookupResult {
     let mut group_q = q(best);
     for b in &allowed[1..] {
         if q(b) == q(best) {
-            ctx.req.txn.branches.push(target(b));
+            ctx.req.txn.branches.push(target(b, local));
         } else {
             if serial.is_empty() || q(b) != group_q {
                 serial.push(Vec::new());
                 group_q = q(b);
             }
             if let Some(g) = serial.last_mut() {
-                g.push(target(b));
+                g.push(target(b, local));
             }
         }
     }

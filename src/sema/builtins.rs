@@ -1008,7 +1008,19 @@ pub static SETTINGS: &[SettingDef] = &[
         "usrloc",
         db_mode,
         Int,
-        "0: bindings only in memory (lost on restart); 2 (default): kept in memory and written behind to `db_path`. Kamailio: `db_mode`."
+        "0: bindings only in memory (lost on restart); 1: kept in memory and written through to the shared table at once (with `db_url`); 2 (default): kept in memory and written behind, every `write_delay`, to `db_path` or the shared table. Lookups are always served from memory; with `db_url` every node's memory follows the shared table (docs/cluster.md). Kamailio: `db_mode`."
+    ),
+    setting!(
+        "usrloc",
+        db_url,
+        Str,
+        "`postgres://USER:PASSWORD@HOST/DB`: the location table is shared with every node that names the same table, in PostgreSQL; unset, it is this node's alone (`db_path`). Kamailio: usrloc `db_url`."
+    ),
+    setting!(
+        "usrloc",
+        db_table,
+        Str,
+        "The shared location table's name (default `location`; lower-case letters, digits and `_`); also its notification channel. Kamailio: registrar's table argument."
     ),
     setting!(
         "usrloc",

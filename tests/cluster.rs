@@ -1,0 +1,311 @@
+//! A cluster of `sipc run` processes, each `examples/cluster.route` with
+//! its own loopback address (127.0.0.x:5060), sharing one location table
+//! in a real PostgreSQL server: a phone registers through one node and is
+//! called through another, over UDP directly and over TCP through the node
+//! that holds its connection; a binding removed on one node goes from the
+//! other; PostgreSQL cut away mid-traffic, the nodes keep routing and
+//! catch up. Under `CI=true` a missing PostgreSQL fails the tests
+//! (`.ci/run` makes sure one runs). Every wait is bounded; children are
+//! killed when a test fails.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use sipc::sip::Message;
+use support::*;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+const DOMAIN: &str = "cluster.example.com";
+
+/// The PostgreSQL server the tests use: `SIPC_TEST_PG`, else the
+/// `postgres` user on 127.0.0.1:5432.
+fn pg_url() -> String {
+    std::env::var("SIPC_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Runs `f` with a client of the test server, on a thread of its own (the
+/// blocking client runs a runtime, which cannot nest in the tests' one).
+fn with_pg<T: Send + 'static>(
+    f: impl FnOnce(&mut postgres::Client) -> T + Send + 'static,
+) -> Result<T, String> {
+    std::thread::spawn(move || {
+        let mut c =
+            postgres::Client::connect(&pg_url(), postgres::NoTls).map_err(|e| e.to_string())?;
+        Ok(f(&mut c))
+    })
+    .join()
+    .unwrap()
+}
+
+/// Whether the test server answers; says so when it does not (and fails
+/// under CI).
+fn have_pg() -> bool {
+    match with_pg(|_| ()) {
+        Ok(()) => true,
+        Err(e) => {
+            let msg = format!("no PostgreSQL at {} ({e}): the cluster test did NOT run", pg_url());
+            assert!(std::env::var("CI").is_err(), "{msg}");
+            eprintln!("{msg}");
+            false
+        }
+    }
+}
+
+/// A temp dir and a table of the test's own, both removed at the end.
+struct Scratch {
+    dir: PathBuf,
+    table: String,
+}
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("sipc-cluster-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let table = format!("loc_{name}_{}", std::process::id());
+        let s = Scratch { dir, table };
+        s.drop_table();
+        s
+    }
+
+    fn drop_table(&self) {
+        let sql = format!(
+            "DROP TABLE IF EXISTS {t}; DELETE FROM sipc_schema WHERE name = '{t}'",
+            t = self.table
+        );
+        let _ = with_pg(move |db| db.batch_execute(&sql).is_ok());
+    }
+
+    /// The rows of `aor` in the shared table.
+    fn rows(&self, aor: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {} WHERE aor = $1", self.table);
+        let aor = aor.to_owned();
+        with_pg(move |db| db.query_one(&sql, &[&aor]).unwrap().get(0)).unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var_os("SIPC_KEEP_TEST_DIR").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        self.drop_table();
+    }
+}
+
+/// One node: `examples/cluster.route` on `ip`:5060.
+struct Node {
+    _proc: Reaper,
+    ip: &'static str,
+    control: PathBuf,
+    log: PathBuf,
+}
+
+impl Node {
+    fn start(s: &Scratch, ip: &'static str, db: &str) -> Node {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster.route");
+        let control = s.dir.join(format!("{ip}.sock"));
+        let log = s.dir.join(format!("{ip}.log"));
+        let node = format!("NODE={ip}");
+        let db = format!("DB={db}");
+        let table = format!("TABLE={}", s.table);
+        let proc = sipc_run(
+            &file,
+            &[
+                "-D",
+                "OPEN_REGISTRAR",
+                "-D",
+                &node,
+                "-D",
+                &db,
+                "-D",
+                &table,
+                "--control",
+                control.to_str().unwrap(),
+                "--no-watch",
+            ],
+            Some(&log),
+        );
+        wait_started(&control);
+        Node { _proc: proc, ip, control, log }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        format!("{}:5060", self.ip).parse().unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `sipc ctl location lookup AOR` on this node: its in-memory view.
+    fn lookup(&self, aor: &str) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_sipc"))
+            .args(["ctl", "--control"])
+            .arg(&self.control)
+            .args(["location", "lookup", aor])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits (bounded) until this node's memory holds `contact` for `aor`
+    /// (or, with `present` false, no longer does); returns how long it took.
+    fn wait_binding(&self, aor: &str, contact: &str, present: bool) -> Duration {
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(10);
+        loop {
+            if self.lookup(aor).contains(contact) == present {
+                return start.elapsed();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: binding {contact} of {aor} present={present} not seen within 10 s\n{}\n{}",
+                self.ip,
+                self.lookup(aor),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn register(
+    via: &str,
+    user: &str,
+    contact: &str,
+    call_id: &str,
+    cseq: u32,
+    expires: u32,
+) -> String {
+    format!(
+        "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
+         To: <sip:{user}@{DOMAIN}>\r\nFrom: <sip:{user}@{DOMAIN}>;tag=r{cseq}\r\n\
+         Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <{contact}>\r\n\
+         Expires: {expires}\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+fn invite(via: &str, caller: &SocketAddr, callee: &str, call_id: &str) -> String {
+    format!(
+        "INVITE sip:{callee}@{DOMAIN} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
+         To: <sip:{callee}@{DOMAIN}>\r\nFrom: <sip:carol@{DOMAIN}>;tag=c1\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@{caller}>\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// The next message `want` accepts (others skipped), within 5 s.
+async fn next_udp(ua: &UdpUa, what: &str, want: impl Fn(&Message) -> bool) -> Message {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match ua.recv_within(deadline.saturating_duration_since(Instant::now())).await {
+            Some((m, _)) if want(&m) => return m,
+            Some(_) => continue,
+            None => panic!("{what}: nothing arrived"),
+        }
+    }
+}
+
+async fn next_tcp(
+    s: &mut TcpStream,
+    buf: &mut BytesMut,
+    what: &str,
+    want: impl Fn(&Message) -> bool,
+) -> Message {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(Instant::now() < deadline, "{what}: not within 5 s");
+        match read_message(s, buf).await {
+            Some(m) if want(&m) => return m,
+            Some(_) => continue,
+            None => panic!("{what}: the connection closed or went quiet"),
+        }
+    }
+}
+
+fn vias(m: &Message) -> Vec<String> {
+    m.headers_named("Via").map(|h| m.value_of(h).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_through_one_node_call_through_the_other() {
+    if !have_pg() {
+        return;
+    }
+    let s = Scratch::new("calls");
+    let a = Node::start(&s, "127.0.0.12", &pg_url());
+    let b = Node::start(&s, "127.0.0.13", &pg_url());
+
+    // Alice registers over UDP through A: B knows her within a notification.
+    let alice = UdpUa::bind().await;
+    let alice_uri = format!("sip:alice@{}", alice.addr);
+    let aor = format!("sip:alice@{DOMAIN}");
+    alice
+        .send(a.addr(), &register(&alice.via("ra1"), "alice", &alice_uri, "reg-alice", 1, 600))
+        .await;
+    let ok = next_udp(&alice, "200 to REGISTER", |m| m.status().is_some()).await;
+    assert_eq!(ok.status(), Some(200));
+    let seen = b.wait_binding(&aor, &alice_uri, true);
+    eprintln!("a binding written on A was in B's memory after {seen:?}");
+    assert_eq!(s.rows(&aor), 1);
+
+    // Carol calls her through B: B sends the INVITE straight to her.
+    let carol = UdpUa::bind().await;
+    carol.send(b.addr(), &invite(&carol.via("inv1"), &carol.addr, "alice", "call-1")).await;
+    let inv = next_udp(&alice, "INVITE at alice", |m| m.method_str() == Some("INVITE")).await;
+    let v = vias(&inv);
+    assert_eq!(v.len(), 2, "B and carol only: {v:?}");
+    assert!(v[0].contains("127.0.0.13:5060"), "{v:?}");
+    alice.send(b.addr(), &response_to(&inv, 200, "OK")).await;
+    let ok = next_udp(&carol, "200 at carol", |m| m.status() == Some(200)).await;
+    assert_eq!(ok.call_id().unwrap(), Some("call-1"));
+
+    // Dave registers over TCP through A: reached only over his connection,
+    // so a call through B goes B → A → his connection.
+    let mut dave = TcpStream::connect(a.addr()).await.unwrap();
+    let dave_addr = dave.local_addr().unwrap();
+    let mut dave_buf = BytesMut::new();
+    let dave_uri = format!("sip:dave@{dave_addr};transport=tcp");
+    let via = format!("SIP/2.0/TCP {dave_addr};branch=z9hG4bKrd1");
+    dave.write_all(register(&via, "dave", &dave_uri, "reg-dave", 1, 600).as_bytes()).await.unwrap();
+    let ok = next_tcp(&mut dave, &mut dave_buf, "200 to dave", |m| m.status().is_some()).await;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    let dave_aor = format!("sip:dave@{DOMAIN}");
+    b.wait_binding(&dave_aor, &dave_uri, true);
+    carol.send(b.addr(), &invite(&carol.via("inv2"), &carol.addr, "dave", "call-2")).await;
+    let inv =
+        next_tcp(&mut dave, &mut dave_buf, "INVITE at dave", |m| m.method_str() == Some("INVITE"))
+            .await;
+    let v = vias(&inv);
+    assert_eq!(v.len(), 3, "A, B and carol: {v:?}");
+    assert!(v[0].contains("127.0.0.12:5060") && v[1].contains("127.0.0.13:5060"), "{v:?}");
+    dave.write_all(response_to(&inv, 200, "OK").as_bytes()).await.unwrap();
+    let ok = next_udp(&carol, "200 from dave at carol", |m| m.status() == Some(200)).await;
+    assert_eq!(ok.call_id().unwrap(), Some("call-2"));
+
+    // A call to dave through A itself goes straight over his connection.
+    carol.send(a.addr(), &invite(&carol.via("inv3"), &carol.addr, "dave", "call-3")).await;
+    let inv = next_tcp(&mut dave, &mut dave_buf, "INVITE via A at dave", |m| {
+        m.method_str() == Some("INVITE") && m.call_id().ok().flatten() == Some("call-3")
+    })
+    .await;
+    assert_eq!(vias(&inv).len(), 2, "A and carol: {:?}", vias(&inv));
+
+    // Alice unregisters through B: gone from A's memory and from the table.
+    alice
+        .send(b.addr(), &register(&alice.via("ra2"), "alice", &alice_uri, "reg-alice", 2, 0))
+        .await;
+    let ok = next_udp(&alice, "200 to un-REGISTER", |m| m.status().is_some()).await;
+    assert_eq!(ok.status(), Some(200));
+    a.wait_binding(&aor, &alice_uri, false);
+    assert_eq!(s.rows(&aor), 0);
+    drop((a, b));
+}
