@@ -110,6 +110,12 @@ struct Node {
 
 impl Node {
     fn start(s: &Scratch, ip: &'static str, db: &str) -> Node {
+        Node::start_with(s, ip, db, true)
+    }
+
+    /// Started; when `wait` is false, without waiting for its control
+    /// socket (a node whose database is away starts all the same).
+    fn start_with(s: &Scratch, ip: &'static str, db: &str, wait: bool) -> Node {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster.route");
         let control = s.dir.join(format!("{ip}.sock"));
         let log = s.dir.join(format!("{ip}.log"));
@@ -133,7 +139,9 @@ impl Node {
             ],
             Some(&log),
         );
-        wait_started(&control);
+        if wait {
+            wait_started(&control);
+        }
         Node { _proc: proc, ip, control, log }
     }
 
@@ -175,6 +183,30 @@ impl Node {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+}
+
+/// Registers `user` at `contact` from `ua` through `node`; asserts the 200.
+async fn register_udp(ua: &UdpUa, node: &Node, user: &str, cseq: u32, expires: u32) -> String {
+    let contact = format!("sip:{user}@{}", ua.addr);
+    let via = ua.via(&format!("r{user}{cseq}"));
+    let call_id = format!("reg-{user}-{}", ua.addr.port());
+    ua.send(node.addr(), &register(&via, user, &contact, &call_id, cseq, expires)).await;
+    let ok = next_udp(ua, "reply to REGISTER", |m| m.status().is_some()).await;
+    assert_eq!(ok.status(), Some(200), "{user} through {}", node.ip);
+    contact
+}
+
+/// Carol calls `callee` through `node`; the INVITE must reach `at`, which
+/// answers 200; carol must get it.
+async fn call_udp(carol: &UdpUa, node: &Node, callee: &str, at: &UdpUa, call_id: &str) {
+    carol.send(node.addr(), &invite(&carol.via(call_id), &carol.addr, callee, call_id)).await;
+    let inv = next_udp(at, "INVITE", |m| {
+        m.method_str() == Some("INVITE") && m.call_id().ok().flatten() == Some(call_id)
+    })
+    .await;
+    at.send(node.addr(), &response_to(&inv, 200, "OK")).await;
+    let ok = next_udp(carol, "200", |m| m.status() == Some(200)).await;
+    assert_eq!(ok.call_id().unwrap(), Some(call_id));
 }
 
 fn register(
@@ -308,4 +340,102 @@ async fn register_through_one_node_call_through_the_other() {
     a.wait_binding(&aor, &alice_uri, false);
     assert_eq!(s.rows(&aor), 0);
     drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_away_the_nodes_route_from_memory_and_catch_up() {
+    if !have_pg() {
+        return;
+    }
+    let s = Scratch::new("outage");
+    let relay = support::relay::Relay::start("127.0.0.1:5432".parse().unwrap());
+    let db = pg_url().replace("127.0.0.1:5432", &relay.addr.to_string());
+    let a = Node::start(&s, "127.0.0.14", &db);
+    let b = Node::start(&s, "127.0.0.15", &db);
+    let (alice, bob, erin, carol) =
+        (UdpUa::bind().await, UdpUa::bind().await, UdpUa::bind().await, UdpUa::bind().await);
+    let alice_uri = register_udp(&alice, &a, "alice", 1, 600).await;
+    b.wait_binding(&format!("sip:alice@{DOMAIN}"), &alice_uri, true);
+
+    // PostgreSQL goes away: both nodes keep serving what they know and
+    // accept new registrations.
+    relay.cut();
+    let bob_uri = register_udp(&bob, &a, "bob", 1, 600).await;
+    let erin_uri = register_udp(&erin, &b, "erin", 1, 600).await;
+    call_udp(&carol, &b, "alice", &alice, "outage-1").await;
+    call_udp(&carol, &a, "bob", &bob, "outage-2").await;
+    call_udp(&carol, &b, "erin", &erin, "outage-3").await;
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(s.rows(&format!("sip:bob@{DOMAIN}")), 0, "written while cut?");
+
+    // Back: each node writes what it kept, and reads what the other wrote.
+    relay.restore();
+    let back = Instant::now();
+    b.wait_binding(&format!("sip:bob@{DOMAIN}"), &bob_uri, true);
+    a.wait_binding(&format!("sip:erin@{DOMAIN}"), &erin_uri, true);
+    eprintln!("both nodes complete {:?} after PostgreSQL came back", back.elapsed());
+    assert_eq!(s.rows(&format!("sip:bob@{DOMAIN}")), 1);
+    assert_eq!(s.rows(&format!("sip:erin@{DOMAIN}")), 1);
+    call_udp(&carol, &b, "bob", &bob, "after-1").await;
+    call_udp(&carol, &a, "erin", &erin, "after-2").await;
+    assert!(a.log().contains("cannot write to the shared table"), "{}", a.log());
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_dies_and_the_others_serve_its_users() {
+    if !have_pg() {
+        return;
+    }
+    let s = Scratch::new("failover");
+    let a = Node::start(&s, "127.0.0.16", &pg_url());
+    let b = Node::start(&s, "127.0.0.17", &pg_url());
+    let (alice, carol) = (UdpUa::bind().await, UdpUa::bind().await);
+    let alice_uri = register_udp(&alice, &a, "alice", 1, 600).await;
+    b.wait_binding(&format!("sip:alice@{DOMAIN}"), &alice_uri, true);
+
+    // Dave is on a TCP connection to A, as an RFC 5626 flow.
+    let instance = "\"<urn:uuid:00000000-0000-1000-8000-000a95a0e128>\"";
+    let dave_register = |conn: &TcpStream, cseq: u32| {
+        let addr = conn.local_addr().unwrap();
+        let via = format!("SIP/2.0/TCP {addr};branch=z9hG4bKdave{cseq}");
+        let contact = format!("sip:dave@{addr};transport=tcp");
+        register(&via, "dave", &contact, "reg-dave", cseq, 600).replace(
+            &format!("Contact: <{contact}>"),
+            &format!("Contact: <{contact}>;+sip.instance={instance};reg-id=1"),
+        )
+    };
+    let mut dave = TcpStream::connect(a.addr()).await.unwrap();
+    let mut buf = BytesMut::new();
+    dave.write_all(dave_register(&dave, 1).as_bytes()).await.unwrap();
+    let ok = next_tcp(&mut dave, &mut buf, "200 to dave", |m| m.status().is_some()).await;
+    assert_eq!(ok.status(), Some(200));
+    let dave_aor = format!("sip:dave@{DOMAIN}");
+    b.wait_binding(&dave_aor, "127.0.0.16:5060", true);
+
+    // A dies.
+    let Node { _proc: mut proc, .. } = a;
+    proc.0.kill().unwrap();
+    proc.0.wait().unwrap();
+
+    // Alice, on UDP, is called through B at once.
+    call_udp(&carol, &b, "alice", &alice, "failover-1").await;
+
+    // Dave's flow broke: he connects to B and registers again (same
+    // instance and reg-id: the binding is replaced, RFC 5626 §4.2).
+    let mut dave = TcpStream::connect(b.addr()).await.unwrap();
+    let mut buf = BytesMut::new();
+    dave.write_all(dave_register(&dave, 2).as_bytes()).await.unwrap();
+    let ok = next_tcp(&mut dave, &mut buf, "200 to dave on B", |m| m.status().is_some()).await;
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(ok.headers_named("Contact").count(), 1, "the flow replaced: {ok:?}");
+    carol.send(b.addr(), &invite(&carol.via("fo2"), &carol.addr, "dave", "failover-2")).await;
+    let inv =
+        next_tcp(&mut dave, &mut buf, "INVITE at dave on B", |m| m.method_str() == Some("INVITE"))
+            .await;
+    assert_eq!(vias(&inv).len(), 2, "B and carol: {:?}", vias(&inv));
+    dave.write_all(response_to(&inv, 200, "OK").as_bytes()).await.unwrap();
+    let ok = next_udp(&carol, "200 from dave", |m| m.status() == Some(200)).await;
+    assert_eq!(ok.call_id().unwrap(), Some("failover-2"));
+    assert_eq!(s.rows(&dave_aor), 1, "one binding for the one flow");
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod relay;
 pub mod rtpengine;
 
 use std::net::SocketAddr;
