@@ -30,6 +30,33 @@ fn pg_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// The Redis server the tests use: `SIPC_TEST_REDIS`, else 127.0.0.1:6379.
+fn redis_url() -> String {
+    std::env::var("SIPC_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Whether the Redis server answers a PING; says so when it does not (and
+/// fails under CI).
+fn have_redis() -> bool {
+    let addr = redis_url().trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let ok = (|| {
+        let mut s = std::net::TcpStream::connect(&addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        use std::io::{Read, Write};
+        s.write_all(b"PING\r\n").ok()?;
+        let mut buf = [0u8; 7];
+        s.read_exact(&mut buf).ok()?;
+        (&buf == b"+PONG\r\n").then_some(())
+    })()
+    .is_some();
+    if !ok {
+        let msg = format!("no Redis at {addr}: the cluster test did NOT run");
+        assert!(std::env::var("CI").is_err(), "{msg}");
+        eprintln!("{msg}");
+    }
+    ok
+}
+
 /// Runs `f` with a client of the test server, on a thread of its own (the
 /// blocking client runs a runtime, which cannot nest in the tests' one).
 fn with_pg<T: Send + 'static>(
@@ -110,18 +137,20 @@ struct Node {
 
 impl Node {
     fn start(s: &Scratch, ip: &'static str, db: &str) -> Node {
-        Node::start_with(s, ip, db, true)
+        Node::start_with(s, ip, db, &redis_url())
     }
 
-    /// Started; when `wait` is false, without waiting for its control
-    /// socket (a node whose database is away starts all the same).
-    fn start_with(s: &Scratch, ip: &'static str, db: &str, wait: bool) -> Node {
+    /// Started with the PostgreSQL and Redis servers named; the Redis
+    /// keys under the test's own prefix.
+    fn start_with(s: &Scratch, ip: &'static str, db: &str, redis: &str) -> Node {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster.route");
         let control = s.dir.join(format!("{ip}.sock"));
         let log = s.dir.join(format!("{ip}.log"));
         let node = format!("NODE={ip}");
         let db = format!("DB={db}");
         let table = format!("TABLE={}", s.table);
+        let redis = format!("REDIS={redis}");
+        let prefix = format!("PREFIX={}", s.table);
         let proc = sipc_run(
             &file,
             &[
@@ -133,15 +162,17 @@ impl Node {
                 &db,
                 "-D",
                 &table,
+                "-D",
+                &redis,
+                "-D",
+                &prefix,
                 "--control",
                 control.to_str().unwrap(),
                 "--no-watch",
             ],
             Some(&log),
         );
-        if wait {
-            wait_started(&control);
-        }
+        wait_started(&control);
         Node { _proc: proc, ip, control, log }
     }
 
@@ -153,15 +184,38 @@ impl Node {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// `sipc ctl location lookup AOR` on this node: its in-memory view.
-    fn lookup(&self, aor: &str) -> String {
+    /// `sipc ctl WORDS…` on this node: its output.
+    fn ctl(&self, words: &[&str]) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_sipc"))
             .args(["ctl", "--control"])
             .arg(&self.control)
-            .args(["location", "lookup", aor])
+            .args(words)
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `sipc ctl location lookup AOR` on this node: its in-memory view.
+    fn lookup(&self, aor: &str) -> String {
+        self.ctl(&["location", "lookup", aor])
+    }
+
+    /// Waits (bounded) until `sipc ctl ban list` shows `key` (or, with
+    /// `present` false, no longer does); returns how long it took.
+    fn wait_ban(&self, key: &str, present: bool) -> Duration {
+        let start = Instant::now();
+        loop {
+            if self.ctl(&["ban", "list"]).contains(key) == present {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{}: ban of {key} present={present} not seen within 10 s\n{}",
+                self.ip,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Waits (bounded) until this node's memory holds `contact` for `aor`
@@ -269,7 +323,7 @@ fn vias(m: &Message) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_through_one_node_call_through_the_other() {
-    if !have_pg() {
+    if !have_pg() || !have_redis() {
         return;
     }
     let s = Scratch::new("calls");
@@ -344,7 +398,7 @@ async fn register_through_one_node_call_through_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_away_the_nodes_route_from_memory_and_catch_up() {
-    if !have_pg() {
+    if !have_pg() || !have_redis() {
         return;
     }
     let s = Scratch::new("outage");
@@ -384,7 +438,7 @@ async fn postgres_away_the_nodes_route_from_memory_and_catch_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_dies_and_the_others_serve_its_users() {
-    if !have_pg() {
+    if !have_pg() || !have_redis() {
         return;
     }
     let s = Scratch::new("failover");
@@ -438,4 +492,121 @@ async fn a_node_dies_and_the_others_serve_its_users() {
     let ok = next_udp(&carol, "200 from dave", |m| m.status() == Some(200)).await;
     assert_eq!(ok.call_id().unwrap(), Some("failover-2"));
     assert_eq!(s.rows(&dave_aor), 1, "one binding for the one flow");
+}
+
+/// Sends `n` OPTIONS for the node itself from `ua` to each of `nodes` in
+/// turn, one every millisecond; returns how many got a 200 within a
+/// second of the last.
+async fn flood(ua: &UdpUa, nodes: &[&Node], n: usize) -> usize {
+    let tag = ua.addr.port();
+    let sent = std::sync::atomic::AtomicBool::new(false);
+    // Replies are read while sending: a few hundred would overflow the
+    // socket's receive buffer.
+    let send = async {
+        for i in 0..n {
+            for node in nodes {
+                let via = ua.via(&format!("fl{tag}-{i}-{}", node.ip));
+                let call_id = format!("flood-{tag}-{i}-{}", node.ip);
+                let req = request("OPTIONS", &format!("sip:{}:5060", node.ip), &via, &call_id, "");
+                ua.send(node.addr(), &req).await;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        sent.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let receive = async {
+        let mut ok = 0;
+        loop {
+            match ua.recv_within(Duration::from_secs(1)).await {
+                Some((m, _)) => ok += usize::from(m.status() == Some(200)),
+                None if sent.load(std::sync::atomic::Ordering::SeqCst) => return ok,
+                None => {}
+            }
+        }
+    };
+    tokio::join!(send, receive).1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_and_limits_hold_across_nodes() {
+    if !have_pg() || !have_redis() {
+        return;
+    }
+    let s = Scratch::new("counters");
+    let a = Node::start(&s, "127.0.0.18", &pg_url());
+    let b = Node::start(&s, "127.0.0.19", &pg_url());
+
+    // 150 OPTIONS to each node from one source: alone, each node would
+    // let through its burst of 100 and what refills (50/s); together they
+    // hold the source to about one burst.
+    let flooder = UdpUa::bind_at("127.0.0.50:0").await;
+    let start = Instant::now();
+    let through = flood(&flooder, &[&a, &b], 150).await;
+    // The flood's own time, without the second of quiet that ends it.
+    let took = start.elapsed().saturating_sub(Duration::from_secs(1)).as_secs_f64();
+    eprintln!(
+        "a source sending 300 requests to two nodes in {took:.2} s got {through} through (limit: burst 100, 50/s)"
+    );
+    // The burst, what refilled, and what the other node let through in
+    // the last exchange interval (100 ms): well under the 200 two nodes
+    // counting alone let through (redis_away_each_node_counts_alone).
+    let allowed = 100.0 + 50.0 * took + 70.0;
+    assert!(through >= 100 && (through as f64) <= allowed, "{through} let through, {allowed}");
+    // Over the limit, it is banned, on both nodes.
+    a.wait_ban("127.0.0.50", true);
+    b.wait_ban("127.0.0.50", true);
+    assert_eq!(flood(&flooder, &[&a, &b], 1).await, 0, "banned everywhere");
+    let other = UdpUa::bind_at("127.0.0.51:0").await;
+    assert_eq!(flood(&other, &[&a, &b], 1).await, 2, "others are served");
+
+    // A ban set by hand on one node holds on the other within a second.
+    a.ctl(&["ban", "add", "127.0.0.52", "60"]);
+    let took = b.wait_ban("127.0.0.52", true);
+    eprintln!("a ban set on A held on B after {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let banned = UdpUa::bind_at("127.0.0.52:0").await;
+    assert_eq!(flood(&banned, &[&b], 1).await, 0);
+    b.ctl(&["ban", "remove", "127.0.0.52"]);
+    a.wait_ban("127.0.0.52", false);
+
+    // A node started later reads the bans in force.
+    let c = Node::start(&s, "127.0.0.20", &pg_url());
+    c.wait_ban("127.0.0.50", true);
+    assert!(!c.ctl(&["ban", "list"]).contains("127.0.0.52"), "lifted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_away_each_node_counts_alone() {
+    if !have_pg() || !have_redis() {
+        return;
+    }
+    let s = Scratch::new("noredis");
+    let host_port = redis_url().trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let relay = support::relay::Relay::start(host_port.parse().unwrap());
+    let redis = format!("redis://{}", relay.addr);
+    let a = Node::start_with(&s, "127.0.0.21", &pg_url(), &redis);
+    let b = Node::start_with(&s, "127.0.0.22", &pg_url(), &redis);
+    relay.cut();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !a.log().contains("Redis unreachable") {
+        assert!(Instant::now() < deadline, "{}", a.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Each node still limits, alone: 150 to each, each lets its burst
+    // (and what refills) through.
+    let flooder = UdpUa::bind_at("127.0.0.53:0").await;
+    let through = flood(&flooder, &[&a, &b], 150).await;
+    eprintln!("with Redis away, two nodes let {through} of 300 through");
+    assert!(through >= 200, "{through}: each node lets its burst through");
+    a.wait_ban("127.0.0.53", true);
+    b.wait_ban("127.0.0.53", true);
+    // Back: the nodes say so and share again.
+    relay.restore();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(a.log().contains("Redis answers again") && b.log().contains("Redis answers again")) {
+        assert!(Instant::now() < deadline, "{}", a.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.ctl(&["ban", "add", "127.0.0.54", "60"]);
+    b.wait_ban("127.0.0.54", true);
 }

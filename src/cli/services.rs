@@ -40,6 +40,8 @@ pub struct RunningServices {
     persister: Option<Persister>,
     /// The location table shared with other nodes in PostgreSQL.
     shared_location: Option<crate::cluster::location::SharedLocation>,
+    /// Bans and limits shared with other nodes in Redis.
+    shared_counters: Option<crate::cluster::counters::SharedCounters>,
     maintenance: Option<(Arc<StopFlag>, std::thread::JoinHandle<()>)>,
 }
 
@@ -58,6 +60,9 @@ impl RunningServices {
             p.stop();
         }
         if let Some(s) = self.shared_location.take() {
+            s.stop();
+        }
+        if let Some(s) = self.shared_counters.take() {
             s.stop();
         }
         match crate::security::store::save(&self.ban_db, &self.services.bans) {
@@ -414,6 +419,26 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
     }
     services.hep = hep_sender(prog)?;
     let services = Arc::new(services);
+    let shared_counters = match setting(prog, "cluster", "redis") {
+        Some(Value::Str(url)) => {
+            let prefix = match setting(prog, "cluster", "prefix") {
+                Some(Value::Str(p)) => p.clone(),
+                _ => "sipc".to_owned(),
+            };
+            let sync_interval = match setting(prog, "cluster", "sync_interval") {
+                Some(Value::Duration(ms)) if *ms > 0 => Duration::from_millis(*ms),
+                _ => Duration::from_millis(100),
+            };
+            let config = crate::cluster::counters::CountersConfig {
+                url: url.clone(),
+                prefix,
+                sync_interval,
+            };
+            tracing::info!("cluster: bans and limits shared through {url}");
+            Some(crate::cluster::counters::SharedCounters::start(Arc::clone(&services), config)?)
+        }
+        _ => None,
+    };
     let maintenance = if services.location.is_some() || subscribers_reload.is_some() {
         let flag = Arc::new((Mutex::new(false), Condvar::new()));
         let stop = Arc::clone(&flag);
@@ -466,6 +491,7 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
         ban_db: db,
         persister,
         shared_location,
+        shared_counters,
         maintenance,
     })
 }

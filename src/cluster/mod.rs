@@ -13,6 +13,7 @@
 //! notifications sent meanwhile are lost. docs/cluster.md says what each
 //! feature shares and how fresh it is.
 
+pub mod counters;
 pub mod location;
 pub mod schema;
 

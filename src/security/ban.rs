@@ -42,6 +42,16 @@ pub struct Bans {
     /// What each fetched blocklist's feed last gave, by blocklist name
     /// ([`super::feed`]).
     feeds: RwLock<HashMap<String, super::acl::Acl>>,
+    /// Where bans set and lifted here go to be told to the other nodes of
+    /// a cluster (`crate::cluster::counters`); unset on a lone node.
+    share: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<BanChange>>,
+}
+
+/// A ban set or lifted on this node, for the other nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BanChange {
+    Ban { key: String, for_: Duration },
+    Unban { key: String },
 }
 
 /// An IPv4-mapped IPv6 address is the IPv4 address (a dual-stack socket
@@ -58,6 +68,22 @@ impl Bans {
     /// A ban already longer is kept. True when `key` was not banned at
     /// `now` (a new ban, worth a log line).
     pub fn ban(&self, key: &str, for_: Duration, now: Instant) -> bool {
+        let new = self.ban_here(key, for_, now);
+        if new && let Some(tx) = self.share.get() {
+            let _ = tx.send(BanChange::Ban { key: key.trim().to_owned(), for_ });
+        }
+        new
+    }
+
+    /// Sends the bans set and lifted from now on to `tx` as well (the
+    /// cluster's shared bans); only the first call counts.
+    pub fn share_with(&self, tx: tokio::sync::mpsc::UnboundedSender<BanChange>) {
+        let _ = self.share.set(tx);
+    }
+
+    /// [`Bans::ban`] without telling the other nodes: a ban they told
+    /// this one about.
+    pub fn ban_here(&self, key: &str, for_: Duration, now: Instant) -> bool {
         let until = now + for_;
         let previous = match key.trim().parse::<IpAddr>() {
             Ok(ip) => {
@@ -82,6 +108,14 @@ impl Bans {
 
     /// Lifts the ban on `key`; true when there was one.
     pub fn unban(&self, key: &str) -> bool {
+        if let Some(tx) = self.share.get() {
+            let _ = tx.send(BanChange::Unban { key: key.trim().to_owned() });
+        }
+        self.unban_here(key)
+    }
+
+    /// [`Bans::unban`] without telling the other nodes.
+    pub fn unban_here(&self, key: &str) -> bool {
         let removed = match key.trim().parse::<IpAddr>() {
             Ok(ip) => {
                 let removed = write(&self.ips).remove(&canonical(ip)).is_some();

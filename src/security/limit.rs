@@ -100,6 +100,9 @@ pub struct Limiter {
     start_ms: u64,
     /// Messages over the limit, ever.
     exceeded: std::sync::atomic::AtomicU64,
+    /// Messages counted here per key since the cluster's counters last
+    /// took them ([`Limiter::take_counted`]); unset on a lone node.
+    counted: std::sync::OnceLock<Mutex<HashMap<String, u32>>>,
 }
 
 impl Limiter {
@@ -113,8 +116,44 @@ impl Limiter {
             per_shard,
             start_ms: coarse_ms(),
             exceeded: Default::default(),
+            counted: std::sync::OnceLock::new(),
             spec,
         }
+    }
+
+    /// Counts the messages of each key from now on for the other nodes of
+    /// a cluster (`crate::cluster::counters`), which debit what they
+    /// counted with [`Limiter::debit`].
+    pub fn share(&self) {
+        let _ = self.counted.set(Mutex::new(HashMap::new()));
+    }
+
+    /// The messages counted per key since the last call (when shared).
+    pub fn take_counted(&self) -> HashMap<String, u32> {
+        match self.counted.get() {
+            Some(c) => std::mem::take(&mut *c.lock().unwrap_or_else(|e| e.into_inner())),
+            None => HashMap::new(),
+        }
+    }
+
+    /// Takes `n` tokens from `key`'s bucket: messages of that key other
+    /// nodes let through. The bucket may go below zero (to `-burst`), so
+    /// a key that used more than its share elsewhere waits for that here.
+    pub fn debit(&self, key: &str, n: u32) {
+        self.debit_at(key, n, coarse_ms());
+    }
+
+    /// [`Limiter::debit`] at `now_ms`.
+    pub fn debit_at(&self, key: &str, n: u32, now_ms: u64) {
+        let hash = self.hasher.hash_one(key);
+        let shard = &self.shards[(hash >> 60) as usize % SHARDS];
+        let now_ms = now_ms.saturating_sub(self.start_ms) as u32;
+        let burst = self.spec.burst as f32;
+        let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
+        let b = map.entry(hash).or_insert(Bucket { tokens: burst, last_ms: now_ms });
+        let elapsed = now_ms.wrapping_sub(b.last_ms) as f32;
+        b.tokens = ((b.tokens + elapsed * self.refill).min(burst) - n as f32).max(-burst);
+        b.last_ms = now_ms;
     }
 
     pub fn spec(&self) -> &LimitSpec {
@@ -155,6 +194,14 @@ impl Limiter {
         drop(map);
         if !ok {
             self.exceeded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else if let Some(c) = self.counted.get() {
+            let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+            match c.get_mut(key) {
+                Some(n) => *n += 1,
+                None => {
+                    c.insert(key.to_owned(), 1);
+                }
+            }
         }
         ok
     }
@@ -211,6 +258,8 @@ pub fn coarse_ms() -> u64 {
 #[derive(Debug, Default)]
 pub struct Limits {
     by_spec: Mutex<HashMap<LimitSpec, Arc<Limiter>>>,
+    /// Limiters count for the cluster ([`Limiter::share`]).
+    shared: std::sync::atomic::AtomicBool,
 }
 
 impl Limits {
@@ -221,7 +270,26 @@ impl Limits {
         // Forget limiters no program holds any more (a changed or removed
         // declaration, once the programs that used it are gone).
         map.retain(|s, l| s == spec || Arc::strong_count(l) > 1);
-        Arc::clone(map.entry(spec.clone()).or_insert_with(|| Arc::new(Limiter::new(spec.clone()))))
+        let shared = self.shared.load(std::sync::atomic::Ordering::Relaxed);
+        Arc::clone(map.entry(spec.clone()).or_insert_with(|| {
+            let l = Limiter::new(spec.clone());
+            if shared {
+                l.share();
+            }
+            Arc::new(l)
+        }))
+    }
+
+    /// Every limiter from now on counts for the cluster.
+    pub fn share_all(&self) {
+        self.shared.store(true, std::sync::atomic::Ordering::Relaxed);
+        let map = self.by_spec.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().for_each(|l| l.share());
+    }
+
+    /// The limiters registered now.
+    pub fn all(&self) -> Vec<Arc<Limiter>> {
+        self.by_spec.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
     /// Each registered limit with its tracked keys and exceeded count.

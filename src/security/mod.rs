@@ -12,5 +12,5 @@ pub mod limit;
 pub mod scanner;
 pub mod store;
 
-pub use ban::Bans;
+pub use ban::{BanChange, Bans};
 pub use limit::{LimitSpec, Limiter, Limits};

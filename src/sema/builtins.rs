@@ -1017,6 +1017,24 @@ pub static SETTINGS: &[SettingDef] = &[
         "`postgres://USER:PASSWORD@HOST/DB`: the location table is shared with every node that names the same table, in PostgreSQL; unset, it is this node's alone (`db_path`). Kamailio: usrloc `db_url`."
     ),
     setting!(
+        "cluster",
+        redis,
+        Str,
+        "`redis://HOST:PORT[/DB]`: bans and rate limits are shared with every node that names the same Redis and `prefix`; when Redis cannot be reached each node counts alone and says so (docs/cluster.md)."
+    ),
+    setting!(
+        "cluster",
+        prefix,
+        Str,
+        "Prefix of the Redis keys and channels of this cluster (default `sipc`): clusters sharing one Redis need their own."
+    ),
+    setting!(
+        "cluster",
+        sync_interval,
+        Duration,
+        "How often rate-limit counts are exchanged through Redis (default 100ms): a limit holds for the cluster give or take what the nodes let through in one interval."
+    ),
+    setting!(
         "usrloc",
         db_table,
         Str,
