@@ -102,10 +102,18 @@ impl Scratch {
         s
     }
 
+    /// The test's subscriber table.
+    fn users(&self) -> String {
+        format!("{}_users", self.table)
+    }
+
     fn drop_table(&self) {
         let sql = format!(
-            "DROP TABLE IF EXISTS {t}; DELETE FROM sipc_schema WHERE name = '{t}'",
-            t = self.table
+            "DROP TABLE IF EXISTS {t}; DROP TABLE IF EXISTS {u}; DROP TABLE IF EXISTS {u}_secret;
+             DROP FUNCTION IF EXISTS {u}_notify();
+             DELETE FROM sipc_schema WHERE name IN ('{t}', '{u}')",
+            t = self.table,
+            u = self.users()
         );
         let _ = with_pg(move |db| db.batch_execute(&sql).is_ok());
     }
@@ -137,12 +145,13 @@ struct Node {
 
 impl Node {
     fn start(s: &Scratch, ip: &'static str, db: &str) -> Node {
-        Node::start_with(s, ip, db, &redis_url())
+        Node::start_with(s, ip, db, &redis_url(), true)
     }
 
     /// Started with the PostgreSQL and Redis servers named; the Redis
-    /// keys under the test's own prefix.
-    fn start_with(s: &Scratch, ip: &'static str, db: &str, redis: &str) -> Node {
+    /// keys under the test's own prefix, the subscriber table the test's
+    /// own; registering without a password when `open`.
+    fn start_with(s: &Scratch, ip: &'static str, db: &str, redis: &str, open: bool) -> Node {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster.route");
         let control = s.dir.join(format!("{ip}.sock"));
         let log = s.dir.join(format!("{ip}.log"));
@@ -151,11 +160,15 @@ impl Node {
         let table = format!("TABLE={}", s.table);
         let redis = format!("REDIS={redis}");
         let prefix = format!("PREFIX={}", s.table);
+        let users = format!("USERS={}", s.users());
+        let open_registrar = if open { "OPEN_REGISTRAR" } else { "OPEN_REGISTRAR=false" };
         let proc = sipc_run(
             &file,
             &[
                 "-D",
-                "OPEN_REGISTRAR",
+                open_registrar,
+                "-D",
+                &users,
                 "-D",
                 &node,
                 "-D",
@@ -584,8 +597,8 @@ async fn redis_away_each_node_counts_alone() {
     let host_port = redis_url().trim_start_matches("redis://").trim_end_matches('/').to_owned();
     let relay = support::relay::Relay::start(host_port.parse().unwrap());
     let redis = format!("redis://{}", relay.addr);
-    let a = Node::start_with(&s, "127.0.0.21", &pg_url(), &redis);
-    let b = Node::start_with(&s, "127.0.0.22", &pg_url(), &redis);
+    let a = Node::start_with(&s, "127.0.0.21", &pg_url(), &redis, true);
+    let b = Node::start_with(&s, "127.0.0.22", &pg_url(), &redis, true);
     relay.cut();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !a.log().contains("Redis unreachable") {
@@ -609,4 +622,94 @@ async fn redis_away_each_node_counts_alone() {
     }
     a.ctl(&["ban", "add", "127.0.0.54", "60"]);
     b.wait_ban("127.0.0.54", true);
+}
+
+/// `sipc user ARGS… --db PG --table TABLE`, with `stdin` as its input.
+fn sipc_user(args: &[&str], table: &str, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sipc"))
+        .arg("user")
+        .args(args)
+        .args(["--db", &pg_url(), "--table", table])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "sipc user {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A REGISTER from `ua` for `user` through `node`, with `auth` lines;
+/// returns the final reply.
+async fn register_auth(ua: &UdpUa, node: &Node, user: &str, cseq: u32, auth: &str) -> Message {
+    let contact = format!("sip:{user}@{}", ua.addr);
+    let via = ua.via(&format!("ra{user}{cseq}"));
+    let call_id = format!("reg-auth-{user}-{}", ua.addr.port());
+    let req = register(&via, user, &contact, &call_id, cseq, 600)
+        .replace("Content-Length: 0", &format!("{auth}Content-Length: 0"));
+    ua.send(node.addr(), &req).await;
+    next_udp(ua, "reply to REGISTER", |m| m.status().is_some_and(|c| c >= 200)).await
+}
+
+fn challenge(m: &Message) -> String {
+    m.headers_named("WWW-Authenticate").map(|h| m.value_of(h).to_owned()).next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_in_the_shared_table_authenticate_on_every_node() {
+    if !have_pg() || !have_redis() {
+        return;
+    }
+    let s = Scratch::new("users");
+    let users = s.users();
+    // The table exists before the nodes start: `sipc user` creates it.
+    sipc_user(&["add", &format!("alice@{DOMAIN}"), "--password-stdin"], &users, "wonderland\n");
+    let a = Node::start_with(&s, "127.0.0.23", &pg_url(), &redis_url(), false);
+    let b = Node::start_with(&s, "127.0.0.24", &pg_url(), &redis_url(), false);
+    let ua = UdpUa::bind().await;
+    let uri = format!("sip:{DOMAIN}");
+
+    // Challenged by A, answered to B: the nonce key is the cluster's.
+    let ch = register_auth(&ua, &a, "alice", 1, "").await;
+    assert_eq!(ch.status(), Some(401));
+    let auth = digest_authorization(&challenge(&ch), "alice", DOMAIN, "wonderland", &uri);
+    let ok = register_auth(&ua, &b, "alice", 2, &auth).await;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+
+    // A user added while the nodes run authenticates on both at once.
+    sipc_user(&["add", &format!("bob@{DOMAIN}"), "--password-stdin"], &users, "builder\n");
+    let added = Instant::now();
+    let bob = UdpUa::bind().await;
+    loop {
+        let ch = register_auth(&bob, &b, "bob", 1, "").await;
+        let auth = digest_authorization(&challenge(&ch), "bob", DOMAIN, "builder", &uri);
+        if register_auth(&bob, &b, "bob", 2, &auth).await.status() == Some(200) {
+            break;
+        }
+        assert!(added.elapsed() < Duration::from_secs(5), "bob not accepted on B");
+    }
+    eprintln!("a user added with `sipc user` was accepted by B after {:?}", added.elapsed());
+
+    // Deleted: refused on both within a second.
+    sipc_user(&["del", &format!("alice@{DOMAIN}")], &users, "");
+    let deleted = Instant::now();
+    for node in [&a, &b] {
+        loop {
+            let ch = register_auth(&ua, node, "alice", 3, "").await;
+            let auth = digest_authorization(&challenge(&ch), "alice", DOMAIN, "wonderland", &uri);
+            if register_auth(&ua, node, "alice", 4, &auth).await.status() != Some(200) {
+                break;
+            }
+            assert!(
+                deleted.elapsed() < Duration::from_secs(1),
+                "alice still accepted on {}",
+                node.ip
+            );
+        }
+    }
+    let listed = sipc_user(&["list"], &users, "");
+    assert_eq!(String::from_utf8_lossy(&listed.stdout), format!("bob@{DOMAIN}\n"));
 }

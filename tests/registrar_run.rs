@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sipc::auth::digest::{self, Algorithm, Credentials};
 use sipc::sip::Message;
 use support::*;
 
@@ -195,32 +194,7 @@ fn register(ua: &UdpUa, user: &str, cseq: u32, auth: &str) -> String {
 
 /// The Authorization line answering `challenge` (a WWW-Authenticate value).
 fn authorization(challenge: &str, user: &str, password: &str) -> String {
-    let param = |name: &str| {
-        challenge
-            .split(&format!("{name}="))
-            .nth(1)
-            .map(|v| v.trim_start_matches('"').split(['"', ',']).next().unwrap().to_owned())
-    };
-    let alg = Algorithm::parse(param("algorithm").as_deref()).unwrap();
-    let nonce = param("nonce").unwrap();
-    let c = Credentials {
-        username: user,
-        realm: "example.com",
-        nonce: &nonce,
-        uri: "sip:example.com",
-        qop: Some("auth"),
-        nc: Some("00000001"),
-        cnonce: Some("0a4f113b"),
-        ..Credentials::default()
-    };
-    let ha1 = digest::ha1(alg, user, "example.com", password);
-    let response = digest::response(alg, &ha1, &c, "REGISTER");
-    format!(
-        "Authorization: Digest username=\"{user}\", realm=\"example.com\", nonce=\"{nonce}\", \
-         uri=\"sip:example.com\", response=\"{response}\", algorithm={}, qop=auth, nc=00000001, \
-         cnonce=\"0a4f113b\"\r\n",
-        alg.name()
-    )
+    digest_authorization(challenge, user, "example.com", password, "sip:example.com")
 }
 
 fn challenges(m: &Message) -> Vec<String> {

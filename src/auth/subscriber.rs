@@ -72,9 +72,30 @@ impl SubscriberStore {
         Ok(store)
     }
 
-    /// A store with no database (tests, memory-only servers).
+    /// A store with no database (tests, memory-only servers, and the
+    /// cache of a table shared in PostgreSQL, filled by `crate::cluster`).
     pub fn in_memory() -> SubscriberStore {
         SubscriberStore { conn: None, cache: RwLock::default() }
+    }
+
+    /// Replaces the cache with `all` (a shared table read whole).
+    pub fn replace_cache(&self, all: HashMap<String, Subscriber>) {
+        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = all;
+    }
+
+    /// Sets one user in the cache (`None`: removed), as the shared table
+    /// now holds it.
+    pub fn set_cached(&self, user_at_realm: &str, s: Option<Subscriber>) {
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        match s {
+            Some(s) => cache.insert(user_at_realm.to_owned(), s),
+            None => cache.remove(user_at_realm),
+        };
+    }
+
+    /// The number of users in the cache.
+    pub fn cached(&self) -> usize {
+        self.cache.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// The nonce key kept in the database, created on first use.

@@ -70,9 +70,12 @@ fn migrate(args: &MigrateArgs) -> Result<Vec<String>, String> {
         }
         tables.push((url.clone(), crate::cluster::schema::Kind::Location, table));
     }
+    if let Some((url, table)) = super::services::shared_subscriber_table(prog)? {
+        tables.push((url, crate::cluster::schema::Kind::Subscriber, table));
+    }
     if tables.is_empty() {
         return Err(format!(
-            "`{name}` shares no table in PostgreSQL (`module usrloc {{ db_url = \"postgres://…\"; }}`)"
+            "`{name}` shares no table in PostgreSQL (`module usrloc {{ db_url = \"postgres://…\"; }}`, `module auth {{ db_url }}`)"
         ));
     }
     let rt = tokio::runtime::Builder::new_current_thread()

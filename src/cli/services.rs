@@ -42,6 +42,8 @@ pub struct RunningServices {
     shared_location: Option<crate::cluster::location::SharedLocation>,
     /// Bans and limits shared with other nodes in Redis.
     shared_counters: Option<crate::cluster::counters::SharedCounters>,
+    /// The subscriber table shared with other nodes in PostgreSQL.
+    shared_subscribers: Option<crate::cluster::subscribers::SharedSubscribers>,
     maintenance: Option<(Arc<StopFlag>, std::thread::JoinHandle<()>)>,
 }
 
@@ -63,6 +65,9 @@ impl RunningServices {
             s.stop();
         }
         if let Some(s) = self.shared_counters.take() {
+            s.stop();
+        }
+        if let Some(s) = self.shared_subscribers.take() {
             s.stop();
         }
         match crate::security::store::save(&self.ban_db, &self.services.bans) {
@@ -232,6 +237,25 @@ fn write_delay(prog: &CheckedProgram) -> Duration {
     }
 }
 
+/// The subscriber table shared in PostgreSQL (`module auth { db_url;
+/// db_table }`), when the program names one.
+pub fn shared_subscriber_table(prog: &CheckedProgram) -> Result<Option<(String, String)>, String> {
+    let Some(Value::Str(url)) = setting(prog, "auth", "db_url") else { return Ok(None) };
+    if !crate::cluster::is_postgres_url(url) {
+        return Err(format!("`module auth {{ db_url = \"{url}\"; }}`: expected postgres://…"));
+    }
+    let table = match setting(prog, "auth", "db_table") {
+        Some(Value::Str(t)) => t.clone(),
+        _ => "subscriber".to_owned(),
+    };
+    if !crate::cluster::is_table_name(&table) {
+        return Err(format!(
+            "`module auth {{ db_table = \"{table}\"; }}`: use lower-case letters, digits and `_`"
+        ));
+    }
+    Ok(Some((url.clone(), table)))
+}
+
 /// What names this node in the rows it writes: its first listen address.
 fn node_label(prog: &CheckedProgram) -> String {
     prog.listens
@@ -374,16 +398,39 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
         services.natping = natping_config(prog).map(|c| Arc::new(NatPinger::new(c)));
     }
     let mut subscribers_reload = None;
+    let mut shared_subscribers = None;
     if uses_auth(prog) {
-        let subs = SubscriberStore::open(&db).map_err(|e| format!("`{}`: {e}", db.display()))?;
-        let key = match subs.secret().map_err(|e| format!("`{}`: {e}", db.display()))? {
-            Some(k) => NonceKey::new(k),
-            None => NonceKey::random(),
-        };
-        let auth = auth_service(prog, subs, key)?;
-        let auth = Arc::new(auth);
-        subscribers_reload = Some(Arc::clone(&auth));
-        services.auth = Some(auth);
+        if let Some((url, table)) = shared_subscriber_table(prog)? {
+            // Shared in PostgreSQL: the cache is the table, followed by
+            // notifications; the nonce key is the cluster's.
+            let key = match crate::cluster::subscribers::secret_blocking(
+                &url,
+                &table,
+                Duration::from_secs(5),
+            ) {
+                Some(k) => NonceKey::new(k),
+                None => NonceKey::random(),
+            };
+            let auth = Arc::new(auth_service(prog, SubscriberStore::in_memory(), key)?);
+            shared_subscribers = Some(crate::cluster::subscribers::SharedSubscribers::start(
+                Arc::clone(&auth),
+                url,
+                table,
+                Duration::from_secs(5),
+            ));
+            services.auth = Some(auth);
+        } else {
+            let subs =
+                SubscriberStore::open(&db).map_err(|e| format!("`{}`: {e}", db.display()))?;
+            let key = match subs.secret().map_err(|e| format!("`{}`: {e}", db.display()))? {
+                Some(k) => NonceKey::new(k),
+                None => NonceKey::random(),
+            };
+            let auth = auth_service(prog, subs, key)?;
+            let auth = Arc::new(auth);
+            subscribers_reload = Some(Arc::clone(&auth));
+            services.auth = Some(auth);
+        }
     }
     if prog.calls_any(crate::sema::builtins::MEDIA_FUNCTIONS) {
         let settings = rtpengine_settings(prog)?;
@@ -492,6 +539,7 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
         persister,
         shared_location,
         shared_counters,
+        shared_subscribers,
         maintenance,
     })
 }

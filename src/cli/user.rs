@@ -6,7 +6,9 @@
 //! one line from standard input with `--password-stdin`; `import` reads
 //! `user@realm;password` lines (SIPp's CSV shape) from standard input into
 //! one transaction. A running proxy sees a new user at once (cache misses
-//! read the database) and deletions within 30 s.
+//! read the database) and deletions within 30 s; with a table shared in
+//! PostgreSQL (`--db postgres://…`), every node sees each change, new user
+//! or deletion, within milliseconds (a trigger notifies them).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -48,9 +50,49 @@ pub enum UserCommand {
 
 #[derive(Debug, Args)]
 pub struct DbArg {
-    /// The database (`module usrloc { db_path }` of the config; default: sipc.db).
+    /// The database: an SQLite file (`module usrloc { db_path }` of the
+    /// config; default: sipc.db), or the PostgreSQL table a cluster shares
+    /// (`module auth { db_url }`: `postgres://USER:PASSWORD@HOST/DB`).
     #[arg(long, default_value = "sipc.db")]
     pub db: PathBuf,
+    /// The shared table's name (`module auth { db_table }`), with a
+    /// PostgreSQL `--db`.
+    #[arg(long, default_value = "subscriber")]
+    pub table: String,
+}
+
+/// The table the users go to.
+enum Users {
+    Sqlite(SubscriberStore),
+    /// A shared table: a client and a runtime to drive it.
+    Postgres(deadpool_postgres::tokio_postgres::Client, tokio::runtime::Runtime, String),
+}
+
+impl Users {
+    fn put_many(&mut self, users: &[(String, String, Subscriber)]) -> Result<(), String> {
+        match self {
+            Users::Sqlite(s) => s.put_many(users).map_err(|e| e.to_string()),
+            Users::Postgres(c, rt, t) => {
+                rt.block_on(crate::cluster::subscribers::put_many(c, t, users))
+            }
+        }
+    }
+
+    fn delete(&mut self, user: &str, realm: &str) -> Result<bool, String> {
+        match self {
+            Users::Sqlite(s) => s.delete(user, realm).map_err(|e| e.to_string()),
+            Users::Postgres(c, rt, t) => {
+                rt.block_on(crate::cluster::subscribers::delete(c, t, user, realm))
+            }
+        }
+    }
+
+    fn list(&mut self) -> Result<Vec<String>, String> {
+        match self {
+            Users::Sqlite(s) => Ok(s.list()),
+            Users::Postgres(c, rt, t) => rt.block_on(crate::cluster::subscribers::list(c, t)),
+        }
+    }
 }
 
 fn split(user: &str) -> Result<(&str, &str), String> {
@@ -60,8 +102,22 @@ fn split(user: &str) -> Result<(&str, &str), String> {
     }
 }
 
-fn open(db: &DbArg) -> Result<SubscriberStore, String> {
-    SubscriberStore::open(&db.db).map_err(|e| format!("`{}`: {e}", db.db.display()))
+fn open(db: &DbArg) -> Result<Users, String> {
+    let text = db.db.to_string_lossy();
+    if crate::cluster::is_postgres_url(&text) {
+        if !crate::cluster::is_table_name(&db.table) {
+            return Err(format!("`--table {}`: use lower-case letters, digits and `_`", db.table));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let client = rt.block_on(crate::cluster::subscribers::open(&text, &db.table))?;
+        return Ok(Users::Postgres(client, rt, db.table.clone()));
+    }
+    SubscriberStore::open(&db.db)
+        .map(Users::Sqlite)
+        .map_err(|e| format!("`{}`: {e}", db.db.display()))
 }
 
 /// Reads a line from the terminal with echo off (restored afterwards).
@@ -110,18 +166,18 @@ fn run_inner(cmd: UserCommand) -> Result<(), String> {
             if pw.is_empty() {
                 return Err("empty password".into());
             }
-            open(&db)?.put(u, r, Subscriber::new(u, r, &pw)).map_err(|e| e.to_string())
+            open(&db)?.put_many(&[(u.to_owned(), r.to_owned(), Subscriber::new(u, r, &pw))])
         }
         UserCommand::Del { user, db } => {
             let (u, r) = split(&user)?;
-            match open(&db)?.delete(u, r).map_err(|e| e.to_string())? {
+            match open(&db)?.delete(u, r)? {
                 true => Ok(()),
                 false => Err(format!("no user `{user}`")),
             }
         }
         UserCommand::List { db } => {
             let mut out = std::io::stdout().lock();
-            for u in open(&db)?.list() {
+            for u in open(&db)?.list()? {
                 let _ = writeln!(out, "{u}");
             }
             Ok(())
@@ -140,7 +196,7 @@ fn run_inner(cmd: UserCommand) -> Result<(), String> {
                 let (u, r) = split(user).map_err(|e| format!("line {}: {e}", n + 1))?;
                 users.push((u.to_owned(), r.to_owned(), Subscriber::new(u, r, pw)));
             }
-            open(&db)?.put_many(&users).map_err(|e| e.to_string())?;
+            open(&db)?.put_many(&users)?;
             eprintln!("{} users imported", users.len());
             Ok(())
         }

@@ -16,6 +16,7 @@
 pub mod counters;
 pub mod location;
 pub mod schema;
+pub mod subscribers;
 
 use std::time::Duration;
 

@@ -14,6 +14,9 @@ use deadpool_postgres::tokio_postgres::{self, Client};
 pub enum Kind {
     /// The location table: one row per binding.
     Location,
+    /// The subscriber table (HA1 hashes), its nonce secret beside it, and
+    /// a trigger that notifies every change, however it is made.
+    Subscriber,
 }
 
 /// The steps of a kind of table; `{t}` is the table's name.
@@ -40,6 +43,40 @@ fn steps(kind: Kind) -> &'static [&'static str] {
                 PRIMARY KEY (aor, contact)
             );
             CREATE INDEX IF NOT EXISTS {t}_expires_at ON {t} (expires_at)",
+        ],
+        Kind::Subscriber => &[
+            // 1: users as Kamailio's `subscriber` keys them, with both
+            // HA1s; the key that signs nonces, one for the whole cluster
+            // (a challenge from one node is answered on another); and a
+            // notification on the table's channel for every row changed,
+            // by `sipc user` or by any SQL an operator runs.
+            "CREATE TABLE IF NOT EXISTS {t} (
+                username TEXT NOT NULL,
+                realm TEXT NOT NULL,
+                ha1 TEXT NOT NULL,
+                ha1_sha256 TEXT NOT NULL,
+                PRIMARY KEY (username, realm)
+            );
+            CREATE TABLE IF NOT EXISTS {t}_secret (
+                id INTEGER PRIMARY KEY,
+                secret BYTEA NOT NULL
+            );
+            CREATE OR REPLACE FUNCTION {t}_notify() RETURNS trigger AS $$
+            BEGIN
+                IF TG_OP = 'DELETE' THEN
+                    PERFORM pg_notify('{t}', OLD.username || '@' || OLD.realm);
+                ELSE
+                    PERFORM pg_notify('{t}', NEW.username || '@' || NEW.realm);
+                    IF TG_OP = 'UPDATE' AND (OLD.username, OLD.realm) <> (NEW.username, NEW.realm) THEN
+                        PERFORM pg_notify('{t}', OLD.username || '@' || OLD.realm);
+                    END IF;
+                END IF;
+                RETURN NULL;
+            END
+            $$ LANGUAGE plpgsql;
+            DROP TRIGGER IF EXISTS {t}_notify ON {t};
+            CREATE TRIGGER {t}_notify AFTER INSERT OR UPDATE OR DELETE ON {t}
+                FOR EACH ROW EXECUTE FUNCTION {t}_notify()",
         ],
     }
 }

@@ -1160,6 +1160,18 @@ pub static SETTINGS: &[SettingDef] = &[
     setting!("auth", realm, Str, "Default realm for challenges."),
     setting!(
         "auth",
+        db_url,
+        Str,
+        "`postgres://USER:PASSWORD@HOST/DB`: the subscriber table is shared with every node naming the same table, in PostgreSQL, and so is the key that signs nonces (a challenge from one node is answered on another); unset, users are in `module usrloc { db_path }`. `sipc user … --db postgres://…` manages them. Kamailio: auth_db `db_url`."
+    ),
+    setting!(
+        "auth",
+        db_table,
+        Str,
+        "The shared subscriber table's name (default `subscriber`; lower-case letters, digits and `_`). Kamailio: auth_db's table argument."
+    ),
+    setting!(
+        "auth",
         algorithms,
         Str,
         "Digest algorithms challenges offer, most preferred first (default `\"SHA-256, MD5\"`). `\"MD5\"` for clients that only read the first challenge and know only MD5 (SIPp 3.6). Both are always verified."

@@ -358,3 +358,42 @@ pub fn must(cmd: &mut std::process::Command) -> std::process::Output {
     );
     out
 }
+
+/// The Authorization line (with its CRLF) answering `challenge` (a
+/// WWW-Authenticate value) for a REGISTER to `uri`, with the algorithm
+/// the challenge names.
+pub fn digest_authorization(
+    challenge: &str,
+    user: &str,
+    realm: &str,
+    password: &str,
+    uri: &str,
+) -> String {
+    use sipc::auth::digest::{self, Algorithm, Credentials};
+    let param = |name: &str| {
+        challenge
+            .split(&format!("{name}="))
+            .nth(1)
+            .map(|v| v.trim_start_matches('"').split(['"', ',']).next().unwrap().to_owned())
+    };
+    let alg = Algorithm::parse(param("algorithm").as_deref()).unwrap();
+    let nonce = param("nonce").unwrap();
+    let c = Credentials {
+        username: user,
+        realm,
+        nonce: &nonce,
+        uri,
+        qop: Some("auth"),
+        nc: Some("00000001"),
+        cnonce: Some("0a4f113b"),
+        ..Credentials::default()
+    };
+    let ha1 = digest::ha1(alg, user, realm, password);
+    let response = digest::response(alg, &ha1, &c, "REGISTER");
+    format!(
+        "Authorization: Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", \
+         uri=\"{uri}\", response=\"{response}\", algorithm={}, qop=auth, nc=00000001, \
+         cnonce=\"0a4f113b\"\r\n",
+        alg.name()
+    )
+}
