@@ -160,13 +160,11 @@ impl Node {
         let table = format!("TABLE={}", s.table);
         let redis = format!("REDIS={redis}");
         let prefix = format!("PREFIX={}", s.table);
-        let users = format!("USERS={}", s.users());
-        let open_registrar = if open { "OPEN_REGISTRAR" } else { "OPEN_REGISTRAR=false" };
+        // USERS is declared only where the registrar authenticates.
+        let users = if open { "OPEN_REGISTRAR".to_owned() } else { format!("USERS={}", s.users()) };
         let proc = sipc_run(
             &file,
             &[
-                "-D",
-                open_registrar,
                 "-D",
                 &users,
                 "-D",
@@ -206,6 +204,17 @@ impl Node {
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// This node's Prometheus metrics (`module metrics`, on its address).
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect((self.ip, 9090)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", self.ip).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
     }
 
     /// `sipc ctl location lookup AOR` on this node: its in-memory view.
@@ -599,12 +608,14 @@ async fn redis_away_each_node_counts_alone() {
     let redis = format!("redis://{}", relay.addr);
     let a = Node::start_with(&s, "127.0.0.21", &pg_url(), &redis, true);
     let b = Node::start_with(&s, "127.0.0.22", &pg_url(), &redis, true);
+    assert!(a.metrics().contains("sipc_cluster_redis_up 1"), "{}", a.metrics());
     relay.cut();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !a.log().contains("Redis unreachable") {
         assert!(Instant::now() < deadline, "{}", a.log());
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(a.metrics().contains("sipc_cluster_redis_up 0"), "{}", a.metrics());
     // Each node still limits, alone: 150 to each, each lets its burst
     // (and what refills) through.
     let flooder = UdpUa::bind_at("127.0.0.53:0").await;
@@ -622,6 +633,7 @@ async fn redis_away_each_node_counts_alone() {
     }
     a.ctl(&["ban", "add", "127.0.0.54", "60"]);
     b.wait_ban("127.0.0.54", true);
+    assert!(a.metrics().contains("sipc_cluster_redis_up 1"), "{}", a.metrics());
 }
 
 /// `sipc user ARGS… --db PG --table TABLE`, with `stdin` as its input.
@@ -712,4 +724,172 @@ async fn users_in_the_shared_table_authenticate_on_every_node() {
     }
     let listed = sipc_user(&["list"], &users, "");
     assert_eq!(String::from_utf8_lossy(&listed.stdout), format!("bob@{DOMAIN}\n"));
+}
+
+/// A node whose table `outbound` takes its rows from PostgreSQL.
+fn sql_table_node(s: &Scratch, ip: &'static str, routes: &str, gw_a: u16, gw_b: u16) -> Node {
+    let file = s.dir.join(format!("{ip}.route"));
+    std::fs::write(
+        &file,
+        format!(
+            r#"listen udp {ip}:5060;
+settings {{ log_stderror = true; }}
+trunk gw_a "sip:127.0.0.1:{gw_a}";
+trunk gw_b "sip:127.0.0.1:{gw_b}";
+table outbound by prefix($rU) from "{db}" query "SELECT prefix, gateway FROM {routes}" refresh 1s notify "{routes}" {{
+}}
+request_route {{
+    if select(outbound) {{
+        relay();
+        exit;
+    }}
+    reply(404, "No Route");
+}}
+"#,
+            db = pg_url()
+        ),
+    )
+    .unwrap();
+    let control = s.dir.join(format!("{ip}.sock"));
+    let log = s.dir.join(format!("{ip}.log"));
+    let proc = sipc_run(&file, &["--control", control.to_str().unwrap(), "--no-watch"], Some(&log));
+    wait_started(&control);
+    Node { _proc: proc, ip, control, log }
+}
+
+/// Where an OPTIONS for `number` through `node` goes: the gateway that
+/// gets it, or `None` (404).
+async fn routed_to(
+    caller: &UdpUa,
+    node: &Node,
+    number: &str,
+    gws: &[&UdpUa],
+    n: u32,
+) -> Option<usize> {
+    let call_id = format!("route-{}-{n}", node.ip);
+    let req =
+        request("OPTIONS", &format!("sip:{number}@{DOMAIN}"), &caller.via(&call_id), &call_id, "");
+    caller.send(node.addr(), &req).await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        // Everything waiting on each socket, answers to earlier requests
+        // included, before the next.
+        for (i, gw) in gws.iter().enumerate() {
+            while let Some((m, _)) = gw.recv_within(Duration::from_millis(2)).await {
+                if m.call_id().ok().flatten() == Some(call_id.as_str()) {
+                    gw.send(node.addr(), &response_to(&m, 200, "OK")).await;
+                    return Some(i);
+                }
+            }
+        }
+        while let Some((m, _)) = caller.recv_within(Duration::from_millis(2)).await {
+            if m.call_id().ok().flatten() == Some(call_id.as_str()) {
+                match m.status() {
+                    Some(404) => return None,
+                    Some(s) if s >= 300 => panic!("{number} through {}: {s}", node.ip),
+                    _ => {}
+                }
+            }
+        }
+    }
+    panic!("{number} through {}: neither routed nor refused\n{}", node.ip, node.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routing_table_fed_by_postgres_follows_its_rows_on_every_node() {
+    if !have_pg() {
+        return;
+    }
+    let s = Scratch::new("routes");
+    let routes = format!("{}_routes", s.table);
+    let sql = format!(
+        "DROP TABLE IF EXISTS {routes}; CREATE TABLE {routes} (prefix TEXT PRIMARY KEY, gateway TEXT NOT NULL);
+         INSERT INTO {routes} VALUES ('49', 'trunk:gw_a'), ('33', 'gw_a')"
+    );
+    with_pg(move |db| db.batch_execute(&sql).unwrap()).unwrap();
+    let (gw_a, gw_b, caller) = (UdpUa::bind().await, UdpUa::bind().await, UdpUa::bind().await);
+    let (pa, pb) = (gw_a.addr.port(), gw_b.addr.port());
+    let a = sql_table_node(&s, "127.0.0.25", &routes, pa, pb);
+    let b = sql_table_node(&s, "127.0.0.26", &routes, pa, pb);
+    let gws = [&gw_a, &gw_b];
+    assert_eq!(routed_to(&caller, &a, "4930123", &gws, 1).await, Some(0));
+    assert_eq!(routed_to(&caller, &b, "4930123", &gws, 2).await, Some(0));
+    assert_eq!(routed_to(&caller, &a, "1555", &gws, 3).await, None);
+
+    // The operator moves Germany to gw_b and tells the nodes.
+    let sql =
+        format!("UPDATE {routes} SET gateway = 'trunk:gw_b' WHERE prefix = '49'; NOTIFY {routes}");
+    with_pg(move |db| db.batch_execute(&sql).unwrap()).unwrap();
+    let changed = Instant::now();
+    let mut n = 10;
+    for node in [&a, &b] {
+        while routed_to(&caller, node, "4930123", &gws, n).await != Some(1) {
+            n += 1;
+            assert!(changed.elapsed() < Duration::from_secs(3), "{}", node.log());
+        }
+    }
+    eprintln!("both nodes routed by the new row {:?} after the UPDATE", changed.elapsed());
+
+    // A bad row (a trunk nobody declared): the rows before it keep serving,
+    // and the log names the row.
+    let sql =
+        format!("UPDATE {routes} SET gateway = 'trunk:nope' WHERE prefix = '33'; NOTIFY {routes}");
+    with_pg(move |db| db.batch_execute(&sql).unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a.log().contains("keeps serving") {
+        assert!(Instant::now() < deadline, "{}", a.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(a.log().contains("nope"), "{}", a.log());
+    // (Numbers past those of the loop above: a reused Call-ID and branch
+    // would be a retransmission.)
+    assert_eq!(routed_to(&caller, &a, "4930123", &gws, n + 1).await, Some(1));
+    assert_eq!(routed_to(&caller, &a, "3312", &gws, n + 2).await, Some(0));
+    let sql = format!("DROP TABLE IF EXISTS {routes}");
+    with_pg(move |db| db.batch_execute(&sql).unwrap()).unwrap();
+}
+
+#[test]
+fn a_routing_table_fed_by_sqlite_is_checked_row_by_row() {
+    let s = Scratch::new("sqlite");
+    let db = s.dir.join("routes.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE routes (prefix, gateway TEXT, strip INTEGER);
+         INSERT INTO routes VALUES ('49', 'gw', 2), ('', 'trunk:gw', NULL);",
+    )
+    .unwrap();
+    let file = s.dir.join("t.route");
+    std::fs::write(
+        &file,
+        r#"listen udp 127.0.0.1:5060;
+trunk gw "sip:127.0.0.1:5080";
+table outbound by prefix($rU) from "sqlite:routes.db" query "SELECT prefix, gateway, strip FROM routes ORDER BY prefix" {
+}
+request_route {
+    if select(outbound) {
+        relay();
+    }
+}
+"#,
+    )
+    .unwrap();
+    let check = || {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_sipc")).arg("check").arg(&file).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = check();
+    assert!(ok, "{err}");
+    // A number where the key's text belongs: refused, with the row.
+    conn.execute("INSERT INTO routes VALUES (33, 'gw', 0)", []).unwrap();
+    let (ok, err) = check();
+    assert!(!ok);
+    assert!(err.contains("row 1, column 1 (key): an integer"), "{err}");
+    // A destination nobody declared: the row is shown as the line.
+    conn.execute("UPDATE routes SET prefix = '33', gateway = 'trunk:nope' WHERE strip = 0", [])
+        .unwrap();
+    let (ok, err) = check();
+    assert!(!ok);
+    assert!(err.contains("cannot find trunk `nope`") && err.contains("(query):2"), "{err}");
 }

@@ -413,6 +413,14 @@ struct ReloadSetup {
 }
 
 async fn serve(config: ServerConfig, program: Arc<Program>, reload: ReloadSetup) -> ExitCode {
+    let sql_tables: Vec<(String, crate::routing::sql::SqlSource)> = reload
+        .first
+        .checked
+        .routing
+        .tables
+        .iter()
+        .filter_map(|t| Some((t.name.clone(), t.source.clone()?)))
+        .collect();
     let metrics = match metrics_listen(&reload.first.checked) {
         Ok(m) => m,
         Err(e) => {
@@ -462,6 +470,13 @@ async fn serve(config: ServerConfig, program: Arc<Program>, reload: ReloadSetup)
         Err(e) => tracing::warn!("no control socket at {}: {e}", reload.control.display()),
     }
     background.push(tokio::spawn(reload_on_sighup(Arc::clone(&reloader))));
+    for (name, source) in sql_tables {
+        background.push(tokio::spawn(crate::reload::sql_watch::watch(
+            Arc::clone(&reloader),
+            name,
+            source,
+        )));
+    }
     if let Some(addr) = metrics {
         match crate::metrics::serve(addr, Arc::clone(&reloader)).await {
             Ok(task) => {

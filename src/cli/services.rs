@@ -465,6 +465,9 @@ pub fn start(prog: &CheckedProgram, base: &Path) -> Result<RunningServices, Stri
         dialog_snapshot = Some(path);
     }
     services.hep = hep_sender(prog)?;
+    if let Some(s) = &shared_location {
+        let _ = services.cluster.location.set(Arc::clone(&s.stats));
+    }
     let services = Arc::new(services);
     let shared_counters = match setting(prog, "cluster", "redis") {
         Some(Value::Str(url)) => {

@@ -83,6 +83,7 @@ impl SharedCounters {
         services.bans.share_with(tx);
         services.limits.share_all();
         let stats = Arc::new(CounterStats::default());
+        let _ = services.cluster.redis.set(Arc::clone(&stats));
         let stop = Arc::new(Notify::new());
         let sharing = Sharing {
             services,

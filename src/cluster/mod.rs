@@ -22,6 +22,13 @@ use std::time::Duration;
 
 use deadpool_postgres::tokio_postgres;
 
+/// The counters of what a node shares, for metrics: set when shared.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    pub location: std::sync::OnceLock<std::sync::Arc<location::SyncStats>>,
+    pub redis: std::sync::OnceLock<std::sync::Arc<counters::CounterStats>>,
+}
+
 /// A PostgreSQL connection string, checked for what sipc needs.
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")

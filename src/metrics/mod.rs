@@ -216,6 +216,58 @@ impl Collector for SipcCollector {
             load(&d.stats.failed),
         )?;
         gauge(&mut enc, "sipc_bans", "Bans in force.", services.bans.len() as i64)?;
+        if let Some(l) = services.cluster.location.get() {
+            counter(
+                &mut enc,
+                "sipc_cluster_location_written",
+                "Binding changes written to the shared location table.",
+                load(&l.written),
+            )?;
+            counter(
+                &mut enc,
+                "sipc_cluster_location_write_failures",
+                "Writes to the shared location table that failed (each is tried again).",
+                load(&l.write_failures),
+            )?;
+            counter(
+                &mut enc,
+                "sipc_cluster_location_refreshed",
+                "AORs read back after another node changed them.",
+                load(&l.refreshed),
+            )?;
+            gauge(
+                &mut enc,
+                "sipc_cluster_location_up",
+                "1 while the shared location table's notifications are followed.",
+                i64::from(l.connected.load(Ordering::Relaxed)),
+            )?;
+        }
+        if let Some(r) = services.cluster.redis.get() {
+            gauge(
+                &mut enc,
+                "sipc_cluster_redis_up",
+                "1 while Redis answers (bans and limits shared), 0 while this node counts alone.",
+                i64::from(r.up.load(Ordering::Relaxed)),
+            )?;
+            counter(
+                &mut enc,
+                "sipc_cluster_bans_published",
+                "Bans set here and told to the other nodes.",
+                load(&r.bans_published),
+            )?;
+            counter(
+                &mut enc,
+                "sipc_cluster_bans_received",
+                "Bans told by the other nodes (or read on connection).",
+                load(&r.bans_received),
+            )?;
+            counter(
+                &mut enc,
+                "sipc_cluster_limit_debited",
+                "Messages the other nodes let through, taken from this node's rate-limit buckets.",
+                load(&r.debited),
+            )?;
+        }
         gauge(
             &mut enc,
             "sipc_connections",

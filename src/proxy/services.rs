@@ -38,4 +38,7 @@ pub struct Services {
     pub dialogs: crate::dialog::Dialogs,
     /// HEP capture to a Homer collector (`module hep`); `None` when off.
     pub hep: Option<crate::proxy::hep::HepSender>,
+    /// The counters of what is shared with the other nodes of a cluster
+    /// (set when shared).
+    pub cluster: crate::cluster::ClusterStats,
 }

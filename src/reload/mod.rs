@@ -24,6 +24,7 @@ pub mod control;
 pub mod notify;
 pub mod reloader;
 pub mod rpc;
+pub mod sql_watch;
 pub mod trace;
 pub mod watch;
 

@@ -11,3 +11,4 @@ pub mod health;
 pub mod index;
 pub mod probe;
 pub mod select;
+pub mod sql;

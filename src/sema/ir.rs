@@ -248,6 +248,9 @@ pub struct RouteTable {
     pub actions: Vec<RowAction>,
     pub index: TableIndex,
     pub rows: usize,
+    /// The database and query the rows came from (`from "postgres://…"
+    /// query "…"`), for the watcher that reloads when they change.
+    pub source: Option<crate::routing::sql::SqlSource>,
 }
 
 #[derive(Debug, Clone)]

@@ -84,8 +84,21 @@ fn load_csv_files(s: &mut Sources, loader: &dyn Loader) {
     for (i, ast) in s.asts.iter().enumerate() {
         collect_csv(&ast.items, i, &mut wanted);
     }
-    for (file, span, rel) in wanted {
+    for (file, span, rel, query) in wanted {
         let dir = s.paths[file].parent().map(Path::to_path_buf).unwrap_or_default();
+        if let Some(query) = query {
+            // Rows from a database: read now, as the CSV text a file
+            // would hold, so a bad row is reported with its number.
+            let url = sql_url(&rel, &dir);
+            let result = crate::routing::sql::fetch(&url, &query)
+                .and_then(|rows| crate::routing::sql::to_csv(&rows))
+                .map(|text| {
+                    let name = format!("{} (query)", crate::routing::sql::redact(&rel));
+                    s.map.add(name, text)
+                });
+            s.csv.insert(span, result);
+            continue;
+        }
         let display_dir = Path::new(&s.map.get(FileId(file as u32)).name)
             .parent()
             .map(Path::to_path_buf)
@@ -98,11 +111,23 @@ fn load_csv_files(s: &mut Sources, loader: &dyn Loader) {
     }
 }
 
-fn collect_csv(items: &[Item], file: usize, out: &mut Vec<(usize, Span, String)>) {
+/// A table's database URL with a relative `sqlite:` path resolved against
+/// the declaring file's directory.
+pub fn sql_url(from: &str, dir: &Path) -> String {
+    match from.strip_prefix("sqlite:") {
+        Some(p) => format!("sqlite:{}", normalize(&dir.join(p)).display()),
+        None => from.to_owned(),
+    }
+}
+
+/// A file (or database and query) a table or ACL reads its rows from.
+type Wanted = (usize, Span, String, Option<String>);
+
+fn collect_csv(items: &[Item], file: usize, out: &mut Vec<Wanted>) {
     for item in items {
         match &item.kind {
             ItemKind::RouteTable { head: words, .. } | ItemKind::Acl { words, .. } => {
-                for w in words.windows(2) {
+                for (i, w) in words.windows(2).enumerate() {
                     if let (ast::ExprKind::Name(n), ast::ExprKind::Str(lit)) =
                         (&w[0].kind, &w[1].kind)
                         && n.name == "from"
@@ -110,7 +135,19 @@ fn collect_csv(items: &[Item], file: usize, out: &mut Vec<(usize, Span, String)>
                         && !lit.value.starts_with("https://")
                         && !lit.value.starts_with("http://")
                     {
-                        out.push((file, w[1].span, lit.value.clone()));
+                        let query =
+                            words.get(i + 2..i + 4).and_then(|q| match (&q[0].kind, &q[1].kind) {
+                                (ast::ExprKind::Name(k), ast::ExprKind::Str(q))
+                                    if k.name == "query" =>
+                                {
+                                    Some(q.value.clone())
+                                }
+                                _ => None,
+                            });
+                        if crate::routing::sql::is_database(&lit.value) && query.is_none() {
+                            continue; // the checker says a query is missing
+                        }
+                        out.push((file, w[1].span, lit.value.clone(), query));
                     }
                 }
             }

@@ -55,6 +55,10 @@ pub fn table<'a>(
     let mut kind = None;
     let mut key = None;
     let mut file = None;
+    let mut from_db = None;
+    let mut query = None;
+    let mut refresh = None;
+    let mut notify = None;
     let mut i = 0;
     while i < head.len() {
         let w = &head[i];
@@ -101,10 +105,21 @@ pub fn table<'a>(
                 }
             }
             ExprKind::Name(n) if n.name == "from" => match head.get(i).map(|e| (&e.kind, e.span)) {
-                Some((ExprKind::Str(_), span)) => {
+                Some((ExprKind::Str(lit), span)) => {
                     i += 1;
+                    let database = crate::routing::sql::is_database(&lit.value);
+                    if database {
+                        from_db = Some((lit.value.clone(), span));
+                    }
                     match csv.get(&span) {
                         Some(Ok(id)) => file = Some(*id),
+                        Some(Err(e)) if database => bad(
+                            c,
+                            Code::BadCsvRow,
+                            span,
+                            format!("cannot read the table's rows: {e}"),
+                            "the query gives key, destination[, strip[, prefix]]; on a reload the previous rows keep serving",
+                        ),
                         Some(Err(e)) => bad(
                             c,
                             Code::BadCsvRow,
@@ -123,15 +138,98 @@ pub fn table<'a>(
                     "like `from \"routes.csv\"`",
                 ),
             },
+            ExprKind::Name(n) if n.name == "query" => match head.get(i).map(|e| &e.kind) {
+                Some(ExprKind::Str(q)) => {
+                    i += 1;
+                    query = Some((q.value.clone(), w.span));
+                }
+                _ => bad(
+                    c,
+                    Code::BadDeclaration,
+                    w.span,
+                    "`query` needs the SQL text",
+                    "like `query \"SELECT prefix, gateway FROM routes\"`",
+                ),
+            },
+            ExprKind::Name(n) if n.name == "refresh" => match head.get(i).map(|e| &e.kind) {
+                Some(ExprKind::Duration(ms)) if *ms > 0 => {
+                    i += 1;
+                    refresh = Some(*ms);
+                }
+                _ => bad(
+                    c,
+                    Code::BadDeclaration,
+                    w.span,
+                    "`refresh` needs an interval",
+                    "like `refresh 30s`",
+                ),
+            },
+            ExprKind::Name(n) if n.name == "notify" => match head.get(i).map(|e| &e.kind) {
+                Some(ExprKind::Str(ch)) if crate::cluster::is_table_name(&ch.value) => {
+                    i += 1;
+                    notify = Some(ch.value.clone());
+                }
+                _ => bad(
+                    c,
+                    Code::BadDeclaration,
+                    w.span,
+                    "`notify` needs a PostgreSQL channel name",
+                    "like `notify \"routes_changed\"` (lower-case letters, digits and `_`)",
+                ),
+            },
             _ => bad(
                 c,
                 Code::BadDeclaration,
                 w.span,
-                "expected `by …` or `from \"FILE\"`",
+                "expected `by …`, `from \"FILE\"`, `query`, `refresh` or `notify`",
                 "like `table outbound by prefix($rU) { … }`",
             ),
         }
     }
+    let source = match (from_db, query) {
+        (Some((url, _)), Some((query, _))) => {
+            let dir = c.map.get(name.span.file).name.clone();
+            let dir = std::path::Path::new(&dir).parent().map(std::path::Path::to_path_buf);
+            Some(crate::routing::sql::SqlSource {
+                url: super::resolve::sql_url(&url, &dir.unwrap_or_default()),
+                query,
+                refresh_ms: refresh,
+                notify,
+            })
+        }
+        (Some((_, span)), None) => {
+            bad(
+                c,
+                Code::BadDeclaration,
+                span,
+                "rows from a database need a `query`",
+                "like `from \"postgres://…\" query \"SELECT prefix, gateway FROM routes\"`",
+            );
+            None
+        }
+        (None, Some((_, span))) => {
+            bad(
+                c,
+                Code::BadDeclaration,
+                span,
+                "`query` needs `from \"postgres://…\"` or `from \"sqlite:FILE\"`",
+                "",
+            );
+            None
+        }
+        (None, None) => {
+            if refresh.is_some() || notify.is_some() {
+                bad(
+                    c,
+                    Code::BadDeclaration,
+                    name.span,
+                    "`refresh` and `notify` are for rows from a database",
+                    "a CSV file is read again on every reload",
+                );
+            }
+            None
+        }
+    };
     let (Some(kind), Some((key_pv, key_arg))) = (kind, key) else {
         if kind.is_none() {
             bad(
@@ -184,6 +282,7 @@ pub fn table<'a>(
         rows: r.keys.len(),
         actions: r.table,
         index,
+        source,
     })
 }
 
