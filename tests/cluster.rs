@@ -107,9 +107,15 @@ impl Scratch {
         format!("{}_users", self.table)
     }
 
+    /// The test's call-record table.
+    fn cdrs(&self) -> String {
+        format!("{}_cdr", self.table)
+    }
+
     fn drop_table(&self) {
         let sql = format!(
             "DROP TABLE IF EXISTS {t}; DROP TABLE IF EXISTS {u}; DROP TABLE IF EXISTS {u}_secret;
+             DROP TABLE IF EXISTS {t}_cdr;
              DROP FUNCTION IF EXISTS {u}_notify();
              DELETE FROM sipc_schema WHERE name IN ('{t}', '{u}')",
             t = self.table,
@@ -152,6 +158,18 @@ impl Node {
     /// keys under the test's own prefix, the subscriber table the test's
     /// own; registering without a password when `open`.
     fn start_with(s: &Scratch, ip: &'static str, db: &str, redis: &str, open: bool) -> Node {
+        Node::start_defined(s, ip, db, redis, open, &[])
+    }
+
+    /// [`Node::start_with`] with more `-D` switches.
+    fn start_defined(
+        s: &Scratch,
+        ip: &'static str,
+        db: &str,
+        redis: &str,
+        open: bool,
+        defines: &[String],
+    ) -> Node {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster.route");
         let control = s.dir.join(format!("{ip}.sock"));
         let log = s.dir.join(format!("{ip}.log"));
@@ -160,6 +178,11 @@ impl Node {
         let table = format!("TABLE={}", s.table);
         let redis = format!("REDIS={redis}");
         let prefix = format!("PREFIX={}", s.table);
+        let cdrs = format!("CDRS={}", s.cdrs());
+        let mut args: Vec<&str> = Vec::new();
+        for d in defines {
+            args.extend(["-D", d.as_str()]);
+        }
         // USERS is declared only where the registrar authenticates.
         let users = if open { "OPEN_REGISTRAR".to_owned() } else { format!("USERS={}", s.users()) };
         let proc = sipc_run(
@@ -177,10 +200,15 @@ impl Node {
                 &redis,
                 "-D",
                 &prefix,
+                "-D",
+                &cdrs,
                 "--control",
                 control.to_str().unwrap(),
                 "--no-watch",
-            ],
+            ]
+            .into_iter()
+            .chain(args)
+            .collect::<Vec<_>>(),
             Some(&log),
         );
         wait_started(&control);
@@ -892,4 +920,82 @@ request_route {
     let (ok, err) = check();
     assert!(!ok);
     assert!(err.contains("cannot find trunk `nope`") && err.contains("(query):2"), "{err}");
+}
+
+/// Carol's BYE for the call `call_id` answered by `answer` (the 200 she
+/// got): to the callee's contact, along the Record-Route set.
+fn bye(carol: &UdpUa, answer: &Message, callee: &SocketAddr, call_id: &str) -> String {
+    let mut route: Vec<String> =
+        answer.headers_named("Record-Route").map(|h| answer.value_of(h).to_owned()).collect();
+    route.reverse();
+    format!(
+        "BYE sip:alice@{callee} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nRoute: {}\r\n\
+         To: <sip:alice@{DOMAIN}>;tag=uas1\r\nFrom: <sip:carol@{DOMAIN}>;tag=c1\r\n\
+         Call-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        carol.via(&format!("bye-{call_id}")),
+        route.join(", ")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_counted_and_recorded_by_the_cluster() {
+    if !have_pg() || !have_redis() {
+        return;
+    }
+    let s = Scratch::new("calls2");
+    let two = vec!["MAX_CALLS=2".to_owned()];
+    let a = Node::start_defined(&s, "127.0.0.27", &pg_url(), &redis_url(), true, &two);
+    let b = Node::start_defined(&s, "127.0.0.28", &pg_url(), &redis_url(), true, &two);
+    let (alice, carol) = (UdpUa::bind().await, UdpUa::bind().await);
+    let alice_uri = register_udp(&alice, &a, "alice", 1, 600).await;
+    b.wait_binding(&format!("sip:alice@{DOMAIN}"), &alice_uri, true);
+
+    // Carol's two calls at once, one through each node: her limit.
+    let mut answers = Vec::new();
+    for (node, call_id) in [(&a, "cl-1"), (&b, "cl-2")] {
+        carol.send(node.addr(), &invite(&carol.via(call_id), &carol.addr, "alice", call_id)).await;
+        let inv = next_udp(&alice, "INVITE", |m| m.call_id().ok().flatten() == Some(call_id)).await;
+        alice.send(node.addr(), &response_to(&inv, 200, "OK")).await;
+        answers.push(next_udp(&carol, "200", |m| m.status() == Some(200)).await);
+    }
+    // A third, through either node, once the nodes have told each other.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for (node, call_id) in [(&a, "cl-3"), (&b, "cl-4")] {
+        carol.send(node.addr(), &invite(&carol.via(call_id), &carol.addr, "alice", call_id)).await;
+        let r = next_udp(&carol, "refusal", |m| m.status().is_some_and(|c| c >= 300)).await;
+        assert_eq!(r.status(), Some(486), "{} counts the other node's call", node.ip);
+    }
+    // Hung up: both records in the one table, written by each node.
+    for ((node, answer), call_id) in [&a, &b].into_iter().zip(&answers).zip(["cl-1", "cl-2"]) {
+        carol.send(node.addr(), &bye(&carol, answer, &alice.addr, call_id)).await;
+        let m = next_udp(&alice, "BYE", |m| m.method_str() == Some("BYE")).await;
+        alice.send(node.addr(), &response_to(&m, 200, "OK")).await;
+        next_udp(&carol, "200 to BYE", |m| m.status() == Some(200)).await;
+    }
+    let sql = format!(
+        "SELECT call_id || ':' || kind FROM {} WHERE call_id LIKE 'cl-%' ORDER BY call_id",
+        s.cdrs()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sql = sql.clone();
+        let rows = with_pg(move |db| {
+            db.query(&sql, &[]).map(|r| r.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>())
+        })
+        .unwrap();
+        match rows {
+            // The refused calls were never followed: no record.
+            Ok(r) if r.len() >= 2 => {
+                assert_eq!(r, ["cl-1:answered", "cl-2:answered"]);
+                break;
+            }
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "records: {rows:?}\n{}", a.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The calls ended: carol may call again.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    carol.send(b.addr(), &invite(&carol.via("cl-5"), &carol.addr, "alice", "cl-5")).await;
+    next_udp(&alice, "INVITE after hang-up", |m| m.call_id().ok().flatten() == Some("cl-5")).await;
 }

@@ -23,6 +23,11 @@
 //!   as a whole, give or take what the nodes let through in one interval,
 //!   and the first burst of a key a node has not seen before.
 //!
+//! - **dialog profiles**: each node writes its profile members to a hash
+//!   of its own every interval and reads the others', so
+//!   `dlg_profile_size()` counts the calls of the whole cluster, as fresh
+//!   as one interval; a node that dies stops counting 5 s later.
+//!
 //! When Redis cannot be reached, each node counts and bans alone (as a
 //! lone node does) and says so once in its log and in
 //! `sipc_cluster_redis_up`; when Redis is back it says so, publishes
@@ -182,6 +187,8 @@ impl Sharing {
             };
             if result.is_err() {
                 conn = None;
+                // Counting alone: the others' calls are not known any more.
+                this.services.dialogs.set_remote_profiles(HashMap::new());
             }
             let was_up = this.stats.up.swap(result.is_ok(), Ordering::SeqCst);
             match result {
@@ -259,9 +266,9 @@ impl Sharing {
             }
             round.extend(counted.into_iter().map(|(k, c)| (Arc::clone(&limiter), k, c)));
         }
+        self.sync_profiles(conn).await?;
         if round.is_empty() {
-            // Nothing to count: a PING keeps `up` true to what it says.
-            return redis::cmd("PING").query_async::<()>(conn).await.map_err(e);
+            return Ok(());
         }
         let mut pipe = redis::pipe();
         for (limiter, key, n) in &round {
@@ -285,6 +292,63 @@ impl Sharing {
             let at = if n > 0 { now } else { seen.get(&id).map_or(now, |(_, at)| *at) };
             seen.insert(id, (total, at));
         }
+        Ok(())
+    }
+
+    /// Dialog profiles: this node's members go to its own hash (expiring
+    /// 5 s after its last round, so a dead node's calls stop counting),
+    /// and the sum of every other node's hash becomes the remote part of
+    /// `dlg_profile_size()`. One round trip writes, a SCAN and one HGETALL
+    /// per other node read.
+    async fn sync_profiles(&self, conn: &mut redis::aio::ConnectionManager) -> Result<(), String> {
+        let p = &self.config.prefix;
+        let e = |e: redis::RedisError| e.to_string();
+        let mine = format!("{p}:profiles:{}", self.token);
+        let counts = self.services.dialogs.profile_counts();
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("DEL").arg(&mine).ignore();
+        if !counts.is_empty() {
+            let mut hset = redis::cmd("HSET");
+            hset.arg(&mine);
+            for (name, key, n) in &counts {
+                hset.arg(format!("{name}\u{1}{key}")).arg(*n);
+            }
+            pipe.add_command(hset).ignore();
+            pipe.cmd("PEXPIRE").arg(&mine).arg(5000).ignore();
+        }
+        pipe.query_async::<()>(conn).await.map_err(e)?;
+        let mut nodes: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{p}:profiles:*"))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(conn)
+                .await
+                .map_err(e)?;
+            nodes.extend(keys.into_iter().filter(|k| *k != mine));
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut remote: HashMap<(String, String), u32> = HashMap::new();
+        if !nodes.is_empty() {
+            let mut pipe = redis::pipe();
+            for k in &nodes {
+                pipe.cmd("HGETALL").arg(k);
+            }
+            let all: Vec<HashMap<String, u32>> = pipe.query_async(conn).await.map_err(e)?;
+            for (field, n) in all.into_iter().flatten() {
+                if let Some((name, key)) = field.split_once('\u{1}') {
+                    *remote.entry((name.to_owned(), key.to_owned())).or_default() += n;
+                }
+            }
+        }
+        self.services.dialogs.set_remote_profiles(remote);
         Ok(())
     }
 

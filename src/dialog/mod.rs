@@ -292,6 +292,9 @@ pub struct Dialogs {
     deadlines: Mutex<BinaryHeap<Deadline>>,
     /// Profile members by (profile, key).
     profiles: Mutex<HashMap<ProfileKey, u32>>,
+    /// The other nodes' profile members, as last told through the
+    /// cluster's Redis (`crate::cluster::counters`); empty on a lone node.
+    remote_profiles: Mutex<HashMap<ProfileKey, u32>>,
     pub config: Mutex<DialogConfig>,
     pub stats: DialogStats,
     /// Where call records go (`sipc run` sets it when accounting is on).
@@ -350,6 +353,7 @@ impl Dialogs {
             next_id: AtomicU64::new(1),
             deadlines: Mutex::new(BinaryHeap::new()),
             profiles: Mutex::new(HashMap::new()),
+            remote_profiles: Mutex::new(HashMap::new()),
             config: Mutex::new(config),
             stats: DialogStats::default(),
             acc: OnceLock::new(),
@@ -749,10 +753,33 @@ impl Dialogs {
         }
     }
 
-    /// Dialogs in profile `name` under `key`.
+    /// Dialogs in profile `name` under `key`: this node's, and in a
+    /// cluster the other nodes' as last told.
     pub fn profile_size(&self, name: &str, key: &str) -> u32 {
-        let map = lock(&self.profiles);
-        map.get(&(Box::from(name), Box::from(key))).copied().unwrap_or(0)
+        let k = (Box::from(name), Box::from(key));
+        let here = lock(&self.profiles).get(&k).copied().unwrap_or(0);
+        let remote = lock(&self.remote_profiles);
+        if remote.is_empty() {
+            return here;
+        }
+        here + remote.get(&k).copied().unwrap_or(0)
+    }
+
+    /// This node's profile members by (profile, key), for the cluster.
+    pub fn profile_counts(&self) -> Vec<(String, String, u32)> {
+        lock(&self.profiles)
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|((name, key), n)| (name.to_string(), key.to_string(), *n))
+            .collect()
+    }
+
+    /// The other nodes' profile members (replacing what they told before).
+    pub fn set_remote_profiles(&self, counts: HashMap<(String, String), u32>) {
+        *lock(&self.remote_profiles) = counts
+            .into_iter()
+            .map(|((name, key), n)| ((name.into_boxed_str(), key.into_boxed_str()), n))
+            .collect();
     }
 
     /// Reads the dialog of `call_id` (`$dlg_var`, `$dlg_state`, …).
