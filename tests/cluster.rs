@@ -884,7 +884,9 @@ fn a_routing_table_fed_by_sqlite_is_checked_row_by_row() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
         "CREATE TABLE routes (prefix, gateway TEXT, strip INTEGER);
-         INSERT INTO routes VALUES ('49', 'gw', 2), ('', 'trunk:gw', NULL);",
+         INSERT INTO routes VALUES ('49', 'gw', 2), ('', 'trunk:gw', NULL);
+         CREATE TABLE peers (net TEXT);
+         INSERT INTO peers VALUES ('10.0.0.0/8'), ('192.0.2.7');",
     )
     .unwrap();
     let file = s.dir.join("t.route");
@@ -894,7 +896,11 @@ fn a_routing_table_fed_by_sqlite_is_checked_row_by_row() {
 trunk gw "sip:127.0.0.1:5080";
 table outbound by prefix($rU) from "sqlite:routes.db" query "SELECT prefix, gateway, strip FROM routes ORDER BY prefix" {
 }
+acl peers from "sqlite:routes.db" query "SELECT net FROM peers ORDER BY net";
 request_route {
+    if !in_acl(peers) {
+        drop;
+    }
     if select(outbound) {
         relay();
     }
@@ -920,6 +926,13 @@ request_route {
     let (ok, err) = check();
     assert!(!ok);
     assert!(err.contains("cannot find trunk `nope`") && err.contains("(query):2"), "{err}");
+    conn.execute("UPDATE routes SET gateway = 'gw' WHERE strip = 0", []).unwrap();
+    assert!(check().0);
+    // The address group's rows are checked as an address file's lines.
+    conn.execute("INSERT INTO peers VALUES ('not-an-address')", []).unwrap();
+    let (ok, err) = check();
+    assert!(!ok);
+    assert!(err.contains("not-an-address") && err.contains("(query):3"), "{err}");
 }
 
 /// Carol's BYE for the call `call_id` answered by `answer` (the 200 she

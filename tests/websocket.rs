@@ -414,8 +414,15 @@ async fn still_served(ws: &mut Ws, bob: &UdpSocket, n: u32) {
          CSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
     );
     ws_send(ws, &opt).await;
-    let got = udp_recv(bob).await;
-    assert!(got.contains(&format!("Call-ID: ws-ping-{n}")), "{got}");
+    // Earlier pings, unanswered, may arrive again first (retransmissions).
+    for _ in 0..20 {
+        let got = udp_recv(bob).await;
+        if got.contains(&format!("Call-ID: ws-ping-{n}")) {
+            return;
+        }
+        assert!(got.contains("Call-ID: ws-ping-"), "{got}");
+    }
+    panic!("ws-ping-{n} did not reach bob");
 }
 
 /// Whether the proxy closed `tcp` (reads end) within `WAIT`.
@@ -510,4 +517,136 @@ async fn one_source_holds_at_most_its_share_of_connections() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut again = connect_from(proxy.ws, "127.0.0.1").await.expect("a place again");
     still_served(&mut again, &bob, 2).await;
+}
+
+/// Reads `ws` for `for_` (answering pings, as every client library does);
+/// returns the pings received, or `None` if the connection closed.
+async fn pings_within(ws: &mut Ws, for_: Duration) -> Option<u32> {
+    let deadline = tokio::time::Instant::now() + for_;
+    let mut pings = 0;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return Some(pings),
+            Ok(Some(Ok(WsMessage::Ping(_)))) => pings += 1,
+            Ok(Some(Ok(WsMessage::Close(_)) | Err(_)) | None) => return None,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// A raw TCP connection upgraded to a WebSocket with the `sip`
+/// subprotocol, which then says nothing (and answers no ping).
+async fn silent_upgrade(addr: SocketAddr) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!(
+            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Protocol: sip\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut buf)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
+    tcp
+}
+
+/// Whether the proxy closes `tcp` within `wait` (pings read and ignored).
+async fn closed_within(tcp: &mut TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn binary_and_fragmented_messages_pings_and_silence() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let bob = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let proxy = start(
+        "frames",
+        bob.local_addr().unwrap(),
+        "keepalive_interval = 1s; keepalive_timeout = 3s;",
+    );
+    let mut good = register_alice(&proxy).await;
+
+    // A SIP message in a binary frame is as good as in a text one.
+    let opt = |n: u32| {
+        format!(
+            "OPTIONS sip:bob@example.com SIP/2.0\r\nVia: {ALICE_VIA}f{n}\r\nMax-Forwards: 70\r\n\
+             To: <sip:bob@example.com>\r\nFrom: <sip:alice@example.com>;tag=f\r\nCall-ID: ws-frame-{n}\r\n\
+             CSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    // Bob answers each, so no retransmission reaches him later.
+    good.send(WsMessage::binary(opt(1).into_bytes())).await.unwrap();
+    let got = udp_recv(&bob).await;
+    assert!(got.contains("Call-ID: ws-frame-1"), "{got}");
+    bob.send_to(reply(&got, "200 OK", "<sip:bob@127.0.0.1>").as_bytes(), proxy.udp).await.unwrap();
+
+    // One SIP message in three frames: reassembled, then routed whole.
+    let text = opt(2);
+    let (a, rest) = text.split_at(20);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    good.send(WsMessage::Frame(Frame::message(
+        a.as_bytes().to_vec(),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await
+    .unwrap();
+    good.send(WsMessage::Frame(Frame::message(
+        b.as_bytes().to_vec(),
+        OpCode::Data(Data::Continue),
+        false,
+    )))
+    .await
+    .unwrap();
+    good.send(WsMessage::Frame(Frame::message(
+        c.as_bytes().to_vec(),
+        OpCode::Data(Data::Continue),
+        true,
+    )))
+    .await
+    .unwrap();
+    let got = udp_recv(&bob).await;
+    assert!(got.contains("Call-ID: ws-frame-2") && got.contains("CSeq: 2 OPTIONS"), "{got}");
+    bob.send_to(reply(&got, "200 OK", "<sip:bob@127.0.0.1>").as_bytes(), proxy.udp).await.unwrap();
+    // The answers reach alice (and nothing else is left for bob).
+    for n in [1, 2] {
+        let r = ws_recv(&mut good).await.expect("the 200s");
+        assert!(r.starts_with("SIP/2.0 200") && r.contains(&format!("CSeq: {n} OPTIONS")), "{r}");
+    }
+
+    // Silent past keepalive_timeout: a client that answers the proxy's
+    // pings stays; one that answers nothing is closed.
+    let mut mute = silent_upgrade(proxy.ws).await;
+    let pings = pings_within(&mut good, Duration::from_millis(4500)).await;
+    assert!(pings.is_some_and(|n| n >= 2), "pings every second, answered: {pings:?}");
+    assert!(closed_within(&mut mute, Duration::from_secs(2)).await, "the mute one is gone");
+    still_served(&mut good, &bob, 10).await;
+
+    // A handshake that never ends is dropped after the handshake timeout.
+    let mut slow = TcpStream::connect(proxy.ws).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let keep = tokio::spawn(async move {
+        // `good` answers pings meanwhile, as a live browser does.
+        let _ = pings_within(&mut good, Duration::from_secs(12)).await;
+        good
+    });
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(12)).await,
+        "a handshake still unfinished after 10 s closes"
+    );
+    let mut good = keep.await.unwrap();
+    still_served(&mut good, &bob, 11).await;
 }

@@ -256,15 +256,20 @@ pub fn shared_subscriber_table(prog: &CheckedProgram) -> Result<Option<(String, 
     Ok(Some((url.clone(), table)))
 }
 
-/// What names this node in the rows it writes: its first listen address.
+/// What names this node in the rows it writes: its host name and first
+/// listen address (`sip1/udp:0.0.0.0:5060`), the same across restarts, so
+/// its rows are still its own (to keep alive) when it comes back.
 fn node_label(prog: &CheckedProgram) -> String {
-    prog.listens
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let listen = prog
+        .listens
         .first()
         .map(|l| match &l.addr {
             Value::Str(a) | Value::Addr(a) => format!("{}:{a}", l.proto),
             other => format!("{}:{other:?}", l.proto),
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    format!("{}/{listen}", host.trim())
 }
 
 /// Does the program use the location table?

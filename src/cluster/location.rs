@@ -177,7 +177,7 @@ struct Syncer {
 
 /// Rows as the table holds them.
 const COLUMNS: &str =
-    "aor, contact, expires_at, q, call_id, cseq, path, received, instance, reg_id, methods";
+    "aor, contact, expires_at, q, call_id, cseq, path, received, instance, reg_id, methods, node";
 
 impl Syncer {
     async fn run(
@@ -275,7 +275,7 @@ impl Syncer {
         if !up.aor.is_empty() {
             tx.execute(
                 &format!(
-                    "INSERT INTO {t} ({COLUMNS}, node)
+                    "INSERT INTO {t} ({COLUMNS})
                      SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int4[],
                         $5::text[], $6::int8[], $7::text[], $8::text[], $9::text[], $10::int8[],
                         $11::int8[], $12::text[])
@@ -436,7 +436,7 @@ impl Syncer {
         let mut by_aor: HashMap<String, Vec<Binding>> =
             aors.iter().map(|a| (a.clone(), Vec::new())).collect();
         for row in &rows {
-            let (aor, b) = binding(row)?;
+            let (aor, b) = binding(row, &self.config.node)?;
             by_aor.entry(aor).or_default().push(b);
         }
         self.stats.refreshed.fetch_add(by_aor.len() as u64, Ordering::Relaxed);
@@ -453,15 +453,17 @@ impl Syncer {
             .query(&format!("SELECT {COLUMNS} FROM {t} WHERE expires_at > $1"), &[&now])
             .await
             .map_err(|e| e.to_string())?;
-        let all = rows.iter().map(binding).collect::<Result<Vec<_>, _>>()?;
+        let all =
+            rows.iter().map(|r| binding(r, &self.config.node)).collect::<Result<Vec<_>, _>>()?;
         let n = all.len();
         self.location.replace_all_shared(all);
         Ok(n)
     }
 }
 
-/// One row as a binding, with its AOR.
-fn binding(r: &tokio_postgres::Row) -> Result<(String, Binding), String> {
+/// One row as a binding, with its AOR; `node` is this node's label (a row
+/// another node wrote is that node's to keep alive).
+fn binding(r: &tokio_postgres::Row, node: &str) -> Result<(String, Binding), String> {
     let e = |e: tokio_postgres::Error| e.to_string();
     let path: String = r.try_get(6).map_err(e)?;
     let received: Option<String> = r.try_get(7).map_err(e)?;
@@ -480,6 +482,7 @@ fn binding(r: &tokio_postgres::Row) -> Result<(String, Binding), String> {
             instance: r.try_get(8).map_err(e)?,
             reg_id: r.try_get::<_, Option<i64>>(9).map_err(e)?.map(|v| v as u32),
             methods: r.try_get::<_, Option<i64>>(10).map_err(e)?.map(|v| v as u32),
+            peer: r.try_get::<_, String>(11).map_err(e)? != node,
         },
     ))
 }

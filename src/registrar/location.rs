@@ -57,6 +57,9 @@ pub struct Binding {
     /// The methods the REGISTER's Allow header listed, as a [`method_bit`]
     /// set; `None` when it had no Allow header (everything allowed).
     pub methods: Option<u32>,
+    /// Registered through another node of the cluster (read from the
+    /// shared table): that node keeps its NAT mapping alive, not this one.
+    pub peer: bool,
 }
 
 /// The methods a binding's Allow set can name; others are always allowed.
@@ -543,6 +546,7 @@ impl Location {
                     instance,
                     reg_id,
                     methods,
+                    peer: false,
                 },
                 expires,
             ));

@@ -97,6 +97,9 @@ impl PingTarget {
     /// `received`, only when `nated_only` is off and its Contact's host is
     /// an IP literal.
     pub fn of(aor: &str, b: &Binding, nated_only: bool) -> Option<PingTarget> {
+        if b.peer {
+            return None; // the node it registered through pings it
+        }
         let addr = match b.received {
             Some(r) => r,
             None if nated_only => return None,
@@ -321,6 +324,32 @@ mod tests {
             }
         }
         at
+    }
+
+    #[test]
+    fn bindings_of_other_nodes_are_theirs_to_ping() {
+        let location = Location::new(crate::registrar::RegistrarConfig::default());
+        let b = |contact: &str, peer: bool| Binding {
+            contact: contact.into(),
+            expires_at: u64::MAX,
+            q: None,
+            call_id: "c".into(),
+            cseq: 1,
+            path: Vec::new(),
+            received: Some("198.51.100.7:4000".parse().unwrap()),
+            transport: Transport::Udp,
+            instance: None,
+            reg_id: None,
+            methods: None,
+            peer,
+        };
+        location.apply_shared(
+            "sip:a@example.com",
+            vec![b("sip:a@10.0.0.1", false), b("sip:a@10.0.0.2", true)],
+        );
+        let t = targets(&location, 1000, true);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].contact, "sip:a@10.0.0.1");
     }
 
     #[test]

@@ -116,6 +116,7 @@ impl SqliteStore {
                     instance: r.get(8)?,
                     reg_id: r.get::<_, Option<i64>>(9)?.map(|v| v as u32),
                     methods: r.get::<_, Option<i64>>(10)?.map(|v| v as u32),
+                    peer: false,
                 },
             ))
         })?;

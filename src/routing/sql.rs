@@ -182,6 +182,34 @@ pub fn to_csv(rows: &[Vec<Cell>]) -> Result<String, String> {
     Ok(out)
 }
 
+/// The rows of an ACL's query (one column: an address or network) as the
+/// lines of an address file.
+pub fn to_lines(rows: &[Vec<Cell>]) -> Result<String, String> {
+    let mut out = String::new();
+    for (r, row) in rows.iter().enumerate() {
+        match row.as_slice() {
+            [Cell::Text(t)] if !t.contains(['\n', '\r']) => {
+                out.push_str(t);
+                out.push('\n');
+            }
+            [_] => {
+                return Err(format!(
+                    "row {}, column 1: expected an address or network as text",
+                    r + 1
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "row {}: {} columns; an address group's query gives one",
+                    r + 1,
+                    row.len()
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A hash of the rows, to tell whether they changed.
 pub fn digest(rows: &[Vec<Cell>]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -84,14 +84,20 @@ fn load_csv_files(s: &mut Sources, loader: &dyn Loader) {
     for (i, ast) in s.asts.iter().enumerate() {
         collect_csv(&ast.items, i, &mut wanted);
     }
-    for (file, span, rel, query) in wanted {
+    for (file, span, rel, query, acl) in wanted {
         let dir = s.paths[file].parent().map(Path::to_path_buf).unwrap_or_default();
         if let Some(query) = query {
             // Rows from a database: read now, as the CSV text a file
             // would hold, so a bad row is reported with its number.
             let url = sql_url(&rel, &dir);
             let result = crate::routing::sql::fetch(&url, &query)
-                .and_then(|rows| crate::routing::sql::to_csv(&rows))
+                .and_then(|rows| {
+                    if acl {
+                        crate::routing::sql::to_lines(&rows)
+                    } else {
+                        crate::routing::sql::to_csv(&rows)
+                    }
+                })
                 .map(|text| {
                     let name = format!("{} (query)", crate::routing::sql::redact(&rel));
                     s.map.add(name, text)
@@ -120,8 +126,9 @@ pub fn sql_url(from: &str, dir: &Path) -> String {
     }
 }
 
-/// A file (or database and query) a table or ACL reads its rows from.
-type Wanted = (usize, Span, String, Option<String>);
+/// A file (or database and query) a table or ACL reads its rows from, and
+/// whether it is an ACL's (one address a row).
+type Wanted = (usize, Span, String, Option<String>, bool);
 
 fn collect_csv(items: &[Item], file: usize, out: &mut Vec<Wanted>) {
     for item in items {
@@ -147,7 +154,8 @@ fn collect_csv(items: &[Item], file: usize, out: &mut Vec<Wanted>) {
                         if crate::routing::sql::is_database(&lit.value) && query.is_none() {
                             continue; // the checker says a query is missing
                         }
-                        out.push((file, w[1].span, lit.value.clone(), query));
+                        let acl = matches!(item.kind, ItemKind::Acl { .. });
+                        out.push((file, w[1].span, lit.value.clone(), query, acl));
                     }
                 }
             }

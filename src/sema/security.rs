@@ -201,8 +201,33 @@ pub fn declare_acls(
                         }
                         continue;
                     }
+                    // Rows from a database: `from "postgres://…" query "SELECT net …"`.
+                    let database = matches!(&file.kind, ExprKind::Str(u) if crate::routing::sql::is_database(&u.value));
+                    if database {
+                        match (words.get(i).map(|w| &w.kind), words.get(i + 1).map(|w| &w.kind)) {
+                            (Some(ExprKind::Name(q)), Some(ExprKind::Str(_)))
+                                if q.name == "query" =>
+                            {
+                                i += 2
+                            }
+                            _ => {
+                                bad(
+                                    c,
+                                    file.span,
+                                    "addresses from a database need a `query`",
+                                    "like `from \"postgres://…\" query \"SELECT net FROM peers\"`",
+                                );
+                                continue;
+                            }
+                        }
+                    }
                     match csv.get(&file.span) {
                         Some(Ok(id)) => acl_file(c, *id, &mut nets),
+                        Some(Err(e)) if database => c.error(
+                            Diagnostic::new(Code::BadCsvRow, format!("cannot read the addresses: {e}"))
+                                .at(file.span, "here")
+                                .with_help("the query gives one column, an address or network; on a reload the previous addresses keep serving"),
+                        ),
                         Some(Err(e)) => c.error(
                             Diagnostic::new(
                                 Code::BadCsvRow,

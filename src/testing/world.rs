@@ -62,6 +62,7 @@ pub(super) fn services(prog: &CheckedProgram, world: &World) -> Result<Services,
                 instance: None,
                 reg_id: None,
                 methods: None,
+                peer: false,
             };
             bindings.push((aor, binding));
         }
