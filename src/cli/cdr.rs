@@ -139,17 +139,8 @@ pub fn run(args: CdrArgs) -> ExitCode {
 }
 
 fn list(args: &CdrArgs) -> Result<String, String> {
-    let mut defines = Vec::new();
-    for d in &args.define {
-        defines.push(super::check::parse_define(d)?);
-    }
-    let opts = crate::sema::Options { defines, all_features: false };
     let name = args.file.to_string_lossy().into_owned();
-    let out = crate::sema::check_path(&args.file, &name, &opts)
-        .map_err(|e| format!("cannot read `{name}`: {e}"))?;
-    if out.errors() > 0 {
-        return Err(format!("`{name}` has errors: run `sipc check {name}`"));
-    }
+    let out = super::check::load_for(&args.file, &args.define)?;
     let base = args.file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     if !super::services::uses_accounting(&out.program) {
         return Err(format!(

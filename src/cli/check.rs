@@ -231,3 +231,20 @@ pub fn render_plain(out: &sema::Output) -> String {
     }
     s
 }
+
+/// Checks `file` with `-D` switches `define` for a command that reads its
+/// settings (`sipc cdr`, `sipc db`): the program, or why not.
+pub fn load_for(file: &std::path::Path, define: &[String]) -> Result<crate::sema::Output, String> {
+    let mut defines = Vec::new();
+    for d in define {
+        defines.push(parse_define(d)?);
+    }
+    let opts = crate::sema::Options { defines, all_features: false };
+    let name = file.to_string_lossy().into_owned();
+    let out = crate::sema::check_path(file, &name, &opts)
+        .map_err(|e| format!("cannot read `{name}`: {e}"))?;
+    if out.errors() > 0 {
+        return Err(format!("`{name}` has errors: run `sipc check {name}`"));
+    }
+    Ok(out)
+}

@@ -43,17 +43,8 @@ pub fn run(cmd: DbCommand) -> ExitCode {
 }
 
 fn migrate(args: &MigrateArgs) -> Result<Vec<String>, String> {
-    let mut defines = Vec::new();
-    for d in &args.define {
-        defines.push(super::check::parse_define(d)?);
-    }
-    let opts = crate::sema::Options { defines, all_features: false };
     let name = args.file.to_string_lossy().into_owned();
-    let out = crate::sema::check_path(&args.file, &name, &opts)
-        .map_err(|e| format!("cannot read `{name}`: {e}"))?;
-    if out.errors() > 0 {
-        return Err(format!("`{name}` has errors: run `sipc check {name}`"));
-    }
+    let out = super::check::load_for(&args.file, &args.define)?;
     let prog = &out.program;
     let mut tables = Vec::new();
     if let Some(Value::Str(url)) = super::services::setting(prog, "usrloc", "db_url")

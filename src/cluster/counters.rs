@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use crate::proxy::services::Services;
 use crate::security::BanChange;
@@ -72,8 +72,7 @@ pub struct CounterStats {
 #[derive(Debug)]
 pub struct SharedCounters {
     pub stats: Arc<CounterStats>,
-    stop: Arc<Notify>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    worker: super::Worker,
 }
 
 impl SharedCounters {
@@ -89,7 +88,6 @@ impl SharedCounters {
         services.limits.share_all();
         let stats = Arc::new(CounterStats::default());
         let _ = services.cluster.redis.set(Arc::clone(&stats));
-        let stop = Arc::new(Notify::new());
         let sharing = Sharing {
             services,
             client,
@@ -97,35 +95,13 @@ impl SharedCounters {
             stats: Arc::clone(&stats),
             token: super::node_token(),
         };
-        let stop2 = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("sipc-redis".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt.block_on(sharing.run(rx, stop2)),
-                    Err(e) => tracing::error!("cluster: cannot start a runtime: {e}"),
-                }
-            })
-            .map_err(|e| format!("cannot start the Redis thread: {e}"))?;
-        Ok(SharedCounters { stats, stop, thread: Some(thread) })
+        let worker = super::Worker::spawn("sipc-redis", move |stop| sharing.run(rx, stop))?;
+        Ok(SharedCounters { stats, worker })
     }
 
     /// Ends the thread.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.notify_one();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for SharedCounters {
-    fn drop(&mut self) {
-        self.shutdown();
+    pub fn stop(self) {
+        self.worker.stop();
     }
 }
 
@@ -141,7 +117,7 @@ struct Sharing {
 const TIMEOUT: Duration = Duration::from_millis(500);
 
 impl Sharing {
-    async fn run(self, mut bans: mpsc::UnboundedReceiver<BanChange>, stop: Arc<Notify>) {
+    async fn run(self, mut bans: mpsc::UnboundedReceiver<BanChange>, stop: super::Stop) {
         let this = Arc::new(self);
         let subscriber = tokio::spawn(Arc::clone(&this).subscribe());
         // Per limit name and key: the shared total last read.
@@ -156,7 +132,7 @@ impl Sharing {
         let mut went_down = false;
         loop {
             tokio::select! {
-                _ = stop.notified() => break,
+                _ = stop.requested() => break,
                 _ = tick.tick() => {}
             }
             let mut changes = Vec::new();

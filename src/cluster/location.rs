@@ -83,9 +83,7 @@ pub struct SyncStats {
 #[derive(Debug)]
 pub struct SharedLocation {
     pub stats: Arc<SyncStats>,
-    stop: Arc<Notify>,
-    stopping: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    worker: super::Worker,
 }
 
 /// A [`Location`] whose changes wake the writer, and the wake-up.
@@ -108,8 +106,6 @@ impl SharedLocation {
     ) -> Result<SharedLocation, String> {
         let pool = super::pool(&config.url, 4)?;
         let stats = Arc::new(SyncStats::default());
-        let stop = Arc::new(Notify::new());
-        let stopping = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
         let ctx = Syncer {
             location,
@@ -118,20 +114,8 @@ impl SharedLocation {
             stats: Arc::clone(&stats),
             token: super::node_token(),
         };
-        let (stop2, stopping2) = (Arc::clone(&stop), Arc::clone(&stopping));
-        let thread = std::thread::Builder::new()
-            .name("sipc-cluster".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(format!("cannot start a runtime: {e}")));
-                        return;
-                    }
-                };
-                rt.block_on(ctx.run(wake, stop2, stopping2, ready_tx));
-            })
-            .map_err(|e| format!("cannot start the cluster thread: {e}"))?;
+        let worker =
+            super::Worker::spawn("sipc-cluster", move |stop| ctx.run(wake, stop, ready_tx))?;
         match ready_rx.recv_timeout(wait) {
             Ok(Ok(n)) => tracing::info!("location: {n} bindings read from the shared table"),
             Ok(Err(e)) => {
@@ -143,26 +127,12 @@ impl SharedLocation {
                 "location: the shared table did not answer within {wait:?}; serving from memory until it does"
             ),
         }
-        Ok(SharedLocation { stats, stop, stopping, thread: Some(thread) })
+        Ok(SharedLocation { stats, worker })
     }
 
     /// Writes what is pending (for up to two seconds) and ends the thread.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.stop.notify_one();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for SharedLocation {
-    fn drop(&mut self) {
-        self.shutdown();
+    pub fn stop(self) {
+        self.worker.stop();
     }
 }
 
@@ -183,8 +153,7 @@ impl Syncer {
     async fn run(
         self,
         wake: Arc<Notify>,
-        stop: Arc<Notify>,
-        stopping: Arc<AtomicBool>,
+        stop: super::Stop,
         ready: std::sync::mpsc::Sender<Result<usize, String>>,
     ) {
         let this = Arc::new(self);
@@ -197,11 +166,11 @@ impl Syncer {
                 (WriteMode::Through, false) => None,
             };
             tokio::select! {
-                _ = stop.notified() => {}
+                _ = stop.requested() => {}
                 _ = wake.notified(), if delay.is_none() => {}
                 _ = tokio::time::sleep(delay.unwrap_or(Duration::ZERO)), if delay.is_some() => {}
             }
-            let last = stopping.load(Ordering::SeqCst);
+            let last = stop.is_requested();
             failed = match this.write_journal().await {
                 Ok(()) => false,
                 Err(e) => {

@@ -29,6 +29,76 @@ pub struct ClusterStats {
     pub redis: std::sync::OnceLock<std::sync::Arc<counters::CounterStats>>,
 }
 
+/// A background thread running one task on a current-thread runtime of its
+/// own (the database and Redis clients never run on the proxy's runtime or
+/// its routing workers); stopped and joined by [`Worker::stop`] or on drop.
+#[derive(Debug)]
+pub struct Worker {
+    stop: Stop,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a [`Worker`]'s task is told when it must stop.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    notify: std::sync::Arc<tokio::sync::Notify>,
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Stop {
+    /// Resolves when the stop is asked (at once if it was already).
+    pub async fn requested(&self) {
+        if !self.is_requested() {
+            self.notify.notified().await;
+        }
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Worker {
+    /// Runs `task` on a thread named `name`.
+    pub fn spawn<F, Fut>(name: &str, task: F) -> Result<Worker, String>
+    where
+        F: FnOnce(Stop) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let stop = Stop::default();
+        let s = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(task(s)),
+                    Err(e) => tracing::error!("cannot start a runtime: {e}"),
+                }
+            })
+            .map_err(|e| format!("cannot start the thread {name}: {e}"))?;
+        Ok(Worker { stop, thread: Some(thread) })
+    }
+
+    /// Asks the task to stop and waits for the thread to end.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stop.notify.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
 /// A PostgreSQL connection string, checked for what sipc needs.
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")

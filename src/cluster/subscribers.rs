@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::tokio_postgres::Client;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use super::schema::{self, Kind};
 use crate::auth::{Auth, Subscriber};
@@ -131,53 +131,33 @@ pub fn secret_blocking(url: &str, table: &str, wait: Duration) -> Option<[u8; 32
 /// The running follower of the shared table.
 #[derive(Debug)]
 pub struct SharedSubscribers {
-    stop: Arc<Notify>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    worker: Option<super::Worker>,
 }
 
 impl SharedSubscribers {
     /// Fills `auth`'s cache from the table and keeps it in step; waits up
     /// to `wait` for the first read.
     pub fn start(auth: Arc<Auth>, url: String, table: String, wait: Duration) -> SharedSubscribers {
-        let stop = Arc::new(Notify::new());
-        let stop2 = Arc::clone(&stop);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<usize>();
-        let thread = std::thread::Builder::new()
-            .name("sipc-subscribers".into())
-            .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build()
-                else {
-                    return;
-                };
-                rt.block_on(async {
-                    tokio::select! {
-                        _ = stop2.notified() => {}
-                        _ = follow_forever(&auth, &url, &table, ready_tx) => {}
-                    }
-                });
-            })
-            .ok();
+        let worker = super::Worker::spawn("sipc-subscribers", move |stop| async move {
+            tokio::select! {
+                _ = stop.requested() => {}
+                _ = follow_forever(&auth, &url, &table, ready_tx) => {}
+            }
+        });
+        if let Err(e) = &worker {
+            tracing::error!("auth: {e}");
+        }
         if let Ok(n) = ready_rx.recv_timeout(wait) {
             tracing::info!("auth: {n} subscribers read from the shared table");
         }
-        SharedSubscribers { stop, thread }
+        SharedSubscribers { worker: worker.ok() }
     }
 
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.notify_one();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    pub fn stop(self) {
+        if let Some(w) = self.worker {
+            w.stop();
         }
-    }
-}
-
-impl Drop for SharedSubscribers {
-    fn drop(&mut self) {
-        self.shutdown();
     }
 }
 
