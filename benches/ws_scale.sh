@@ -50,8 +50,15 @@ if ! ulimit -n "$want" 2>/dev/null; then
 fi
 
 cp benches/ws/ws.route "$TMP/ws.route"
-openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
-  -addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/ws-key.pem" -out "$TMP/ws-cert.pem" 2>/dev/null
+# A CA and the proxies' certificate signed by it: the load tool (rustls)
+# refuses a self-signed certificate that is its own CA.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=sipc-bench-ca \
+  -keyout "$TMP/ca-key.pem" -out "$TMP/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$TMP/ws-key.pem" \
+  -out "$TMP/ws.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$TMP/ws.ext"
+openssl x509 -req -in "$TMP/ws.csr" -CA "$TMP/ca.pem" -CAkey "$TMP/ca-key.pem" -CAcreateserial \
+  -days 1 -extfile "$TMP/ws.ext" -out "$TMP/ws-cert.pem" 2>/dev/null
 if [[ $WSS == 1 ]]; then URL=wss://127.0.0.1:8443/; else URL=ws://127.0.0.1:8080/; fi
 
 sipp -sf tests/data/sipp/uas.xml -i 127.0.0.1 -p 5080 -nostdin >"$TMP/uas.log" 2>&1 &
@@ -68,7 +75,8 @@ pss() {
 }
 cpu() {
   local t=0 p
-  for p in $1 $(pgrep -P "$1" || true); do t=$(( t + $(ticks "$p") )); done
+  # A child that ended between pgrep and the read counts nothing.
+  for p in $1 $(pgrep -P "$1" || true); do t=$(( t + $(ticks "$p" 2>/dev/null || echo 0) )); done
   echo "$t"
 }
 
@@ -86,13 +94,17 @@ measure() { # NAME -> sets KB_NAME, CONN_NAME, REG_NAME, CALL_NAME
   local m0 m1 t0 t1 t2 t3 line held refreshed called failed
   m0=$(pss "$proxy")
   t0=$(cpu "$proxy")
-  coproc LOAD { "$LOAD_BIN" "$URL" "$COUNT" --from 127.0.0.2-127.0.0.21 --ca "$TMP/ws-cert.pem" \
+  coproc LOAD { "$LOAD_BIN" "$URL" "$COUNT" --from 127.0.0.2-127.0.0.21 --ca "$TMP/ca.pem" \
                   --domain example.com 2>"$TMP/load.err"; }
   read -r -t 600 line <&"${LOAD[0]}" || { echo "the load tool gave up: $(tail -3 "$TMP/load.err")" >&2; exit 1; }
   t1=$(cpu "$proxy")
   sleep 2
   m1=$(pss "$proxy")
   held=$(awk '{ print $2 }' <<<"$line")
+  if (( ${held:-0} == 0 )); then
+    echo "$name: no client connected: $line; $(tail -3 "$TMP/load.err"); $(tail -3 "$TMP/proxy.log")" >&2
+    exit 1
+  fi
   echo refresh >&"${LOAD[1]}"
   read -r -t 600 line <&"${LOAD[0]}"
   refreshed=$(awk '{ print $2 }' <<<"$line")
