@@ -8,7 +8,8 @@
 # For each proxy, the load tool (benches/load/ws_clients.rs) opens COUNT
 # connections over ws:// (or wss:// with WSS=1) from 20 loopback addresses,
 # each upgraded with the `sip` subprotocol and registered as a browser
-# does, and holds them open. Measured on the proxy's processes:
+# does, and holds them open. With TLS=1 the clients speak SIP straight
+# over TLS (port 5061) instead, as desk phones on connections do. Measured on the proxy's processes:
 #
 #   - memory per idle registered connection: the proxy's PSS (summed over
 #     Kamailio's processes, whose shared memory PSS splits fairly) with
@@ -21,7 +22,8 @@
 # and the ratios sipc / kamailio (goals: CPU at most 1/3; less memory per
 # connection).
 #
-# Usage: benches/ws_scale.sh     env: COUNT (20000), CALLS (2000), WSS (0)
+# Usage: benches/ws_scale.sh     env: COUNT (20000), CALLS (2000), WSS (0), TLS (0),
+#                                     PROXIES ("sipc kamailio": either alone to try one)
 # Needs: kamailio (with its websocket and tls modules), sipp, openssl,
 # root (or a hard limit of open files above 2 × COUNT).
 set -euo pipefail
@@ -30,6 +32,8 @@ cd "$(dirname "$0")/.."
 COUNT=${COUNT:-20000}
 CALLS=${CALLS:-2000}
 WSS=${WSS:-0}
+TLS=${TLS:-0}
+PROXIES=${PROXIES:-sipc kamailio}
 SIPC_BIN=${SIPC_BIN:-${CARGO_TARGET_DIR:-target}/release/sipc}
 LOAD_BIN=${CARGO_TARGET_DIR:-target}/release/examples/ws_clients
 source benches/common.sh
@@ -59,7 +63,9 @@ openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$TMP/ws-key.pem
 printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$TMP/ws.ext"
 openssl x509 -req -in "$TMP/ws.csr" -CA "$TMP/ca.pem" -CAkey "$TMP/ca-key.pem" -CAcreateserial \
   -days 1 -extfile "$TMP/ws.ext" -out "$TMP/ws-cert.pem" 2>/dev/null
-if [[ $WSS == 1 ]]; then URL=wss://127.0.0.1:8443/; else URL=ws://127.0.0.1:8080/; fi
+if [[ $TLS == 1 ]]; then URL=${URL:-tls://127.0.0.1:5061/}
+elif [[ $WSS == 1 ]]; then URL=wss://127.0.0.1:8443/
+else URL=ws://127.0.0.1:8080/; fi
 
 sipp -sf tests/data/sipp/uas.xml -i 127.0.0.1 -p 5080 -nostdin >"$TMP/uas.log" 2>&1 &
 PIDS+=($!)
@@ -129,8 +135,8 @@ measure() { # NAME -> sets KB_NAME, CONN_NAME, REG_NAME, CALL_NAME
 }
 
 echo "$COUNT clients over $URL; $CALLS calls"
-measure sipc
-measure kamailio
+for p in $PROXIES; do measure "$p"; done
+[[ $PROXIES == "sipc kamailio" ]] || exit 0
 awk -v a="$KB_sipc" -v b="$KB_kamailio" -v c="$CONN_sipc" -v d="$CONN_kamailio" \
     -v e="$REG_sipc" -v f="$REG_kamailio" -v g="$CALL_sipc" -v h="$CALL_kamailio" 'BEGIN {
   printf "sipc / kamailio: memory per connection %.2f, CPU per connection %.2f, per REGISTER %.2f, per call %.2f\n",

@@ -2,6 +2,9 @@
 //! opens a connection (WS, or WSS trusting `--ca`), asks for the `sip`
 //! subprotocol and registers as a browser does (`.invalid` Via and
 //! Contact), then stays connected, answering pings, until stdin closes.
+//! With a `tls://` (or `tcp://`) URL the clients speak SIP straight over
+//! TLS (or TCP) instead, messages framed by their Content-Length, as a
+//! desk phone on a connection does.
 //!
 //! Driven over stdin and stdout, so a script can read the proxy's CPU
 //! between phases:
@@ -15,8 +18,8 @@
 //!    clients at once; prints `called N FAILED SECONDS`;
 //! 4. on end of input: exits (the connections close).
 //!
-//! Usage: ws_clients URL COUNT [--from 127.0.0.2-127.0.0.11] [--ca FILE]
-//!        [--domain D] [--parallel 256]
+//! Usage: ws_clients ws://|wss://|tls://|tcp://IP:PORT/ COUNT
+//!        [--from 127.0.0.2-127.0.0.11] [--ca FILE] [--domain D] [--parallel 256]
 //! Built as an example: `cargo build --release --example ws_clients`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -24,7 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite};
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _,
+};
 use tokio::net::TcpSocket;
 use tokio::sync::{Mutex, Semaphore};
 use tokio_tungstenite::WebSocketStream;
@@ -37,10 +42,71 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 type Ws = WebSocketStream<Box<dyn Io>>;
 
+/// A client's connection: WebSocket, or SIP straight over TLS or TCP.
+enum Conn {
+    Ws(Box<Ws>),
+    Stream { io: Box<dyn Io>, buf: Vec<u8> },
+}
+
+impl Conn {
+    async fn send(&mut self, msg: String) -> bool {
+        match self {
+            Conn::Ws(ws) => ws.send(Message::text(msg)).await.is_ok(),
+            Conn::Stream { io, .. } => {
+                io.write_all(msg.as_bytes()).await.is_ok() && io.flush().await.is_ok()
+            }
+        }
+    }
+
+    /// The next SIP message (pings and keepalive CRLFs skipped); `None`
+    /// when the connection closed or failed.
+    async fn next_message(&mut self) -> Option<String> {
+        match self {
+            Conn::Ws(ws) => loop {
+                match ws.next().await? {
+                    Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
+                    Ok(Message::Binary(b)) => {
+                        return Some(String::from_utf8_lossy(&b).into_owned());
+                    }
+                    Ok(Message::Close(_)) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            },
+            Conn::Stream { io, buf } => loop {
+                while buf.starts_with(b"\r\n") {
+                    buf.drain(..2);
+                }
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    let body = header(&head, "Content-Length")
+                        .into_iter()
+                        .chain(header(&head, "l"))
+                        .find_map(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    let total = end + 4 + body;
+                    if buf.len() >= total {
+                        let msg = String::from_utf8_lossy(&buf[..total]).into_owned();
+                        buf.drain(..total);
+                        return Some(msg);
+                    }
+                }
+                let mut chunk = [0u8; 4096];
+                match io.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            },
+        }
+    }
+}
+
 struct Opts {
     url: String,
     addr: SocketAddr,
     secure: bool,
+    /// `ws`, `tls` or `tcp`: how the clients speak, and what their Via and
+    /// Contact say.
+    transport: &'static str,
     count: usize,
     from: Vec<Ipv4Addr>,
     ca: Option<String>,
@@ -52,16 +118,20 @@ fn parse_args() -> Result<Opts, String> {
     let mut args = std::env::args().skip(1);
     let url = args.next().ok_or("usage: ws_clients URL COUNT [options]")?;
     let count = args.next().and_then(|c| c.parse().ok()).ok_or("COUNT: a number")?;
-    let (secure, rest) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
-        (Some(r), _) => (false, r),
-        (_, Some(r)) => (true, r),
-        _ => return Err("URL: ws://IP:PORT/ or wss://IP:PORT/".into()),
+    let (scheme, rest) = url.split_once("://").ok_or("URL: SCHEME://IP:PORT/")?;
+    let (secure, transport) = match scheme {
+        "ws" => (false, "ws"),
+        "wss" => (true, "ws"),
+        "tls" => (true, "tls"),
+        "tcp" => (false, "tcp"),
+        _ => return Err("URL: ws://, wss://, tls:// or tcp://IP:PORT/".into()),
     };
     let addr = rest.trim_end_matches('/').parse().map_err(|_| "URL: an IP address and port")?;
     let mut o = Opts {
         url: url.clone(),
         addr,
         secure,
+        transport,
         count,
         from: vec![Ipv4Addr::LOCALHOST],
         ca: None,
@@ -88,7 +158,8 @@ fn parse_args() -> Result<Opts, String> {
 
 fn tls_connector(ca: Option<&str>) -> Result<tokio_rustls::TlsConnector, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(ca.ok_or("wss:// needs --ca FILE")?).map_err(|e| e.to_string())?;
+    let pem =
+        std::fs::read(ca.ok_or("wss:// and tls:// need --ca FILE")?).map_err(|e| e.to_string())?;
     for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
         roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     }
@@ -106,7 +177,7 @@ async fn connect(
     o: &Opts,
     tls: Option<&tokio_rustls::TlsConnector>,
     i: usize,
-) -> Result<Ws, String> {
+) -> Result<Conn, String> {
     let from = o.from[i % o.from.len()];
     let sock = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     sock.bind(SocketAddr::new(IpAddr::V4(from), 0)).map_err(|e| e.to_string())?;
@@ -118,30 +189,24 @@ async fn connect(
         }
         None => Box::new(tcp),
     };
+    if o.transport != "ws" {
+        return Ok(Conn::Stream { io, buf: Vec::new() });
+    }
     let mut req = o.url.as_str().into_client_request().map_err(|e| e.to_string())?;
     req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
     let (ws, _) =
         tokio_tungstenite::client_async(req, io).await.map_err(|e| format!("upgrade: {e}"))?;
-    Ok(ws)
+    Ok(Conn::Ws(Box::new(ws)))
 }
 
-/// The next SIP message, skipping pings; `None` when closed or after 10 s.
-async fn recv(ws: &mut Ws) -> Option<String> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.ok()?? {
-            Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
-            Ok(Message::Binary(b)) => return Some(String::from_utf8_lossy(&b).into_owned()),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => {}
-        }
+/// Sends `msg` and returns the first final reply (`None` after 10 s
+/// without a message, or when the connection closed).
+async fn transact(conn: &mut Conn, msg: String) -> Option<String> {
+    if !conn.send(msg).await {
+        return None;
     }
-}
-
-/// Sends `msg` and returns the first final reply.
-async fn transact(ws: &mut Ws, msg: String) -> Option<String> {
-    ws.send(Message::text(msg)).await.ok()?;
     loop {
-        let m = recv(ws).await?;
+        let m = tokio::time::timeout(Duration::from_secs(10), conn.next_message()).await.ok()??;
         if m.starts_with("SIP/2.0 ") && !m.starts_with("SIP/2.0 1") {
             return Some(m);
         }
@@ -161,7 +226,9 @@ fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
 }
 
 struct Client {
-    ws: Ws,
+    conn: Conn,
+    /// `ws`, `tls` or `tcp`.
+    transport: &'static str,
     user: String,
     host: String,
     cseq: u32,
@@ -169,7 +236,13 @@ struct Client {
 
 impl Client {
     fn via(&self, tag: &str) -> String {
-        format!("SIP/2.0/WS {}.invalid;branch=z9hG4bK{}{}", self.host, self.user, tag)
+        format!(
+            "SIP/2.0/{} {}.invalid;branch=z9hG4bK{}{}",
+            self.transport.to_ascii_uppercase(),
+            self.host,
+            self.user,
+            tag
+        )
     }
 
     async fn register(&mut self, domain: &str) -> bool {
@@ -177,14 +250,15 @@ impl Client {
         let msg = format!(
             "REGISTER sip:{domain} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\n\
              To: <sip:{u}@{domain}>\r\nFrom: <sip:{u}@{domain}>;tag=r{u}\r\nCall-ID: reg-{u}\r\n\
-             CSeq: {c} REGISTER\r\nContact: <sip:{u}@{h}.invalid;transport=ws>;expires=3600\r\n\
+             CSeq: {c} REGISTER\r\nContact: <sip:{u}@{h}.invalid;transport={t}>;expires=3600\r\n\
              Content-Length: 0\r\n\r\n",
             self.via(&format!("r{}", self.cseq)),
             u = self.user,
             h = self.host,
             c = self.cseq,
+            t = self.transport,
         );
-        transact(&mut self.ws, msg).await.is_some_and(|r| r.starts_with("SIP/2.0 200"))
+        transact(&mut self.conn, msg).await.is_some_and(|r| r.starts_with("SIP/2.0 200"))
     }
 
     /// One call to `service`: INVITE, ACK to the 200, BYE.
@@ -192,7 +266,8 @@ impl Client {
         // Unique across runs: a SIPp UAS serving several runs keeps the
         // Call-IDs it has seen, and would not answer one again.
         let call_id = format!("call-{}-{}-{n}", std::process::id(), self.user);
-        let contact = format!("<sip:{}@{}.invalid;transport=ws>", self.user, self.host);
+        let contact =
+            format!("<sip:{}@{}.invalid;transport={}>", self.user, self.host, self.transport);
         let invite = format!(
             "INVITE sip:service@{domain} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\n\
              To: <sip:service@{domain}>\r\nFrom: <sip:{u}@{domain}>;tag=c{n}\r\nCall-ID: {call_id}\r\n\
@@ -200,7 +275,7 @@ impl Client {
             self.via(&format!("i{n}")),
             u = self.user,
         );
-        let Some(ok) = transact(&mut self.ws, invite).await else { return false };
+        let Some(ok) = transact(&mut self.conn, invite).await else { return false };
         if !ok.starts_with("SIP/2.0 200") {
             return false;
         }
@@ -226,10 +301,10 @@ impl Client {
         };
         let ack = in_dialog("ACK", 1, &via_a);
         let bye = in_dialog("BYE", 2, &via_b);
-        if self.ws.send(Message::text(ack)).await.is_err() {
+        if !self.conn.send(ack).await {
             return false;
         }
-        transact(&mut self.ws, bye).await.is_some_and(|r| r.starts_with("SIP/2.0 200"))
+        transact(&mut self.conn, bye).await.is_some_and(|r| r.starts_with("SIP/2.0 200"))
     }
 }
 
@@ -260,9 +335,11 @@ async fn main() {
         let (o, tls, gate) = (Arc::clone(&o), tls.clone(), Arc::clone(&gate));
         joins.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.ok()?;
-            let ws =
+            let conn =
                 connect(&o, tls.as_deref(), i).await.map_err(|e| eprintln!("{i}: {e}")).ok()?;
-            let mut c = Client { ws, user: format!("u{i}"), host: format!("h{i}"), cseq: 0 };
+            let transport = o.transport;
+            let mut c =
+                Client { conn, transport, user: format!("u{i}"), host: format!("h{i}"), cseq: 0 };
             c.register(&o.domain).await.then_some(c)
         }));
     }
@@ -331,7 +408,8 @@ async fn run_all(clients: &[Arc<Mutex<Client>>], take: usize, job: Job, domain: 
     ok
 }
 
-/// A reader per idle client, so pings get their pongs.
+/// A reader per idle client, so pings get their pongs (and keepalive
+/// CRLFs are read).
 fn spawn_idle(clients: &[Arc<Mutex<Client>>]) -> Vec<tokio::task::JoinHandle<()>> {
     clients
         .iter()
@@ -339,7 +417,7 @@ fn spawn_idle(clients: &[Arc<Mutex<Client>>]) -> Vec<tokio::task::JoinHandle<()>
             let c = Arc::clone(c);
             tokio::spawn(async move {
                 let mut c = c.lock().await;
-                while let Some(Ok(_)) = c.ws.next().await {}
+                while c.conn.next_message().await.is_some() {}
             })
         })
         .collect()

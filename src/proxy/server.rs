@@ -281,13 +281,23 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                 match (transport, &acceptor) {
                     (Transport::Ws, _) => {
                         let inbound = super::Inbound { transport, local, peer };
-                        let server = Arc::clone(&ws_server);
+                        let conn = super::ws::serve(
+                            stream,
+                            inbound,
+                            outbound,
+                            sink,
+                            Arc::clone(&ws_server),
+                        );
                         tokio::spawn(async move {
-                            super::ws::serve(stream, inbound, outbound, sink, server).await;
+                            conn.await;
                             drop(slot);
                         });
                     }
                     (Transport::Wss, Some(acceptor)) => {
+                        // The TLS handshake on a task of its own, which ends
+                        // with it: the connection's task, spawned after it,
+                        // is not allocated at the size of the handshake's
+                        // future for as long as the connection lives.
                         let (acceptor, server) = (acceptor.clone(), Arc::clone(&ws_server));
                         tokio::spawn(async move {
                             let hs = tokio::time::timeout(
@@ -297,8 +307,12 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                             match hs.await {
                                 Ok(Ok(tls)) => {
                                     let inbound = super::Inbound { transport, local, peer };
-                                    super::ws::serve(tls, inbound, outbound, sink, server).await;
-                                    drop(slot);
+                                    let conn =
+                                        super::ws::serve(tls, inbound, outbound, sink, server);
+                                    tokio::spawn(async move {
+                                        conn.await;
+                                        drop(slot);
+                                    });
                                 }
                                 _ => {
                                     outbound

@@ -346,7 +346,11 @@ impl Outbound {
         let pong = tx.clone();
         tokio::spawn(async move {
             let inbound = Inbound { transport, local, peer };
-            let mut buf = BytesMut::with_capacity(8192);
+            // Every idle connection holds this buffer: 4 KiB holds the
+            // usual SIP message whole (2–3 of them per read), and it grows
+            // for a larger one (it is reclaimed once the messages split
+            // off it are dropped).
+            let mut buf = BytesMut::with_capacity(4096);
             'conn: loop {
                 match tokio::time::timeout(TCP_IDLE, rd.read_buf(&mut buf)).await {
                     Ok(Ok(n)) if n > 0 => {}
