@@ -23,7 +23,12 @@
 # connection).
 #
 # Usage: benches/ws_scale.sh     env: COUNT (20000), CALLS (2000), WSS (0), TLS (0),
-#                                     PROXIES ("sipc kamailio": either alone to try one)
+#                                     PROXIES ("sipc kamailio": either alone to try one),
+#                                     PARALLEL (256 connections opened at a time; 1 for
+#                                     wss:// and TLS: Debian's Kamailio 5.6.3 with OpenSSL 3
+#                                     loses a TCP worker to SIGSEGV under concurrent TLS
+#                                     handshakes, its issue #3791, mended by the
+#                                     `tls_threads_mode` of later versions)
 # Needs: kamailio (with its websocket and tls modules), sipp, openssl,
 # root (or a hard limit of open files above 2 × COUNT).
 set -euo pipefail
@@ -34,6 +39,7 @@ CALLS=${CALLS:-2000}
 WSS=${WSS:-0}
 TLS=${TLS:-0}
 PROXIES=${PROXIES:-sipc kamailio}
+PARALLEL=${PARALLEL:-256}
 SIPC_BIN=${SIPC_BIN:-${CARGO_TARGET_DIR:-target}/release/sipc}
 LOAD_BIN=${CARGO_TARGET_DIR:-target}/release/examples/ws_clients
 source benches/common.sh
@@ -101,7 +107,7 @@ measure() { # NAME -> sets KB_NAME, CONN_NAME, REG_NAME, CALL_NAME
   m0=$(pss "$proxy")
   t0=$(cpu "$proxy")
   coproc LOAD { "$LOAD_BIN" "$URL" "$COUNT" --from 127.0.0.2-127.0.0.21 --ca "$TMP/ca.pem" \
-                  --domain example.com 2>"$TMP/load.err"; }
+                  --domain example.com --parallel "$PARALLEL" 2>"$TMP/load.err"; }
   read -r -t 600 line <&"${LOAD[0]}" || { echo "the load tool gave up: $(tail -3 "$TMP/load.err")" >&2; exit 1; }
   t1=$(cpu "$proxy")
   sleep 2
@@ -114,6 +120,10 @@ measure() { # NAME -> sets KB_NAME, CONN_NAME, REG_NAME, CALL_NAME
   echo refresh >&"${LOAD[1]}"
   read -r -t 600 line <&"${LOAD[0]}"
   refreshed=$(awk '{ print $2 }' <<<"$line")
+  if (( ${refreshed:-0} == 0 )); then
+    echo "$name: no client registered again: $line; $(grep -m3 -E 'CRITICAL|ALERT|panic' "$TMP/proxy.log")" >&2
+    exit 1
+  fi
   t2=$(cpu "$proxy")
   echo "call $CALLS" >&"${LOAD[1]}"
   read -r -t 600 line <&"${LOAD[0]}"
