@@ -284,6 +284,61 @@ mod tests {
         assert_eq!(none.status(), StatusCode::BAD_REQUEST);
     }
 
+    /// A stream far larger than any real one: the connection's future must
+    /// not grow with it (the stream lives in boxes on the heap), since
+    /// every idle connection holds that future for as long as it is open.
+    #[test]
+    fn the_connection_future_does_not_hold_the_stream() {
+        struct Big {
+            io: tokio::io::DuplexStream,
+            _ballast: [u8; 16 * 1024],
+        }
+        impl AsyncRead for Big {
+            fn poll_read(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+            }
+        }
+        impl AsyncWrite for Big {
+            fn poll_write(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+            }
+            fn poll_flush(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.io).poll_flush(cx)
+            }
+            fn poll_shutdown(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+            }
+        }
+        let udp = Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+        let outbound = Arc::new(Outbound::new(vec![udp], Vec::new()));
+        let server = Arc::new(WsServer {
+            cfg: WsConfig::default(),
+            stats: Arc::default(),
+            on_close: Box::new(|_, _| {}),
+        });
+        let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let inbound = Inbound { transport: Transport::Ws, local: addr, peer: addr };
+        let (io, _peer) = tokio::io::duplex(64);
+        let big = Big { io, _ballast: [0; 16 * 1024] };
+        let conn = serve(big, inbound, outbound, Arc::new(|_, _| {}), server);
+        let size = std::mem::size_of_val(&conn);
+        assert!(size < 2048, "the connection's future is {size} bytes");
+    }
+
     #[test]
     fn origins_outside_the_list_are_forbidden() {
         let cfg =
