@@ -9,7 +9,8 @@
 # connections over ws:// (or wss:// with WSS=1) from 20 loopback addresses,
 # each upgraded with the `sip` subprotocol and registered as a browser
 # does, and holds them open. With TLS=1 the clients speak SIP straight
-# over TLS (port 5061) instead, as desk phones on connections do. Measured on the proxy's processes:
+# over TLS (port 5061) instead, as desk phones on connections do.
+# Measured on the proxy's processes:
 #
 #   - memory per idle registered connection: the proxy's PSS (summed over
 #     Kamailio's processes, whose shared memory PSS splits fairly) with
@@ -69,7 +70,7 @@ openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$TMP/ws-key.pem
 printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$TMP/ws.ext"
 openssl x509 -req -in "$TMP/ws.csr" -CA "$TMP/ca.pem" -CAkey "$TMP/ca-key.pem" -CAcreateserial \
   -days 1 -extfile "$TMP/ws.ext" -out "$TMP/ws-cert.pem" 2>/dev/null
-if [[ $TLS == 1 ]]; then URL=${URL:-tls://127.0.0.1:5061/}
+if [[ $TLS == 1 ]]; then URL=tls://127.0.0.1:5061/
 elif [[ $WSS == 1 ]]; then URL=wss://127.0.0.1:8443/
 else URL=ws://127.0.0.1:8080/; fi
 

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
+use sipc::sip::{Frame, ParseLimits, frame_stream};
 use tokio::io::{
     AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _,
 };
@@ -73,22 +74,19 @@ impl Conn {
                 }
             },
             Conn::Stream { io, buf } => loop {
-                while buf.starts_with(b"\r\n") {
-                    buf.drain(..2);
-                }
-                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                    let body = header(&head, "Content-Length")
-                        .into_iter()
-                        .chain(header(&head, "l"))
-                        .find_map(|v| v.parse::<usize>().ok())
-                        .unwrap_or(0);
-                    let total = end + 4 + body;
-                    if buf.len() >= total {
-                        let msg = String::from_utf8_lossy(&buf[..total]).into_owned();
-                        buf.drain(..total);
+                // The proxy's own stream framing (RFC 3261 §18.3).
+                match frame_stream(buf, &ParseLimits::default()) {
+                    Frame::Message(len) => {
+                        let msg = String::from_utf8_lossy(&buf[..len]).into_owned();
+                        buf.drain(..len);
                         return Some(msg);
                     }
+                    Frame::KeepAlive(len) => {
+                        buf.drain(..len);
+                        continue;
+                    }
+                    Frame::Invalid(_) => return None,
+                    Frame::Incomplete => {}
                 }
                 let mut chunk = [0u8; 4096];
                 match io.read(&mut chunk).await {

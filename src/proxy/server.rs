@@ -281,17 +281,14 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                 match (transport, &acceptor) {
                     (Transport::Ws, _) => {
                         let inbound = super::Inbound { transport, local, peer };
-                        let conn = super::ws::serve(
+                        tokio::spawn(super::ws::serve(
                             stream,
                             inbound,
                             outbound,
                             sink,
                             Arc::clone(&ws_server),
-                        );
-                        tokio::spawn(async move {
-                            conn.await;
-                            drop(slot);
-                        });
+                            Some(slot),
+                        ));
                     }
                     (Transport::Wss, Some(acceptor)) => {
                         // The TLS handshake on a task of its own, which ends
@@ -307,12 +304,14 @@ pub async fn start(config: ServerConfig, router: Arc<dyn Router>) -> io::Result<
                             match hs.await {
                                 Ok(Ok(tls)) => {
                                     let inbound = super::Inbound { transport, local, peer };
-                                    let conn =
-                                        super::ws::serve(tls, inbound, outbound, sink, server);
-                                    tokio::spawn(async move {
-                                        conn.await;
-                                        drop(slot);
-                                    });
+                                    tokio::spawn(super::ws::serve(
+                                        tls,
+                                        inbound,
+                                        outbound,
+                                        sink,
+                                        server,
+                                        Some(slot),
+                                    ));
                                 }
                                 _ => {
                                     outbound

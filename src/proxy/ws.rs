@@ -41,7 +41,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::transport::{Inbound, Outbound, Transport};
+use super::transport::{Inbound, Outbound, SourceSlot, Transport};
 
 /// How long the upgrade (and TLS before it) may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -140,7 +140,8 @@ fn check_upgrade(
 
 /// Upgrades `stream` (TCP, or TLS already accepted) to a SIP WebSocket
 /// connection and serves it until it closes. Refusals and failures are
-/// counted; nothing else is affected.
+/// counted; nothing else is affected. `slot`, the connection's place in
+/// its source's count, is held until then.
 ///
 /// The future returned is what an idle connection costs for as long as
 /// it is open (the task holding it is allocated at its size), so it is
@@ -157,6 +158,7 @@ pub fn serve<S>(
     outbound: Arc<Outbound>,
     on_message: Arc<dyn Fn(Bytes, Inbound) + Send + Sync>,
     server: Arc<WsServer>,
+    slot: Option<SourceSlot>,
 ) -> impl Future<Output = ()> + Send + 'static
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -186,6 +188,7 @@ where
         }
     });
     async move {
+        let _slot = slot;
         let Inbound { transport, peer, .. } = inbound;
         let (cfg, stats) = (&server.cfg, &server.stats);
         let mut ws = match upgrade.await {
@@ -334,7 +337,7 @@ mod tests {
         let inbound = Inbound { transport: Transport::Ws, local: addr, peer: addr };
         let (io, _peer) = tokio::io::duplex(64);
         let big = Big { io, _ballast: [0; 16 * 1024] };
-        let conn = serve(big, inbound, outbound, Arc::new(|_, _| {}), server);
+        let conn = serve(big, inbound, outbound, Arc::new(|_, _| {}), server, None);
         let size = std::mem::size_of_val(&conn);
         assert!(size < 2048, "the connection's future is {size} bytes");
     }
