@@ -297,7 +297,7 @@ impl NgClient {
                 continue;
             }
             let outcome = self.exchange(&self.inner.instances[n], &body, self.inner.retries).await;
-            if let Some(done) = self.settle(n, outcome, &mut tried) {
+            if let Some(done) = self.settle(n, outcome, &mut tried, None) {
                 return done;
             }
         }
@@ -325,10 +325,11 @@ impl NgClient {
         n: usize,
         outcome: Result<Vec<u8>, Exchange>,
         tried: &mut Vec<SocketAddr>,
+        keep: Option<&[&str]>,
     ) -> Option<Result<Dict, NgError>> {
         let inst = &self.inner.instances[n];
         match outcome {
-            Ok(reply) => Some(result(inst, &reply)),
+            Ok(reply) => Some(result(inst, &reply, keep)),
             Err(Exchange::Send(detail)) => {
                 Some(Err(NgError::Send { instance: inst.spec.addr, detail }))
             }
@@ -378,6 +379,19 @@ impl NgClient {
     /// in `stale_datagrams`) by its next request. The duration of every
     /// call is recorded ([`Self::latency`]).
     pub fn request_sync(&self, call_id: &str, command: Dict) -> Result<Dict, NgError> {
+        self.request_sync_keeping(call_id, command, None)
+    }
+
+    /// [`Self::request_sync`], the reply's dictionary holding only `result`,
+    /// `error-reason` and the keys in `keep` (all of them for `None`): the
+    /// rest of the reply is checked but not built (see
+    /// [`bencode::decode_dict_keeping`]).
+    pub fn request_sync_keeping(
+        &self,
+        call_id: &str,
+        command: Dict,
+        keep: Option<&[&str]>,
+    ) -> Result<Dict, NgError> {
         let started = std::time::Instant::now();
         let (body, order) = self.prepare(call_id, command)?;
         let mut tried = Vec::new();
@@ -387,7 +401,7 @@ impl NgClient {
                 continue;
             }
             let outcome = self.exchange_sync(&self.inner.instances[n], &body);
-            out = self.settle(n, outcome, &mut tried);
+            out = self.settle(n, outcome, &mut tried, keep);
             if out.is_some() {
                 break;
             }
@@ -581,7 +595,7 @@ async fn ping_until_up(weak: Weak<Inner>, n: usize) {
         let client = NgClient { inner };
         let inst = &client.inner.instances[n];
         let answered = match client.exchange(inst, &ping, 0).await {
-            Ok(reply) => result(inst, &reply).is_ok(),
+            Ok(reply) => result(inst, &reply, Some(&[])).is_ok(),
             Err(_) => false,
         };
         if answered {
@@ -610,14 +624,24 @@ impl Drop for Unregister<'_> {
     }
 }
 
-/// The reply's dictionary, by its `result`.
-fn result(inst: &Instance, reply: &[u8]) -> Result<Dict, NgError> {
+/// The reply's dictionary, by its `result`: all of it, or (`keep`) only
+/// `result`, `error-reason` and the keys named.
+fn result(inst: &Instance, reply: &[u8], keep: Option<&[&str]>) -> Result<Dict, NgError> {
     let instance = inst.spec.addr;
     let fail = |e: NgError| {
         inst.errors.fetch_add(1, Ordering::Relaxed);
         Err(e)
     };
-    let dict = match bencode::decode_dict(reply) {
+    let decoded = match keep {
+        None => bencode::decode_dict(reply),
+        Some(keep) => {
+            let mut words: smallvec::SmallVec<[&str; 8]> =
+                smallvec::smallvec!["result", "error-reason"];
+            words.extend_from_slice(keep);
+            bencode::decode_dict_keeping(reply, &words)
+        }
+    };
+    let dict = match decoded {
         Ok(d) => d,
         Err(e) => return fail(NgError::Malformed { instance, detail: e.to_string() }),
     };

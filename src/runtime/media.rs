@@ -317,11 +317,14 @@ fn via_branch(ctx: &RouteCtx<'_>, which: &str) -> Option<String> {
 /// routes) the wait is announced with `block_in_place`, so the runtime
 /// moves its other tasks to another worker meanwhile.
 fn request(client: &NgClient, call_id: &str, d: Dict) -> Result<Dict, NgError> {
+    // The only key of a reply route code reads besides its result; the
+    // statistics of a `delete` reply are checked, not built.
+    const KEEP: Option<&[&str]> = Some(&["sdp"]);
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| client.request_sync(call_id, d))
+            tokio::task::block_in_place(|| client.request_sync_keeping(call_id, d, KEEP))
         }
-        _ => client.request_sync(call_id, d),
+        _ => client.request_sync_keeping(call_id, d, KEEP),
     }
 }
 

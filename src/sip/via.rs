@@ -10,14 +10,28 @@ use super::scan::{is_lws, is_token_byte, trim_lws};
 use super::uri::{Host, split_host_port};
 
 /// One Via value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Via<'a> {
     /// The transport token as written (`UDP`, `TCP`, `TLS`, `WS`, `WSS`, `SCTP`, …).
     pub transport: &'a str,
     pub host: Host<'a>,
     pub port: Option<u16>,
     pub params: Params<'a>,
+    /// The `branch` parameter when it was looked up already (the top Via
+    /// of a validated message: the proxy asks for it several times per
+    /// message, and each lookup walks the parameters); `None` when not.
+    branch: Option<Option<&'a str>>,
 }
+
+/// Equal when written the same: whether the branch was looked up already
+/// does not count.
+impl PartialEq for Via<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.transport, self.host, self.port, self.params)
+            == (other.transport, other.host, other.port, other.params)
+    }
+}
+impl Eq for Via<'_> {}
 
 /// A parsed [`Via`] as byte ranges of the message head that holds it, so a
 /// [`Message`](super::Message) can keep its top Via parsed.
@@ -27,6 +41,7 @@ pub(crate) struct ViaSpans {
     host: SpanHost,
     port: Option<u16>,
     params: (u32, u32),
+    branch: Option<(u32, u32)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +67,10 @@ impl ViaSpans {
             },
             port: via.port,
             params: range(via.params.as_str())?,
+            branch: match via.branch() {
+                Some(b) => Some(range(b)?),
+                None => None,
+            },
         })
     }
 
@@ -67,6 +86,7 @@ impl ViaSpans {
             },
             port: self.port,
             params: Params::validated(text(self.params)),
+            branch: Some(self.branch.map(text)),
         }
     }
 }
@@ -131,12 +151,15 @@ impl<'a> Via<'a> {
         if !trim_lws(tail).is_empty() {
             return Err(Malformed);
         }
-        Ok(Via { transport, host, port, params })
+        Ok(Via { transport, host, port, params, branch: None })
     }
 
     /// The `branch` parameter.
     pub fn branch(&self) -> Option<&'a str> {
-        self.params.get("branch").flatten()
+        match self.branch {
+            Some(known) => known,
+            None => self.params.get("branch").flatten(),
+        }
     }
 
     /// Does the branch start with the RFC 3261 magic cookie `z9hG4bK`?
@@ -191,6 +214,19 @@ mod tests {
         assert_eq!(v.branch(), Some("z9hG4bK776asdhds"));
         assert!(v.has_rfc3261_branch());
         assert_eq!(v.rport(), Some(None));
+    }
+
+    #[test]
+    fn spans_keep_the_branch_they_looked_up() {
+        let head = "Via: SIP/2.0/UDP h;rport;branch=z9hG4bKa1\r\nVia: SIP/2.0/UDP g;rport\r\n";
+        for value in ["SIP/2.0/UDP h;rport;branch=z9hG4bKa1", "SIP/2.0/UDP g;rport"] {
+            let at = head.find(value).unwrap();
+            let v = Via::parse(&head[at..at + value.len()]).unwrap();
+            let again = ViaSpans::of(&v, head).unwrap().get(head);
+            assert_eq!(again, v);
+            assert_eq!(again.branch, Some(v.branch()), "looked up once, kept");
+            assert_eq!(again.branch(), v.params.get("branch").flatten());
+        }
     }
 
     #[test]
