@@ -313,10 +313,9 @@ pub enum DecodeErrorKind {
 /// Decodes exactly one value from `input`.
 pub fn decode(input: &[u8]) -> Result<Value, DecodeError> {
     let mut d = Decoder { input, pos: 0 };
-    let v = d.value(0)?;
-    if d.pos != input.len() {
-        return Err(d.err(DecodeErrorKind::TrailingBytes));
-    }
+    // Built, so always `Some`.
+    let v = d.value(0, true)?.unwrap_or(Value::List(Vec::new()));
+    d.end()?;
     Ok(v)
 }
 
@@ -337,34 +336,9 @@ pub fn decode_dict_keeping(input: &[u8], keep: &[&str]) -> Result<Dict, DecodeEr
     if d.peek()? != b'd' {
         return decode_dict(input);
     }
-    d.pos = 1;
-    let mut map = BTreeMap::new();
-    let mut keys = Keys::default();
-    loop {
-        let c = d.peek()?;
-        if c == b'e' {
-            break;
-        }
-        if !c.is_ascii_digit() {
-            return Err(d.err(DecodeErrorKind::KeyNotString));
-        }
-        let key_at = d.pos;
-        let key = d.bytes()?;
-        if keep.iter().any(|k| k.as_bytes() == key) {
-            let v = d.value(1)?;
-            map.insert(key.to_vec(), v);
-        } else {
-            d.skip(1)?;
-        }
-        if !keys.insert(key) {
-            return Err(DecodeError { at: key_at, kind: DecodeErrorKind::DuplicateKey });
-        }
-    }
-    d.pos += 1;
-    if d.pos != input.len() {
-        return Err(d.err(DecodeErrorKind::TrailingBytes));
-    }
-    Ok(Dict(map))
+    let dict = d.dict(0, &|key| keep.iter().any(|k| k.as_bytes() == key))?;
+    d.end()?;
+    Ok(dict)
 }
 
 /// The keys of one dictionary seen so far, for finding a repeated one
@@ -408,104 +382,79 @@ impl<'a> Decoder<'a> {
         self.input.get(self.pos).copied().ok_or_else(|| self.err(DecodeErrorKind::Truncated))
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
+    /// No bytes after the top value.
+    fn end(&self) -> Result<(), DecodeError> {
+        match self.pos == self.input.len() {
+            true => Ok(()),
+            false => Err(self.err(DecodeErrorKind::TrailingBytes)),
+        }
+    }
+
+    /// One value at nesting `depth`: built when `build`, else only checked
+    /// (`None`), with the same errors at the same offsets either way.
+    fn value(&mut self, depth: usize, build: bool) -> Result<Option<Value>, DecodeError> {
         match self.peek()? {
             b'i' => {
                 self.pos += 1;
-                self.int().map(Value::Int)
+                let n = self.int()?;
+                Ok(build.then_some(Value::Int(n)))
             }
-            b'0'..=b'9' => self.bytes().map(|b| Value::Bytes(b.to_vec())),
+            b'0'..=b'9' => {
+                let b = self.bytes()?;
+                Ok(build.then(|| Value::Bytes(b.to_vec())))
+            }
             b'l' => {
-                if depth >= MAX_DEPTH {
-                    return Err(self.err(DecodeErrorKind::TooDeep));
-                }
-                self.pos += 1;
+                self.enter(depth)?;
                 let mut items = Vec::new();
                 while self.peek()? != b'e' {
-                    items.push(self.value(depth + 1)?);
+                    items.extend(self.value(depth + 1, build)?);
                 }
                 self.pos += 1;
-                Ok(Value::List(items))
+                Ok(build.then_some(Value::List(items)))
             }
             b'd' => {
-                if depth >= MAX_DEPTH {
-                    return Err(self.err(DecodeErrorKind::TooDeep));
-                }
-                self.pos += 1;
-                let mut map = BTreeMap::new();
-                loop {
-                    let c = self.peek()?;
-                    if c == b'e' {
-                        break;
-                    }
-                    if !c.is_ascii_digit() {
-                        return Err(self.err(DecodeErrorKind::KeyNotString));
-                    }
-                    let key_at = self.pos;
-                    let key = self.bytes()?.to_vec();
-                    let v = self.value(depth + 1)?;
-                    if map.insert(key, v).is_some() {
-                        return Err(DecodeError {
-                            at: key_at,
-                            kind: DecodeErrorKind::DuplicateKey,
-                        });
-                    }
-                }
-                self.pos += 1;
-                Ok(Value::Dict(Dict(map)))
+                let d = self.dict(depth, &|_| build)?;
+                Ok(build.then_some(Value::Dict(d)))
             }
             _ => Err(self.err(DecodeErrorKind::UnexpectedByte)),
         }
     }
 
-    /// Checks one value as [`Decoder::value`] does, building nothing.
-    fn skip(&mut self, depth: usize) -> Result<(), DecodeError> {
-        match self.peek()? {
-            b'i' => {
-                self.pos += 1;
-                self.int().map(drop)
-            }
-            b'0'..=b'9' => self.bytes().map(drop),
-            b'l' => {
-                if depth >= MAX_DEPTH {
-                    return Err(self.err(DecodeErrorKind::TooDeep));
-                }
-                self.pos += 1;
-                while self.peek()? != b'e' {
-                    self.skip(depth + 1)?;
-                }
-                self.pos += 1;
-                Ok(())
-            }
-            b'd' => {
-                if depth >= MAX_DEPTH {
-                    return Err(self.err(DecodeErrorKind::TooDeep));
-                }
-                self.pos += 1;
-                let mut keys = Keys::default();
-                loop {
-                    let c = self.peek()?;
-                    if c == b'e' {
-                        break;
-                    }
-                    if !c.is_ascii_digit() {
-                        return Err(self.err(DecodeErrorKind::KeyNotString));
-                    }
-                    let key_at = self.pos;
-                    let key = self.bytes()?;
-                    self.skip(depth + 1)?;
-                    if !keys.insert(key) {
-                        return Err(DecodeError {
-                            at: key_at,
-                            kind: DecodeErrorKind::DuplicateKey,
-                        });
-                    }
-                }
-                self.pos += 1;
-                Ok(())
-            }
-            _ => Err(self.err(DecodeErrorKind::UnexpectedByte)),
+    /// Steps into a list or dictionary at `depth`.
+    fn enter(&mut self, depth: usize) -> Result<(), DecodeError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.err(DecodeErrorKind::TooDeep));
         }
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// A dictionary at `depth`, the values of the keys `build` picks built
+    /// (the rest checked, and their entries left out).
+    fn dict(&mut self, depth: usize, build: &dyn Fn(&[u8]) -> bool) -> Result<Dict, DecodeError> {
+        self.enter(depth)?;
+        let mut map = BTreeMap::new();
+        let mut keys = Keys::default();
+        loop {
+            let c = self.peek()?;
+            if c == b'e' {
+                break;
+            }
+            if !c.is_ascii_digit() {
+                return Err(self.err(DecodeErrorKind::KeyNotString));
+            }
+            let key_at = self.pos;
+            let key = self.bytes()?;
+            let v = self.value(depth + 1, build(key))?;
+            if !keys.insert(key) {
+                return Err(DecodeError { at: key_at, kind: DecodeErrorKind::DuplicateKey });
+            }
+            if let Some(v) = v {
+                map.insert(key.to_vec(), v);
+            }
+        }
+        self.pos += 1;
+        Ok(Dict(map))
     }
 
     /// The digits of an integer after its `i`, through the closing `e`:

@@ -820,6 +820,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sync_requests_build_only_the_keys_asked_for() {
+        let fake = Fake::start("a", Mode::Ok).await;
+        let client = NgClient::new(settings(vec![fake.spec()])).unwrap();
+        let c = client.clone();
+        let (all, kept, bare) = tokio::task::spawn_blocking(move || {
+            (
+                c.request_sync("c", offer()).unwrap(),
+                c.request_sync_keeping("c", offer(), Some(&["who"])).unwrap(),
+                c.request_sync_keeping("c", offer(), Some(&[])).unwrap(),
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!((all.get_str("who"), all.len()), (Some("a"), 2));
+        assert_eq!((kept.get_str("who"), kept.len()), (Some("a"), 2));
+        assert_eq!((bare.get_str("result"), bare.len()), (Some("ok"), 1));
+        // An error keeps its reason whatever the caller asked for.
+        fake.set(Mode::Error("Unknown call-id"));
+        let c = client.clone();
+        let err =
+            tokio::task::spawn_blocking(move || c.request_sync_keeping("c", offer(), Some(&[])))
+                .await
+                .unwrap();
+        let reason = "Unknown call-id".to_owned();
+        assert_eq!(err.unwrap_err(), NgError::Rtpengine { instance: fake.addr, reason });
+    }
+
+    #[tokio::test]
     async fn an_error_reply_gives_rtpengines_reason() {
         let fake = Fake::start("a", Mode::Error("Unknown call-id")).await;
         let client = NgClient::new(settings(vec![fake.spec()])).unwrap();
