@@ -319,7 +319,7 @@ impl Message {
     }
 
     /// The tags, found by scanning only the header parameters of To and From.
-    fn scan_tags(&self) -> Tags {
+    pub(super) fn scan_tags(&self) -> Tags {
         let find = |name| {
             let (_, v) = self.single(name).ok()??;
             NameAddr::header_params(v).ok()?.get("tag").flatten()

@@ -25,7 +25,20 @@ pub fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
 /// Appends `v` in decimal, without the formatting machinery (addresses,
 /// ports and Content-Length are written into every forwarded message).
 pub fn push_u64(out: &mut String, v: u64) {
-    out.push_str(decimal(v, &mut [0; 20]));
+    // Digit by digit into `out`, without `decimal`'s UTF-8 check of its
+    // buffer: an IPv4 address is four of these.
+    if v < 10 {
+        out.push(char::from(b'0' + v as u8));
+        return;
+    }
+    let mut buf = [0u8; 20];
+    let (mut i, mut v) = (buf.len(), v);
+    while v > 0 {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend(buf[i..].iter().map(|&d| char::from(d)));
 }
 
 /// [`push_u64`] for ports.
@@ -71,6 +84,9 @@ mod tests {
     fn decimal_is_to_string() {
         for v in (0..=1000).chain([65_535, 4_294_967_295, u64::MAX]) {
             assert_eq!(super::decimal(v, &mut [0; 20]), v.to_string());
+            let mut s = String::from("x");
+            push_u64(&mut s, v);
+            assert_eq!(s, format!("x{v}"));
         }
     }
 

@@ -128,10 +128,19 @@ impl TxnLayer {
 
     /// The transaction id, branch index and loop hash a Via branch of ours
     /// names (`z9hG4bK<salt><id>-<index>.<hash>`).
+    /// Runs for every reply, so it cuts by position: the hash is the last
+    /// 16 bytes after a `.` (a `.` anywhere else fails the number parses, as
+    /// a split at the first `.` would fail the hash's).
     fn parse_branch(&self, branch: &str) -> Option<(u64, u32, u64)> {
-        let (part, hash) = branch.strip_prefix(MAGIC_COOKIE)?.split_once('.')?;
-        let (id, index) = part.strip_prefix(self.salt.as_str())?.split_once('-')?;
-        let hash = (hash.len() == 16).then(|| u64::from_str_radix(hash, 16).ok()).flatten()?;
+        let rest = branch.strip_prefix(MAGIC_COOKIE)?.strip_prefix(self.salt.as_str())?;
+        let dot = rest.len().checked_sub(17)?;
+        if rest.as_bytes()[dot] != b'.' {
+            return None;
+        }
+        let (part, hash) = (&rest[..dot], &rest[dot + 1..]);
+        let dash = memchr::memchr(b'-', part.as_bytes())?;
+        let (id, index) = (&part[..dash], &part[dash + 1..]);
+        let hash = u64::from_str_radix(hash, 16).ok()?;
         Some((u64::from_str_radix(id, 16).ok()?, index.parse().ok()?, hash))
     }
 }
@@ -326,5 +335,18 @@ mod tests {
         assert_eq!(layer.parse_branch("z9hG4bKother1-0.0000000000001234"), None);
         let short = format!("{MAGIC_COOKIE}{}.1234", layer.branch_part(1, 0));
         assert_eq!(layer.parse_branch(&short), None, "the hash has 16 digits");
+        let salt = &layer.salt;
+        for bad in [
+            format!("{MAGIC_COOKIE}{salt}1-0.00000000000012345"),
+            format!("{MAGIC_COOKIE}{salt}1-0.0.00000000000001234"),
+            format!("{MAGIC_COOKIE}{salt}1.0-0.0000000000001234"),
+            format!("{MAGIC_COOKIE}{salt}10.0000000000001234"),
+            format!("{MAGIC_COOKIE}{salt}1-x.0000000000001234"),
+            format!("{MAGIC_COOKIE}{salt}.0000000000001234"),
+            format!("{MAGIC_COOKIE}{salt}1-0.000000000000123g"),
+            format!("{MAGIC_COOKIE}{salt}1-0_0000000000001234"),
+        ] {
+            assert_eq!(layer.parse_branch(&bad), None, "{bad}");
+        }
     }
 }
