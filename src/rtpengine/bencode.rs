@@ -22,7 +22,8 @@
 //! per stream and per SSRC. Building and freeing all of that was two fifths
 //! of what the relay cost the proxy in user space (callgrind,
 //! `examples/nat-rtpengine.route` under SIPp: 145,000 instructions per call
-//! for offer, answer and delete before, 86,000 after; docs/architecture.md).
+//! for offer, answer and delete before, about 90,000 after;
+//! docs/architecture.md).
 
 use std::collections::BTreeMap;
 use std::fmt;
