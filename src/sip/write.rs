@@ -6,9 +6,8 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-/// `v` in decimal, written into `buf`: for a header value that needs no
-/// `String` of its own (Max-Forwards).
-pub fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
+/// The decimal digits of `v`, written at the end of `buf`.
+fn digits(v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let (mut i, mut v) = (buf.len(), v);
     loop {
         i -= 1;
@@ -18,27 +17,22 @@ pub fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
             break;
         }
     }
+    &buf[i..]
+}
+
+/// `v` in decimal, written into `buf`: for a header value that needs no
+/// `String` of its own (Max-Forwards).
+pub fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
     // Only ASCII digits were written.
-    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+    std::str::from_utf8(digits(v, buf)).unwrap_or("0")
 }
 
 /// Appends `v` in decimal, without the formatting machinery (addresses,
 /// ports and Content-Length are written into every forwarded message).
 pub fn push_u64(out: &mut String, v: u64) {
-    // Digit by digit into `out`, without `decimal`'s UTF-8 check of its
+    // Byte by byte into `out`, without `decimal`'s UTF-8 check of its
     // buffer: an IPv4 address is four of these.
-    if v < 10 {
-        out.push(char::from(b'0' + v as u8));
-        return;
-    }
-    let mut buf = [0u8; 20];
-    let (mut i, mut v) = (buf.len(), v);
-    while v > 0 {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    out.extend(buf[i..].iter().map(|&d| char::from(d)));
+    out.extend(digits(v, &mut [0; 20]).iter().map(|&d| char::from(d)));
 }
 
 /// [`push_u64`] for ports.

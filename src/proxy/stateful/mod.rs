@@ -128,6 +128,7 @@ impl TxnLayer {
 
     /// The transaction id, branch index and loop hash a Via branch of ours
     /// names (`z9hG4bK<salt><id>-<index>.<hash>`).
+    ///
     /// Runs for every reply, so it cuts by position: the hash is the last
     /// 16 bytes after a `.` (a `.` anywhere else fails the number parses, as
     /// a split at the first `.` would fail the hash's).
