@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use super::LocalIdentity;
 use super::branch::{MAGIC_COOKIE, is_loop, push_stateless_branch};
-use crate::sip::{EditedMessage, Host, Message, NameAddr, Scheme, Uri, Via};
+use crate::sip::{EditedMessage, HeaderName, Host, Message, NameAddr, Scheme, Uri, Via};
 
 /// A request the proxy refuses, with what to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +211,7 @@ pub fn preprocess_routes(
         if let Some(Some(r)) = entry.uri.params.get("received") {
             received = Some(unescape(r));
         }
-        edit.remove_first_value("Route");
+        edit.remove_top(HeaderName::Route);
         consumed += 1;
     }
     let what = if consumed == 0 {

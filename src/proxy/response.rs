@@ -110,7 +110,7 @@ pub fn response_target(via: &Via<'_>) -> NextHop {
 /// Strips this proxy's Via from a response before relaying it (§16.7 step 3).
 pub fn strip_own_via(resp: Message) -> EditedMessage {
     let mut e = EditedMessage::new(resp);
-    e.remove_first_value(HeaderName::Via.as_str());
+    e.remove_top(HeaderName::Via);
     e
 }
 

@@ -119,22 +119,37 @@ impl EditedMessage {
     /// response, a Route naming this proxy), even when it shares a line with
     /// others. Returns the removed value.
     pub fn remove_first_value(&mut self, name: &str) -> Option<String> {
-        // Runs on every relayed response (our Via comes off): the line's
-        // other values are joined only when there are any.
-        let (i, first, rest) = self.msg.indices_named(name).find_map(|i| {
-            let mut values = CommaValues::new(self.current(i)?);
-            let Some(Ok(first)) = values.next() else { return None };
-            let mut rest = String::new();
-            for v in values.filter_map(Result::ok).filter(|v| !v.is_empty()) {
-                if !rest.is_empty() {
-                    rest.push_str(", ");
-                }
-                rest.push_str(v);
-            }
-            Some((i, first.to_owned(), rest))
-        })?;
-        self.set_line(i, (!rest.is_empty()).then_some(rest));
+        let (i, first, rest) = self.msg.indices_named(name).find_map(|i| self.split_top(i))?;
+        let first = first.to_owned();
+        self.set_line(i, rest);
         Some(first)
+    }
+
+    /// [`remove_first_value`](Self::remove_first_value) for a known kind,
+    /// without copying the value out: runs on every relayed response (our
+    /// Via comes off) and for every Route naming this proxy. Returns whether
+    /// there was one.
+    pub fn remove_top(&mut self, kind: HeaderName) -> bool {
+        let Some((i, _, rest)) = self.msg.indices_of(kind).find_map(|i| self.split_top(i)) else {
+            return false;
+        };
+        self.set_line(i, rest);
+        true
+    }
+
+    /// Line `i`'s first value and what the line becomes without it (`None`:
+    /// nothing is left). The other values are joined only when there are any.
+    fn split_top(&self, i: usize) -> Option<(usize, &str, Option<String>)> {
+        let mut values = CommaValues::new(self.current(i)?);
+        let Some(Ok(first)) = values.next() else { return None };
+        let mut rest = String::new();
+        for v in values.filter_map(Result::ok).filter(|v| !v.is_empty()) {
+            if !rest.is_empty() {
+                rest.push_str(", ");
+            }
+            rest.push_str(v);
+        }
+        Some((i, first, (!rest.is_empty()).then_some(rest)))
     }
 
     /// Replaces the topmost value of a list header in place (the received
@@ -211,17 +226,27 @@ impl EditedMessage {
     }
 
     /// Writes the message with every edit applied. With no edits this is the
-    /// received bytes themselves (no copy).
+    /// received bytes themselves (no copy). Unchanged header lines are
+    /// copied a run at a time (a forwarded request usually has two or three
+    /// runs between the edited lines), into a buffer sized for the result.
     pub fn serialize(&self) -> Bytes {
         if self.is_unchanged() {
             return self.msg.as_bytes().clone();
         }
         let msg = &self.msg;
-        let head = msg.head();
+        let head = msg.head().as_bytes();
         let body = self.body();
-        let mut out = BytesMut::with_capacity(msg.as_bytes().len() + 256 + body.len());
+        let added: usize = self.inserted.iter().map(|(_, l)| l.len() + 2).sum::<usize>()
+            + self
+                .changed
+                .iter()
+                .map(|(_, v)| v.as_ref().map_or(0, |v| v.len() + 32))
+                .sum::<usize>()
+            + self.request_uri.as_ref().map_or(0, String::len)
+            + 40;
+        let mut out = BytesMut::with_capacity(msg.as_bytes().len() + added + body.len());
 
-        let first_eol = head.find('\n').map_or(head.len(), |i| i + 1);
+        let first_eol = memchr::memchr(b'\n', head).map_or(head.len(), |i| i + 1);
         match (msg.start_line(), &self.request_uri) {
             (StartLine::Request { .. }, Some(uri)) => {
                 out.put_slice(msg.method_str().unwrap_or_default().as_bytes());
@@ -229,21 +254,51 @@ impl EditedMessage {
                 out.put_slice(uri.as_bytes());
                 out.put_slice(b" SIP/2.0\r\n");
             }
-            _ => out.put_slice(&head.as_bytes()[..first_eol]),
+            _ => out.put_slice(&head[..first_eol]),
         }
 
         // Content-Length: rewrite the first live one, drop the rest, or add one.
-        let mut body_len = String::with_capacity(20);
-        super::write::push_u64(&mut body_len, body.len() as u64);
+        let mut digits = [0; 20];
+        let body_len = super::write::decimal(body.len() as u64, &mut digits);
         let mut cl_written = false;
+        // Headers below 64 with an edit, as bits; the rare others are
+        // looked up in `changed`.
+        let mask = self
+            .changed
+            .iter()
+            .fold(0u64, |m, (i, _)| m | 1u64.checked_shl(*i as u32).unwrap_or(0));
+        let is_changed = |i: usize| match i < 64 {
+            true => mask & (1 << i) != 0,
+            false => self.changed.iter().any(|(j, _)| *j == i),
+        };
         // Usually a Via and a Record-Route or two: sorted inline.
         let mut inserted: SmallVec<[&(usize, String); 4]> = self.inserted.iter().collect();
         inserted.sort_by_key(|(pos, _)| *pos);
         let mut ins = inserted.into_iter().peekable();
+        // The unchanged lines not yet copied: a byte range of the head.
+        let mut run = first_eol..first_eol;
+        let flush = |out: &mut BytesMut, run: &mut std::ops::Range<usize>| {
+            out.put_slice(&head[run.clone()]);
+            run.start = run.end;
+        };
         for (i, h) in msg.headers().iter().enumerate() {
-            while let Some((_, line)) = ins.next_if(|(pos, _)| *pos <= i) {
-                write_line(&mut out, line);
+            if ins.peek().is_some_and(|(pos, _)| *pos <= i) {
+                flush(&mut out, &mut run);
+                while let Some((_, line)) = ins.next_if(|(pos, _)| *pos <= i) {
+                    write_line(&mut out, line);
+                }
             }
+            let changed = is_changed(i);
+            if !changed && h.name != HeaderName::ContentLength {
+                let line = h.line.range();
+                if run.end != line.start {
+                    flush(&mut out, &mut run);
+                    run.start = line.start;
+                }
+                run.end = line.end;
+                continue;
+            }
+            flush(&mut out, &mut run);
             let Some(value) = self.current(i) else { continue };
             if h.name == HeaderName::ContentLength {
                 if cl_written {
@@ -251,22 +306,21 @@ impl EditedMessage {
                 }
                 cl_written = true;
                 if value != body_len {
-                    write_header(&mut out, msg.name_of(h), &body_len);
+                    write_header(&mut out, msg.name_of(h), body_len);
                     continue;
                 }
             }
-            match self.changed.iter().any(|(j, _)| *j == i) {
+            match changed {
                 true => write_header(&mut out, msg.name_of(h), value),
-                false => {
-                    out.put_slice(&head.as_bytes()[h.line.start as usize..h.line.end as usize])
-                }
+                false => out.put_slice(&head[h.line.range()]),
             }
         }
+        flush(&mut out, &mut run);
         for (_, line) in ins {
             write_line(&mut out, line);
         }
         if !cl_written {
-            write_header(&mut out, "Content-Length", &body_len);
+            write_header(&mut out, "Content-Length", body_len);
         }
         out.put_slice(b"\r\n");
         out.put_slice(&body);

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use super::error::{ErrorKind, ParseError};
-use super::scan::{CommaValues, is_token, is_token_byte, parse_decimal};
+use super::scan::{CommaValues, is_token_byte, parse_decimal};
 use super::{HeaderName, Method};
 
 /// Hard limits applied while parsing; the proxy exposes them as settings.
@@ -380,57 +380,67 @@ fn trim_span(text: &str, span: Span) -> Span {
 }
 
 /// Checks the start line strictly: single spaces between the elements and no
-/// trailing white space (RFC 4475 §3.1.2.9, §3.1.2.10), SIP/2.0 only.
+/// trailing white space (RFC 4475 §3.1.2.9, §3.1.2.10), SIP/2.0 only. Byte
+/// by byte, as it runs for every message.
 fn parse_start_line(text: &str, eol: usize) -> Result<StartLine, ParseError> {
-    let line_end = if eol > 0 && text.as_bytes()[eol - 1] == b'\r' { eol - 1 } else { eol };
-    let line = &text[..line_end];
-    if let Some(rest) = line.strip_prefix("SIP/") {
+    let b = text.as_bytes();
+    let line_end = if eol > 0 && b[eol - 1] == b'\r' { eol - 1 } else { eol };
+    let line = &b[..line_end];
+    if let Some(rest) = line.strip_prefix(b"SIP/") {
         let bad = ParseError::new(ErrorKind::BadStatusLine, 0);
-        let (version, rest) = rest.split_once(' ').ok_or(bad)?;
-        if version != "2.0" {
+        let sp = rest.iter().position(|&c| c == b' ').ok_or(bad)?;
+        if &rest[..sp] != b"2.0" {
             return Err(ParseError::new(ErrorKind::UnsupportedVersion, 4));
         }
-        let (code, reason) = match rest.split_once(' ') {
-            Some((c, r)) => (c, r),
-            None => (rest, ""),
+        let rest = &rest[sp + 1..];
+        // The code: exactly three digits, then a space and the reason or the end.
+        let code = match rest {
+            [a, b, c] | [a, b, c, b' ', ..]
+                if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() =>
+            {
+                u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+            }
+            _ => return Err(ParseError::new(ErrorKind::BadStatusLine, 8)),
         };
-        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ParseError::new(ErrorKind::BadStatusLine, 8));
-        }
-        let code: u16 = code.parse().map_err(|_| bad)?;
         if !(100..=699).contains(&code) {
             return Err(ParseError::new(ErrorKind::BadStatusLine, 8));
         }
-        if reason.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        let reason = rest.get(4..).unwrap_or_default();
+        if reason.iter().any(|&c| c.is_ascii_control() && c != b'\t') {
             return Err(ParseError::new(ErrorKind::BadStatusLine, 12));
         }
         let rs = line_end - reason.len();
         return Ok(StartLine::Response { code, reason: Span::new(rs, line_end) });
     }
     let bad = |at| ParseError::new(ErrorKind::BadRequestLine, at);
-    let sp1 = line.find(' ').ok_or(bad(0))?;
-    let method = &line[..sp1];
-    if !is_token(method) {
+    let sp1 = line.iter().position(|&c| !is_token_byte(c)).unwrap_or(line.len());
+    if sp1 == 0 || line.get(sp1) != Some(&b' ') {
         return Err(bad(0));
     }
-    let rest = &line[sp1 + 1..];
-    let sp2 = rest.find(' ').ok_or(bad(sp1 + 1))? + sp1 + 1;
-    let uri = &line[sp1 + 1..sp2];
-    let version = &line[sp2 + 1..];
-    if uri.is_empty() || uri.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>') {
+    let uri_len = line[sp1 + 1..]
+        .iter()
+        .position(|&c| c <= b' ' || c == 0x7f || c == b'<' || c == b'>')
+        .unwrap_or(line.len() - sp1 - 1);
+    let sp2 = sp1 + 1 + uri_len;
+    if line.get(sp2) != Some(&b' ') {
+        // No second space, or a character a URI cannot hold.
         return Err(bad(sp1 + 1));
     }
-    let version_ok = version.eq_ignore_ascii_case("SIP/2.0");
+    if uri_len == 0 {
+        return Err(bad(sp1 + 1));
+    }
+    let version = &line[sp2 + 1..];
+    let version_ok = version.eq_ignore_ascii_case(b"SIP/2.0");
     if !version_ok {
         let other_version = version.len() > 4
-            && version.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/")
-            && version[4..].bytes().all(|b| b.is_ascii_digit() || b == b'.');
+            && version[..4].eq_ignore_ascii_case(b"SIP/")
+            && version[4..].iter().all(|b| b.is_ascii_digit() || *b == b'.');
         if !other_version {
             return Err(ParseError::new(ErrorKind::BadRequestLine, sp2 + 1));
         }
     }
     Ok(StartLine::Request {
-        method: Method::from_token(method),
+        method: Method::from_token(&text[..sp1]),
         method_span: Span::new(0, sp1),
         uri: Span::new(sp1 + 1, sp2),
         version_ok,

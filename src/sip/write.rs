@@ -30,9 +30,7 @@ pub fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
 /// Appends `v` in decimal, without the formatting machinery (addresses,
 /// ports and Content-Length are written into every forwarded message).
 pub fn push_u64(out: &mut String, v: u64) {
-    // Byte by byte into `out`, without `decimal`'s UTF-8 check of its
-    // buffer: an IPv4 address is four of these.
-    out.extend(digits(v, &mut [0; 20]).iter().map(|&d| char::from(d)));
+    out.push_str(decimal(v, &mut [0; 20]));
 }
 
 /// [`push_u64`] for ports.
@@ -40,16 +38,43 @@ pub fn push_u16(out: &mut String, v: u16) {
     push_u64(out, u64::from(v));
 }
 
-/// Appends `ip` as text (see [`push_u16`]; IPv6 goes through `Display`).
+/// Room for the longest `a.b.c.d:port`.
+const V4_ADDR_MAX: usize = 21;
+
+/// Writes `v` at `buf[n..]`, returning the new end.
+fn put_decimal(buf: &mut [u8; V4_ADDR_MAX], n: usize, v: u16) -> usize {
+    let mut tmp = [0; 20];
+    let d = digits(u64::from(v), &mut tmp);
+    buf[n..n + d.len()].copy_from_slice(d);
+    n + d.len()
+}
+
+/// Writes the dotted quad at the start of `buf`, returning its length.
+fn put_ipv4(buf: &mut [u8; V4_ADDR_MAX], a: std::net::Ipv4Addr) -> usize {
+    let mut n = 0;
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        n = put_decimal(buf, n, u16::from(o));
+    }
+    n
+}
+
+/// Appends the first `n` bytes of `buf`, all ASCII digits, dots and colons.
+fn push_ascii(out: &mut String, buf: &[u8; V4_ADDR_MAX], n: usize) {
+    out.push_str(std::str::from_utf8(&buf[..n]).unwrap_or_default());
+}
+
+/// Appends `ip` as text (IPv4 built on the stack and appended at once;
+/// IPv6 goes through `Display`).
 pub fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(a) => {
-            for (i, o) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                push_u16(out, u16::from(o));
-            }
+            let mut buf = [0; V4_ADDR_MAX];
+            let n = put_ipv4(&mut buf, a);
+            push_ascii(out, &buf, n);
         }
         IpAddr::V6(a) => {
             let _ = write!(out, "{a}");
@@ -59,15 +84,22 @@ pub fn push_ip(out: &mut String, ip: IpAddr) {
 
 /// Appends `ip:port`, or `[ip]:port` for IPv6 (a Via sent-by, a URI host).
 pub fn push_socket_addr(out: &mut String, addr: SocketAddr) {
-    if addr.is_ipv6() {
-        out.push('[');
-        push_ip(out, addr.ip());
-        out.push(']');
-    } else {
-        push_ip(out, addr.ip());
+    match addr {
+        SocketAddr::V4(a) => {
+            let mut buf = [0; V4_ADDR_MAX];
+            let mut n = put_ipv4(&mut buf, *a.ip());
+            buf[n] = b':';
+            n = put_decimal(&mut buf, n + 1, a.port());
+            push_ascii(out, &buf, n);
+        }
+        SocketAddr::V6(_) => {
+            out.push('[');
+            push_ip(out, addr.ip());
+            out.push(']');
+            out.push(':');
+            push_u16(out, addr.port());
+        }
     }
-    out.push(':');
-    push_u16(out, addr.port());
 }
 
 #[cfg(test)]

@@ -12,6 +12,17 @@ pub(super) fn batch(mut steps: Vec<Step>) -> Option<Step> {
     }
 }
 
+/// Appends `more` to `steps`, taking its buffer when `steps` is still
+/// empty (usually only one part of a step has anything to send): no second
+/// allocation and no copy.
+pub(super) fn append(steps: &mut Vec<Step>, more: Vec<Step>) {
+    if steps.is_empty() {
+        *steps = more;
+    } else {
+        steps.extend(more);
+    }
+}
+
 pub(super) fn send(to: (Transport, SocketAddr), data: Bytes) -> Step {
     Step::Send(Outgoing::new(to.0, to.1, data))
 }

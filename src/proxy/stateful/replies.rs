@@ -50,7 +50,7 @@ impl Core {
                     }
                 }
                 ClientAction::Deliver => deliver = true,
-                other => steps.extend(self.client_actions(&mut t, index, [other])),
+                other => append(&mut steps, self.client_actions(&mut t, index, [other])),
             }
         }
         if code >= 200 && !t.branches[i].acked {
@@ -58,15 +58,15 @@ impl Core {
         }
         let compacted = t.live.is_none();
         if deliver && !compacted {
-            steps.extend(self.deliver(&mut t, index, msg, code, source));
-            steps.extend(self.remove_if_done(&mut t));
+            append(&mut steps, self.deliver(&mut t, index, msg, code, source));
+            append(&mut steps, self.remove_if_done(&mut t));
         } else if deliver {
             // A 2xx retransmitted in Accepted, after the transaction was
             // compacted: upstream by its Via, as a reply without one.
             drop(t);
             steps.extend(self.process_response(msg, source));
         } else {
-            steps.extend(self.remove_if_done(&mut t));
+            append(&mut steps, self.remove_if_done(&mut t));
         }
         batch(steps)
     }
@@ -129,7 +129,7 @@ impl Core {
             101..=199 => {
                 if !dropped {
                     let actions = t.server.respond(code, edit.serialize(), &self.txn.config.timers);
-                    steps.extend(self.server_actions(t, actions));
+                    append(&mut steps, self.server_actions(t, actions));
                     self.count_forwarded_response();
                 }
             }
@@ -140,12 +140,12 @@ impl Core {
                     // Already final upstream: a 2xx still goes (RFC 6026 §8.4).
                     steps.push(reply(t, data));
                 } else {
-                    steps.extend(self.server_actions(t, actions));
+                    append(&mut steps, self.server_actions(t, actions));
                 }
                 self.count_forwarded_response();
                 if !t.answered {
                     t.answered = true;
-                    steps.extend(self.cancel_pending(t, Some(index)));
+                    append(&mut steps, self.cancel_pending(t, Some(index)));
                 }
             }
             _ => {
@@ -156,9 +156,9 @@ impl Core {
                     b.response = Some(Box::new(edit));
                 }
                 if ends_fork(code) {
-                    steps.extend(self.cancel_pending(t, Some(index)));
+                    append(&mut steps, self.cancel_pending(t, Some(index)));
                 }
-                steps.extend(self.finish_if_done(t));
+                append(&mut steps, self.finish_if_done(t));
             }
         }
         steps
@@ -183,7 +183,7 @@ impl Core {
             for target in group {
                 steps.extend(self.start_target(t, &txn_ref, target));
             }
-            steps.extend(self.finish_if_done(t));
+            append(&mut steps, self.finish_if_done(t));
             return steps;
         }
         let codes: Vec<u16> =
@@ -221,7 +221,7 @@ impl Core {
                     let mut steps = self.start_branches(t, &txn_ref, destination, extra);
                     // Waits for the new branches; if every one failed at
                     // once, sends the best reply, now including them.
-                    steps.extend(self.finish_if_done(t));
+                    append(&mut steps, self.finish_if_done(t));
                     return steps;
                 }
                 Decision::Reply { code, reason } => {

@@ -121,13 +121,13 @@ impl Core {
         if invite {
             let delay = self.txn.config.timers.trying;
             if delay.is_zero() {
-                steps.extend(self.send_trying(&mut t));
+                append(&mut steps, self.send_trying(&mut t));
             } else {
                 self.txn.timers.arm(delay, TimerEvent::Server(id, ServerTimer::Trying));
             }
         }
-        steps.extend(self.start_branches(&mut t, &txn_ref, destination, extra));
-        steps.extend(self.finish_if_done(&mut t));
+        append(&mut steps, self.start_branches(&mut t, &txn_ref, destination, extra));
+        append(&mut steps, self.finish_if_done(&mut t));
         batch(steps)
     }
 
@@ -359,8 +359,8 @@ impl Core {
                 None => t.branches.push(Branch::failed(503, &self.txn.config.timers)),
             }
         }
-        steps.extend(self.finish_if_done(&mut t));
-        steps.extend(self.remove_if_done(&mut t));
+        append(&mut steps, self.finish_if_done(&mut t));
+        append(&mut steps, self.remove_if_done(&mut t));
         batch(steps)
     }
 
@@ -377,8 +377,8 @@ impl Core {
             let mut t = lock(txn_ref);
             if !t.server.is_final() {
                 t.canceled = true;
-                steps.extend(self.cancel_pending(&mut t, None));
-                steps.extend(self.finish_if_done(&mut t));
+                append(&mut steps, self.cancel_pending(&mut t, None));
+                append(&mut steps, self.finish_if_done(&mut t));
             }
         }
         self.count_replied();

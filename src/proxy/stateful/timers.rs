@@ -17,14 +17,16 @@ impl Core {
         let mut steps = Vec::new();
         let timers = &self.txn.config.timers;
         match ev {
-            TimerEvent::Server(_, ServerTimer::Trying) => steps.extend(self.send_trying(&mut t)),
+            TimerEvent::Server(_, ServerTimer::Trying) => {
+                append(&mut steps, self.send_trying(&mut t))
+            }
             TimerEvent::Server(_, timer) => {
                 let actions = t.server.on_timer(timer, timers);
-                steps.extend(self.server_actions(&mut t, actions));
+                append(&mut steps, self.server_actions(&mut t, actions));
             }
             TimerEvent::Client(_, index, timer) => {
                 let actions = t.branches.get_mut(index as usize)?.client.on_timer(timer, timers);
-                steps.extend(self.client_actions(&mut t, index, actions));
+                append(&mut steps, self.client_actions(&mut t, index, actions));
             }
             TimerEvent::C(_, index) => {
                 let b = t.branches.get_mut(index as usize)?;
@@ -41,17 +43,17 @@ impl Core {
                             steps.extend(self.send_cancel(&mut t, index));
                         }
                     } else {
-                        steps.extend(self.abandon(&mut t, index, 408));
+                        append(&mut steps, self.abandon(&mut t, index, 408));
                     }
                 }
             }
             TimerEvent::CancelWait(_, index) => {
                 if t.branches.get(index as usize)?.client.is_pending() {
-                    steps.extend(self.abandon(&mut t, index, 408));
+                    append(&mut steps, self.abandon(&mut t, index, 408));
                 }
             }
         }
-        steps.extend(self.remove_if_done(&mut t));
+        append(&mut steps, self.remove_if_done(&mut t));
         batch(steps)
     }
 
@@ -63,9 +65,9 @@ impl Core {
         let mut steps = Vec::new();
         if !actions.is_empty() {
             t.branches[index as usize].code = 503;
-            steps.extend(self.finish_if_done(&mut t));
+            append(&mut steps, self.finish_if_done(&mut t));
         }
-        steps.extend(self.remove_if_done(&mut t));
+        append(&mut steps, self.remove_if_done(&mut t));
         batch(steps)
     }
 
@@ -80,7 +82,7 @@ impl Core {
             return None;
         }
         let mut steps = self.abandon(&mut t, index, 408);
-        steps.extend(self.remove_if_done(&mut t));
+        append(&mut steps, self.remove_if_done(&mut t));
         batch(steps)
     }
 
@@ -115,7 +117,7 @@ impl Core {
                     let b = &mut t.branches[index as usize];
                     b.code = 408;
                     b.timed_out = true;
-                    steps.extend(self.finish_if_done(t));
+                    append(&mut steps, self.finish_if_done(t));
                 }
                 ClientAction::SendAck | ClientAction::Deliver | ClientAction::Terminate => {}
             }
@@ -138,7 +140,7 @@ impl Core {
                 ServerAction::Terminate => {}
             }
         }
-        steps.extend(self.remove_if_done(t));
+        append(&mut steps, self.remove_if_done(t));
         steps
     }
 
