@@ -40,6 +40,10 @@ pub struct NextHop {
     /// The transport was given (a `transport` parameter, `sips:`, a Via),
     /// not defaulted: RFC 3263 then skips NAPTR.
     pub explicit_transport: bool,
+    /// `host` as an address when it is an IP literal, parsed once where the
+    /// hop is made: [`NextHop::socket_addr`] is asked several times per
+    /// forwarded request.
+    pub(crate) ip: Option<std::net::IpAddr>,
 }
 
 impl NextHop {
@@ -47,16 +51,16 @@ impl NextHop {
     /// parameter, TLS for `sips:` (RFC 3263 §4.1). `None` for other schemes.
     pub fn from_uri(uri: &Uri<'_>) -> Option<NextHop> {
         let host = uri.host?;
-        let host = match uri.maddr() {
-            Some(m) => m.to_owned(),
-            None => host.text(),
+        let (host, ip) = match uri.maddr() {
+            Some(m) => (m.to_owned(), Host::parse(m).ok().and_then(|h| h.ip())),
+            None => (host.text(), host.ip()),
         };
         let (transport, explicit_transport) = match (uri.scheme, uri.transport()) {
             (Scheme::Sips, _) => ("tls".into(), true),
             (_, Some(t)) => (transport_name(t), true),
             (_, None) => ("udp".into(), false),
         };
-        Some(NextHop { host, port: uri.port, transport, explicit_transport })
+        Some(NextHop { host, port: uri.port, transport, explicit_transport, ip })
     }
 
     /// The port to use when the URI gave none and no SRV lookup applies.
@@ -69,7 +73,7 @@ impl NextHop {
 
     /// The socket address, when the host is an IP literal.
     pub fn socket_addr(&self) -> Option<SocketAddr> {
-        Host::parse(&self.host).ok()?.ip().map(|ip| SocketAddr::new(ip, self.port_or_default()))
+        self.ip.map(|ip| SocketAddr::new(ip, self.port_or_default()))
     }
 }
 

@@ -94,7 +94,14 @@ pub fn next_hop_for_response(resp: &Message, local: &LocalIdentity) -> Option<Ne
 
 /// The address a response is sent to for this Via.
 pub fn response_target(via: &Via<'_>) -> NextHop {
-    let host = via.maddr().or(via.received()).map_or_else(|| via.host.text(), str::to_owned);
+    let (host, ip) = match via.maddr().or(via.received()) {
+        // `received` holds an IPv6 address without brackets (RFC 3261 §25.1).
+        Some(h) => {
+            let ip = h.parse().ok().or_else(|| crate::sip::Host::parse(h).ok()?.ip());
+            (h.to_owned(), ip)
+        }
+        None => (via.host.text(), via.host.ip()),
+    };
     let port = match via.rport() {
         Some(Some(p)) => p,
         _ => via.port_or_default(),
@@ -104,6 +111,7 @@ pub fn response_target(via: &Via<'_>) -> NextHop {
         port: Some(port),
         transport: super::request::transport_name(via.transport),
         explicit_transport: true,
+        ip,
     }
 }
 
@@ -190,5 +198,11 @@ To: <sip:b@example.com>;tag=2\nFrom: <sip:a@example.com>;tag=1\nCall-ID: c1\nCSe
             Via::parse("SIP/2.0/TCP host.example.com;maddr=192.0.2.200;branch=z9hG4bKm").unwrap();
         let hop = response_target(&maddr);
         assert_eq!((hop.host.as_str(), hop.port), ("192.0.2.200", Some(5060)));
+        assert_eq!(hop.socket_addr(), Some("192.0.2.200:5060".parse().unwrap()));
+        // `received` writes IPv6 without brackets; it is an address all the same.
+        let v6 = Via::parse("SIP/2.0/UDP [2001:db8::1];received=2001:db8::9;rport=7000").unwrap();
+        assert_eq!(response_target(&v6).socket_addr(), Some("[2001:db8::9]:7000".parse().unwrap()));
+        let named = Via::parse("SIP/2.0/UDP host.example.com;branch=z9hG4bKn").unwrap();
+        assert_eq!(response_target(&named).socket_addr(), None, "a name is resolved");
     }
 }

@@ -119,32 +119,37 @@ const HOST_NAME_BYTE: [bool; 256] = {
     t
 };
 
-/// Dotted-quad IPv4 (no leading zeros beyond a single `0`, as std's parser).
+/// Dotted-quad IPv4 (no leading zeros beyond a single `0`, as std's parser),
+/// in one pass over the bytes: every Via, Request-URI and Contact of the
+/// proxy's traffic carries one.
 fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut n = 0;
-    let mut i = 0;
-    while n < 4 {
-        let start = i;
-        let mut v: u16 = 0;
-        while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
-            v = v * 10 + u16::from(b[i] - b'0');
-            i += 1;
-        }
-        let len = i - start;
-        if len == 0 || v > 255 || (len > 1 && b[start] == b'0') {
-            return None;
-        }
-        octets[n] = v as u8;
-        n += 1;
-        if n < 4 {
-            if b.get(i) != Some(&b'.') {
+    let (mut n, mut v, mut len) = (0, 0u16, 0);
+    for &c in b {
+        if c == b'.' {
+            if len == 0 || n == 3 {
                 return None;
             }
-            i += 1;
+            octets[n] = v as u8;
+            (n, v, len) = (n + 1, 0, 0);
+            continue;
+        }
+        let d = c.wrapping_sub(b'0');
+        // A fourth digit, or a second one after a leading zero.
+        if d > 9 || len == 3 || (len == 1 && v == 0) {
+            return None;
+        }
+        v = v * 10 + u16::from(d);
+        len += 1;
+        if v > 255 {
+            return None;
         }
     }
-    (i == b.len()).then(|| Ipv4Addr::from(octets))
+    if n != 3 || len == 0 {
+        return None;
+    }
+    octets[3] = v as u8;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// Splits `host[:port]`, with `[v6]:port` handled. The port must fit in u16.
@@ -535,8 +540,18 @@ mod tests {
             "1.2.3.4.",
             "1234.1.1.1",
             "1.2.3.04",
+            "0.0.0.00",
+            ".1.2.3",
+            "",
         ] {
             assert_eq!(parse_ipv4(s.as_bytes()), s.parse().ok(), "{s}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ipv4_parser_agrees_with_std_on_digits_and_dots(s in "[0-9.]{0,17}") {
+            proptest::prop_assert_eq!(parse_ipv4(s.as_bytes()), s.parse().ok());
         }
     }
 

@@ -43,10 +43,19 @@ const V4_ADDR_MAX: usize = 21;
 
 /// Writes `v` at `buf[n..]`, returning the new end.
 fn put_decimal(buf: &mut [u8; V4_ADDR_MAX], n: usize, v: u16) -> usize {
-    let mut tmp = [0; 20];
-    let d = digits(u64::from(v), &mut tmp);
-    buf[n..n + d.len()].copy_from_slice(d);
-    n + d.len()
+    let len = match v {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => 5,
+    };
+    let mut x = v;
+    for slot in buf[n..n + len].iter_mut().rev() {
+        *slot = b'0' + (x % 10) as u8;
+        x /= 10;
+    }
+    n + len
 }
 
 /// Writes the dotted quad at the start of `buf`, returning its length.
@@ -113,6 +122,20 @@ mod tests {
             let mut s = String::from("x");
             push_u64(&mut s, v);
             assert_eq!(s, format!("x{v}"));
+        }
+    }
+
+    #[test]
+    fn every_digit_count_is_written_as_display_writes_it() {
+        let edges = [0u16, 9, 10, 99, 100, 255, 999, 1000, 9999, 10_000, 65_535];
+        for &o in edges.iter().filter(|&&o| o <= 255) {
+            for &port in &edges {
+                let o = o as u8;
+                let a = SocketAddr::from(([o, 255 - o, 7, o], port));
+                let mut s = String::new();
+                push_socket_addr(&mut s, a);
+                assert_eq!(s, a.to_string());
+            }
         }
     }
 
