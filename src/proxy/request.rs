@@ -128,9 +128,12 @@ pub fn force_rport(edit: &mut EditedMessage, source: SocketAddr) {
 }
 
 fn mark_source(edit: &mut EditedMessage, source: SocketAddr, force_rport: bool) {
-    // On arrival nothing is edited yet: the received message's own top Via
-    // (parsed once, when it was validated) is the one to extend.
-    let top = if edit.is_unchanged() { None } else { edit.first_value("Via") };
+    // The received top Via is the one to extend: unless its line was
+    // edited, as validation parsed it (once).
+    let top = match edit.first_line_edited(HeaderName::Via) {
+        true => edit.first_value("Via"),
+        false => None,
+    };
     let via = match &top {
         Some(text) => Via::parse(text).ok(),
         None => edit.original().via().ok().flatten(),
@@ -141,7 +144,10 @@ fn mark_source(edit: &mut EditedMessage, source: SocketAddr, force_rport: bool) 
     if same_host && !wants_rport {
         return;
     }
-    let mut value = format!("SIP/2.0/{} ", via.transport);
+    let mut value = String::with_capacity(via.params.as_str().len() + via.transport.len() + 96);
+    value.push_str("SIP/2.0/");
+    value.push_str(via.transport);
+    value.push(' ');
     via.host.push_to(&mut value);
     if let Some(p) = via.port {
         value.push(':');
@@ -455,6 +461,26 @@ mod tests {
         let via = m.via().unwrap().unwrap();
         assert_eq!(via.params.as_str(), ";branch=z9hG4bKa;received=198.51.100.1;rport=40000");
         assert_eq!(crate::proxy::response::response_target(&via).port, Some(40000));
+    }
+
+    #[test]
+    fn force_rport_extends_the_top_via_as_it_stands() {
+        let text = format!(
+            "INVITE sip:b@example.com SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKa\n{TAIL}"
+        );
+        let source = "10.0.0.5:40000".parse().unwrap();
+        // Another header edited first: the received Via is still the one.
+        let mut e = edit(&text);
+        e.set_header("Max-Forwards", "69");
+        force_rport(&mut e, source);
+        let via = out(&e).via().unwrap().unwrap().params.as_str().to_owned();
+        assert_eq!(via, ";branch=z9hG4bKa;received=10.0.0.5;rport=40000");
+        // The Via itself edited: the edited one is extended.
+        let mut e = edit(&text);
+        e.replace_first_value("Via", "SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKb");
+        force_rport(&mut e, source);
+        let via = out(&e).via().unwrap().unwrap().params.as_str().to_owned();
+        assert_eq!(via, ";branch=z9hG4bKb;received=10.0.0.5;rport=40000");
     }
 
     #[test]

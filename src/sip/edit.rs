@@ -52,6 +52,14 @@ impl EditedMessage {
             && self.body.is_none()
     }
 
+    /// Has the first received line of `kind` been changed or removed? (Other
+    /// edits, a new Max-Forwards say, leave what validation parsed of it
+    /// good to use.)
+    pub fn first_line_edited(&self, kind: HeaderName) -> bool {
+        let first = self.msg.header_index(kind);
+        first.is_some_and(|i| self.changed.iter().any(|(j, _)| *j == i))
+    }
+
     /// Replaces the Request-URI (requests only; ignored for responses).
     pub fn set_request_uri(&mut self, uri: impl Into<String>) {
         self.request_uri = Some(uri.into());
