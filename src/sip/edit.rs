@@ -269,16 +269,6 @@ impl EditedMessage {
         let mut digits = [0; 20];
         let body_len = super::write::decimal(body.len() as u64, &mut digits);
         let mut cl_written = false;
-        // Headers below 64 with an edit, as bits; the rare others are
-        // looked up in `changed`.
-        let mask = self
-            .changed
-            .iter()
-            .fold(0u64, |m, (i, _)| m | 1u64.checked_shl(*i as u32).unwrap_or(0));
-        let is_changed = |i: usize| match i < 64 {
-            true => mask & (1 << i) != 0,
-            false => self.changed.iter().any(|(j, _)| *j == i),
-        };
         // Usually a Via and a Record-Route or two: sorted inline.
         let mut inserted: SmallVec<[&(usize, String); 4]> = self.inserted.iter().collect();
         inserted.sort_by_key(|(pos, _)| *pos);
@@ -296,11 +286,12 @@ impl EditedMessage {
                     write_line(&mut out, line);
                 }
             }
-            let changed = is_changed(i);
+            let changed = self.changed.iter().any(|(j, _)| *j == i);
             if !changed && h.name != HeaderName::ContentLength {
+                // Header lines are contiguous: a run only needs starting
+                // after a line that was not copied.
                 let line = h.line.range();
-                if run.end != line.start {
-                    flush(&mut out, &mut run);
+                if run.is_empty() {
                     run.start = line.start;
                 }
                 run.end = line.end;

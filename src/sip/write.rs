@@ -43,19 +43,10 @@ const V4_ADDR_MAX: usize = 21;
 
 /// Writes `v` at `buf[n..]`, returning the new end.
 fn put_decimal(buf: &mut [u8; V4_ADDR_MAX], n: usize, v: u16) -> usize {
-    let len = match v {
-        0..=9 => 1,
-        10..=99 => 2,
-        100..=999 => 3,
-        1000..=9999 => 4,
-        _ => 5,
-    };
-    let mut x = v;
-    for slot in buf[n..n + len].iter_mut().rev() {
-        *slot = b'0' + (x % 10) as u8;
-        x /= 10;
-    }
-    n + len
+    let mut tmp = [0; 20];
+    let d = digits(u64::from(v), &mut tmp);
+    buf[n..n + d.len()].copy_from_slice(d);
+    n + d.len()
 }
 
 /// Writes the dotted quad at the start of `buf`, returning its length.
