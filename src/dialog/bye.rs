@@ -171,6 +171,13 @@ impl ByeQueue {
         }
     }
 
+    /// When [`ByeQueue::due`] next has something to do: the earliest
+    /// resend or give-up of a BYE in flight; `None` with none.
+    pub fn next_due(&self) -> Option<Instant> {
+        let map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().map(|f| f.next.min(f.sent + GIVE_UP)).min()
+    }
+
     /// The BYEs to send again now; those unanswered after Timer F are
     /// given up.
     pub fn due(&self, now: Instant) -> Vec<Bye> {

@@ -306,6 +306,10 @@ pub struct Dialogs {
     /// How many dialogs are hidden (one load decides whether an in-dialog
     /// request needs looking up before routing).
     hidden: AtomicUsize,
+    /// Told when a deadline earlier than every other one is armed: the
+    /// timeout task sleeps until the earliest deadline, not on a fixed tick
+    /// (`proxy::dialogs::spawn`).
+    pub wake: tokio::sync::Notify,
 }
 
 impl Default for Dialogs {
@@ -360,6 +364,7 @@ impl Dialogs {
             byes: bye::ByeQueue::default(),
             aliases: Mutex::new(HashMap::new()),
             hidden: AtomicUsize::new(0),
+            wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -483,7 +488,29 @@ impl Dialogs {
     }
 
     fn arm(&self, d: &Dialog) {
-        lock(&self.deadlines).push(Reverse((d.deadline_ms, d.id, d.call_id.clone())));
+        self.push_deadline((d.deadline_ms, d.id, d.call_id.clone()));
+    }
+
+    /// Queues a deadline; wakes the timeout task when it comes before every
+    /// other one (it may be sleeping until a later one, or with none).
+    fn push_deadline(&self, e: (u64, u64, Box<str>)) {
+        let at = e.0;
+        let earliest = {
+            let mut heap = lock(&self.deadlines);
+            let earliest = heap.peek().is_none_or(|Reverse(top)| at < top.0);
+            heap.push(Reverse(e));
+            earliest
+        };
+        if earliest {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The earliest deadline queued (ms since the epoch), if any; it may
+    /// belong to a dialog that has ended since ([`Dialogs::expired`]
+    /// skips those).
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        lock(&self.deadlines).peek().map(|Reverse(e)| e.0)
     }
 
     /// A dialog for an initial INVITE being relayed. `from`/`to` are the
@@ -587,7 +614,7 @@ impl Dialogs {
         d.deadline_ms = now + d.max_ms.unwrap_or_else(|| self.timeout_ms());
         let copy = (d.deadline_ms, d.id, d.call_id.clone());
         drop(shard);
-        lock(&self.deadlines).push(Reverse(copy));
+        self.push_deadline(copy);
         self.stats.answered.fetch_add(1, Ordering::Relaxed);
         true
     }
@@ -862,7 +889,7 @@ impl Dialogs {
         }) else {
             return false;
         };
-        lock(&self.deadlines).push(Reverse((at, id, call_id.into())));
+        self.push_deadline((at, id, call_id.into()));
         true
     }
 
@@ -871,7 +898,7 @@ impl Dialogs {
         for s in self.shards.iter() {
             for d in lock(s).values_mut() {
                 d.deadline_ms = at;
-                lock(&self.deadlines).push(Reverse((at, d.id, d.call_id.clone())));
+                self.push_deadline((at, d.id, d.call_id.clone()));
             }
         }
     }
@@ -983,6 +1010,28 @@ mod tests {
         d.confirm("c5", "<sip:b@x>;tag=t", Leg::default(), vec![], "", Some(0), 100);
         d.in_dialog("c5", "f", "t", "INFO", 2, 900);
         assert_eq!(d.expired(1100).len(), 1, "a maximum duration is not pushed back");
+    }
+
+    #[tokio::test]
+    async fn only_a_deadline_earlier_than_the_rest_wakes_the_timeout_task() {
+        let woken = |d: &Dialogs| {
+            let n = d.wake.notified();
+            tokio::pin!(n);
+            // A permit left by `notify_one` completes it on the first poll.
+            n.as_mut().enable()
+        };
+        let d = Dialogs::new(DialogConfig { default_timeout: Duration::from_secs(10) });
+        assert!(!woken(&d), "nothing armed");
+        assert_eq!(d.next_deadline_ms(), None);
+        create(&d, "w1"); // deadline 1,000 + 10 s
+        assert!(woken(&d), "the first deadline");
+        assert_eq!(d.next_deadline_ms(), Some(11_000));
+        create(&d, "w2");
+        d.confirm("w2", "<sip:b@x>;tag=t", Leg::default(), vec![], "", Some(0), 5_000);
+        assert!(!woken(&d), "15 s is later than 11 s");
+        assert!(d.end_at("w2", 2_000));
+        assert!(woken(&d), "2 s is earlier than every other");
+        assert_eq!(d.next_deadline_ms(), Some(2_000));
     }
 
     #[test]

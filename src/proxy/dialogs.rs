@@ -20,8 +20,12 @@ use crate::dialog::bye::{self, Bye};
 use crate::dialog::now_ms;
 use crate::sip::{HeaderName, Message};
 
-/// How often dialog deadlines and BYE retransmissions are looked at.
+/// The granularity of dialog deadlines and BYE retransmissions.
 pub const TICK: Duration = Duration::from_millis(20);
+
+/// The longest the timeout task sleeps with nothing to do, so it notices
+/// that its core is gone.
+const IDLE: Duration = Duration::from_secs(1);
 
 /// The first Contact URI of a message, in angle brackets; empty when none.
 pub(super) fn first_contact(msg: &Message) -> Box<str> {
@@ -172,10 +176,28 @@ fn send(core: &Arc<Core>, bye: &Bye) {
 pub fn spawn(core: &Arc<Core>) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(core);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            // The services, not the core: the sleep must not keep the core alive.
+            let Some(services) = weak.upgrade().map(|core| Arc::clone(core.services())) else {
+                return;
+            };
+            let dialogs = &services.dialogs;
+            // Registered before looking, so a deadline armed in between
+            // still wakes it (`notify_one` keeps a permit).
+            let woken = dialogs.wake.notified();
+            let now = Instant::now();
+            let next_deadline = dialogs
+                .next_deadline_ms()
+                .map(|at| now + Duration::from_millis(at.saturating_sub(now_ms())));
+            let next = match (next_deadline, dialogs.byes.next_due()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let sleep = next.map_or(IDLE, |at| at.saturating_duration_since(now).clamp(TICK, IDLE));
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = woken => tokio::time::sleep(TICK).await,
+            }
             let Some(core) = weak.upgrade() else { return };
             let dialogs = &core.services().dialogs;
             for d in dialogs.expired(now_ms()) {
