@@ -93,6 +93,10 @@ pub struct Message {
     /// What validation parsed and routing reads again: the top Via, the
     /// Request-URI's parts, the To and From tags ([`Message::validate`]).
     pub(super) memo: Option<super::typed::Memo>,
+    /// The To and From tags found by scanning, the first time either is
+    /// asked for where validation did not keep them (a response, or a
+    /// message not validated).
+    pub(super) scanned_tags: std::sync::OnceLock<super::typed::Tags>,
 }
 
 impl Message {
@@ -201,7 +205,16 @@ impl Message {
             }
         };
         let raw = buf.slice(lead..lead + head_len + body_len);
-        Ok(Message { raw, head, start, headers, first, count, memo: None })
+        Ok(Message {
+            raw,
+            head,
+            start,
+            headers,
+            first,
+            count,
+            memo: None,
+            scanned_tags: std::sync::OnceLock::new(),
+        })
     }
 
     /// The message exactly as received (leading CRLFs and trailing extra bytes excluded).

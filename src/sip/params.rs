@@ -93,6 +93,9 @@ impl<'a> Params<'a> {
         if let Some(found) = self.leading(name) {
             return Some(found);
         }
+        if !mentions(self.0.as_bytes(), name.as_bytes()) {
+            return None;
+        }
         self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
@@ -126,6 +129,27 @@ impl<'a> Params<'a> {
     pub fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
+}
+
+/// Does `name` occur anywhere in `list`, ignoring ASCII case? The walk
+/// finds a parameter only where its name is written as asked (names are
+/// compared as written, case aside), so where `name` does not occur there
+/// is nothing to walk for. Most lookups are of parameters a message does
+/// not carry (`rport`, `maddr`, `received` of a Via, `transport` of a
+/// URI): a search for the name's first byte answers those for a fraction
+/// of the walk.
+fn mentions(list: &[u8], name: &[u8]) -> bool {
+    let Some(&first) = name.first() else { return true };
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let mut at = 0;
+    while let Some(i) = memchr::memchr2(lower, upper, &list[at..]) {
+        let start = at + i;
+        if list.get(start..start + name.len()).is_some_and(|w| w.eq_ignore_ascii_case(name)) {
+            return true;
+        }
+        at = start + 1;
+    }
+    false
 }
 
 /// Iterator over a [`Params`] list.
@@ -265,6 +289,15 @@ mod tests {
         fn lookups_agree_with_the_walk(list in "(;(tag|TAG|t)[= a;\\\"z]{0,8}){0,3}") {
             let walked = Params(&list).iter().find(|(n, _)| n.eq_ignore_ascii_case("tag")).map(|(_, v)| v);
             proptest::prop_assert_eq!(Params(&list).get("tag"), walked);
+        }
+
+        #[test]
+        fn absent_names_agree_with_the_walk(
+            list in "(;(rport|RPort|maddr|received|rpor|r|m)[= a;\\\"z0-9]{0,8}){0,4}",
+            name in "(rport|maddr|received|RPORT|r)",
+        ) {
+            let walked = Params(&list).iter().find(|(n, _)| n.eq_ignore_ascii_case(&name)).map(|(_, v)| v);
+            proptest::prop_assert_eq!(Params(&list).get(&name), walked);
         }
 
         #[test]

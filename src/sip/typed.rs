@@ -24,14 +24,17 @@ pub(super) struct Memo {
     pub(super) next_via: Option<ViaSpans>,
     /// `None` for a response.
     pub(super) ruri: Option<UriParts>,
-    pub(super) tags: Tags,
+    /// A request's, from the full parse of its From and To; `None` for a
+    /// response, whose tags are scanned when first read
+    /// ([`Message::to_tag`]): routing a response seldom reads them.
+    pub(super) tags: Option<Tags>,
     /// Checked only for requests; kept for any message, as found.
     pub(super) max_forwards: Result<Option<u8>, ParseError>,
 }
 
 /// The To and From tags of a message, as byte ranges of its head.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Tags {
+pub(crate) struct Tags {
     to: Option<(u32, u32)>,
     from: Option<(u32, u32)>,
 }
@@ -305,7 +308,10 @@ impl Message {
     }
 
     fn tag_of(&self, name: HeaderName) -> Option<&str> {
-        let tags = self.memo.map_or_else(|| self.scan_tags(), |m| m.tags);
+        let tags = match self.memo.as_ref().and_then(|m| m.tags) {
+            Some(tags) => tags,
+            None => *self.scanned_tags.get_or_init(|| self.scan_tags()),
+        };
         let (start, end) = if name == HeaderName::To { tags.to? } else { tags.from? };
         self.head().get(start as usize..end as usize)
     }
