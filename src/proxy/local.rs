@@ -83,6 +83,17 @@ impl LocalIdentity {
         self.is_local(&host, uri.port.unwrap_or(default))
     }
 
+    /// [`LocalIdentity::is_local_uri`] for a URI validation kept as parts
+    /// of `text` (an unedited Request-URI), without parsing it again.
+    pub fn is_local_uri_parts(&self, text: &str, parts: &crate::sip::UriParts) -> bool {
+        if parts.host_kind == crate::sip::HostKind::None {
+            return false;
+        }
+        let (start, end) = parts.host();
+        let Some(Ok(host)) = text.get(start..end).map(Host::parse) else { return false };
+        self.is_local(&host, parts.port_or_default())
+    }
+
     /// Did this proxy write this Via (its sent-by is ours)?
     pub fn is_local_via(&self, via: &Via<'_>) -> bool {
         self.is_local(&via.host, via.port_or_default())
@@ -113,6 +124,14 @@ mod tests {
         ];
         for u in no {
             assert!(!l.is_local_uri(&Uri::parse(u).unwrap()), "{u}");
+        }
+        for u in yes.iter().chain(&no).chain(&["sip:u@127.0.0.1:5060", "sips:PROXY.example.com"]) {
+            let parts = crate::sip::UriParts::of(u).unwrap();
+            assert_eq!(
+                l.is_local_uri_parts(u, &parts),
+                l.is_local_uri(&Uri::parse(u).unwrap()),
+                "{u}"
+            );
         }
     }
 }

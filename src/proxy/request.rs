@@ -196,8 +196,15 @@ pub fn preprocess_routes(
     edit: &mut EditedMessage,
     local: &LocalIdentity,
 ) -> (RoutePreprocess, Option<String>) {
-    let ruri_local = || {
-        edit.request_uri().and_then(|u| Uri::parse(u).ok()).is_some_and(|u| local.is_local_uri(&u))
+    // An unedited Request-URI was parsed by validation: its parts answer.
+    let ruri_local = || match edit.original().kept_request_uri_parts() {
+        Some(parts) if !edit.request_uri_edited() => {
+            local.is_local_uri_parts(edit.original().request_uri_str().unwrap_or(""), parts)
+        }
+        _ => edit
+            .request_uri()
+            .and_then(|u| Uri::parse(u).ok())
+            .is_some_and(|u| local.is_local_uri(&u)),
     };
     // The Route set is copied out only in the rare strict-router case.
     if edit.current_values("Route").next().is_some() && ruri_local() {
@@ -213,13 +220,15 @@ pub fn preprocess_routes(
     let mut consumed = 0;
     let mut received = None;
     while consumed < 2 {
-        let Some(first) = edit.first_value("Route") else { break };
-        let Ok(entry) = NameAddr::parse(&first) else { break };
-        if !local.is_local_uri(&entry.uri) {
-            break;
-        }
-        if let Some(Some(r)) = entry.uri.params.get("received") {
-            received = Some(unescape(r));
+        let ours = edit.first_value_str(HeaderName::Route).and_then(|first| {
+            let entry = NameAddr::parse(first).ok()?;
+            local
+                .is_local_uri(&entry.uri)
+                .then(|| entry.uri.params.get("received").flatten().map(unescape))
+        });
+        let Some(path_received) = ours else { break };
+        if path_received.is_some() {
+            received = path_received;
         }
         edit.remove_top(HeaderName::Route);
         consumed += 1;

@@ -192,6 +192,20 @@ impl EditedMessage {
         self.msg.indices_of(kind).find_map(|i| self.current(i))
     }
 
+    /// The topmost value of a list header of a known kind as it will be
+    /// written, borrowed ([`EditedMessage::first_value`] without the copy).
+    pub fn first_value_str(&self, kind: super::HeaderName) -> Option<&str> {
+        self.msg.indices_of(kind).find_map(|i| {
+            let current = self.current(i)?;
+            CommaValues::new(current).next()?.ok()
+        })
+    }
+
+    /// Has the Request-URI been replaced?
+    pub fn request_uri_edited(&self) -> bool {
+        self.request_uri.is_some()
+    }
+
     /// The topmost value of a list header as it will be written.
     pub fn first_value(&self, name: &str) -> Option<String> {
         self.msg.indices_named(name).find_map(|i| {

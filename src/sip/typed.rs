@@ -137,7 +137,7 @@ pub fn parse_qvalue(s: &str) -> Option<u16> {
 }
 
 impl Message {
-    fn bad(&self, name: HeaderName, h: &Header) -> ParseError {
+    pub(super) fn bad(&self, name: HeaderName, h: &Header) -> ParseError {
         ParseError::new(ErrorKind::BadHeader(name), h.value.start as usize)
     }
 
@@ -193,13 +193,22 @@ impl Message {
         }
     }
 
+    /// The first value of the first Via line, as [`Message::vias`] gives
+    /// it first, without the iterator's adapters (this runs for every
+    /// message).
     pub(super) fn parse_top_via(&self) -> Result<Option<ViaSpans>, ParseError> {
-        match self.vias().next() {
-            None => Ok(None),
-            Some(Err(e)) => Err(e),
-            // A value is always a slice of the head; `None` cannot happen.
-            Some(Ok(v)) => Ok(ViaSpans::of(&v, self.head())),
-        }
+        let Some(h) = self.header(HeaderName::Via) else { return Ok(None) };
+        let via = match CommaValues::new(self.value_of(h)).next() {
+            Some(Ok(v)) if !v.is_empty() => {
+                Via::parse(v).map_err(|_| self.bad(HeaderName::Via, h))?
+            }
+            Some(Err(Malformed)) => {
+                return Err(ParseError::new(ErrorKind::UnterminatedQuote, h.value.start as usize));
+            }
+            _ => return Err(self.bad(HeaderName::Via, h)),
+        };
+        // A value is always a slice of the head; `None` cannot happen.
+        Ok(ViaSpans::of(&via, self.head()))
     }
 
     /// The Via value below the top one: where a response goes after this
@@ -397,6 +406,9 @@ mod tests {
             "Via: SIP/2.0/TLS 192.0.2.1\r\n",
             "Via: SIP/2.0/UDP [::1];branch=z9hG4bKc\r\n",
             "Via: SIP/2.0/UDP bad host\r\n",
+            "Via: , SIP/2.0/UDP 192.0.2.1\r\n",
+            "Via: SIP/2.0/UDP 192.0.2.1;x=\"open\r\n",
+            "Via: SIP/2.0/UDP 192.0.2.1,\r\nVia: SIP/2.0/UDP 192.0.2.3\r\n",
         ] {
             let text = format!(
                 "OPTIONS sip:x@example.com SIP/2.0\r\n{vias}To: <sip:x@example.com>\r\n\

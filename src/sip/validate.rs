@@ -16,9 +16,11 @@
 //! `$fu` or `$tu` of a response with a malformed address gets an empty
 //! value, and a malformed tag reads as none.
 
-use super::error::{ErrorKind, ParseError};
+use super::error::{ErrorKind, Malformed, ParseError};
 use super::message::Message;
+use super::scan::CommaValues;
 use super::typed::Memo;
+use super::via::Via;
 use super::via::ViaSpans;
 use super::{HeaderName, Method};
 
@@ -72,12 +74,7 @@ impl Message {
             }
         }
         let top_via = self.parse_top_via()?;
-        let mut below = self.vias_below_top();
-        // A value is always a slice of the head; `None` cannot happen.
-        let next_via = below.next().transpose()?.and_then(|v| ViaSpans::of(&v, self.head()));
-        for v in below {
-            v?;
-        }
+        let next_via = self.check_vias_below_top()?;
         let tags = if self.is_request() {
             let from = self.from()?;
             let to = self.to()?;
@@ -115,6 +112,41 @@ impl Message {
     }
 }
 
+impl Message {
+    /// Parses every Via value below the top one (as
+    /// [`Message::vias_below_top`] does, without its iterator adapters:
+    /// this runs for every message) and keeps the first.
+    fn check_vias_below_top(&self) -> Result<Option<ViaSpans>, ParseError> {
+        let mut next = None;
+        let mut top = true;
+        for i in self.indices_of(HeaderName::Via) {
+            let h = &self.headers()[i];
+            for v in CommaValues::new(self.value_of(h)) {
+                if std::mem::take(&mut top) {
+                    continue; // parsed as the top Via
+                }
+                let via = match v {
+                    Ok(v) if !v.is_empty() => {
+                        Via::parse(v).map_err(|_| self.bad(HeaderName::Via, h))?
+                    }
+                    Ok(_) => return Err(self.bad(HeaderName::Via, h)),
+                    Err(Malformed) => {
+                        return Err(ParseError::new(
+                            ErrorKind::UnterminatedQuote,
+                            h.value.start as usize,
+                        ));
+                    }
+                };
+                if next.is_none() {
+                    // A value is always a slice of the head; `None` cannot happen.
+                    next = ViaSpans::of(&via, self.head());
+                }
+            }
+        }
+        Ok(next)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +159,38 @@ mod tests {
              Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         );
         Message::parse(Bytes::from(text)).unwrap()
+    }
+
+    /// Validation accepts exactly the messages whose every Via parses, and
+    /// keeps the second value as the next Via.
+    #[test]
+    fn vias_below_the_top_are_checked_and_the_next_kept() {
+        for vias in [
+            "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\r\n",
+            "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa, SIP/2.0/TCP h.example.com:5070\r\n",
+            "Via: SIP/2.0/UDP 192.0.2.1\r\nVia: SIP/2.0/UDP 192.0.2.2, SIP/2.0/UDP 192.0.2.3\r\n",
+            "Via: SIP/2.0/UDP 192.0.2.1\r\nVia: SIP/2.0/UDP bad host\r\n",
+            "Via: SIP/2.0/UDP 192.0.2.1, \r\n",
+            "Via: SIP/2.0/UDP 192.0.2.1\r\nVia: SIP/2.0/UDP 192.0.2.2;x=\"open\r\n",
+            "Via: SIP/2.0/UDP 192.0.2.1\r\nVia: SIP/2.0/UDP 192.0.2.2\r\nVia: x\r\n",
+        ] {
+            let text = format!(
+                "SIP/2.0 200 OK\r\n{vias}From: <sip:a@example.com>;tag=1\r\n\
+                 To: <sip:b@example.com>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            let plain = Message::parse(Bytes::from(text)).unwrap();
+            let mut checked = plain.clone();
+            let all_parse = plain.vias().all(|v| v.is_ok());
+            assert_eq!(checked.validate().is_ok(), all_parse, "{vias}");
+            if all_parse {
+                assert_eq!(
+                    checked.next_via().transpose().unwrap(),
+                    plain.vias_below_top().next().transpose().unwrap(),
+                    "{vias}"
+                );
+            }
+        }
     }
 
     #[test]
