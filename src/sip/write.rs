@@ -43,10 +43,21 @@ const V4_ADDR_MAX: usize = 21;
 
 /// Writes `v` at `buf[n..]`, returning the new end.
 fn put_decimal(buf: &mut [u8; V4_ADDR_MAX], n: usize, v: u16) -> usize {
-    let mut tmp = [0; 20];
-    let d = digits(u64::from(v), &mut tmp);
-    buf[n..n + d.len()].copy_from_slice(d);
-    n + d.len()
+    // Written in place, last digit first: copying the digits over from
+    // another buffer was a call to memcpy for each octet of every address.
+    let len = match v {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1_000..=9_999 => 4,
+        _ => 5,
+    };
+    let mut v = v;
+    for slot in buf[n..n + len].iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    n + len
 }
 
 /// Writes the dotted quad at the start of `buf`, returning its length.
