@@ -34,7 +34,7 @@ pub(super) struct Memo {
 
 /// The To and From tags of a message, as byte ranges of its head.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Tags {
+pub(super) struct Tags {
     to: Option<(u32, u32)>,
     from: Option<(u32, u32)>,
 }

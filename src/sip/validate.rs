@@ -20,8 +20,7 @@ use super::error::{ErrorKind, Malformed, ParseError};
 use super::message::Message;
 use super::scan::CommaValues;
 use super::typed::Memo;
-use super::via::Via;
-use super::via::ViaSpans;
+use super::via::{Via, ViaSpans};
 use super::{HeaderName, Method};
 
 /// Headers that may appear at most once (RFC 3261 §7.3.1: not list-valued).
@@ -110,9 +109,7 @@ impl Message {
         }
         Ok(Memo { top_via, next_via, ruri, tags, max_forwards })
     }
-}
 
-impl Message {
     /// Parses every Via value below the top one (as
     /// [`Message::vias_below_top`] does, without its iterator adapters:
     /// this runs for every message) and keeps the first.
