@@ -189,10 +189,7 @@ pub fn spawn(core: &Arc<Core>) -> tokio::task::JoinHandle<()> {
             let next_deadline = dialogs
                 .next_deadline_ms()
                 .map(|at| now + Duration::from_millis(at.saturating_sub(now_ms())));
-            let next = match (next_deadline, dialogs.byes.next_due()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let next = next_deadline.into_iter().chain(dialogs.byes.next_due()).min();
             let sleep = next.map_or(IDLE, |at| at.saturating_duration_since(now).clamp(TICK, IDLE));
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}

@@ -130,13 +130,9 @@ pub fn force_rport(edit: &mut EditedMessage, source: SocketAddr) {
 fn mark_source(edit: &mut EditedMessage, source: SocketAddr, force_rport: bool) {
     // The received top Via is the one to extend: unless its line was
     // edited, as validation parsed it (once).
-    let top = match edit.first_line_edited(HeaderName::Via) {
-        true => edit.first_value("Via"),
-        false => None,
-    };
-    let via = match &top {
-        Some(text) => Via::parse(text).ok(),
-        None => edit.original().via().ok().flatten(),
+    let via = match edit.first_line_edited(HeaderName::Via) {
+        true => edit.first_value_str(HeaderName::Via).and_then(|text| Via::parse(text).ok()),
+        false => edit.original().via().ok().flatten(),
     };
     let Some(via) = via else { return };
     let wants_rport = force_rport || via.rport().is_some();

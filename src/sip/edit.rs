@@ -195,10 +195,12 @@ impl EditedMessage {
     /// The topmost value of a list header of a known kind as it will be
     /// written, borrowed ([`EditedMessage::first_value`] without the copy).
     pub fn first_value_str(&self, kind: super::HeaderName) -> Option<&str> {
-        self.msg.indices_of(kind).find_map(|i| {
-            let current = self.current(i)?;
-            CommaValues::new(current).next()?.ok()
-        })
+        self.msg.indices_of(kind).find_map(|i| self.top_value(i))
+    }
+
+    /// The first value of line `i` as it will be written.
+    fn top_value(&self, i: usize) -> Option<&str> {
+        CommaValues::new(self.current(i)?).next()?.ok()
     }
 
     /// Has the Request-URI been replaced?
@@ -208,10 +210,7 @@ impl EditedMessage {
 
     /// The topmost value of a list header as it will be written.
     pub fn first_value(&self, name: &str) -> Option<String> {
-        self.msg.indices_named(name).find_map(|i| {
-            let current = self.current(i)?;
-            CommaValues::new(current).next()?.ok().map(str::to_owned)
-        })
+        self.msg.indices_named(name).find_map(|i| self.top_value(i)).map(str::to_owned)
     }
 
     /// Replaces the body; `content_type` sets Content-Type (removed when the

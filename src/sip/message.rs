@@ -435,11 +435,8 @@ fn parse_start_line(text: &str, eol: usize) -> Result<StartLine, ParseError> {
         .position(|&c| c <= b' ' || c == 0x7f || c == b'<' || c == b'>')
         .unwrap_or(line.len() - sp1 - 1);
     let sp2 = sp1 + 1 + uri_len;
-    if line.get(sp2) != Some(&b' ') {
-        // No second space, or a character a URI cannot hold.
-        return Err(bad(sp1 + 1));
-    }
-    if uri_len == 0 {
+    if uri_len == 0 || line.get(sp2) != Some(&b' ') {
+        // An empty URI, no second space, or a character a URI cannot hold.
         return Err(bad(sp1 + 1));
     }
     let version = &line[sp2 + 1..];

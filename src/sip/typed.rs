@@ -194,19 +194,12 @@ impl Message {
     }
 
     /// The first value of the first Via line, as [`Message::vias`] gives
-    /// it first, without the iterator's adapters (this runs for every
-    /// message).
+    /// it first, for a message not validated (validation keeps it).
     pub(super) fn parse_top_via(&self) -> Result<Option<ViaSpans>, ParseError> {
         let Some(h) = self.header(HeaderName::Via) else { return Ok(None) };
-        let via = match CommaValues::new(self.value_of(h)).next() {
-            Some(Ok(v)) if !v.is_empty() => {
-                Via::parse(v).map_err(|_| self.bad(HeaderName::Via, h))?
-            }
-            Some(Err(Malformed)) => {
-                return Err(ParseError::new(ErrorKind::UnterminatedQuote, h.value.start as usize));
-            }
-            _ => return Err(self.bad(HeaderName::Via, h)),
-        };
+        // The first split is always a value (`None` cannot happen).
+        let Some(v) = CommaValues::new(self.value_of(h)).next() else { return Ok(None) };
+        let via = self.list_value(HeaderName::Via, h, v, Via::parse)?;
         // A value is always a slice of the head; `None` cannot happen.
         Ok(ViaSpans::of(&via, self.head()))
     }
@@ -272,13 +265,26 @@ impl Message {
             .filter(move |h| h.name == name)
             .flat_map(move |h| CommaValues::new(self.value_of(h)).map(move |v| (h, v)))
             .skip(skip)
-            .map(move |(h, v)| match v {
-                Ok(v) if !v.is_empty() => parse(v).map_err(|_| self.bad(name, h)),
-                Ok(_) => Err(self.bad(name, h)),
-                Err(Malformed) => {
-                    Err(ParseError::new(ErrorKind::UnterminatedQuote, h.value.start as usize))
-                }
-            })
+            .map(move |(h, v)| self.list_value(name, h, v, parse))
+    }
+
+    /// One value of a list header line `h` as [`CommaValues`] split it,
+    /// parsed: an empty value is malformed, and an unterminated quote is
+    /// reported at the line's value.
+    pub(super) fn list_value<'m, T>(
+        &self,
+        name: HeaderName,
+        h: &Header,
+        v: Result<&'m str, Malformed>,
+        parse: fn(&'m str) -> Result<T, Malformed>,
+    ) -> Result<T, ParseError> {
+        match v {
+            Ok(v) if !v.is_empty() => parse(v).map_err(|_| self.bad(name, h)),
+            Ok(_) => Err(self.bad(name, h)),
+            Err(Malformed) => {
+                Err(ParseError::new(ErrorKind::UnterminatedQuote, h.value.start as usize))
+            }
+        }
     }
 
     fn name_addr(&self, name: HeaderName) -> Result<Option<NameAddr<'_>>, ParseError> {

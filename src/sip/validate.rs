@@ -16,7 +16,7 @@
 //! `$fu` or `$tu` of a response with a malformed address gets an empty
 //! value, and a malformed tag reads as none.
 
-use super::error::{ErrorKind, Malformed, ParseError};
+use super::error::{ErrorKind, ParseError};
 use super::message::Message;
 use super::scan::CommaValues;
 use super::typed::Memo;
@@ -72,8 +72,7 @@ impl Message {
                 return Err(ParseError::new(ErrorKind::DuplicateHeader(name), h));
             }
         }
-        let top_via = self.parse_top_via()?;
-        let next_via = self.check_vias_below_top()?;
+        let (top_via, next_via) = self.check_vias()?;
         let tags = if self.is_request() {
             let from = self.from()?;
             let to = self.to()?;
@@ -110,37 +109,27 @@ impl Message {
         Ok(Memo { top_via, next_via, ruri, tags, max_forwards })
     }
 
-    /// Parses every Via value below the top one (as
-    /// [`Message::vias_below_top`] does, without its iterator adapters:
-    /// this runs for every message) and keeps the first.
-    fn check_vias_below_top(&self) -> Result<Option<ViaSpans>, ParseError> {
-        let mut next = None;
-        let mut top = true;
+    /// Parses every Via value, in one walk over the Via lines, and keeps
+    /// the top one and the one below it (where a response goes next): the
+    /// values [`Message::parse_top_via`] and [`Message::vias_below_top`]
+    /// give, with the same errors in the same order. Runs for every message.
+    fn check_vias(&self) -> Result<(Option<ViaSpans>, Option<ViaSpans>), ParseError> {
+        let (mut top, mut next) = (None, None);
+        let mut seen = 0;
         for i in self.indices_of(HeaderName::Via) {
             let h = &self.headers()[i];
             for v in CommaValues::new(self.value_of(h)) {
-                if std::mem::take(&mut top) {
-                    continue; // parsed as the top Via
+                let via = self.list_value(HeaderName::Via, h, v, Via::parse)?;
+                // A value is always a slice of the head; `None` cannot happen.
+                match seen {
+                    0 => top = ViaSpans::of(&via, self.head()),
+                    1 => next = ViaSpans::of(&via, self.head()),
+                    _ => {}
                 }
-                let via = match v {
-                    Ok(v) if !v.is_empty() => {
-                        Via::parse(v).map_err(|_| self.bad(HeaderName::Via, h))?
-                    }
-                    Ok(_) => return Err(self.bad(HeaderName::Via, h)),
-                    Err(Malformed) => {
-                        return Err(ParseError::new(
-                            ErrorKind::UnterminatedQuote,
-                            h.value.start as usize,
-                        ));
-                    }
-                };
-                if next.is_none() {
-                    // A value is always a slice of the head; `None` cannot happen.
-                    next = ViaSpans::of(&via, self.head());
-                }
+                seen += 1;
             }
         }
-        Ok(next)
+        Ok((top, next))
     }
 }
 

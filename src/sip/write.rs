@@ -6,18 +6,27 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
+/// How many decimal digits `v` has.
+fn digit_count(v: u64) -> usize {
+    v.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
+
+/// Writes `v` in decimal into `slots`, exactly [`digit_count`] long, last
+/// digit first. The one digit loop: [`digits`] and the address writer put
+/// their digits in place with it (copying them over from another buffer
+/// was a call to memcpy for each octet of every address).
+fn fill_digits(slots: &mut [u8], mut v: u64) {
+    for slot in slots.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
 /// The decimal digits of `v`, written at the end of `buf`.
 fn digits(v: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let (mut i, mut v) = (buf.len(), v);
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    &buf[i..]
+    let start = buf.len() - digit_count(v);
+    fill_digits(&mut buf[start..], v);
+    &buf[start..]
 }
 
 /// `v` in decimal, written into `buf`: for a header value that needs no
@@ -43,20 +52,8 @@ const V4_ADDR_MAX: usize = 21;
 
 /// Writes `v` at `buf[n..]`, returning the new end.
 fn put_decimal(buf: &mut [u8; V4_ADDR_MAX], n: usize, v: u16) -> usize {
-    // Written in place, last digit first: copying the digits over from
-    // another buffer was a call to memcpy for each octet of every address.
-    let len = match v {
-        0..=9 => 1,
-        10..=99 => 2,
-        100..=999 => 3,
-        1_000..=9_999 => 4,
-        _ => 5,
-    };
-    let mut v = v;
-    for slot in buf[n..n + len].iter_mut().rev() {
-        *slot = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
+    let len = digit_count(u64::from(v));
+    fill_digits(&mut buf[n..n + len], u64::from(v));
     n + len
 }
 
