@@ -7,22 +7,26 @@ use crate::sip::{Scheme, Uri};
 /// The canonical AOR of a SIP or SIPS URI; `None` for other schemes or a
 /// URI without a host.
 pub fn canonical_aor(uri: &Uri<'_>) -> Option<String> {
-    let scheme = match uri.scheme {
-        Scheme::Sip | Scheme::Sips => "sip",
-        _ => return None,
-    };
-    let host = uri.host_str.to_ascii_lowercase();
-    if host.is_empty() {
+    if !matches!(uri.scheme, Scheme::Sip | Scheme::Sips) || uri.host_str.is_empty() {
         return None;
     }
-    Some(match uri.user {
-        Some(user) => {
-            let user =
-                String::from_utf8_lossy(&crate::sip::scan::percent_decode(user)).into_owned();
-            format!("{scheme}:{user}@{host}")
+    // Built in one buffer without `format!`: `lookup()` runs this for
+    // every initial request, registered callee or not.
+    let user = uri.user.map(crate::sip::scan::percent_decode);
+    let mut aor =
+        String::with_capacity(5 + user.as_ref().map_or(0, |u| u.len() + 1) + uri.host_str.len());
+    aor.push_str("sip:");
+    if let Some(user) = user {
+        match std::str::from_utf8(&user) {
+            Ok(text) => aor.push_str(text),
+            Err(_) => aor.push_str(&String::from_utf8_lossy(&user)),
         }
-        None => format!("{scheme}:{host}"),
-    })
+        aor.push('@');
+    }
+    let start = aor.len();
+    aor.push_str(uri.host_str);
+    aor[start..].make_ascii_lowercase();
+    Some(aor)
 }
 
 #[cfg(test)]

@@ -251,7 +251,13 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Int(i) => {
             out.push(b'i');
-            out.extend_from_slice(i.to_string().as_bytes());
+            if *i < 0 {
+                out.push(b'-');
+            }
+            let mut digits = [0; 20];
+            out.extend_from_slice(
+                crate::sip::write::decimal(i.unsigned_abs(), &mut digits).as_bytes(),
+            );
             out.push(b'e');
         }
         Value::Bytes(b) => encode_bytes(b, out),
@@ -266,8 +272,11 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// `<len>:<bytes>`; the length written without the formatting machinery
+/// (every key and value of every request goes through here).
 fn encode_bytes(b: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(b.len().to_string().as_bytes());
+    let mut digits = [0; 20];
+    out.extend_from_slice(crate::sip::write::decimal(b.len() as u64, &mut digits).as_bytes());
     out.push(b':');
     out.extend_from_slice(b);
 }
@@ -346,9 +355,14 @@ pub fn decode_dict_keeping(input: &[u8], keep: &[&str]) -> Result<Dict, DecodeEr
 /// without copying them: a short list compared in place, and a hash set
 /// once a dictionary has more keys than any rtpengine reply has (so a
 /// hostile reply with thousands of keys costs linear time, not quadratic).
+/// A 64-bit filter over each key's length and end bytes answers "new"
+/// without comparing for most keys: the statistics dictionaries of a
+/// `delete` reply have a dozen or two keys each, and comparing every new
+/// key with all before it was most of the cost of checking that reply.
 #[derive(Default)]
 struct Keys<'a> {
     few: smallvec::SmallVec<[&'a [u8]; 16]>,
+    seen: u64,
     many: Option<std::collections::HashSet<&'a [u8], foldhash::fast::RandomState>>,
 }
 
@@ -358,15 +372,27 @@ impl<'a> Keys<'a> {
         if let Some(many) = &mut self.many {
             return many.insert(key);
         }
-        if self.few.contains(&key) {
+        let bit = 1u64 << (filter_hash(key) & 63);
+        if self.seen & bit != 0 && self.few.contains(&key) {
             return false;
         }
+        self.seen |= bit;
         self.few.push(key);
         if self.few.len() > 32 {
             self.many = Some(self.few.drain(..).collect());
         }
         true
     }
+}
+
+/// A few bits of `key` for [`Keys`]' filter: equal keys give equal bits.
+fn filter_hash(key: &[u8]) -> u32 {
+    let (first, last) = match key {
+        [] => return 0,
+        [only] => (*only, *only),
+        [first, .., last] => (*first, *last),
+    };
+    (key.len() as u32).wrapping_mul(29) ^ u32::from(first) ^ u32::from(last).rotate_left(3)
 }
 
 struct Decoder<'a> {
@@ -394,6 +420,9 @@ impl<'a> Decoder<'a> {
     /// One value at nesting `depth`: built when `build`, else only checked
     /// (`None`), with the same errors at the same offsets either way.
     fn value(&mut self, depth: usize, build: bool) -> Result<Option<Value>, DecodeError> {
+        if !build {
+            return self.skip(depth).map(|()| None);
+        }
         match self.peek()? {
             b'i' => {
                 self.pos += 1;
@@ -416,6 +445,53 @@ impl<'a> Decoder<'a> {
             b'd' => {
                 let d = self.dict(depth, &|_| build)?;
                 Ok(build.then_some(Value::Dict(d)))
+            }
+            _ => Err(self.err(DecodeErrorKind::UnexpectedByte)),
+        }
+    }
+
+    /// One value at nesting `depth` checked and passed over: what
+    /// [`Decoder::value`] does without building, the same errors at the
+    /// same offsets. Most of a `delete` reply (its statistics) goes
+    /// through here, so it carries no `Option<Value>` and no closure.
+    fn skip(&mut self, depth: usize) -> Result<(), DecodeError> {
+        match self.peek()? {
+            b'i' => {
+                self.pos += 1;
+                self.int().map(drop)
+            }
+            b'0'..=b'9' => self.bytes().map(drop),
+            b'l' => {
+                self.enter(depth)?;
+                while self.peek()? != b'e' {
+                    self.skip(depth + 1)?;
+                }
+                self.pos += 1;
+                Ok(())
+            }
+            b'd' => {
+                self.enter(depth)?;
+                let mut keys = Keys::default();
+                loop {
+                    let c = self.peek()?;
+                    if c == b'e' {
+                        break;
+                    }
+                    if !c.is_ascii_digit() {
+                        return Err(self.err(DecodeErrorKind::KeyNotString));
+                    }
+                    let key_at = self.pos;
+                    let key = self.bytes()?;
+                    self.skip(depth + 1)?;
+                    if !keys.insert(key) {
+                        return Err(DecodeError {
+                            at: key_at,
+                            kind: DecodeErrorKind::DuplicateKey,
+                        });
+                    }
+                }
+                self.pos += 1;
+                Ok(())
             }
             _ => Err(self.err(DecodeErrorKind::UnexpectedByte)),
         }
@@ -459,33 +535,53 @@ impl<'a> Decoder<'a> {
     }
 
     /// The digits of an integer after its `i`, through the closing `e`:
-    /// `-?(0|[1-9][0-9]*)`, no `-0`, within `i64`.
+    /// `-?(0|[1-9][0-9]*)`, no `-0`, within `i64`. One pass over the
+    /// digits (integers are most of a `delete` reply's statistics).
     fn int(&mut self) -> Result<i64, DecodeError> {
         let start = self.pos;
         let rest = &self.input[start..];
-        let Some(len) = rest.iter().position(|&c| c == b'e') else {
-            // Say "truncated" only when what is there could still be an integer.
-            let ok =
-                rest.iter().enumerate().all(|(i, &c)| c.is_ascii_digit() || (i == 0 && c == b'-'));
-            if !ok {
-                return Err(DecodeError { at: start - 1, kind: DecodeErrorKind::BadInteger });
+        let negative = rest.first() == Some(&b'-');
+        let first = usize::from(negative);
+        let mut i = first;
+        let mut magnitude: u64 = 0;
+        let mut overflow = false;
+        while let Some(&c) = rest.get(i) {
+            if !c.is_ascii_digit() {
+                break;
             }
-            self.pos = self.input.len();
-            return Err(self.err(DecodeErrorKind::Truncated));
-        };
-        let text = &rest[..len];
-        let digits = text.strip_prefix(b"-").unwrap_or(text);
-        let well_formed = !digits.is_empty()
-            && digits.iter().all(u8::is_ascii_digit)
-            && (digits == b"0" || digits[0] != b'0')
-            && text != b"-0";
-        let parsed = well_formed.then(|| signed(text.len() > digits.len(), digits)).flatten();
-        let Some(n) = parsed else {
-            // Point at the integer's `i`.
-            return Err(DecodeError { at: start - 1, kind: DecodeErrorKind::BadInteger });
-        };
-        self.pos = start + len + 1;
-        Ok(n)
+            match magnitude.checked_mul(10).and_then(|m| m.checked_add(u64::from(c - b'0'))) {
+                Some(m) => magnitude = m,
+                None => overflow = true,
+            }
+            i += 1;
+        }
+        let bad = DecodeError { at: start - 1, kind: DecodeErrorKind::BadInteger };
+        match rest.get(i) {
+            // Only digits (after an optional sign) to the end: the input
+            // stops inside what could still be an integer.
+            None => {
+                self.pos = self.input.len();
+                Err(self.err(DecodeErrorKind::Truncated))
+            }
+            Some(b'e') => {
+                let digits = &rest[first..i];
+                let well_formed = !digits.is_empty()
+                    && (digits == b"0" || digits[0] != b'0')
+                    && !(negative && digits == b"0");
+                if !well_formed || overflow {
+                    return Err(bad);
+                }
+                let n = if negative {
+                    // i64::MIN's magnitude is one more than i64::MAX.
+                    (magnitude <= 1 << 63).then(|| 0i64.wrapping_sub_unsigned(magnitude))
+                } else {
+                    i64::try_from(magnitude).ok()
+                };
+                self.pos = start + i + 1;
+                n.ok_or(bad)
+            }
+            Some(_) => Err(bad),
+        }
     }
 
     /// A byte string `<len>:<bytes>`, borrowed from the input.
@@ -493,7 +589,18 @@ impl<'a> Decoder<'a> {
         let start = self.pos;
         let input: &'a [u8] = self.input;
         let rest = &input[start..];
-        let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        let mut digits = 0;
+        let mut len = 0u64;
+        while let Some(&c) = rest.get(digits) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            // Past 19 digits the length is refused below; no overflow here.
+            if digits < 19 {
+                len = len * 10 + u64::from(c - b'0');
+            }
+            digits += 1;
+        }
         // 19 digits fit in a u64; no real length comes near that.
         if digits == 0 || digits > 19 || (digits > 1 && rest[0] == b'0') {
             return Err(self.err(DecodeErrorKind::BadLength));
@@ -509,8 +616,6 @@ impl<'a> Decoder<'a> {
                 return Err(self.err(DecodeErrorKind::BadLength));
             }
         }
-        // At most 19 digits: no overflow.
-        let len = rest[..digits].iter().fold(0u64, |n, &c| n * 10 + u64::from(c - b'0'));
         let body = digits + 1;
         let available = (rest.len() - body) as u64;
         if len > available {
@@ -519,22 +624,6 @@ impl<'a> Decoder<'a> {
         let len = len as usize;
         self.pos = start + body + len;
         Ok(&rest[body..body + len])
-    }
-}
-
-/// The `i64` that ASCII `digits` (checked to be digits) make, negated when
-/// `negative`; `None` outside the range (as `str::parse` would say, without
-/// its UTF-8 check and generic machinery on a path that runs for every
-/// integer of a reply).
-fn signed(negative: bool, digits: &[u8]) -> Option<i64> {
-    let magnitude = digits
-        .iter()
-        .try_fold(0u64, |n, &c| n.checked_mul(10)?.checked_add(u64::from(c - b'0')))?;
-    if negative {
-        // i64::MIN's magnitude is one more than i64::MAX.
-        (magnitude <= 1 << 63).then(|| 0i64.wrapping_sub_unsigned(magnitude))
-    } else {
-        i64::try_from(magnitude).ok()
     }
 }
 

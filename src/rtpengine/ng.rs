@@ -522,7 +522,13 @@ impl NgClient {
 
     fn cookie(&self) -> Vec<u8> {
         let n = self.inner.next_cookie.fetch_add(1, Ordering::Relaxed);
-        format!("{}_{n}", self.inner.prefix).into_bytes()
+        let mut digits = [0; 20];
+        let n = crate::sip::write::decimal(n, &mut digits);
+        let mut cookie = Vec::with_capacity(self.inner.prefix.len() + 1 + n.len());
+        cookie.extend_from_slice(self.inner.prefix.as_bytes());
+        cookie.push(b'_');
+        cookie.extend_from_slice(n.as_bytes());
+        cookie
     }
 
     /// One request to one instance: a fresh cookie, sent `1 + retries`

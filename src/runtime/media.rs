@@ -229,7 +229,10 @@ fn exchange(ctx: &mut RouteCtx<'_>, op: Op, f: &Flags) -> Result<(), MediaResult
     if op != Op::Delete {
         let ip = f.received_from.unwrap_or(ctx.req.source.ip());
         let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-        d.insert("received-from", Value::List(vec![family.into(), ip.to_string().into()]));
+        // Written without `fmt` (every offer and answer carries it).
+        let mut text = String::with_capacity(39);
+        crate::sip::write::push_ip(&mut text, ip);
+        d.insert("received-from", Value::List(vec![family.into(), text.into()]));
     }
     if let Some(which) = &f.via_branch {
         if let Some(branch) = via_branch(ctx, which) {
