@@ -126,9 +126,9 @@ impl Dict {
         self.0.is_empty()
     }
 
-    /// The encoded dictionary.
+    /// The encoded dictionary, in a buffer of its exact size.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(dict_len(self));
         encode_dict(self, &mut out);
         out
     }
@@ -209,7 +209,7 @@ impl Value {
 
     /// The encoded value.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(encoded_len(self));
         encode_into(self, &mut out);
         out
     }
@@ -246,6 +246,25 @@ impl fmt::Debug for Dict {
     }
 }
 
+/// The length of `v`'s encoding: [`Value::encode`] and [`Dict::encode`]
+/// size their buffer with it instead of growing it a dozen times.
+pub fn encoded_len(v: &Value) -> usize {
+    match v {
+        Value::Int(i) => 2 + usize::from(*i < 0) + crate::sip::write::digit_count(i.unsigned_abs()),
+        Value::Bytes(b) => bytes_len(b),
+        Value::List(l) => 2 + l.iter().map(encoded_len).sum::<usize>(),
+        Value::Dict(d) => dict_len(d),
+    }
+}
+
+fn bytes_len(b: &[u8]) -> usize {
+    crate::sip::write::digit_count(b.len() as u64) + 1 + b.len()
+}
+
+fn dict_len(d: &Dict) -> usize {
+    2 + d.0.iter().map(|(k, v)| bytes_len(k) + encoded_len(v)).sum::<usize>()
+}
+
 /// Appends the encoding of `v` to `out`.
 pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
     match v {
@@ -254,10 +273,7 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
             if *i < 0 {
                 out.push(b'-');
             }
-            let mut digits = [0; 20];
-            out.extend_from_slice(
-                crate::sip::write::decimal(i.unsigned_abs(), &mut digits).as_bytes(),
-            );
+            crate::sip::write::extend_decimal(out, i.unsigned_abs());
             out.push(b'e');
         }
         Value::Bytes(b) => encode_bytes(b, out),
@@ -275,8 +291,7 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
 /// `<len>:<bytes>`; the length written without the formatting machinery
 /// (every key and value of every request goes through here).
 fn encode_bytes(b: &[u8], out: &mut Vec<u8>) {
-    let mut digits = [0; 20];
-    out.extend_from_slice(crate::sip::write::decimal(b.len() as u64, &mut digits).as_bytes());
+    crate::sip::write::extend_decimal(out, b.len() as u64);
     out.push(b':');
     out.extend_from_slice(b);
 }
@@ -359,33 +374,43 @@ pub fn decode_dict_keeping(input: &[u8], keep: &[&str]) -> Result<Dict, DecodeEr
 /// without comparing for most keys: the statistics dictionaries of a
 /// `delete` reply have a dozen or two keys each, and comparing every new
 /// key with all before it was most of the cost of checking that reply.
-#[derive(Default)]
 struct Keys<'a> {
-    few: smallvec::SmallVec<[&'a [u8]; 16]>,
+    few: [&'a [u8]; 16],
+    len: usize,
     seen: u64,
     many: Option<std::collections::HashSet<&'a [u8], foldhash::fast::RandomState>>,
 }
 
 impl<'a> Keys<'a> {
+    fn new() -> Self {
+        Keys { few: [&[]; 16], len: 0, seen: 0, many: None }
+    }
+
     /// Adds `key`; `false` when it was there already.
+    #[inline]
     fn insert(&mut self, key: &'a [u8]) -> bool {
         if let Some(many) = &mut self.many {
             return many.insert(key);
         }
         let bit = 1u64 << (filter_hash(key) & 63);
-        if self.seen & bit != 0 && self.few.contains(&key) {
+        if self.seen & bit != 0 && self.few[..self.len].contains(&key) {
             return false;
         }
-        self.seen |= bit;
-        self.few.push(key);
-        if self.few.len() > 32 {
-            self.many = Some(self.few.drain(..).collect());
+        if self.len == self.few.len() {
+            let mut many: std::collections::HashSet<_, _> = self.few.iter().copied().collect();
+            many.insert(key);
+            self.many = Some(many);
+            return true;
         }
+        self.seen |= bit;
+        self.few[self.len] = key;
+        self.len += 1;
         true
     }
 }
 
 /// A few bits of `key` for [`Keys`]' filter: equal keys give equal bits.
+#[inline]
 fn filter_hash(key: &[u8]) -> u32 {
     let (first, last) = match key {
         [] => return 0,
@@ -471,7 +496,7 @@ impl<'a> Decoder<'a> {
             }
             b'd' => {
                 self.enter(depth)?;
-                let mut keys = Keys::default();
+                let mut keys = Keys::new();
                 loop {
                     let c = self.peek()?;
                     if c == b'e' {
@@ -511,7 +536,7 @@ impl<'a> Decoder<'a> {
     fn dict(&mut self, depth: usize, build: &dyn Fn(&[u8]) -> bool) -> Result<Dict, DecodeError> {
         self.enter(depth)?;
         let mut map = BTreeMap::new();
-        let mut keys = Keys::default();
+        let mut keys = Keys::new();
         loop {
             let c = self.peek()?;
             if c == b'e' {
@@ -835,6 +860,9 @@ mod tests {
         #[test]
         fn round_trips(v in value()) {
             let bytes = v.encode();
+            // The buffer was sized exactly.
+            proptest::prop_assert_eq!(encoded_len(&v), bytes.len());
+            proptest::prop_assert_eq!(bytes.capacity(), bytes.len());
             proptest::prop_assert_eq!(decode(&bytes).unwrap(), v.clone());
             // Encoding is canonical: decoding and encoding again changes nothing.
             proptest::prop_assert_eq!(decode(&bytes).unwrap().encode(), bytes);

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 /// How many decimal digits `v` has.
-fn digit_count(v: u64) -> usize {
+pub fn digit_count(v: u64) -> usize {
     v.checked_ilog10().map_or(1, |l| l as usize + 1)
 }
 
@@ -27,6 +27,11 @@ fn digits(v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let start = buf.len() - digit_count(v);
     fill_digits(&mut buf[start..], v);
     &buf[start..]
+}
+
+/// Appends `v` in decimal to a byte buffer (bencode lengths and integers).
+pub fn extend_decimal(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(digits(v, &mut [0; 20]));
 }
 
 /// `v` in decimal, written into `buf`: for a header value that needs no
