@@ -386,6 +386,14 @@ impl<'a> Keys<'a> {
         Keys { few: [&[]; 16], len: 0, seen: 0, many: None }
     }
 
+    /// Adds `key`, read at offset `at`; a repeated key is an error there.
+    fn check(&mut self, key: &'a [u8], at: usize) -> Result<(), DecodeError> {
+        match self.insert(key) {
+            true => Ok(()),
+            false => Err(DecodeError { at, kind: DecodeErrorKind::DuplicateKey }),
+        }
+    }
+
     /// Adds `key`; `false` when it was there already.
     #[inline]
     fn insert(&mut self, key: &'a [u8]) -> bool {
@@ -497,23 +505,9 @@ impl<'a> Decoder<'a> {
             b'd' => {
                 self.enter(depth)?;
                 let mut keys = Keys::new();
-                loop {
-                    let c = self.peek()?;
-                    if c == b'e' {
-                        break;
-                    }
-                    if !c.is_ascii_digit() {
-                        return Err(self.err(DecodeErrorKind::KeyNotString));
-                    }
-                    let key_at = self.pos;
-                    let key = self.bytes()?;
+                while let Some((at, key)) = self.next_key()? {
                     self.skip(depth + 1)?;
-                    if !keys.insert(key) {
-                        return Err(DecodeError {
-                            at: key_at,
-                            kind: DecodeErrorKind::DuplicateKey,
-                        });
-                    }
+                    keys.check(key, at)?;
                 }
                 self.pos += 1;
                 Ok(())
@@ -537,26 +531,29 @@ impl<'a> Decoder<'a> {
         self.enter(depth)?;
         let mut map = BTreeMap::new();
         let mut keys = Keys::new();
-        loop {
-            let c = self.peek()?;
-            if c == b'e' {
-                break;
-            }
-            if !c.is_ascii_digit() {
-                return Err(self.err(DecodeErrorKind::KeyNotString));
-            }
-            let key_at = self.pos;
-            let key = self.bytes()?;
+        while let Some((at, key)) = self.next_key()? {
             let v = self.value(depth + 1, build(key))?;
-            if !keys.insert(key) {
-                return Err(DecodeError { at: key_at, kind: DecodeErrorKind::DuplicateKey });
-            }
+            keys.check(key, at)?;
             if let Some(v) = v {
                 map.insert(key.to_vec(), v);
             }
         }
         self.pos += 1;
         Ok(Dict(map))
+    }
+
+    /// The next key of the dictionary being read and its offset; `None`
+    /// at the dictionary's closing `e`, which is left for the caller.
+    fn next_key(&mut self) -> Result<Option<(usize, &'a [u8])>, DecodeError> {
+        let c = self.peek()?;
+        if c == b'e' {
+            return Ok(None);
+        }
+        if !c.is_ascii_digit() {
+            return Err(self.err(DecodeErrorKind::KeyNotString));
+        }
+        let at = self.pos;
+        Ok(Some((at, self.bytes()?)))
     }
 
     /// The digits of an integer after its `i`, through the closing `e`:
