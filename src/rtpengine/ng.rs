@@ -522,12 +522,11 @@ impl NgClient {
 
     fn cookie(&self) -> Vec<u8> {
         let n = self.inner.next_cookie.fetch_add(1, Ordering::Relaxed);
-        let mut digits = [0; 20];
-        let n = crate::sip::write::decimal(n, &mut digits);
-        let mut cookie = Vec::with_capacity(self.inner.prefix.len() + 1 + n.len());
-        cookie.extend_from_slice(self.inner.prefix.as_bytes());
+        let prefix = self.inner.prefix.as_bytes();
+        let mut cookie = Vec::with_capacity(prefix.len() + 1 + crate::sip::write::digit_count(n));
+        cookie.extend_from_slice(prefix);
         cookie.push(b'_');
-        cookie.extend_from_slice(n.as_bytes());
+        crate::sip::write::extend_decimal(&mut cookie, n);
         cookie
     }
 
