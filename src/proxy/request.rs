@@ -217,6 +217,13 @@ pub fn preprocess_routes(
     let mut received = None;
     while consumed < 2 {
         let ours = edit.first_value_str(HeaderName::Route).and_then(|first| {
+            // The received first Route (our own entry on every in-dialog
+            // request) was parsed by validation.
+            if let Some((uri, parts, params)) = edit.original().kept_first_route(first) {
+                return local
+                    .is_local_uri_parts(uri, parts)
+                    .then(|| params.get("received").flatten().map(unescape));
+            }
             let entry = NameAddr::parse(first).ok()?;
             local
                 .is_local_uri(&entry.uri)

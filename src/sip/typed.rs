@@ -9,6 +9,7 @@ use super::error::Malformed;
 use super::error::{ErrorKind, ParseError};
 use super::message::{Header, Message};
 use super::name_addr::NameAddr;
+use super::params::Params;
 use super::scan::{CommaValues, parse_decimal, trim_lws};
 use super::uri::{Uri, UriParts};
 use super::via::{Via, ViaSpans};
@@ -30,6 +31,38 @@ pub(super) struct Memo {
     pub(super) tags: Option<Tags>,
     /// Checked only for requests; kept for any message, as found.
     pub(super) max_forwards: Result<Option<u8>, ParseError>,
+    /// The CSeq number and the byte range of its method in the head: the
+    /// transaction layer, the dialog hash and the branch read it several
+    /// times per message.
+    pub(super) cseq: (u32, (u32, u32)),
+    /// A request's first Route value: every in-dialog request through a
+    /// record-routing proxy carries its own entry on top, which route
+    /// preprocessing reads and removes (RFC 3261 §16.4).
+    pub(super) first_route: Option<RouteSpans>,
+}
+
+/// The first Route value as validation parsed it, as byte ranges of the
+/// head: the whole value, its URI and the URI's parameters, and the URI's
+/// parts (ranges of the URI text).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RouteSpans {
+    value: (u32, u32),
+    uri: (u32, u32),
+    params: (u32, u32),
+    parts: UriParts,
+}
+
+impl RouteSpans {
+    /// `value` and `na` (its parse) are slices of `head`; `None` otherwise.
+    pub(super) fn of(head: &str, value: &str, na: &NameAddr<'_>) -> Option<RouteSpans> {
+        let span = |part: &str| super::scan::span_within(head, part);
+        Some(RouteSpans {
+            value: span(value)?,
+            uri: span(na.uri.raw())?,
+            params: span(na.uri.params.as_str())?,
+            parts: UriParts::from_uri(na.uri.raw(), &na.uri)?,
+        })
+    }
 }
 
 /// The To and From tags of a message, as byte ranges of its head.
@@ -156,6 +189,19 @@ impl Message {
         }
     }
 
+    /// The first Route value's URI text, parts (ranges of that text) and
+    /// parameters, as validation parsed them, when `value` is that value
+    /// (the same bytes at the same place in the head: an edited Route set
+    /// gives text of its own, which is then parsed by the caller).
+    pub fn kept_first_route(&self, value: &str) -> Option<(&str, &UriParts, Params<'_>)> {
+        let r = self.memo.as_ref()?.first_route.as_ref()?;
+        if super::scan::span_within(self.head(), value) != Some(r.value) {
+            return None;
+        }
+        let text = |(s, e): (u32, u32)| self.head().get(s as usize..e as usize);
+        Some((text(r.uri)?, &r.parts, Params::validated(text(r.params)?)))
+    }
+
     /// The parts of the Request-URI routing reads, as ranges of
     /// [`Message::request_uri_str`]. A validated message answers from what
     /// validation parsed; otherwise the URI is parsed now.
@@ -259,13 +305,19 @@ impl Message {
         parse: fn(&'m str) -> Result<T, Malformed>,
         skip: usize,
     ) -> impl Iterator<Item = Result<T, ParseError>> + 'm {
+        self.lined_values(name).skip(skip).map(move |(h, v)| self.list_value(name, h, v, parse))
+    }
+
+    /// Every value of the `name` lines, unparsed, with its line, top first.
+    pub(super) fn lined_values(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = (&Header, Result<&str, Malformed>)> + '_ {
         let from = self.header_index(name).unwrap_or(self.headers().len());
         self.headers()[from..]
             .iter()
             .filter(move |h| h.name == name)
             .flat_map(move |h| CommaValues::new(self.value_of(h)).map(move |v| (h, v)))
-            .skip(skip)
-            .map(move |(h, v)| self.list_value(name, h, v, parse))
     }
 
     /// One value of a list header line `h` as [`CommaValues`] split it,
@@ -361,6 +413,11 @@ impl Message {
 
     /// The CSeq header.
     pub fn cseq(&self) -> Result<Option<CSeq<'_>>, ParseError> {
+        if let Some(m) = &self.memo {
+            let (seq, (s, e)) = m.cseq;
+            let method = self.head().get(s as usize..e as usize).unwrap_or_default();
+            return Ok(Some(CSeq { seq, method }));
+        }
         match self.single(HeaderName::CSeq)? {
             None => Ok(None),
             Some((h, v)) => CSeq::parse(v).map(Some).map_err(|_| self.bad(HeaderName::CSeq, h)),

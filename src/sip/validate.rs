@@ -18,8 +18,9 @@
 
 use super::error::{ErrorKind, ParseError};
 use super::message::Message;
+use super::name_addr::NameAddr;
 use super::scan::CommaValues;
-use super::typed::Memo;
+use super::typed::{Memo, RouteSpans};
 use super::via::{Via, ViaSpans};
 use super::{HeaderName, Method};
 
@@ -83,7 +84,11 @@ impl Message {
         self.call_id()?;
         let cseq =
             self.cseq()?.ok_or(ParseError::new(ErrorKind::MissingHeader(HeaderName::CSeq), 0))?;
+        // The method is a slice of the head: its range is always found.
+        let cseq_memo =
+            (cseq.seq, super::scan::span_within(self.head(), cseq.method).unwrap_or((0, 0)));
         let mut ruri = None;
+        let mut first_route = None;
         let max_forwards = self.max_forwards();
         if let Some(method) = self.method_str() {
             if cseq.method != method {
@@ -97,8 +102,11 @@ impl Message {
             }
             max_forwards?;
             self.expires()?;
-            for r in self.routes() {
-                r?;
+            for (i, (h, v)) in self.lined_values(HeaderName::Route).enumerate() {
+                let route = self.list_value(HeaderName::Route, h, v, NameAddr::parse)?;
+                if i == 0 {
+                    first_route = v.ok().and_then(|v| RouteSpans::of(self.head(), v, &route));
+                }
             }
             if self.method() == Some(Method::Register) {
                 for c in self.contacts() {
@@ -106,7 +114,7 @@ impl Message {
                 }
             }
         }
-        Ok(Memo { top_via, next_via, ruri, tags, max_forwards })
+        Ok(Memo { top_via, next_via, ruri, tags, max_forwards, cseq: cseq_memo, first_route })
     }
 
     /// Parses every Via value, in one walk over the Via lines, and keeps
@@ -176,6 +184,58 @@ mod tests {
                     "{vias}"
                 );
             }
+        }
+    }
+
+    /// A validated message answers `cseq()` from what validation kept,
+    /// with what parsing the header again gives.
+    #[test]
+    fn the_kept_cseq_is_the_parsed_one() {
+        for (start, cseq) in [
+            ("INVITE sip:b@example.com SIP/2.0", "CSeq: 1 INVITE"),
+            ("INVITE sip:b@example.com SIP/2.0", "CSeq:   2147483647 \t INVITE  "),
+            ("SIP/2.0 200 OK", "CSeq: 7 BYE"),
+            ("SIP/2.0 180 Ringing", "cseq:9 INVITE"),
+        ] {
+            let text = format!(
+                "{start}\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n\
+                 From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c\r\n\
+                 {cseq}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            );
+            let plain = Message::parse(Bytes::from(text)).unwrap();
+            let mut checked = plain.clone();
+            checked.validate().unwrap();
+            let (a, b) = (plain.cseq().unwrap().unwrap(), checked.cseq().unwrap().unwrap());
+            assert_eq!((a.seq, a.method), (b.seq, b.method), "{cseq}");
+        }
+    }
+
+    /// The first Route value validation kept answers for that value (the
+    /// same place in the head) with what parsing it gives, and for no other.
+    #[test]
+    fn the_kept_first_route_is_the_parsed_one_and_only_for_itself() {
+        for routes in [
+            "Route: <sip:127.0.0.1:5060;lr;received=sip:10.0.0.1%3A5062>\r\n",
+            "Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n",
+            "Route: \"P\" <sips:[2001:db8::1]:5061;lr;ftag=a>\r\nRoute: <sip:x.example.com>\r\n",
+        ] {
+            let text = format!(
+                "BYE sip:b@192.0.2.9 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n\
+                 {routes}From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n\
+                 Call-ID: c\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            );
+            let mut msg = Message::parse(Bytes::from(text)).unwrap();
+            msg.validate().unwrap();
+            let values: Vec<&str> =
+                msg.list_values(HeaderName::Route).map(Result::unwrap).collect();
+            let parsed = NameAddr::parse(values[0]).unwrap();
+            let (uri, parts, params) = msg.kept_first_route(values[0]).unwrap();
+            assert_eq!(uri, parsed.uri.raw(), "{routes}");
+            assert_eq!(params, parsed.uri.params, "{routes}");
+            assert_eq!(Some(*parts), crate::sip::UriParts::of(parsed.uri.raw()), "{routes}");
+            let copy = values[0].to_owned();
+            assert!(msg.kept_first_route(&copy).is_none(), "text elsewhere is not the kept value");
+            assert!(msg.kept_first_route(values[1..].first().copied().unwrap_or("")).is_none());
         }
     }
 
