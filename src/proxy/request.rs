@@ -50,17 +50,31 @@ impl NextHop {
     /// The next hop a SIP URI names: `maddr` over the host, the `transport`
     /// parameter, TLS for `sips:` (RFC 3263 §4.1). `None` for other schemes.
     pub fn from_uri(uri: &Uri<'_>) -> Option<NextHop> {
-        let host = uri.host?;
-        let (host, ip) = match uri.maddr() {
+        Some(Self::of(uri.host?, uri.port, uri.scheme == Scheme::Sips, uri.params))
+    }
+
+    /// [`NextHop::from_uri`] for a URI kept as parts of `text` (the
+    /// Request-URI validation parsed), without parsing it again.
+    pub fn from_parts(text: &str, parts: &crate::sip::UriParts) -> Option<NextHop> {
+        if parts.host_kind == crate::sip::HostKind::None {
+            return None;
+        }
+        let (start, end) = parts.host();
+        let host = Host::parse(text.get(start..end)?).ok()?;
+        Some(Self::of(host, parts.port, parts.sips, parts.params(text)))
+    }
+
+    fn of(host: Host<'_>, port: Option<u16>, sips: bool, params: crate::sip::Params<'_>) -> Self {
+        let (host, ip) = match params.get("maddr").flatten() {
             Some(m) => (m.to_owned(), Host::parse(m).ok().and_then(|h| h.ip())),
             None => (host.text(), host.ip()),
         };
-        let (transport, explicit_transport) = match (uri.scheme, uri.transport()) {
-            (Scheme::Sips, _) => ("tls".into(), true),
+        let (transport, explicit_transport) = match (sips, params.get("transport").flatten()) {
+            (true, _) => ("tls".into(), true),
             (_, Some(t)) => (transport_name(t), true),
             (_, None) => ("udp".into(), false),
         };
-        Some(NextHop { host, port: uri.port, transport, explicit_transport, ip })
+        NextHop { host, port, transport, explicit_transport, ip }
     }
 
     /// The port to use when the URI gave none and no SRV lookup applies.
@@ -316,7 +330,21 @@ pub fn next_hop(edit: &EditedMessage, fwd: &Forward<'_>) -> Result<NextHop, Reje
         Some(d) => d,
         None => {
             route = first_route();
-            route.as_deref().unwrap_or_else(|| edit.request_uri().unwrap_or_default())
+            match route.as_deref() {
+                Some(r) => r,
+                None => {
+                    // An unedited Request-URI was parsed by validation.
+                    let msg = edit.original();
+                    if !edit.request_uri_edited()
+                        && let (Some(text), Some(parts)) =
+                            (msg.request_uri_str(), msg.kept_request_uri_parts())
+                    {
+                        return NextHop::from_parts(text, parts)
+                            .ok_or(Reject::new(416, "Unsupported URI Scheme"));
+                    }
+                    edit.request_uri().unwrap_or_default()
+                }
+            }
         }
     };
     let uri = Uri::parse(target).map_err(|_| Reject::new(400, "Bad Destination"))?;
@@ -410,6 +438,42 @@ mod tests {
         let m = Message::parse(e.serialize()).unwrap();
         m.check().unwrap();
         m
+    }
+
+    /// The next hop of an unedited Request-URI, read from what validation
+    /// kept, is the one parsing the URI gives.
+    #[test]
+    fn a_kept_request_uri_gives_the_parsed_next_hop() {
+        for ruri in [
+            "sip:127.0.0.1:5080;transport=UDP",
+            "sip:bob@192.0.2.9",
+            "sips:bob@example.com",
+            "sip:bob@Example.COM:5070;transport=tcp;lr",
+            "sip:bob@192.0.2.9;maddr=198.51.100.7;transport=xyz",
+            "sip:[2001:db8::1]:5062;maddr=example.net",
+            "sip:bob@host;transport=\"quoted\"",
+            "tel:+15551234",
+        ] {
+            let mut msg = Message::parse(Bytes::from(format!(
+                "OPTIONS {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n\
+                 From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c\r\n\
+                 CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            )))
+            .unwrap();
+            msg.validate().unwrap();
+            let parts = msg.kept_request_uri_parts().unwrap();
+            let parsed = Uri::parse(ruri).ok().and_then(|u| NextHop::from_uri(&u));
+            assert_eq!(NextHop::from_parts(ruri, parts), parsed, "{ruri}");
+            let e = EditedMessage::new(msg);
+            let fwd = Forward {
+                destination: None,
+                record_route: false,
+                path: None,
+                branch: None,
+                hide: None,
+            };
+            assert_eq!(next_hop(&e, &fwd).ok(), parsed, "{ruri}");
+        }
     }
 
     fn udp(_: &NextHop) -> Result<HopHeaders, Reject> {

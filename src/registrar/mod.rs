@@ -17,5 +17,5 @@ mod location;
 pub mod natping;
 pub mod store;
 
-pub use aor::canonical_aor;
+pub use aor::{canonical_aor, canonical_aor_parts};
 pub use location::{AorChange, Binding, Location, RegisterError, RegistrarConfig, contact_values};

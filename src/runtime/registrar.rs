@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::auth::{AuthRequest, AuthResult};
 use crate::proxy::Decision;
 use crate::proxy::router::BranchTarget;
-use crate::registrar::{Binding, canonical_aor, contact_values};
+use crate::registrar::{Binding, canonical_aor, canonical_aor_parts, contact_values};
 use crate::sip::{NameAddr, Uri};
 
 use super::RouteCtx;
@@ -94,6 +94,12 @@ pub fn save(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 /// The AOR of the current request URI.
 fn ruri_aor(ctx: &RouteCtx<'_>) -> Option<String> {
     let ruri = ctx.req.msg.request_uri()?;
+    // An unedited Request-URI was parsed by validation.
+    if !ctx.req.msg.request_uri_edited()
+        && let Some(parts) = ctx.req.msg.original().kept_request_uri_parts()
+    {
+        return canonical_aor_parts(ruri, parts);
+    }
     canonical_aor(&Uri::parse(ruri).ok()?)
 }
 

@@ -431,6 +431,8 @@ pub struct UriParts {
     pub host_kind: HostKind,
     /// The URI has a `?headers` part (never allowed in a Request-URI).
     pub has_headers: bool,
+    /// The URI parameters' range (`;…`, empty when there are none).
+    params: (u32, u32),
 }
 
 impl UriParts {
@@ -454,7 +456,14 @@ impl UriParts {
                 Some(_) => HostKind::Address,
             },
             has_headers: uri.headers.is_some(),
+            params: if uri.params.is_empty() { (0, 0) } else { range(uri.params.as_str())? },
         })
+    }
+
+    /// The URI parameters of `text` (the URI these parts were made from).
+    pub fn params<'t>(&self, text: &'t str) -> Params<'t> {
+        let (s, e) = self.params;
+        Params::validated(text.get(s as usize..e as usize).unwrap_or_default())
     }
 
     /// The user part's byte range, if there is one.
