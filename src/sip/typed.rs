@@ -59,7 +59,8 @@ impl RouteSpans {
         Some(RouteSpans {
             value: span(value)?,
             uri: span(na.uri.raw())?,
-            params: span(na.uri.params.as_str())?,
+            // A URI without parameters may hold an empty list of no place.
+            params: if na.uri.params.is_empty() { (0, 0) } else { span(na.uri.params.as_str())? },
             parts: UriParts::from_uri(na.uri.raw(), &na.uri)?,
         })
     }

@@ -216,6 +216,7 @@ mod tests {
     fn the_kept_first_route_is_the_parsed_one_and_only_for_itself() {
         for routes in [
             "Route: <sip:127.0.0.1:5060;lr;received=sip:10.0.0.1%3A5062>\r\n",
+            "Route: <sip:127.0.0.1:5060>\r\n",
             "Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n",
             "Route: \"P\" <sips:[2001:db8::1]:5061;lr;ftag=a>\r\nRoute: <sip:x.example.com>\r\n",
         ] {
