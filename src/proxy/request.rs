@@ -207,11 +207,9 @@ pub fn preprocess_routes(
     local: &LocalIdentity,
 ) -> (RoutePreprocess, Option<String>) {
     // An unedited Request-URI was parsed by validation: its parts answer.
-    let ruri_local = || match edit.original().kept_request_uri_parts() {
-        Some(parts) if !edit.request_uri_edited() => {
-            local.is_local_uri_parts(edit.original().request_uri_str().unwrap_or(""), parts)
-        }
-        _ => edit
+    let ruri_local = || match edit.kept_request_uri() {
+        Some((text, parts)) => local.is_local_uri_parts(text, parts),
+        None => edit
             .request_uri()
             .and_then(|u| Uri::parse(u).ok())
             .is_some_and(|u| local.is_local_uri(&u)),
@@ -315,6 +313,9 @@ pub struct Forward<'a> {
     pub hide: Option<&'a super::topology::Hide>,
 }
 
+const UNSUPPORTED_SCHEME: Reject =
+    Reject { code: 416, reason: "Unsupported URI Scheme", extra: Vec::new() };
+
 /// The next hop [`prepare_forward`] will choose, without editing anything:
 /// `$du`, else the first Route entry, else the Request-URI. Used to start
 /// name resolution before the forwarding edits are made.
@@ -330,25 +331,18 @@ pub fn next_hop(edit: &EditedMessage, fwd: &Forward<'_>) -> Result<NextHop, Reje
         Some(d) => d,
         None => {
             route = first_route();
-            match route.as_deref() {
-                Some(r) => r,
-                None => {
-                    // An unedited Request-URI was parsed by validation.
-                    let msg = edit.original();
-                    if !edit.request_uri_edited()
-                        && let (Some(text), Some(parts)) =
-                            (msg.request_uri_str(), msg.kept_request_uri_parts())
-                    {
-                        return NextHop::from_parts(text, parts)
-                            .ok_or(Reject::new(416, "Unsupported URI Scheme"));
-                    }
-                    edit.request_uri().unwrap_or_default()
+            match (route.as_deref(), edit.kept_request_uri()) {
+                (Some(r), _) => r,
+                // An unedited Request-URI was parsed by validation.
+                (None, Some((text, parts))) => {
+                    return NextHop::from_parts(text, parts).ok_or(UNSUPPORTED_SCHEME);
                 }
+                (None, None) => edit.request_uri().unwrap_or_default(),
             }
         }
     };
     let uri = Uri::parse(target).map_err(|_| Reject::new(400, "Bad Destination"))?;
-    NextHop::from_uri(&uri).ok_or(Reject::new(416, "Unsupported URI Scheme"))
+    NextHop::from_uri(&uri).ok_or(UNSUPPORTED_SCHEME)
 }
 
 /// What the proxy adds to a request it forwards over a given next hop: its

@@ -93,14 +93,11 @@ pub fn save(ctx: &mut RouteCtx<'_>, _: &[i64]) -> i64 {
 
 /// The AOR of the current request URI.
 fn ruri_aor(ctx: &RouteCtx<'_>) -> Option<String> {
-    let ruri = ctx.req.msg.request_uri()?;
     // An unedited Request-URI was parsed by validation.
-    if !ctx.req.msg.request_uri_edited()
-        && let Some(parts) = ctx.req.msg.original().kept_request_uri_parts()
-    {
-        return canonical_aor_parts(ruri, parts);
+    if let Some((text, parts)) = ctx.req.msg.kept_request_uri() {
+        return canonical_aor_parts(text, parts);
     }
-    canonical_aor(&Uri::parse(ruri).ok()?)
+    canonical_aor(&Uri::parse(ctx.req.msg.request_uri()?).ok()?)
 }
 
 fn target(b: &Binding, local: &crate::proxy::LocalIdentity) -> BranchTarget {

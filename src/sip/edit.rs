@@ -70,6 +70,15 @@ impl EditedMessage {
         self.request_uri.as_deref().or(self.msg.request_uri_str())
     }
 
+    /// The Request-URI and the parts validation kept of it, while it is
+    /// the received one (not replaced): read without parsing it again.
+    pub fn kept_request_uri(&self) -> Option<(&str, &super::UriParts)> {
+        if self.request_uri.is_some() {
+            return None;
+        }
+        Some((self.msg.request_uri_str()?, self.msg.kept_request_uri_parts()?))
+    }
+
     /// Adds a header above the first existing header of the same name, or at
     /// the top of the header section when there is none. This is how a proxy
     /// adds its Via (RFC 3261 §16.6 step 8) and Record-Route (step 4).
@@ -201,11 +210,6 @@ impl EditedMessage {
     /// The first value of line `i` as it will be written.
     fn top_value(&self, i: usize) -> Option<&str> {
         CommaValues::new(self.current(i)?).next()?.ok()
-    }
-
-    /// Has the Request-URI been replaced?
-    pub fn request_uri_edited(&self) -> bool {
-        self.request_uri.is_some()
     }
 
     /// The topmost value of a list header as it will be written.

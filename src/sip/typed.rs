@@ -42,13 +42,12 @@ pub(super) struct Memo {
 }
 
 /// The first Route value as validation parsed it, as byte ranges of the
-/// head: the whole value, its URI and the URI's parameters, and the URI's
-/// parts (ranges of the URI text).
+/// head: the whole value and its URI, and the URI's parts (ranges of the URI
+/// text, its parameters included).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RouteSpans {
     value: (u32, u32),
     uri: (u32, u32),
-    params: (u32, u32),
     parts: UriParts,
 }
 
@@ -59,8 +58,6 @@ impl RouteSpans {
         Some(RouteSpans {
             value: span(value)?,
             uri: span(na.uri.raw())?,
-            // A URI without parameters may hold an empty list of no place.
-            params: if na.uri.params.is_empty() { (0, 0) } else { span(na.uri.params.as_str())? },
             parts: UriParts::from_uri(na.uri.raw(), &na.uri)?,
         })
     }
@@ -199,8 +196,8 @@ impl Message {
         if super::scan::span_within(self.head(), value) != Some(r.value) {
             return None;
         }
-        let text = |(s, e): (u32, u32)| self.head().get(s as usize..e as usize);
-        Some((text(r.uri)?, &r.parts, Params::validated(text(r.params)?)))
+        let uri = self.head().get(r.uri.0 as usize..r.uri.1 as usize)?;
+        Some((uri, &r.parts, r.parts.params(uri)))
     }
 
     /// The parts of the Request-URI routing reads, as ranges of
