@@ -81,29 +81,75 @@ impl<'a> NameAddr<'a> {
     /// cost of [`NameAddr::parse`]. The structure is checked as there; the
     /// URI is not.
     pub fn header_params(s: &'a str) -> Result<Params<'a>, Malformed> {
+        Self::address_and_params(s).map(|(_, _, params)| params)
+    }
+
+    /// The URI text, whether it was written inside `<…>`, and the header
+    /// parameters of a value, its structure checked as in
+    /// [`NameAddr::header_params`] and the URI not parsed.
+    pub fn address_and_params(s: &'a str) -> Result<(&'a str, bool, Params<'a>), Malformed> {
         let s = trim_lws(s);
         let b = s.as_bytes();
         let after_display =
             if b.first() == Some(&b'"') { &s[quoted_end(b).ok_or(Malformed)?..] } else { s };
         let rest = trim_lws(after_display);
-        let tail = match find_byte(b'<', rest.as_bytes()) {
+        let (uri, bracketed, tail) = match find_byte(b'<', rest.as_bytes()) {
             Some(lt) => {
                 let inner = &rest[lt + 1..];
-                &inner[memchr::memchr(b'>', inner.as_bytes()).ok_or(Malformed)? + 1..]
+                let gt = memchr::memchr(b'>', inner.as_bytes()).ok_or(Malformed)?;
+                (&inner[..gt], true, &inner[gt + 1..])
             }
-            None => &rest[find_byte(b';', rest.as_bytes()).unwrap_or(rest.len())..],
+            None => {
+                let (uri, tail) =
+                    rest.split_at(find_byte(b';', rest.as_bytes()).unwrap_or(rest.len()));
+                (uri, false, tail)
+            }
         };
         let (params, tail) = Params::parse(tail, None)?;
         if !trim_lws(tail).is_empty() {
             return Err(Malformed);
         }
-        Ok(params)
+        Ok((trim_lws(uri), bracketed, params))
+    }
+
+    /// The URI text [`NameAddr::address_and_params`] found has the shape
+    /// of one: a scheme and something after its colon, and, not written
+    /// inside `<…>`, no `?` or `,` (RFC 3261 §20). The rest of it is not
+    /// parsed: what validation asks of From and To.
+    pub fn check_address(uri: &str, bracketed: bool) -> Result<(), Malformed> {
+        let colon = find_byte(b':', uri.as_bytes()).ok_or(Malformed)?;
+        let scheme = &uri.as_bytes()[..colon];
+        let scheme_ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+            && scheme.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+        if !scheme_ok || colon + 1 == uri.len() || (!bracketed && uri.contains(['?', ','])) {
+            return Err(Malformed);
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_needs_a_scheme_and_a_bare_one_no_headers() {
+        for (uri, bracketed, ok) in [
+            ("sip:bob@example.com", false, true),
+            ("tel:+1-201-555-0123", false, true),
+            ("isbn:2983792873", true, true),
+            ("sip:bob@example.com?Subject=x", true, true),
+            ("sip:bob@example.com?Subject=x", false, false),
+            ("sip:a@b,sip:c@d", false, false),
+            ("bob", false, false),
+            ("sip:", true, false),
+            (":bob", true, false),
+            ("1sip:bob", true, false),
+            ("s i p:bob", true, false),
+        ] {
+            assert_eq!(NameAddr::check_address(uri, bracketed).is_ok(), ok, "{uri} {bracketed}");
+        }
+    }
 
     #[test]
     fn header_params_agree_with_the_full_parse() {
@@ -116,6 +162,9 @@ mod tests {
         ] {
             let full = NameAddr::parse(v).unwrap();
             assert_eq!(NameAddr::header_params(v).unwrap(), full.params, "{v}");
+            let (uri, bracketed, params) = NameAddr::address_and_params(v).unwrap();
+            assert_eq!((uri, bracketed, params), (full.uri.raw(), full.bracketed, full.params));
+            assert!(NameAddr::check_address(uri, bracketed).is_ok(), "{v}");
         }
         assert!(NameAddr::header_params("<sip:x@y").is_err());
         assert!(NameAddr::header_params("<sip:x@y> junk").is_err());

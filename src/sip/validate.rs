@@ -14,7 +14,10 @@
 //! further 2.7%, so the tags (the header parameters after the address) are
 //! scanned the first time something asks for one. Route code that reads
 //! `$fu` or `$tu` of a response with a malformed address gets an empty
-//! value, and a malformed tag reads as none.
+//! value, and a malformed tag reads as none. Of a request's From and To,
+//! validation checks the structure and keeps the tags without parsing the
+//! URIs ([`Message::checked_tags`]): a value with an unterminated display
+//! name, an unclosed `<` or junk after its parameters is still refused.
 
 use super::error::{ErrorKind, ParseError};
 use super::message::Message;
@@ -74,13 +77,7 @@ impl Message {
             }
         }
         let (top_via, next_via) = self.check_vias()?;
-        let tags = if self.is_request() {
-            let from = self.from()?;
-            let to = self.to()?;
-            Some(self.tags_of(to.as_ref(), from.as_ref()))
-        } else {
-            None
-        };
+        let tags = if self.is_request() { Some(self.checked_tags()?) } else { None };
         self.call_id()?;
         let cseq =
             self.cseq()?.ok_or(ParseError::new(ErrorKind::MissingHeader(HeaderName::CSeq), 0))?;
@@ -241,13 +238,27 @@ mod tests {
     }
 
     #[test]
-    fn responses_are_checked_as_far_as_their_tags() {
-        let bad = "<sip:a@exa mple.com>;tag=1";
-        let mut req = message("INVITE sip:b@example.com SIP/2.0", bad);
-        assert!(req.validate().is_err(), "a request's From is parsed whole");
-        let mut resp = message("SIP/2.0 200 OK", bad);
-        resp.validate().unwrap();
-        assert_eq!((resp.from_tag(), resp.to_tag()), (Some("1"), Some("2")));
+    fn from_and_to_are_checked_for_shape_and_tags_not_parsed_whole() {
+        // Neither URI is parsed: a space in the host passes, in a request
+        // as in a response, and the tags are kept.
+        let odd = "<sip:a@exa mple.com>;tag=1";
+        for start in ["INVITE sip:b@example.com SIP/2.0", "SIP/2.0 200 OK"] {
+            let mut m = message(start, odd);
+            m.validate().unwrap();
+            assert_eq!((m.from_tag(), m.to_tag()), (Some("1"), Some("2")), "{start}");
+        }
+        // A request's From must have the shape of an address.
+        for bad in [
+            "bob;tag=1",
+            "<>;tag=1",
+            "\"Bob <sip:a@example.com>;tag=1",
+            "<sip:a@example.com;tag=1",
+            "<sip:a@example.com> junk",
+            "sip:a@example.com?x=y;tag=1",
+        ] {
+            let mut req = message("INVITE sip:b@example.com SIP/2.0", bad);
+            assert!(req.validate().is_err(), "{bad}");
+        }
         let mut good = message("SIP/2.0 200 OK", "<sip:a@example.com>;tag=1");
         good.validate().unwrap();
         assert_eq!((good.from_tag(), good.to_tag()), (Some("1"), Some("2")));

@@ -141,9 +141,25 @@ impl TxnLayer {
         let (part, hash) = (&rest[..dot], &rest[dot + 1..]);
         let dash = memchr::memchr(b'-', part.as_bytes())?;
         let (id, index) = (&part[..dash], &part[dash + 1..]);
-        let hash = u64::from_str_radix(hash, 16).ok()?;
-        Some((u64::from_str_radix(id, 16).ok()?, index.parse().ok()?, hash))
+        Some((parse_hex(id)?, index.parse().ok()?, parse_hex(hash)?))
     }
+}
+
+/// 1 to 16 hex digits as a `u64` (`from_str_radix` without its sign
+/// handling and per-digit overflow checks: this runs twice for every reply).
+fn parse_hex(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |v, b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        Some(v << 4 | u64::from(d))
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,6 +362,9 @@ mod tests {
             format!("{MAGIC_COOKIE}{salt}.0000000000001234"),
             format!("{MAGIC_COOKIE}{salt}1-0.000000000000123g"),
             format!("{MAGIC_COOKIE}{salt}1-0_0000000000001234"),
+            // Signs are not digits (`from_str_radix` would take this one).
+            format!("{MAGIC_COOKIE}{salt}+1-0.0000000000001234"),
+            format!("{MAGIC_COOKIE}{salt}1-0.+000000000001234"),
         ] {
             assert_eq!(layer.parse_branch(&bad), None, "{bad}");
         }
