@@ -84,6 +84,36 @@ fn response_loses_its_top_via_even_when_it_shares_a_line() {
     assert_eq!(out.via().unwrap().unwrap().transport, "TLS");
 }
 
+/// What is left of a shared line keeps every value but the empty ones; a
+/// quoted comma is not a separator.
+#[test]
+fn the_rest_of_a_shared_line_keeps_every_value_and_drops_empty_ones() {
+    for (vias, first, rest) in [
+        ("SIP/2.0/UDP p1;branch=z9hG4bK1 ,SIP/2.0/UDP p2;branch=z9hG4bK2", "p1", vec!["p2"]),
+        ("SIP/2.0/UDP p1;branch=z9hG4bK1, , SIP/2.0/UDP p2;branch=z9hG4bK2,", "p1", vec!["p2"]),
+        (
+            "SIP/2.0/UDP p1;branch=z9hG4bK1,SIP/2.0/UDP p2;x=\"a,b\";branch=z9hG4bK2, SIP/2.0/UDP p3",
+            "p1",
+            vec!["p2", "p3"],
+        ),
+        ("SIP/2.0/UDP p1;branch=z9hG4bK1,", "p1", vec![]),
+    ] {
+        let text = format!(
+            "SIP/2.0 200 OK\r\nVia: {vias}\r\nVia: SIP/2.0/UDP ua;branch=z9hG4bKu\r\n\
+             From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n\
+             Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        let mut e = EditedMessage::new(Message::parse(Bytes::from(text)).unwrap());
+        let removed = e.remove_first_value("Via").unwrap();
+        assert!(removed.contains(first), "{vias}");
+        let out = reparse(&e);
+        let hosts: Vec<String> = out.vias().map(|v| v.unwrap().host.to_string()).collect();
+        let mut want: Vec<String> = rest.iter().map(|h| h.to_string()).collect();
+        want.push("ua".into());
+        assert_eq!(hosts, want, "{vias}");
+    }
+}
+
 #[test]
 fn loose_routing_pops_the_top_route() {
     let m = load("ack_in_dialog.sip");

@@ -155,14 +155,15 @@ impl EditedMessage {
     }
 
     /// Line `i`'s first value and what the line becomes without it (`None`:
-    /// nothing is left). The other values are joined only when there are any.
+    /// nothing is left): the other values, empty ones dropped.
     fn split_top(&self, i: usize) -> Option<(usize, &str, Option<String>)> {
+        use super::scan::trim_lws;
         let current = self.current(i)?;
         // The usual line holds one value (every Via this proxy adds, the
         // Route entry `loose_route` removes): with no comma and no quoted
         // string it is the whole (trimmed) line, nothing to split or join.
         if memchr::memchr2(b',', b'"', current.as_bytes()).is_none() {
-            return Some((i, super::scan::trim_lws(current), None));
+            return Some((i, trim_lws(current), None));
         }
         let mut values = CommaValues::new(current);
         let Some(Ok(first)) = values.next() else { return None };
