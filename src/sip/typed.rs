@@ -148,6 +148,17 @@ impl<'a> Contact<'a> {
     }
 }
 
+/// The `tag` of a From or To value, its structure checked without parsing
+/// the URI ([`NameAddr::address_and_params`]); with `address`, the URI's
+/// shape too ([`NameAddr::check_address`]), as validation asks of requests.
+fn tag_of_value(v: &str, address: bool) -> Result<Option<&str>, Malformed> {
+    let (uri, bracketed, params) = NameAddr::address_and_params(v)?;
+    if address {
+        NameAddr::check_address(uri, bracketed)?;
+    }
+    Ok(params.get("tag").flatten())
+}
+
 /// Parses a `qvalue` (RFC 3261 §20.10) into thousandths.
 pub fn parse_qvalue(s: &str) -> Option<u16> {
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
@@ -400,12 +411,7 @@ impl Message {
         let tag = |name| -> Result<Option<&str>, ParseError> {
             match self.single(name)? {
                 None => Ok(None),
-                Some((h, v)) => NameAddr::address_and_params(v)
-                    .and_then(|(uri, bracketed, p)| {
-                        NameAddr::check_address(uri, bracketed).map(|()| p)
-                    })
-                    .map(|p| p.get("tag").flatten())
-                    .map_err(|_| self.bad_name_addr(name, h)),
+                Some((h, v)) => tag_of_value(v, true).map_err(|_| self.bad_name_addr(name, h)),
             }
         };
         let from = tag(HeaderName::From)?;
@@ -414,10 +420,7 @@ impl Message {
 
     /// The tags, found by scanning only the header parameters of To and From.
     pub(super) fn scan_tags(&self) -> Tags {
-        let find = |name| {
-            let (_, v) = self.single(name).ok()??;
-            NameAddr::header_params(v).ok()?.get("tag").flatten()
-        };
+        let find = |name| tag_of_value(self.single(name).ok()??.1, false).ok()?;
         Tags::of(self.head(), find(HeaderName::To), find(HeaderName::From))
     }
 
