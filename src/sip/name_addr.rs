@@ -88,6 +88,18 @@ impl<'a> NameAddr<'a> {
     /// parameters of a value, its structure checked as in
     /// [`NameAddr::header_params`] and the URI not parsed.
     pub fn address_and_params(s: &'a str) -> Result<(&'a str, bool, Params<'a>), Malformed> {
+        Self::address_params_finding(s, "")
+            .map(|(uri, bracketed, params, _)| (uri, bracketed, params))
+    }
+
+    /// [`NameAddr::address_and_params`], and what `get(name)` would give
+    /// of the parameters ([`Params::parse_finding`]).
+    #[inline]
+    #[allow(clippy::type_complexity)]
+    pub fn address_params_finding(
+        s: &'a str,
+        name: &str,
+    ) -> Result<(&'a str, bool, Params<'a>, Option<Option<&'a str>>), Malformed> {
         let s = trim_lws(s);
         let b = s.as_bytes();
         let after_display =
@@ -105,11 +117,11 @@ impl<'a> NameAddr<'a> {
                 (uri, false, tail)
             }
         };
-        let (params, tail) = Params::parse(tail, None)?;
+        let (params, tail, found) = Params::parse_finding(tail, None, name)?;
         if !trim_lws(tail).is_empty() {
             return Err(Malformed);
         }
-        Ok((trim_lws(uri), bracketed, params))
+        Ok((trim_lws(uri), bracketed, params, found))
     }
 
     /// The URI text [`NameAddr::address_and_params`] found has the shape

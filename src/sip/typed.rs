@@ -152,11 +152,11 @@ impl<'a> Contact<'a> {
 /// the URI ([`NameAddr::address_and_params`]); with `address`, the URI's
 /// shape too ([`NameAddr::check_address`]), as validation asks of requests.
 fn tag_of_value(v: &str, address: bool) -> Result<Option<&str>, Malformed> {
-    let (uri, bracketed, params) = NameAddr::address_and_params(v)?;
+    let (uri, bracketed, _, tag) = NameAddr::address_params_finding(v, "tag")?;
     if address {
         NameAddr::check_address(uri, bracketed)?;
     }
-    Ok(params.get("tag").flatten())
+    Ok(tag.flatten())
 }
 
 /// Parses a `qvalue` (RFC 3261 §20.10) into thousandths.

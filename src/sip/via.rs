@@ -17,14 +17,13 @@ pub struct Via<'a> {
     pub host: Host<'a>,
     pub port: Option<u16>,
     pub params: Params<'a>,
-    /// The `branch` parameter when it was looked up already (the top Via
-    /// of a validated message: the proxy asks for it several times per
-    /// message, and each lookup walks the parameters); `None` when not.
-    branch: Option<Option<&'a str>>,
+    /// The `branch` parameter, found while the parameters were parsed:
+    /// the proxy asks for it several times per message, and each lookup
+    /// would walk the parameters.
+    branch: Option<&'a str>,
 }
 
-/// Equal when written the same: whether the branch was looked up already
-/// does not count.
+/// Equal when written the same (the branch is one of the parameters).
 impl PartialEq for Via<'_> {
     fn eq(&self, other: &Self) -> bool {
         (self.transport, self.host, self.port, self.params)
@@ -86,7 +85,7 @@ impl ViaSpans {
             },
             port: self.port,
             params: Params::validated(text(self.params)),
-            branch: Some(self.branch.map(text)),
+            branch: self.branch.map(text),
         }
     }
 }
@@ -147,19 +146,17 @@ impl<'a> Via<'a> {
             i += 1;
         }
         let (host, port) = split_host_port(&s[hp_start..i])?;
-        let (params, tail) = Params::parse(&s[i..], None)?;
+        // The branch is found in the same walk: every Via parsed is asked for it.
+        let (params, tail, branch) = Params::parse_finding(&s[i..], None, "branch")?;
         if !trim_lws(tail).is_empty() {
             return Err(Malformed);
         }
-        Ok(Via { transport, host, port, params, branch: None })
+        Ok(Via { transport, host, port, params, branch: branch.flatten() })
     }
 
     /// The `branch` parameter.
     pub fn branch(&self) -> Option<&'a str> {
-        match self.branch {
-            Some(known) => known,
-            None => self.params.get("branch").flatten(),
-        }
+        self.branch
     }
 
     /// Does the branch start with the RFC 3261 magic cookie `z9hG4bK`?
@@ -217,15 +214,15 @@ mod tests {
     }
 
     #[test]
-    fn spans_keep_the_branch_they_looked_up() {
+    fn spans_keep_the_branch_found_while_parsing() {
         let head = "Via: SIP/2.0/UDP h;rport;branch=z9hG4bKa1\r\nVia: SIP/2.0/UDP g;rport\r\n";
         for value in ["SIP/2.0/UDP h;rport;branch=z9hG4bKa1", "SIP/2.0/UDP g;rport"] {
             let at = head.find(value).unwrap();
             let v = Via::parse(&head[at..at + value.len()]).unwrap();
             let again = ViaSpans::of(&v, head).unwrap().get(head);
             assert_eq!(again, v);
-            assert_eq!(again.branch, Some(v.branch()), "looked up once, kept");
-            assert_eq!(again.branch(), v.params.get("branch").flatten());
+            assert_eq!(v.branch(), v.params.get("branch").flatten(), "found while parsing");
+            assert_eq!(again.branch(), v.branch(), "kept by the spans");
         }
     }
 
