@@ -321,12 +321,13 @@ impl EditedMessage {
                 write_line(&mut out, added);
             }
             let Some(h) = headers.get(i) else { break };
-            let changed = self.changed.iter().any(|(j, _)| *j == i);
-            if !changed && h.name != HeaderName::ContentLength {
+            // The line's edit, if it has one (`Some(None)`: removed).
+            let edit = self.changed.iter().find(|(j, _)| *j == i).map(|(_, v)| v.as_deref());
+            if edit.is_none() && h.name != HeaderName::ContentLength {
                 continue; // only a place to insert at: the line goes with the next run
             }
             copied = line.end;
-            let Some(value) = self.current(i) else { continue };
+            let Some(value) = edit.unwrap_or_else(|| Some(msg.value_of(h))) else { continue };
             if h.name == HeaderName::ContentLength {
                 if cl_written {
                     continue;
@@ -337,9 +338,9 @@ impl EditedMessage {
                     continue;
                 }
             }
-            match changed {
-                true => write_header(&mut out, msg.name_of(h), value),
-                false => out.put_slice(&head[line]),
+            match edit {
+                Some(_) => write_header(&mut out, msg.name_of(h), value),
+                None => out.put_slice(&head[line]),
             }
         }
         out.put_slice(&head[copied..end]);

@@ -75,28 +75,16 @@ impl<'a> NameAddr<'a> {
         self.params.get("tag").flatten()
     }
 
-    /// The header parameters of a name-addr or addr-spec value (those after
-    /// `>`, or after the first `;` of a bare URI) without parsing the URI:
-    /// what `has_to_tag()` needs on every request, at a fraction of the
-    /// cost of [`NameAddr::parse`]. The structure is checked as there; the
-    /// URI is not.
-    pub fn header_params(s: &'a str) -> Result<Params<'a>, Malformed> {
-        Self::address_and_params(s).map(|(_, _, params)| params)
-    }
-
-    /// The URI text, whether it was written inside `<…>`, and the header
-    /// parameters of a value, its structure checked as in
-    /// [`NameAddr::header_params`] and the URI not parsed.
-    pub fn address_and_params(s: &'a str) -> Result<(&'a str, bool, Params<'a>), Malformed> {
-        Self::address_params_finding(s, "")
-            .map(|(uri, bracketed, params, _)| (uri, bracketed, params))
-    }
-
-    /// [`NameAddr::address_and_params`], and what `get(name)` would give
-    /// of the parameters ([`Params::parse_finding`]).
+    /// The URI text, whether it was written inside `<…>`, the header
+    /// parameters (those after `>`, or after the first `;` of a bare URI)
+    /// and what `get(name)` gives of them ([`Params::parse_finding`]; an
+    /// empty `name` finds nothing), without parsing the URI: what a From
+    /// or To tag needs on every message, at a fraction of the cost of
+    /// [`NameAddr::parse`]. The structure is checked as there; the URI is
+    /// not ([`NameAddr::check_address`] checks its shape).
     #[inline]
     #[allow(clippy::type_complexity)]
-    pub fn address_params_finding(
+    pub fn address_and_params(
         s: &'a str,
         name: &str,
     ) -> Result<(&'a str, bool, Params<'a>, Option<Option<&'a str>>), Malformed> {
@@ -173,13 +161,13 @@ mod tests {
             "\"a<b>\" <sip:c@d>; TAG = q",
         ] {
             let full = NameAddr::parse(v).unwrap();
-            assert_eq!(NameAddr::header_params(v).unwrap(), full.params, "{v}");
-            let (uri, bracketed, params) = NameAddr::address_and_params(v).unwrap();
+            let (uri, bracketed, params, _) = NameAddr::address_and_params(v, "").unwrap();
+            assert_eq!(params, full.params, "{v}");
             assert_eq!((uri, bracketed, params), (full.uri.raw(), full.bracketed, full.params));
             assert!(NameAddr::check_address(uri, bracketed).is_ok(), "{v}");
         }
-        assert!(NameAddr::header_params("<sip:x@y").is_err());
-        assert!(NameAddr::header_params("<sip:x@y> junk").is_err());
+        assert!(NameAddr::address_and_params("<sip:x@y", "").is_err());
+        assert!(NameAddr::address_and_params("<sip:x@y> junk", "").is_err());
         assert!(NameAddr::parse("<sip:x@y> junk").is_err());
     }
 

@@ -152,7 +152,7 @@ impl<'a> Contact<'a> {
 /// the URI ([`NameAddr::address_and_params`]); with `address`, the URI's
 /// shape too ([`NameAddr::check_address`]), as validation asks of requests.
 fn tag_of_value(v: &str, address: bool) -> Result<Option<&str>, Malformed> {
-    let (uri, bracketed, _, tag) = NameAddr::address_params_finding(v, "tag")?;
+    let (uri, bracketed, _, tag) = NameAddr::address_and_params(v, "tag")?;
     if address {
         NameAddr::check_address(uri, bracketed)?;
     }
@@ -377,7 +377,7 @@ impl Message {
     }
 
     /// The To tag, without parsing the To URI (see
-    /// [`NameAddr::header_params`]); `None` when there is no To header, no
+    /// [`NameAddr::address_and_params`]); `None` when there is no To header, no
     /// tag or the value is malformed.
     pub fn to_tag(&self) -> Option<&str> {
         self.tag_of(HeaderName::To)

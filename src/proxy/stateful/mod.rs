@@ -151,15 +151,7 @@ fn parse_hex(s: &str) -> Option<u64> {
     if s.is_empty() || s.len() > 16 {
         return None;
     }
-    s.bytes().try_fold(0u64, |v, b| {
-        let d = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            _ => return None,
-        };
-        Some(v << 4 | u64::from(d))
-    })
+    s.bytes().try_fold(0u64, |v, b| Some(v << 4 | u64::from(crate::sip::scan::hex(b)?)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
