@@ -69,9 +69,8 @@ CARGO_TARGET_DIR=$BASE/pgo-generate RUSTFLAGS="-Cprofile-generate=$RAW" \
   cargo build --release --bin sipc --target "$HOST" >&2
 
 echo "== training load" >&2
-# The benchmark scripts build the plain release binary they fall back on
-# (a no-op when it is current) and run the one named by SIPC_BIN; every
-# sipc process they start writes its counts on exit.
+# The benchmark scripts run the binary SIPC_BIN names (and build no other);
+# every sipc process they start writes its counts on exit.
 export SIPC_BIN=$BASE/pgo-generate/$HOST/release/sipc
 export LLVM_PROFILE_FILE=$RAW/sipc-%p-%m.profraw
 TARGETS=sipc STEPS="" SECS=5 benches/sipp_proxy.sh --stateful >&2
