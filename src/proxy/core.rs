@@ -474,8 +474,10 @@ impl Core {
         }
         let capture = self.services.hep.is_some();
         let raw = (capture || tracing::enabled!(tracing::Level::DEBUG)).then(|| data.clone());
+        // Boxed once here: the message then moves by pointer through
+        // dispatch, routing and the transaction layer (see `EditedMessage`).
         let mut msg = match Message::parse_with(data, &self.limits) {
-            Ok(m) => m,
+            Ok(m) => Box::new(m),
             Err(e) => {
                 if let Some(raw) = raw.as_ref().filter(|_| capture) {
                     self.capture_in(raw, inbound, None);
@@ -528,7 +530,12 @@ impl Core {
 
     /// A valid message to its handler; a request's route may set `capture`
     /// (`hep_capture`).
-    fn dispatch(&self, msg: Message, inbound: Inbound, capture: &mut Option<bool>) -> Option<Step> {
+    fn dispatch(
+        &self,
+        msg: Box<Message>,
+        inbound: Inbound,
+        capture: &mut Option<bool>,
+    ) -> Option<Step> {
         if msg.is_request() {
             self.process_request(msg, inbound, capture)
         } else if self.natping_reply(&msg) {
@@ -609,7 +616,7 @@ impl Core {
     /// [`Core::process`] with HEP capture on: a reply is captured as it
     /// arrives; a request once its route has decided (`hep_capture`), with
     /// what the proxy sends for it.
-    fn process_captured(&self, msg: Message, raw: Bytes, inbound: Inbound) -> Option<Step> {
+    fn process_captured(&self, msg: Box<Message>, raw: Bytes, inbound: Inbound) -> Option<Step> {
         let call_id = msg.call_id().ok().flatten().map(str::to_owned);
         let all = self.services.hep.as_ref().is_some_and(|h| h.capture_all);
         if !msg.is_request() {
@@ -628,7 +635,7 @@ impl Core {
 
     fn process_request(
         &self,
-        msg: Message,
+        msg: Box<Message>,
         inbound: Inbound,
         capture: &mut Option<bool>,
     ) -> Option<Step> {
@@ -818,7 +825,7 @@ impl Core {
 
     /// A reply without a transaction: routed back by Via (§16.11), after
     /// `reply_route`, which may drop it.
-    pub(super) fn process_response(&self, msg: Message, inbound: Inbound) -> Option<Step> {
+    pub(super) fn process_response(&self, msg: Box<Message>, inbound: Inbound) -> Option<Step> {
         let Some(hop) = next_hop_for_response(&msg, &self.local) else {
             bump(&self.stats.dropped_stray);
             return None;

@@ -16,9 +16,14 @@ use super::message::{Message, StartLine};
 use super::scan::CommaValues;
 
 /// A message plus the edits to apply when it is written out.
+///
+/// The message is boxed: a request's `EditedMessage` moves from the
+/// receive path into its routing context, its transaction and each branch,
+/// and a `Message` (the received bytes' index plus what validation kept) is
+/// several hundred bytes that each move would copy.
 #[derive(Debug, Clone)]
 pub struct EditedMessage {
-    msg: Message,
+    msg: Box<Message>,
     request_uri: Option<String>,
     /// Per header index: `None` removed, `Some(v)` value replaced.
     changed: SmallVec<[(usize, Option<String>); 2]>,
@@ -29,9 +34,9 @@ pub struct EditedMessage {
 }
 
 impl EditedMessage {
-    pub fn new(msg: Message) -> Self {
+    pub fn new(msg: impl Into<Box<Message>>) -> Self {
         Self {
-            msg,
+            msg: msg.into(),
             request_uri: None,
             changed: SmallVec::new(),
             inserted: SmallVec::new(),
