@@ -30,11 +30,7 @@ command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install va
 
 if grep -q 'rtpengine' "$ROUTE"; then
   command -v rtpengine >/dev/null || { echo "rtpengine not found: apt-get install rtpengine-daemon" >&2; exit 2; }
-  rtpengine --config-file=none --table=-1 --foreground --log-stderr --log-level=3 \
-    --interface=127.0.0.1 --listen-ng=127.0.0.1:22222 --port-min=30000 --port-max=40000 \
-    --delete-delay=0 >"$TMP/rtpengine.log" 2>&1 &
-  PIDS+=("$!")
-  sleep 1
+  start_rtpengine
 fi
 
 sipp -sf "$SCEN/uas.xml" -i 127.0.0.1 -p 5080 -nostdin >"$TMP/uas.log" 2>&1 &

@@ -33,10 +33,11 @@ cd "$(dirname "$0")/.."
 
 BASE=${CARGO_TARGET_DIR:-target}
 [[ $BASE == /* ]] || BASE=$PWD/$BASE
+HOST=$(rustc -vV | sed -n 's/^host: //p')
 LLVM_MAJOR=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
 PROFDATA=""
 for c in "llvm-profdata-$LLVM_MAJOR" \
-  "$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-profdata" \
+  "$(rustc --print sysroot)/lib/rustlib/$HOST/bin/llvm-profdata" \
   llvm-profdata; do
   command -v "$c" >/dev/null 2>&1 || continue
   # A plain llvm-profdata serves only if it is of rustc's LLVM version: an
@@ -62,7 +63,6 @@ mkdir -p "$RAW"
 # With --target, RUSTFLAGS reach only what is built for the target (sipc and
 # its dependencies), not build scripts or proc macros, which would otherwise
 # be instrumented too and write their own counts while building.
-HOST=$(rustc -vV | sed -n 's/^host: //p')
 
 echo "== instrumented build" >&2
 CARGO_TARGET_DIR=$BASE/pgo-generate RUSTFLAGS="-Cprofile-generate=$RAW" \

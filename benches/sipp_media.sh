@@ -44,23 +44,6 @@ command -v rtpengine >/dev/null || { echo "rtpengine not found: apt-get install 
 sed -E 's/rtpengine_manage\([^)]*\)/true/' examples/nat-rtpengine.route >"$TMP/nomedia.route"
 sed -E 's/rtpengine_manage\("[^"]*"\)/true/' benches/kamailio/nat-rtpengine.cfg >"$TMP/k-nomedia.cfg"
 
-start_rtpengine() {
-  rtpengine --config-file=none --table=-1 --foreground --log-stderr --log-level=3 \
-    --interface=127.0.0.1 --listen-ng=127.0.0.1:22222 --port-min=30000 --port-max=40000 \
-    --delete-delay=0 >"$TMP/rtpengine.log" 2>&1 &
-  RTPE_PID=$!
-  PIDS+=("$RTPE_PID")
-  local i
-  for i in $(seq 50); do
-    if printf 'b d7:command4:pinge' | timeout 0.2 socat -T0.2 - UDP:127.0.0.1:22222 2>/dev/null |
-      grep -q pong; then
-      return
-    fi
-    sleep 0.1
-  done
-  sleep 1
-}
-
 start_uas() {
   sipp -sf "$SCEN/uas.xml" -i 127.0.0.1 -p 5080 -nostdin >"$TMP/uas.log" 2>&1 &
   UAS_PID=$!
