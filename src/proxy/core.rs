@@ -128,6 +128,10 @@ pub enum Step {
     Batch(Vec<Step>),
 }
 
+/// The UDP datagrams of one batch (two, for a relayed INVITE: its 100
+/// Trying and the request), kept off the heap.
+type Datagrams = smallvec::SmallVec<[Outgoing; 4]>;
+
 /// Work waiting for name resolution.
 #[derive(Debug)]
 pub struct Pending {
@@ -368,9 +372,40 @@ impl Core {
                     self.send_failed(out.peer, out.branch, call_id_of(&out.data), e);
                 }
             }
-            Step::Batch(steps) => steps.into_iter().for_each(|s| self.run_step_now(s)),
+            Step::Batch(steps) => self.run_batch_now(steps),
             step => {
                 tokio::spawn(Arc::clone(self).run_step_boxed(step));
+            }
+        }
+    }
+
+    /// Runs a batch's steps, its UDP datagrams in one `sendmmsg`: an INVITE
+    /// relayed statefully sends its 100 Trying and the request itself, and
+    /// one system call for both costs less than two. Each datagram is still
+    /// captured and its failure counted and failed over as
+    /// [`Core::run_step_now`] does for one.
+    fn run_batch_now(self: &Arc<Self>, steps: Vec<Step>) {
+        let mut datagrams = Datagrams::new();
+        self.split_batch(steps, &mut datagrams);
+        for out in &datagrams {
+            self.capture_out(out);
+        }
+        let targets: smallvec::SmallVec<[(SocketAddr, &[u8]); 4]> =
+            datagrams.iter().map(|o| (o.peer, &o.data[..])).collect();
+        self.outbound.send_udp_many(&targets, |i, e| {
+            let out = &datagrams[i];
+            self.send_failed(out.peer, out.branch, call_id_of(&out.data), e);
+        });
+    }
+
+    /// Collects the UDP datagrams of `steps` (nested batches included) in
+    /// order and runs every other step as [`Core::run_step_now`] would.
+    fn split_batch(self: &Arc<Self>, steps: Vec<Step>, datagrams: &mut Datagrams) {
+        for step in steps {
+            match step {
+                Step::Send(out) if out.transport == Transport::Udp => datagrams.push(out),
+                Step::Batch(inner) => self.split_batch(inner, datagrams),
+                step => self.run_step_now(step),
             }
         }
     }

@@ -239,6 +239,35 @@ impl Outbound {
         sock.send_to(data, peer).map(|_| ())
     }
 
+    /// Sends several datagrams, each from the socket of its peer's address
+    /// family, and tells `failed` the index and error of each that could
+    /// not be sent. Datagrams that share a socket go out in one `sendmmsg`;
+    /// where the kernel stops early (at the first that fails), the rest are
+    /// sent one by one so that each failure comes with its own error.
+    pub fn send_udp_many(
+        &self,
+        datagrams: &[(SocketAddr, &[u8])],
+        mut failed: impl FnMut(usize, io::Error),
+    ) {
+        let sent = match datagrams {
+            [(first, _), more @ ..] if !more.is_empty() => {
+                let family = first.is_ipv4();
+                match self.udp_for(*first) {
+                    Some((_, sock)) if more.iter().all(|(p, _)| p.is_ipv4() == family) => {
+                        send_many(sock, datagrams)
+                    }
+                    _ => 0,
+                }
+            }
+            _ => 0,
+        };
+        for (i, (peer, data)) in datagrams.iter().enumerate().skip(sent) {
+            if let Err(e) = self.send_udp(*peer, data) {
+                failed(i, e);
+            }
+        }
+    }
+
     /// Queues `data` on the open `transport` connection to `peer` without
     /// waiting; never opens one. Fails when there is none, or when its
     /// queue is full (a connection that far behind is as good as gone).
@@ -490,4 +519,66 @@ pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     sock.bind(&addr.into())?;
     sock.listen(1024)?;
     TcpListener::from_std(sock.into())
+}
+
+/// Sends `datagrams` from `sock` in one `sendmmsg` and says how many the
+/// kernel took: all of them, or those before the first that failed (0 when
+/// the call itself failed), which the caller sends again one at a time.
+fn send_many(sock: &UdpSocket, datagrams: &[(SocketAddr, &[u8])]) -> usize {
+    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+    use smallvec::SmallVec;
+    use std::io::IoSlice;
+    let addrs: SmallVec<[SocketAddrAny; 4]> =
+        datagrams.iter().map(|(p, _)| SocketAddrAny::from(*p)).collect();
+    let iovs: SmallVec<[[IoSlice<'_>; 1]; 4]> =
+        datagrams.iter().map(|(_, d)| [IoSlice::new(d)]).collect();
+    let mut controls: SmallVec<[SendAncillaryBuffer<'_, '_, '_>; 4]> =
+        datagrams.iter().map(|_| SendAncillaryBuffer::default()).collect();
+    let mut messages: SmallVec<[MMsgHdr<'_>; 4]> = addrs
+        .iter()
+        .zip(&iovs)
+        .zip(controls.iter_mut())
+        .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
+        .collect();
+    rustix::net::sendmmsg(sock, &mut messages, SendFlags::empty()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn listener() -> UdpSocket {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    }
+
+    fn read(s: &UdpSocket) -> Vec<u8> {
+        let mut buf = [0u8; 64];
+        let (n, _) = s.recv_from(&mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    /// A batch reaches every peer, in order, and a datagram no socket can
+    /// carry (IPv6 from an IPv4-only proxy) fails alone with its own error.
+    #[test]
+    fn a_batch_of_datagrams_arrives_whole_and_in_order() {
+        let out = Outbound::new(vec![Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap())], vec![]);
+        let (a, b) = (listener(), listener());
+        let (pa, pb) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let mut failures = Vec::new();
+        let batch = [(pa, &b"one"[..]), (pb, &b"two"[..]), (pa, &b"three"[..])];
+        out.send_udp_many(&batch, |i, e| failures.push((i, e.kind())));
+        assert!(failures.is_empty(), "{failures:?}");
+        assert_eq!(read(&a), b"one");
+        assert_eq!(read(&a), b"three");
+        assert_eq!(read(&b), b"two");
+
+        let v6: SocketAddr = "[::1]:5060".parse().unwrap();
+        out.send_udp_many(&[(v6, &b"y"[..]), (pa, &b"x"[..])], |i, e| failures.push((i, e.kind())));
+        assert_eq!(failures, [(0, io::ErrorKind::AddrNotAvailable)]);
+        assert_eq!(read(&a), b"x");
+        out.send_udp_many(&[], |_, _| panic!("nothing to send"));
+    }
 }
