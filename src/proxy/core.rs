@@ -509,10 +509,8 @@ impl Core {
         }
         let capture = self.services.hep.is_some();
         let raw = (capture || tracing::enabled!(tracing::Level::DEBUG)).then(|| data.clone());
-        // Boxed once here: the message then moves by pointer through
-        // dispatch, routing and the transaction layer (see `EditedMessage`).
         let mut msg = match Message::parse_with(data, &self.limits) {
-            Ok(m) => Box::new(m),
+            Ok(m) => m,
             Err(e) => {
                 if let Some(raw) = raw.as_ref().filter(|_| capture) {
                     self.capture_in(raw, inbound, None);
@@ -552,6 +550,10 @@ impl Core {
             let reply = self.reply_to(&edit, inbound, e.status_code(), &reason, &[], false);
             return Some(Step::Send(reply));
         }
+        // Shared from here on: the message moves by pointer through
+        // dispatch, routing and the transaction layer, and a branch's copy
+        // shares it with the transaction (see `EditedMessage`).
+        let msg = Arc::new(msg);
         if let Some(m) = msg.method() {
             bump(&self.stats.requests_by_method[m as usize]);
         } else if let Some(code) = msg.status() {
@@ -567,7 +569,7 @@ impl Core {
     /// (`hep_capture`).
     fn dispatch(
         &self,
-        msg: Box<Message>,
+        msg: Arc<Message>,
         inbound: Inbound,
         capture: &mut Option<bool>,
     ) -> Option<Step> {
@@ -651,7 +653,7 @@ impl Core {
     /// [`Core::process`] with HEP capture on: a reply is captured as it
     /// arrives; a request once its route has decided (`hep_capture`), with
     /// what the proxy sends for it.
-    fn process_captured(&self, msg: Box<Message>, raw: Bytes, inbound: Inbound) -> Option<Step> {
+    fn process_captured(&self, msg: Arc<Message>, raw: Bytes, inbound: Inbound) -> Option<Step> {
         let call_id = msg.call_id().ok().flatten().map(str::to_owned);
         let all = self.services.hep.as_ref().is_some_and(|h| h.capture_all);
         if !msg.is_request() {
@@ -670,7 +672,7 @@ impl Core {
 
     fn process_request(
         &self,
-        msg: Box<Message>,
+        msg: Arc<Message>,
         inbound: Inbound,
         capture: &mut Option<bool>,
     ) -> Option<Step> {
@@ -801,7 +803,9 @@ impl Core {
                     record_routes.push(rr_uri(inbound.transport, inbound.local));
                 }
             }
-            let mut via_sent_by = String::with_capacity(40);
+            // Room for the branch `prepare_forward` appends (`;branch=z9hG4bK`,
+            // the transaction part and a 16-digit hash), so it never regrows.
+            let mut via_sent_by = String::with_capacity(96);
             via_sent_by.push_str("SIP/2.0/");
             via_sent_by.push_str(transport.via_token());
             via_sent_by.push(' ');
@@ -860,7 +864,7 @@ impl Core {
 
     /// A reply without a transaction: routed back by Via (§16.11), after
     /// `reply_route`, which may drop it.
-    pub(super) fn process_response(&self, msg: Box<Message>, inbound: Inbound) -> Option<Step> {
+    pub(super) fn process_response(&self, msg: Arc<Message>, inbound: Inbound) -> Option<Step> {
         let Some(hop) = next_hop_for_response(&msg, &self.local) else {
             bump(&self.stats.dropped_stray);
             return None;

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -116,7 +117,7 @@ pub fn response_target(via: &Via<'_>) -> NextHop {
 }
 
 /// Strips this proxy's Via from a response before relaying it (§16.7 step 3).
-pub fn strip_own_via(resp: impl Into<Box<Message>>) -> EditedMessage {
+pub fn strip_own_via(resp: impl Into<Arc<Message>>) -> EditedMessage {
     let mut e = EditedMessage::new(resp);
     e.remove_top(HeaderName::Via);
     e

@@ -8,6 +8,8 @@
 //! few small records, and a message with no edits serializes to exactly the
 //! bytes that arrived. Content-Length is recomputed whenever anything changed.
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use smallvec::SmallVec;
 
@@ -17,13 +19,16 @@ use super::scan::CommaValues;
 
 /// A message plus the edits to apply when it is written out.
 ///
-/// The message is boxed: a request's `EditedMessage` moves from the
-/// receive path into its routing context, its transaction and each branch,
-/// and a `Message` (the received bytes' index plus what validation kept) is
-/// several hundred bytes that each move would copy.
+/// The message is shared, never edited in place: a request's
+/// `EditedMessage` moves from the receive path into its routing context and
+/// its transaction, and each branch starts from a clone of the
+/// transaction's. A `Message` (the received bytes' index plus what
+/// validation kept) is several hundred bytes and a vector that each move
+/// would copy and each clone allocate again; behind an `Arc` a move copies a
+/// pointer and a branch's clone bumps a count.
 #[derive(Debug, Clone)]
 pub struct EditedMessage {
-    msg: Box<Message>,
+    msg: Arc<Message>,
     request_uri: Option<String>,
     /// Per header index: `None` removed, `Some(v)` value replaced.
     changed: SmallVec<[(usize, Option<String>); 2]>,
@@ -34,7 +39,7 @@ pub struct EditedMessage {
 }
 
 impl EditedMessage {
-    pub fn new(msg: impl Into<Box<Message>>) -> Self {
+    pub fn new(msg: impl Into<Arc<Message>>) -> Self {
         Self {
             msg: msg.into(),
             request_uri: None,
@@ -172,7 +177,7 @@ impl EditedMessage {
         }
         let mut values = CommaValues::new(current);
         let Some(Ok(first)) = values.next() else { return None };
-        let mut rest = String::new();
+        let mut rest = String::with_capacity(current.len());
         for v in values.filter_map(Result::ok).filter(|v| !v.is_empty()) {
             if !rest.is_empty() {
                 rest.push_str(", ");

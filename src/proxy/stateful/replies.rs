@@ -24,7 +24,7 @@ impl Core {
         &self,
         txn_ref: &TxnRef,
         index: u32,
-        msg: Box<Message>,
+        msg: Arc<Message>,
         source: Inbound,
     ) -> Option<Step> {
         let code = msg.status()?;
@@ -75,7 +75,7 @@ impl Core {
         &self,
         t: &mut Txn,
         index: u32,
-        msg: Box<Message>,
+        msg: Arc<Message>,
         code: u16,
         source: Inbound,
     ) -> Vec<Step> {
