@@ -580,5 +580,21 @@ mod tests {
         assert_eq!(failures, [(0, io::ErrorKind::AddrNotAvailable)]);
         assert_eq!(read(&a), b"x");
         out.send_udp_many(&[], |_, _| panic!("nothing to send"));
+
+        // The kernel refuses a datagram larger than UDP carries: where it
+        // is first, `sendmmsg` fails whole; where it is second, it stops
+        // after the first. Either way the others arrive and the refused one
+        // is told, with its own error.
+        let huge = vec![b'x'; 70_000];
+        out.send_udp_many(&[(pa, &huge[..]), (pb, &b"after"[..])], |i, e| {
+            failures.push((i, e.kind()))
+        });
+        out.send_udp_many(&[(pa, &b"before"[..]), (pb, &huge[..])], |i, e| {
+            failures.push((i, e.kind()))
+        });
+        let too_big = io::Error::from_raw_os_error(90).kind(); // EMSGSIZE
+        assert_eq!(failures[1..], [(0, too_big), (1, too_big)]);
+        assert_eq!(read(&b), b"after");
+        assert_eq!(read(&a), b"before");
     }
 }
