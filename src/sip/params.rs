@@ -48,6 +48,9 @@ impl<'a> Params<'a> {
         stop: Option<u8>,
         name: &str,
     ) -> Result<(Params<'a>, &'a str, Option<Option<&'a str>>), Malformed> {
+        if let Some(lone) = Self::lone_plain(s, name) {
+            return Ok(lone);
+        }
         let b = s.as_bytes();
         let stop = stop.unwrap_or(b';');
         let mut i = 0;
@@ -112,6 +115,29 @@ impl<'a> Params<'a> {
             }
         }
         Ok((Params(&s[..i]), &s[i..], found))
+    }
+
+    /// [`Params::parse_finding`] of a list that is `;name=value` alone, the
+    /// value token bytes to the end: what nearly every Via's parameters
+    /// are (`;branch=z9hG4bK…`), read in one pass over the value instead of
+    /// the walk's steps (a third of a Via's parse). Token bytes are none of
+    /// the bytes the walk stops at, so it would find the same value and the
+    /// same end; any other list is `None`, and walked.
+    fn lone_plain(
+        s: &'a str,
+        name: &str,
+    ) -> Option<(Params<'a>, &'a str, Option<Option<&'a str>>)> {
+        let rest = s.as_bytes().strip_prefix(b";")?;
+        let after = rest.get(name.len()..)?;
+        if name.is_empty()
+            || !rest[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+            || after.first() != Some(&b'=')
+            || after.len() == 1
+            || !after[1..].iter().all(|&c| is_token_byte(c))
+        {
+            return None;
+        }
+        Some((Params(s), "", Some(Some(&s[name.len() + 2..]))))
     }
 
     /// The list as written, leading `;` included.
@@ -292,6 +318,34 @@ mod tests {
                 Err(e) => proptest::prop_assert_eq!(Params::parse_finding(&list, stop, name), Err(e)),
             }
         }
+    }
+
+    /// The one-pass reading of a lone plain parameter gives what the walk
+    /// gives, and lists of any other shape are left to the walk.
+    #[test]
+    fn a_lone_plain_parameter_is_what_the_walk_finds() {
+        for (list, lone) in [
+            (";branch=z9hG4bK-16739-1-0", true),
+            (";BRANCH=z9hG4bK.a_b~c'd", true),
+            (";branch=", false),
+            (";branch=a b", false),
+            (";branch=a;rport", false),
+            (";branch=a\r\n ", false),
+            (";branch=\"a\"", false),
+            (";branchx=1", false),
+            ("; branch=1", false),
+            (";branch", false),
+            ("", false),
+        ] {
+            assert_eq!(Params::lone_plain(list, "branch").is_some(), lone, "{list}");
+            let (params, rest) = Params::parse(list, None).unwrap();
+            assert_eq!(
+                Params::parse_finding(list, None, "branch").unwrap(),
+                (params, rest, params.get("branch")),
+                "{list}"
+            );
+        }
+        assert!(Params::lone_plain(";x=1", "").is_none());
     }
 
     #[test]
