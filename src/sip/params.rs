@@ -120,7 +120,7 @@ impl<'a> Params<'a> {
     /// [`Params::parse_finding`] of a list that is `;name=value` alone, the
     /// value token bytes to the end: what nearly every Via's parameters
     /// are (`;branch=z9hG4bK…`), read in one pass over the value instead of
-    /// the walk's steps (a third of a Via's parse). Token bytes are none of
+    /// the walk's steps (two fifths of a Via's parse). Token bytes are none of
     /// the bytes the walk stops at, so it would find the same value and the
     /// same end; any other list is `None`, and walked.
     fn lone_plain(
