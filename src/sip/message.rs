@@ -123,6 +123,10 @@ impl Message {
 
         let first_eol = memchr::memchr(b'\n', data).ok_or(err(ErrorKind::Truncated, data.len()))?;
         let mut headers: Vec<Header> = Vec::with_capacity(24);
+        // The index is built as the lines are found, and each value trimmed
+        // as its line is pushed (a folded header again when a fold joins it).
+        let mut first = [NONE; HeaderName::COUNT];
+        let mut count = [0u8; HeaderName::COUNT];
         let mut pos = first_eol + 1;
         let head_len = loop {
             let eol = memchr::memchr(b'\n', &data[pos..])
@@ -135,7 +139,13 @@ impl Message {
             let c = data[pos];
             if c == b' ' || c == b'\t' {
                 let h = headers.last_mut().ok_or(err(ErrorKind::FoldWithoutHeader, pos))?;
-                h.value.end = line_end as u32;
+                // The value runs from after the colon (white space and
+                // earlier folds included) to this line's end, then trimmed.
+                let mut colon = h.name_span.end as usize;
+                while data[colon] != b':' {
+                    colon += 1;
+                }
+                h.value = trim_span(data, Span::new(colon + 1, line_end));
                 h.line.end = (eol + 1) as u32;
                 if h.line.end - h.line.start > limits.max_header_len as u32 {
                     return Err(err(ErrorKind::HeaderTooLong, h.line.start as usize));
@@ -147,21 +157,32 @@ impl Message {
                 if line_end - pos > limits.max_header_len {
                     return Err(err(ErrorKind::HeaderTooLong, pos));
                 }
-                // The name: token bytes, optional white space, then ':'.
-                let line = &data[pos..line_end];
-                let name_end =
-                    pos + line.iter().position(|&b| !is_token_byte(b)).unwrap_or(line.len());
-                let mut colon = name_end;
-                while colon < line_end && matches!(data[colon], b' ' | b'\t') {
-                    colon += 1;
+                let (name, name_end, colon) = match HeaderName::line_prefix(&data[pos..]) {
+                    Some((name, len)) => (name, pos + len, pos + len),
+                    None => {
+                        // The name: token bytes, optional white space, then ':'.
+                        let line = &data[pos..line_end];
+                        let name_end = pos
+                            + line.iter().position(|&b| !is_token_byte(b)).unwrap_or(line.len());
+                        let mut colon = name_end;
+                        while colon < line_end && matches!(data[colon], b' ' | b'\t') {
+                            colon += 1;
+                        }
+                        if name_end == pos || colon == line_end || data[colon] != b':' {
+                            return Err(err(ErrorKind::BadHeaderLine, pos));
+                        }
+                        (HeaderName::classify_bytes(&data[pos..name_end]), name_end, colon)
+                    }
+                };
+                let k = name as usize;
+                if first[k] == NONE {
+                    first[k] = headers.len() as u16;
                 }
-                if name_end == pos || colon == line_end || data[colon] != b':' {
-                    return Err(err(ErrorKind::BadHeaderLine, pos));
-                }
+                count[k] = count[k].saturating_add(1);
                 headers.push(Header {
-                    name: HeaderName::classify_bytes(&data[pos..name_end]),
+                    name,
                     name_span: Span::new(pos, name_end),
-                    value: Span::new(colon + 1, line_end),
+                    value: trim_span(data, Span::new(colon + 1, line_end)),
                     line: Span::new(pos, eol + 1),
                 });
             }
@@ -172,17 +193,6 @@ impl Message {
             .map_err(|_| err(ErrorKind::NotUtf8, 0))?;
         let text: &str = &head;
         let start = parse_start_line(text, first_eol)?;
-
-        let mut first = [NONE; HeaderName::COUNT];
-        let mut count = [0u8; HeaderName::COUNT];
-        for (i, h) in headers.iter_mut().enumerate() {
-            h.value = trim_span(text, h.value);
-            let k = h.name as usize;
-            if first[k] == NONE {
-                first[k] = i as u16;
-            }
-            count[k] = count[k].saturating_add(1);
-        }
 
         let avail = data.len() - head_len;
         let body_len = match first[HeaderName::ContentLength as usize] {
@@ -380,8 +390,7 @@ impl Message {
 }
 
 /// Shrinks a value span to exclude leading and trailing LWS (folds included).
-fn trim_span(text: &str, span: Span) -> Span {
-    let b = text.as_bytes();
+fn trim_span(b: &[u8], span: Span) -> Span {
     let (mut s, mut e) = (span.start as usize, span.end as usize);
     while s < e && super::scan::is_lws(b[s]) {
         s += 1;
@@ -455,4 +464,49 @@ fn parse_start_line(text: &str, eol: usize) -> Result<StartLine, ParseError> {
         uri: Span::new(sp1 + 1, sp2),
         version_ok,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values are trimmed as their lines are found and again when a fold
+    /// joins them; the index counts what the lines name, prefix-matched
+    /// names and the general way's alike.
+    #[test]
+    fn values_are_trimmed_and_indexed_as_lines_are_found() {
+        let text = "OPTIONS sip:a@example.com SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+            v : SIP/2.0/UDP 192.0.2.2\r\n\
+            VIA:SIP/2.0/UDP 192.0.2.3  \r\n\
+            Subject:\r\n  folded value \r\n\
+            X-Long: a\r\n b\r\n\tc  \r\n\
+            Empty:\r\n\
+            From: <sip:a@example.com>;tag=1\r\nTo:\t<sip:b@example.com>\r\n\
+            Call-ID: c\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+        let m = Message::parse(Bytes::from(text)).unwrap();
+        let values: Vec<(HeaderName, &str)> =
+            m.headers().iter().map(|h| (h.name, m.value_of(h))).collect();
+        assert_eq!(
+            values,
+            [
+                (HeaderName::Via, "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1"),
+                (HeaderName::Via, "SIP/2.0/UDP 192.0.2.2"),
+                (HeaderName::Via, "SIP/2.0/UDP 192.0.2.3"),
+                (HeaderName::Subject, "folded value"),
+                (HeaderName::Other, "a\r\n b\r\n\tc"),
+                (HeaderName::Other, ""),
+                (HeaderName::From, "<sip:a@example.com>;tag=1"),
+                (HeaderName::To, "<sip:b@example.com>"),
+                (HeaderName::CallId, "c"),
+                (HeaderName::CSeq, "1 OPTIONS"),
+                (HeaderName::MaxForwards, "70"),
+                (HeaderName::ContentLength, "0"),
+            ]
+        );
+        assert_eq!(m.header_count(HeaderName::Via), 3);
+        assert_eq!(m.header(HeaderName::Via).map(|h| h.line.start), Some(35));
+        assert_eq!(m.header(HeaderName::Subject).map(|h| m.value_of(h)), Some("folded value"));
+        assert_eq!(m.header_count(HeaderName::Other), 2);
+    }
 }
