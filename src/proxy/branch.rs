@@ -66,9 +66,13 @@ pub fn push_stateless_branch(out: &mut String, req: &Message, outgoing_uri: &str
 /// formatting machinery: this runs for every forwarded request).
 pub fn push_hex16(out: &mut String, v: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..16).rev() {
-        out.push(char::from(DIGITS[((v >> (shift * 4)) & 0xf) as usize]));
+    // Into a buffer, then one append: a `push` per digit checks capacity
+    // and encodes a char each time.
+    let mut hex = [0u8; 16];
+    for (i, d) in hex.iter_mut().enumerate() {
+        *d = DIGITS[((v >> ((15 - i) * 4)) & 0xf) as usize];
     }
+    out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
 }
 
 /// The loop part of a branch (see the module docs).
