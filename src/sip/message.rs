@@ -439,10 +439,18 @@ fn parse_start_line(text: &str, eol: usize) -> Result<StartLine, ParseError> {
     if sp1 == 0 || line.get(sp1) != Some(&b' ') {
         return Err(bad(0));
     }
-    let uri_len = line[sp1 + 1..]
-        .iter()
-        .position(|&c| c <= b' ' || c == 0x7f || c == b'<' || c == b'>')
-        .unwrap_or(line.len() - sp1 - 1);
+    /// The bytes that end a Request-URI: white space, controls, DEL, `<`, `>`.
+    const URI_END: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            t[c] = c <= b' ' as usize || c == 0x7f || c == b'<' as usize || c == b'>' as usize;
+            c += 1;
+        }
+        t
+    };
+    let uri_len =
+        line[sp1 + 1..].iter().position(|&c| URI_END[c as usize]).unwrap_or(line.len() - sp1 - 1);
     let sp2 = sp1 + 1 + uri_len;
     if uri_len == 0 || line.get(sp2) != Some(&b' ') {
         // An empty URI, no second space, or a character a URI cannot hold.

@@ -28,7 +28,12 @@ impl std::hash::Hasher for IdHasher {
 }
 
 type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
-type KeyMap = HashMap<ServerKey, u64, foldhash::fast::RandomState>;
+/// A key's transaction, with its id (so a removal by an older id leaves a
+/// newer transaction of the same key alone). Holding the transaction here
+/// and not only its id makes a lookup by key one probe of one map: every
+/// request is looked up by key, and each probe of these large tables is a
+/// cache miss.
+type KeyMap = HashMap<ServerKey, (u64, TxnRef), foldhash::fast::RandomState>;
 
 /// The live transactions, sharded by key and by id.
 pub(in crate::proxy) struct TxnTable {
@@ -63,8 +68,7 @@ impl TxnTable {
     }
 
     pub(super) fn by_key(&self, key: &ServerKey) -> Option<TxnRef> {
-        let id = *lock(self.key_shard(key)).get(key)?;
-        self.by_id(id)
+        lock(self.key_shard(key)).get(key).map(|(_, txn)| Arc::clone(txn))
     }
 
     /// Inserts unless the key is taken (a retransmission racing its original).
@@ -73,7 +77,7 @@ impl TxnTable {
         if keys.contains_key(&key) {
             return false;
         }
-        keys.insert(key, id);
+        keys.insert(key, (id, Arc::clone(&txn)));
         lock(&self.txns[id as usize % SHARDS]).insert(id, txn);
         self.count.fetch_add(1, Ordering::Relaxed);
         true
@@ -81,7 +85,7 @@ impl TxnTable {
 
     pub(super) fn remove(&self, key: &ServerKey, id: u64) {
         let mut keys = lock(self.key_shard(key));
-        if keys.get(key) == Some(&id) {
+        if keys.get(key).is_some_and(|(k, _)| *k == id) {
             keys.remove(key);
         }
         if lock(&self.txns[id as usize % SHARDS]).remove(&id).is_some() {
