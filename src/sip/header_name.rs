@@ -493,7 +493,7 @@ impl HeaderName {
     /// `Call-ID:`, `content-length:` …), and the name's length: what the
     /// parser's token scan, colon check and [`HeaderName::classify_bytes`]
     /// give for such a line, in a word comparison or two (those three steps
-    /// were a quarter of a message's parse). `None` for any other line,
+    /// were a fifth of a message's parse). `None` for any other line,
     /// which is parsed the general way; `rest` shorter than 16 bytes too.
     #[inline]
     pub fn line_prefix(rest: &[u8]) -> Option<(HeaderName, usize)> {
