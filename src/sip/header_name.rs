@@ -408,6 +408,22 @@ pub const COMPACT_HEADERS: &[(char, &str)] = &[
     ('y', "Identity"),
 ];
 
+/// `text[from..to]` (at most eight bytes) as a little-endian word, and the
+/// bit 0x20 of each of its lowercase letters.
+const fn packed(text: &[u8], from: usize, to: usize) -> (u64, u64) {
+    let (mut word, mut fold) = (0, 0);
+    let mut i = from;
+    while i < to {
+        let shift = 8 * (i - from);
+        word |= (text[i] as u64) << shift;
+        if text[i].is_ascii_lowercase() {
+            fold |= 0x20 << shift;
+        }
+        i += 1;
+    }
+    (word, fold)
+}
+
 /// A header name and its colon as it starts a line, for
 /// [`HeaderName::line_prefix`]: the text (lowercase letters, `-`, `:`) as up
 /// to two little-endian words, the bits a letter's case may flip, and which
@@ -425,25 +441,11 @@ impl LinePrefix {
     const fn new(name: HeaderName, text: &[u8]) -> LinePrefix {
         let len = text.len();
         assert!(len >= 2 && len <= 16 && text[len - 1] == b':');
-        let mut p = LinePrefix { name, len, word: [0; 2], fold: [0; 2], keep: 0 };
-        let mut w = 0;
-        while w < 2 {
-            let base = if w == 0 { 0 } else { len.saturating_sub(8) };
-            let mut i = 0;
-            while i < 8 && base + i < len && (w == 0 || len > 8) {
-                let c = text[base + i];
-                p.word[w] |= (c as u64) << (8 * i);
-                if c.is_ascii_lowercase() {
-                    p.fold[w] |= 0x20 << (8 * i);
-                }
-                if w == 0 {
-                    p.keep |= 0xff << (8 * i);
-                }
-                i += 1;
-            }
-            w += 1;
-        }
-        p
+        let first = if len < 8 { len } else { 8 };
+        let (w0, f0) = packed(text, 0, first);
+        let (w1, f1) = if len > 8 { packed(text, len - 8, len) } else { (0, 0) };
+        let keep = if first == 8 { u64::MAX } else { (1 << (8 * first)) - 1 };
+        LinePrefix { name, len, word: [w0, w1], fold: [f0, f1], keep }
     }
 
     /// Does `rest` (at least 16 bytes) start with this name and its colon,
@@ -459,6 +461,7 @@ impl LinePrefix {
     }
 }
 
+/// The eight bytes of `s` at `i` as a little-endian word (zero past the end).
 fn word_at(s: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(s.get(i..i + 8).and_then(|w| w.try_into().ok()).unwrap_or([0; 8]))
 }
@@ -529,21 +532,18 @@ fn eq_folded(a: &[u8], b: &[u8]) -> bool {
     if n != b.len() {
         return false;
     }
-    let w64 = |s: &[u8], i: usize| {
-        u64::from_le_bytes(s.get(i..i + 8).and_then(|w| w.try_into().ok()).unwrap_or([0; 8]))
-    };
     let w32 = |s: &[u8], i: usize| {
         u32::from_le_bytes(s.get(i..i + 4).and_then(|w| w.try_into().ok()).unwrap_or([0; 4]))
     };
     if n >= 8 {
         let mut i = 0;
         while i + 8 <= n {
-            if w64(a, i) | FOLD64 != w64(b, i) | FOLD64 {
+            if word_at(a, i) | FOLD64 != word_at(b, i) | FOLD64 {
                 return false;
             }
             i += 8;
         }
-        i == n || w64(a, n - 8) | FOLD64 == w64(b, n - 8) | FOLD64
+        i == n || word_at(a, n - 8) | FOLD64 == word_at(b, n - 8) | FOLD64
     } else if n >= 4 {
         w32(a, 0) | FOLD32 == w32(b, 0) | FOLD32 && w32(a, n - 4) | FOLD32 == w32(b, n - 4) | FOLD32
     } else {

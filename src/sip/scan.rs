@@ -193,14 +193,23 @@ pub fn percent_decode(s: &str) -> std::borrow::Cow<'_, [u8]> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Each byte's value as a hex digit (either case); 0xff for a byte that
+/// is not one.
+pub(crate) const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut c = 0;
+    while c < 256 {
+        if let Some(v) = (c as u8 as char).to_digit(16) {
+            t[c] = v as u8;
+        }
+        c += 1;
+    }
+    t
+};
+
 /// The value of one hex digit, either case.
 pub(crate) fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    Some(HEX_VALUE[b as usize]).filter(|&v| v < 16)
 }
 
 #[cfg(test)]

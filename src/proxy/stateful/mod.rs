@@ -148,24 +148,12 @@ impl TxnLayer {
 /// 1 to 16 hex digits as a `u64` (`from_str_radix` without its sign
 /// handling and per-digit overflow checks: this runs twice for every reply).
 fn parse_hex(s: &str) -> Option<u64> {
-    /// Each byte's hex value, 0xff for a byte that is not a hex digit.
-    const HEX: [u8; 256] = {
-        let mut t = [0xff; 256];
-        let mut c = 0;
-        while c < 256 {
-            if let Some(v) = (c as u8 as char).to_digit(16) {
-                t[c] = v as u8;
-            }
-            c += 1;
-        }
-        t
-    };
     if s.is_empty() || s.len() > 16 {
         return None;
     }
     // The digits are or-ed together to test for a non-digit once, at the end.
     let (v, bad) = s.bytes().fold((0u64, 0u8), |(v, bad), b| {
-        let d = HEX[b as usize];
+        let d = crate::sip::scan::HEX_VALUE[b as usize];
         (v << 4 | u64::from(d & 0xf), bad | d)
     });
     (bad & 0xf0 == 0).then_some(v)
