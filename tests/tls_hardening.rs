@@ -62,24 +62,42 @@ fn serve(name: &str, ca: &Ca, leaf: &(String, String), extra: &str) -> Proxy {
     std::fs::write(dir.join("cert.pem"), &leaf.0).unwrap();
     std::fs::write(dir.join("key.pem"), &leaf.1).unwrap();
     std::fs::write(dir.join("ca.pem"), &ca.pem).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let route = dir.join("tls.route");
-    std::fs::write(
-        &route,
-        format!(
-            "listen tls 127.0.0.1:{port};\nmodule tls {{\n    certificate = \"cert.pem\";\n    \
-             private_key = \"key.pem\";\n    ca_list = \"ca.pem\";\n{extra}}}\n\
-             request_route {{\n    reply(200, \"over tls\");\n}}\n"
-        ),
-    )
-    .unwrap();
-    let child = support::sipc_run(&route, &[], Some(&dir.join("sipc.log")));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "sipc did not listen: {}", log(&dir));
-        std::thread::sleep(Duration::from_millis(50));
+    // A port found free can be taken again before sipc binds it (by another
+    // test's proxy: the tests run in parallel); then this sipc exits, and
+    // the port answers for the other one. Only a listening sipc of ours
+    // counts, and a taken port is tried again with another.
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let route = dir.join("tls.route");
+        std::fs::write(
+            &route,
+            format!(
+                "listen tls 127.0.0.1:{port};\nmodule tls {{\n    certificate = \"cert.pem\";\n    \
+                 private_key = \"key.pem\";\n    ca_list = \"ca.pem\";\n{extra}}}\n\
+                 request_route {{\n    reply(200, \"over tls\");\n}}\n"
+            ),
+        )
+        .unwrap();
+        let mut child = support::sipc_run(&route, &[], Some(&dir.join("sipc.log")));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if child.0.try_wait().unwrap().is_some() {
+                break; // exited: the port was taken
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Still running a moment later: the listener is ours (a
+                // sipc that cannot bind exits at once).
+                std::thread::sleep(Duration::from_millis(200));
+                if child.0.try_wait().unwrap().is_none() {
+                    return Proxy { dir, port, _child: child };
+                }
+                break;
+            }
+            assert!(Instant::now() < deadline, "sipc did not listen: {}", log(&dir));
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
-    Proxy { dir, port, _child: child }
+    panic!("sipc did not start: {}", log(&dir))
 }
 
 fn log(dir: &Path) -> String {
