@@ -607,6 +607,7 @@ impl<'a> Decoder<'a> {
     /// The digits of an integer after its `i`, through the closing `e`:
     /// `-?(0|[1-9][0-9]*)`, no `-0`, within `i64`. One pass over the
     /// digits (integers are most of a `delete` reply's statistics).
+    #[inline]
     fn int(&mut self) -> Result<i64, DecodeError> {
         let start = self.pos;
         let rest = &self.input[start..];
@@ -630,6 +631,14 @@ impl<'a> Decoder<'a> {
                 return Ok(n);
             }
         }
+        self.int_general()
+    }
+
+    /// [`Decoder::int`] for any integer, with every error.
+    #[inline(never)]
+    fn int_general(&mut self) -> Result<i64, DecodeError> {
+        let start = self.pos;
+        let rest = &self.input[start..];
         let negative = rest.first() == Some(&b'-');
         let first = usize::from(negative);
         let mut i = first;
@@ -675,6 +684,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// A byte string `<len>:<bytes>`, borrowed from the input.
+    #[inline]
     fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let start = self.pos;
         let input: &'a [u8] = self.input;
@@ -695,6 +705,15 @@ impl<'a> Decoder<'a> {
             self.pos = start + body + len;
             return Ok(&rest[body..body + len]);
         }
+        self.bytes_general()
+    }
+
+    /// [`Decoder::bytes`] for any length, with every error.
+    #[inline(never)]
+    fn bytes_general(&mut self) -> Result<&'a [u8], DecodeError> {
+        let start = self.pos;
+        let input: &'a [u8] = self.input;
+        let rest = &input[start..];
         let mut digits = 0;
         let mut len = 0u64;
         while let Some(&c) = rest.get(digits) {
