@@ -328,8 +328,19 @@ impl NgClient {
         keep: Option<&[&str]>,
     ) -> Option<Result<Dict, NgError>> {
         let inst = &self.inner.instances[n];
+        self.settle_read(n, outcome.map(|reply| result(inst, &reply, keep)), tried)
+    }
+
+    /// [`Self::settle`] of a reply already read into its result.
+    fn settle_read(
+        &self,
+        n: usize,
+        outcome: Result<Result<Dict, NgError>, Exchange>,
+        tried: &mut Vec<SocketAddr>,
+    ) -> Option<Result<Dict, NgError>> {
+        let inst = &self.inner.instances[n];
         match outcome {
-            Ok(reply) => Some(result(inst, &reply, keep)),
+            Ok(read) => Some(read),
             Err(Exchange::Send(detail)) => {
                 Some(Err(NgError::Send { instance: inst.spec.addr, detail }))
             }
@@ -400,8 +411,8 @@ impl NgClient {
             if !self.inner.instances[n].is_up() && !tried.is_empty() {
                 continue;
             }
-            let outcome = self.exchange_sync(&self.inner.instances[n], &body);
-            out = self.settle(n, outcome, &mut tried, keep);
+            let outcome = self.exchange_sync(&self.inner.instances[n], &body, keep);
+            out = self.settle_read(n, outcome, &mut tried);
             if out.is_some() {
                 break;
             }
@@ -410,8 +421,14 @@ impl NgClient {
         out.unwrap_or(Err(NgError::Timeout { tried }))
     }
 
-    /// One request to one instance on the calling thread's socket.
-    fn exchange_sync(&self, inst: &Instance, body: &[u8]) -> Result<Vec<u8>, Exchange> {
+    /// One request to one instance on the calling thread's socket, its
+    /// reply read ([`result`]) where it was received, without a copy.
+    fn exchange_sync(
+        &self,
+        inst: &Instance,
+        body: &[u8],
+        keep: Option<&[&str]>,
+    ) -> Result<Result<Dict, NgError>, Exchange> {
         let to = inst.spec.addr;
         let (cookie, msg) = self.framed(body);
         THREAD_SOCKETS.with(|cell| {
@@ -452,7 +469,7 @@ impl NgClient {
                                 && reply[cookie.len()] == b' '
                             {
                                 inst.replies.fetch_add(1, Ordering::Relaxed);
-                                return Ok(reply[cookie.len() + 1..].to_vec());
+                                return Ok(result(inst, &reply[cookie.len() + 1..], keep));
                             }
                             self.inner.shared.stale.fetch_add(1, Ordering::Relaxed);
                         }
