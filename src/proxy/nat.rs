@@ -189,8 +189,10 @@ pub struct PlainContact<'a> {
 /// nearly every message of a call (`nat_uac_test`'s Contact check, and
 /// whether `set_contact_alias` or `fix_nated_contact` has anything to do)
 /// and nearly always find the Contact as it should be: they read it this
-/// way, at about a tenth of the full parse's 1,300 instructions, and parse
-/// it fully only to rewrite it.
+/// way and parse it fully only to rewrite it (a call through
+/// `examples/nat-rtpengine.route` makes ten such reads; callgrind counts
+/// 7,150 instructions fewer per call, about half of what the full parses
+/// cost).
 pub fn plain_contact(value: &str) -> Option<PlainContact<'_>> {
     let (bracketed, uri) = match value.strip_prefix('<') {
         Some(rest) => (true, rest.strip_suffix('>')?),
