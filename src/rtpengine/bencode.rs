@@ -494,8 +494,9 @@ impl<'a> Decoder<'a> {
     /// change it. Most of a `delete` reply (its statistics: forty-odd small
     /// dictionaries for one audio stream) goes through here, so it is one
     /// loop with the open containers in two bit sets, not a recursion that
-    /// keeps a set of keys per dictionary: that was a fifth of what the
-    /// relay cost per call in user space.
+    /// keeps a set of keys per dictionary: that recursion was two fifths of
+    /// what the relay cost per call in user space (callgrind, 30,900 of
+    /// 74,600 instructions through `examples/nat-rtpengine.route`).
     fn skip(&mut self, depth: usize) -> Result<(), DecodeError> {
         // Containers opened inside this value; bit `i` of `dicts` says the
         // `i`th is a dictionary, of `value_next` that it read a key and
