@@ -149,8 +149,7 @@ fn rewrite_contact(
 /// when nothing changes (already the source) or the value is no SIP URI.
 pub fn fix_contact(value: &str, source: SocketAddr, t: Transport) -> Option<String> {
     if let Some(c) = plain_contact(value) {
-        let here = SocketAddr::new(c.ip.into(), c.port.unwrap_or(5060));
-        if fix_unneeded(&c.params, Some(here), c.port.is_some(), source, t) {
+        if fix_unneeded(&c.params, Some(c.here()), c.port.is_some(), source, t) {
             return None;
         }
     }
@@ -180,6 +179,23 @@ pub struct PlainContact<'a> {
     pub port: Option<u16>,
     /// The URI's parameters.
     pub params: Params<'a>,
+}
+
+impl PlainContact<'_> {
+    /// Where the URI leads: its address and port (5060 when none is written).
+    fn here(&self) -> SocketAddr {
+        SocketAddr::new(self.ip.into(), self.port.unwrap_or(5060))
+    }
+}
+
+/// The IP address of a Contact value's host (`None` for a host name or a
+/// value that is no SIP URI): read in one pass when it has the common
+/// shape ([`plain_contact`]), else by the full parse.
+pub fn contact_ip(value: &str) -> Option<IpAddr> {
+    match plain_contact(value) {
+        Some(plain) => Some(IpAddr::V4(plain.ip)),
+        None => NameAddr::parse(value).ok()?.uri.host?.ip(),
+    }
 }
 
 /// A Contact value of that shape read in one pass, without
@@ -288,8 +304,7 @@ fn fix_unneeded(
 /// is no SIP URI.
 pub fn alias_contact(value: &str, source: SocketAddr, t: Transport) -> Option<String> {
     if let Some(c) = plain_contact(value) {
-        let here = SocketAddr::new(c.ip.into(), c.port.unwrap_or(5060));
-        if alias_unneeded(&c.params, Some(here), source, t) {
+        if alias_unneeded(&c.params, Some(c.here()), source, t) {
             return None;
         }
     }

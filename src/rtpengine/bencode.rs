@@ -372,10 +372,9 @@ pub fn decode_dict_keeping(input: &[u8], keep: &[&str]) -> Result<Dict, DecodeEr
 /// without copying them: up to 16 keys in an array compared in place,
 /// then a hash set (so a hostile reply with thousands of keys costs
 /// linear time, not quadratic). A 64-bit filter over each key's length
-/// and end bytes answers "new" without comparing for most keys: a
-/// `delete` reply for one audio stream is about forty dictionaries of
-/// three to nine keys, and comparing every new key with all before it
-/// was most of the cost of checking that reply.
+/// and end bytes answers "new" without comparing for most keys (in the
+/// dictionaries [`decode`] builds, and at the top of those
+/// [`decode_dict_keeping`] reads; what it skips is not searched for repeats).
 struct Keys<'a> {
     few: [&'a [u8]; 16],
     len: usize,

@@ -296,8 +296,10 @@ impl NgClient {
             if !self.inner.instances[n].is_up() && !tried.is_empty() {
                 continue;
             }
-            let outcome = self.exchange(&self.inner.instances[n], &body, self.inner.retries).await;
-            if let Some(done) = self.settle(n, outcome, &mut tried, None) {
+            let inst = &self.inner.instances[n];
+            let outcome = self.exchange(inst, &body, self.inner.retries).await;
+            let read = outcome.map(|reply| result(inst, &reply, None));
+            if let Some(done) = self.settle(n, read, &mut tried) {
                 return done;
             }
         }
@@ -321,18 +323,6 @@ impl NgClient {
     /// reply, or a send error), or `None` after a timeout, which marks the
     /// instance down and moves on to the next.
     fn settle(
-        &self,
-        n: usize,
-        outcome: Result<Vec<u8>, Exchange>,
-        tried: &mut Vec<SocketAddr>,
-        keep: Option<&[&str]>,
-    ) -> Option<Result<Dict, NgError>> {
-        let inst = &self.inner.instances[n];
-        self.settle_read(n, outcome.map(|reply| result(inst, &reply, keep)), tried)
-    }
-
-    /// [`Self::settle`] of a reply already read into its result.
-    fn settle_read(
         &self,
         n: usize,
         outcome: Result<Result<Dict, NgError>, Exchange>,
@@ -412,7 +402,7 @@ impl NgClient {
                 continue;
             }
             let outcome = self.exchange_sync(&self.inner.instances[n], &body, keep);
-            out = self.settle_read(n, outcome, &mut tried);
+            out = self.settle(n, outcome, &mut tried);
             if out.is_some() {
                 break;
             }

@@ -7,11 +7,11 @@
 //! reply routes the message is the reply and the source the address it
 //! came from).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::proxy::Transport;
 use crate::proxy::nat;
-use crate::sip::{HeaderName, NameAddr};
+use crate::sip::HeaderName;
 
 use super::RouteCtx;
 
@@ -44,10 +44,7 @@ pub fn nat_uac_test(ctx: &mut RouteCtx<'_>, a: &[i64]) -> i64 {
     if mask & PRIVATE_CONTACT != 0 {
         let private = msg
             .first_current(HeaderName::Contact)
-            .and_then(|c| match nat::plain_contact(c) {
-                Some(plain) => Some(IpAddr::V4(plain.ip)),
-                None => NameAddr::parse(c).ok().and_then(|n| n.uri.host.and_then(|h| h.ip())),
-            })
+            .and_then(nat::contact_ip)
             .is_some_and(nat::is_private);
         if private {
             return 1;
