@@ -74,10 +74,13 @@ impl TxnTable {
     /// Inserts unless the key is taken (a retransmission racing its original).
     pub(super) fn insert(&self, key: ServerKey, id: u64, txn: TxnRef) -> bool {
         let mut keys = lock(self.key_shard(&key));
-        if keys.contains_key(&key) {
-            return false;
+        // One hash and probe of the key for both the test and the insert.
+        match keys.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => return false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((id, Arc::clone(&txn)));
+            }
         }
-        keys.insert(key, (id, Arc::clone(&txn)));
         lock(&self.txns[id as usize % SHARDS]).insert(id, txn);
         self.count.fetch_add(1, Ordering::Relaxed);
         true
