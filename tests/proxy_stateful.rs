@@ -246,6 +246,25 @@ async fn basic_call_with_record_route() {
     b.finish().await;
 }
 
+/// A provisional reply ends an INVITE branch's retransmissions: its Timer
+/// A is taken out of the queue then, not left to fire and be ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_cancels_the_retransmission_timer() {
+    let b = bed().await;
+    b.uac.send(b.px, &invite(&b.uac, "bob", "c9", "call-cancel-a")).await;
+    expect(&b.uac, "100 Trying", status(100)).await;
+    let (inv, from) = expect(&b.uas1, "INVITE at UAS1", method("INVITE")).await;
+    // Armed now: Timer A (re-armed in place each time it fires) and Timer C.
+    let before = b.proxy.core.armed_timers();
+    b.uas1.send(from, &answer(&inv, 180, "Ringing", "u9", b.uas1.addr)).await;
+    expect(&b.uac, "180", status(180)).await;
+    assert_eq!(b.proxy.core.armed_timers(), before - 1, "Timer A cancelled by the 180");
+    b.uas1.send(from, &answer(&inv, 603, "Decline", "u9", b.uas1.addr)).await;
+    expect(&b.uas1, "ACK of the 603", method("ACK")).await;
+    expect(&b.uac, "603", status(603)).await;
+    b.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retransmitted_invite_is_absorbed() {
     let b = bed().await;

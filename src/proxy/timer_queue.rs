@@ -1,11 +1,14 @@
 //! One timer queue for every transaction timer of the proxy.
 //!
 //! Transactions arm many short timers (A, E, G retransmissions; B, C, F, H
-//! timeouts; D, I, J, K, L, M clean-up) and almost never cancel them: a
-//! timer that fires after its state has moved on is simply ignored by the
-//! state machine. So a queue of deadlines drained by one thread is enough:
-//! arming is an append under a mutex, and there is no per-timer task or
-//! cancellation bookkeeping.
+//! timeouts; D, I, J, K, L, M clean-up) and seldom need one gone: a timer
+//! that fires after its state has moved on is simply ignored by the state
+//! machine. So a queue of deadlines drained by one thread is enough: arming
+//! is an append under a mutex, and there is no per-timer task. The one
+//! timer nearly always left so, a branch's Timer A (E) once a reply came,
+//! is cancelled by the handle [`TimerQueue::arm`] returned (its entry
+//! emptied in place): otherwise it fired for every call, and the timer
+//! thread looked up the transaction only to find nothing to do.
 //!
 //! The queue is a wheel of [`TICK`]-wide slots, one per tick of the next
 //! 82 seconds, each a list in the order armed; later deadlines wait in a
@@ -84,14 +87,24 @@ pub const TICK: Duration = Duration::from_millis(20);
 /// overflow heap until its tick comes within the span.
 const WHEEL: u64 = 4096;
 
+/// Where [`TimerQueue::arm`] put an event, to cancel it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerHandle {
+    tick: u64,
+    index: u32,
+}
+
 /// What the lock guards: the wheel, its overflow, where draining stands.
 struct Wheel<E> {
     /// `slots[tick % WHEEL]` holds, in the order armed, the events of the
-    /// one tick in `cursor .. cursor + WHEEL` that maps to it. A drained
-    /// slot keeps its capacity for the tick that comes round next.
-    slots: Vec<Vec<E>>,
-    /// Events in the slots.
+    /// one tick in `cursor .. cursor + WHEEL` that maps to it (`None`: a
+    /// cancelled one). A drained slot keeps its capacity for the tick that
+    /// comes round next.
+    slots: Vec<Vec<Option<E>>>,
+    /// Entries in the slots, cancelled ones included.
     in_slots: usize,
+    /// Cancelled entries in the slots.
+    cancelled: usize,
     /// Deadlines at or past `cursor + WHEEL`, earliest first.
     overflow: BinaryHeap<Entry<E>>,
     /// The next tick to drain: every tick before it has been.
@@ -125,6 +138,7 @@ impl<E> Default for TimerQueue<E> {
             wheel: Mutex::new(Wheel {
                 slots: (0..WHEEL).map(|_| Vec::new()).collect(),
                 in_slots: 0,
+                cancelled: 0,
                 overflow: BinaryHeap::new(),
                 cursor: 0,
                 wake_at: 0,
@@ -137,18 +151,34 @@ impl<E> Default for TimerQueue<E> {
 }
 
 impl<E> Wheel<E> {
-    fn slot(&mut self, tick: u64) -> &mut Vec<E> {
+    fn slot(&mut self, tick: u64) -> &mut Vec<Option<E>> {
         &mut self.slots[(tick % WHEEL) as usize]
     }
 
-    /// Files an event due at `tick` (one already past is due at the cursor).
-    fn insert(&mut self, tick: u64, key: u64, event: E) {
+    /// Files an event due at `tick` (one already past is due at the
+    /// cursor); where it went in the wheel, if it did.
+    fn insert(&mut self, tick: u64, key: u64, event: E) -> Option<TimerHandle> {
         let tick = tick.max(self.cursor);
         if tick < self.cursor + WHEEL {
-            self.slot(tick).push(event);
+            let slot = self.slot(tick);
+            slot.push(Some(event));
+            let index = (slot.len() - 1) as u32;
             self.in_slots += 1;
+            Some(TimerHandle { tick, index })
         } else {
             self.overflow.push(Entry { key, event });
+            None
+        }
+    }
+
+    /// Takes out the event `handle` names, unless its tick was drained.
+    fn cancel(&mut self, handle: TimerHandle) {
+        if handle.tick < self.cursor {
+            return;
+        }
+        let entry = self.slot(handle.tick).get_mut(handle.index as usize);
+        if entry.is_some_and(|e| e.take().is_some()) {
+            self.cancelled += 1;
         }
     }
 
@@ -160,7 +190,7 @@ impl<E> Wheel<E> {
         while self.overflow.peek().is_some_and(|e| e.key >> SEQ_BITS < self.cursor + WHEEL) {
             let Some(e) = self.overflow.pop() else { break };
             let tick = e.key >> SEQ_BITS;
-            self.slot(tick).push(e.event);
+            self.slot(tick).push(Some(e.event));
             self.in_slots += 1;
         }
     }
@@ -182,8 +212,10 @@ impl<E> Wheel<E> {
             }
             let cursor = self.cursor;
             let slot = &mut self.slots[(cursor % WHEEL) as usize];
-            self.in_slots -= slot.len();
-            out.append(slot);
+            let (taken, before) = (slot.len(), out.len());
+            out.extend(slot.drain(..).flatten());
+            self.in_slots -= taken;
+            self.cancelled -= taken - (out.len() - before);
             self.cursor += 1;
             self.take_in();
         }
@@ -201,29 +233,37 @@ impl<E> Wheel<E> {
     }
 
     fn len(&self) -> usize {
-        self.in_slots + self.overflow.len()
+        self.in_slots - self.cancelled + self.overflow.len()
     }
 }
 
 impl<E> TimerQueue<E> {
-    /// Fires `event` after `after`.
-    pub fn arm(&self, after: Duration, event: E) {
+    /// Fires `event` after `after`. The handle cancels it; there is none
+    /// for a deadline beyond the wheel's span.
+    pub fn arm(&self, after: Duration, event: E) -> Option<TimerHandle> {
         let exact = (Instant::now() + after).duration_since(self.base).as_nanos();
         let tick = exact.div_ceil(TICK.as_nanos()) as u64;
         let seq = self.seq.fetch_add(1, AtomicOrdering::Relaxed) & ((1 << SEQ_BITS) - 1);
         let key = tick << SEQ_BITS | seq;
-        let wake = {
+        let (handle, wake) = {
             let mut wheel = self.lock();
-            wheel.insert(tick, key, event);
+            let handle = wheel.insert(tick, key, event);
             let earlier = tick < wheel.wake_at;
             if earlier {
                 wheel.wake_at = tick;
             }
-            earlier
+            (handle, earlier)
         };
         if wake {
             self.wake.notify_one();
         }
+        handle
+    }
+
+    /// Takes out a timer that has not fired. Cancelling one that fired, or
+    /// one already cancelled, does nothing.
+    pub fn cancel(&self, handle: TimerHandle) {
+        self.lock().cancel(handle);
     }
 
     fn lock(&self) -> MutexGuard<'_, Wheel<E>> {
@@ -353,33 +393,59 @@ mod tests {
         /// The wheel gives what a sorted list gives: every event whose tick
         /// (or, armed after its tick was drained, the next drain) has come,
         /// by tick and then in the order armed, whether it went into a slot
-        /// or through the heap.
+        /// or through the heap, less the ones cancelled before they fired.
         #[test]
         fn the_wheel_drains_as_a_sorted_list(
-            ops in proptest::collection::vec((proptest::bool::ANY, 0..3 * WHEEL), 1..200)
+            ops in proptest::collection::vec((0..3u8, 0..3 * WHEEL), 1..200)
         ) {
             let q = TimerQueue::<u64>::default();
             let mut wheel = q.lock();
             let mut reference: Vec<(u64, u64)> = Vec::new();
+            let mut handles = Vec::new();
             let (mut now, mut seq) = (0u64, 0u64);
-            for (arm, n) in ops {
-                if arm {
-                    let tick = now + n;
-                    wheel.insert(tick, tick << SEQ_BITS | seq, seq);
-                    reference.push((tick.max(wheel.cursor), seq));
-                    seq += 1;
-                } else {
-                    now += n % (WHEEL + 7);
-                    let mut out = Vec::new();
-                    wheel.drain(now, &mut out);
-                    reference.sort();
-                    let split = reference.partition_point(|&(t, _)| t <= now);
-                    let expected: Vec<u64> = reference.drain(..split).map(|(_, s)| s).collect();
-                    proptest::prop_assert_eq!(out, expected);
+            for (op, n) in ops {
+                match op {
+                    0 => {
+                        let tick = now + n;
+                        if let Some(h) = wheel.insert(tick, tick << SEQ_BITS | seq, seq) {
+                            handles.push((h, seq));
+                        }
+                        reference.push((tick.max(wheel.cursor), seq));
+                        seq += 1;
+                    }
+                    1 if !handles.is_empty() => {
+                        let (h, s) = handles[n as usize % handles.len()];
+                        wheel.cancel(h);
+                        reference.retain(|&(_, r)| r != s);
+                    }
+                    _ => {
+                        now += n % (WHEEL + 7);
+                        let mut out = Vec::new();
+                        wheel.drain(now, &mut out);
+                        reference.sort();
+                        let split = reference.partition_point(|&(t, _)| t <= now);
+                        let expected: Vec<u64> =
+                            reference.drain(..split).map(|(_, s)| s).collect();
+                        proptest::prop_assert_eq!(out, expected);
+                    }
                 }
                 proptest::prop_assert_eq!(wheel.len(), reference.len());
             }
         }
+    }
+
+    #[test]
+    fn a_cancelled_timer_does_not_fire() {
+        let q = TimerQueue::default();
+        let a = q.arm(2 * TICK, "a").unwrap();
+        let b = q.arm(2 * TICK, "b").unwrap();
+        assert_eq!(q.arm(TICK * (WHEEL as u32 + 1), "far"), None, "beyond the span: no handle");
+        q.cancel(a);
+        q.cancel(a);
+        assert_eq!(q.len(), 2, "cancelled once");
+        assert_eq!(q.due(q.instant(3)).0, vec!["b"]);
+        q.cancel(b);
+        assert_eq!(q.len(), 1, "fired already: nothing to cancel");
     }
 
     /// A deadline already past fires with the next drain; a slot is used

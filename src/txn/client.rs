@@ -124,6 +124,17 @@ impl ClientTxn {
         self.state
     }
 
+    /// Timer A (E) can still act: resend the request, or time the wait
+    /// out. A fires only in Calling, E in Trying and Proceeding; a timer
+    /// that can no longer act may be cancelled rather than left to fire.
+    pub fn retransmits(&self) -> bool {
+        match self.state {
+            ClientState::Calling | ClientState::Trying => true,
+            ClientState::Proceeding => !self.invite,
+            _ => false,
+        }
+    }
+
     /// The transaction still waits for a final response.
     pub fn is_pending(&self) -> bool {
         matches!(self.state, ClientState::Calling | ClientState::Trying | ClientState::Proceeding)

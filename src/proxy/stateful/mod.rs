@@ -46,7 +46,7 @@ use super::request::{Forward, Reject, next_hop};
 use super::response::{build_response, strip_own_via};
 use super::router::{BranchTarget, Decision, RequestContext, Router, TxnScope};
 use super::services::Services;
-use super::timer_queue::TimerQueue;
+use super::timer_queue::{TimerHandle, TimerQueue};
 use super::transport::{Inbound, Transport};
 use crate::sip::{EditedMessage, HeaderName, Message};
 use crate::txn::best::{best, ends_fork, upstream_status};
@@ -176,6 +176,9 @@ struct Branch {
     /// reply); otherwise empty.
     kept: Bytes,
     client: ClientTxn,
+    /// Timer A (E) as last armed, to cancel once it can no longer act (a
+    /// reply came): one fewer timer to fire, look up and ignore per branch.
+    retransmit: Option<TimerHandle>,
     /// The final reply (after reply-route edits), for the best-reply
     /// choice; dropped once the transaction is final.
     response: Option<Box<EditedMessage>>,
@@ -196,6 +199,7 @@ impl Branch {
             target,
             kept,
             client,
+            retransmit: None,
             response: None,
             provisional_at: None,
             code: 0,

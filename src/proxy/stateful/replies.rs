@@ -33,7 +33,13 @@ impl Core {
         }
         let mut t = lock(txn_ref);
         let i = index as usize;
-        let actions = t.branches.get_mut(i)?.client.on_response(code, &self.txn.config.timers);
+        let b = t.branches.get_mut(i)?;
+        let actions = b.client.on_response(code, &self.txn.config.timers);
+        if !b.client.retransmits()
+            && let Some(handle) = b.retransmit.take()
+        {
+            self.txn.timers.cancel(handle);
+        }
         let mut steps = Vec::new();
         let mut deliver = false;
         for a in actions {

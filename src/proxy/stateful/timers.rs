@@ -110,7 +110,10 @@ impl Core {
                     steps.push(send(b.target, b.kept.clone()));
                 }
                 ClientAction::Arm(timer, after) => {
-                    self.txn.timers.arm(after, TimerEvent::Client(t.id, index, timer));
+                    let handle = self.txn.timers.arm(after, TimerEvent::Client(t.id, index, timer));
+                    if matches!(timer, ClientTimer::A | ClientTimer::E) {
+                        t.branches[index as usize].retransmit = handle;
+                    }
                 }
                 ClientAction::Timeout => {
                     report_final(t, index as usize, 408);
