@@ -209,11 +209,10 @@ impl<E> Wheel<E> {
                     continue;
                 }
             }
-            let cursor = self.cursor;
             // The list goes with its events: a slot that kept its capacity
             // would hold the most it ever held, and with 4,096 of them that
             // high-water mark crept up round after round of a soak.
-            let slot = std::mem::take(&mut self.slots[(cursor % WHEEL) as usize]);
+            let slot = std::mem::take(self.slot(self.cursor));
             let (taken, before) = (slot.len(), out.len());
             out.extend(slot.into_iter().flatten());
             self.in_slots -= taken;
@@ -225,13 +224,13 @@ impl<E> Wheel<E> {
 
     /// The first tick with an event, if any.
     fn next_tick(&self) -> Option<u64> {
-        let in_span = (self.in_slots > 0)
-            .then(|| {
-                (self.cursor..self.cursor + WHEEL)
-                    .find(|&t| !self.slots[(t % WHEEL) as usize].is_empty())
-            })
-            .flatten();
-        in_span.or_else(|| self.overflow.peek().map(|e| e.key >> SEQ_BITS))
+        if self.in_slots > 0
+            && let Some(t) = (self.cursor..self.cursor + WHEEL)
+                .find(|&t| !self.slots[(t % WHEEL) as usize].is_empty())
+        {
+            return Some(t);
+        }
+        self.overflow.peek().map(|e| e.key >> SEQ_BITS)
     }
 
     fn len(&self) -> usize {

@@ -109,13 +109,7 @@ fn serve(core: &Arc<Core>, sock: &UdpSocket, local: SocketAddr, stop: &AtomicBoo
     let mut filter = BanFilter::default();
     let mut stamps = Stamps::new(max);
     while !stop.load(Ordering::Acquire) {
-        let received = if stamps.wanted(std::time::Instant::now()) {
-            let d = receive(sock, &mut buf, &mut control);
-            stamps.read(d.as_ref().map(|d| d.waited), std::time::Instant::now());
-            d
-        } else {
-            receive_unstamped(sock, &mut buf)
-        };
+        let received = stamps.receive(sock, &mut buf, &mut control);
         let bans = &core.services().bans;
         filter.refresh(bans, sock, local);
         let Some(Datagram { len, peer, waited }) = received else {
@@ -211,6 +205,21 @@ struct Stamps {
 impl Stamps {
     fn new(max: Duration) -> Self {
         Stamps { every: max / 4, backlog: max - max / 4, last: None }
+    }
+
+    /// Reads one datagram, with its stamp when [`Stamps::wanted`] says so.
+    fn receive(
+        &mut self,
+        sock: &UdpSocket,
+        buf: &mut [u8],
+        control: &mut [u8],
+    ) -> Option<Datagram> {
+        if !self.wanted(std::time::Instant::now()) {
+            return receive_unstamped(sock, buf);
+        }
+        let d = receive(sock, buf, control);
+        self.read(d.as_ref().map(|d| d.waited), std::time::Instant::now());
+        d
     }
 
     /// Whether the datagram read `now` is to be read with its stamp.
